@@ -1,0 +1,18 @@
+"""Chat engines: a GGUF through llama-cpp-python, or a transformers model in memory (no Qt here)."""
+
+from .session import ChatSession, ChatSettings
+
+__all__ = ["ChatSession", "ChatSettings", "LlamaCppChat", "TransformersChat"]
+
+
+def __getattr__(name: str):
+    # Lazy: importing the settings must not pull in llama_cpp or torch.
+    if name == "LlamaCppChat":
+        from .llama_cpp_chat import LlamaCppChat
+
+        return LlamaCppChat
+    if name == "TransformersChat":
+        from .transformers_chat import TransformersChat
+
+        return TransformersChat
+    raise AttributeError(name)

@@ -1,0 +1,204 @@
+"""GGUF exports of a run: the merged model in one GGUF type, or the adapter as a GGUF adapter.
+
+Orchestrates the steps (refuse early, merge, write, quantize, check, rename, Modelfile) and leaves
+the craft to the modules that know it: `gguf_writer`, `gguf_lora`, `quantize`, `verify`, `ollama`.
+A failed check is an error: the file is removed and the message says what differed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import gguf
+
+from .gguf_arch import arch_for_config
+from .quantize import K_QUANTS, llama_cpp_available, quantize_gguf, require_llama_cpp
+from .result import CheckResult, ExportError, ExportResult, ProgressFn, report
+from .runs import RunInfo, commit_output, reserve_output
+
+log = logging.getLogger(__name__)
+
+
+def _base_config(run: RunInfo) -> Any:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(run.base_model_dir()))
+
+
+def gguf_string(path: Path, key: str) -> str | None:
+    """A string value from a GGUF's metadata (None when absent or unreadable)."""
+    try:
+        field = gguf.GGUFReader(str(path)).fields.get(key)
+        return None if field is None else str(field.contents())
+    except Exception:  # an unreadable source only loses a hint
+        return None
+
+
+def _check(
+    path: Path, model: Any, tok: Any, gguf_type: str, lora_path: Path | None = None
+) -> CheckResult | None:
+    if not llama_cpp_available():
+        log.warning("llama-cpp-python is not installed: the GGUF was written but not checked")
+        return None
+    from .verify import verify_gguf
+
+    result = verify_gguf(path, model, tok, gguf_type, lora_path=lora_path)
+    if not result.passed:
+        (lora_path or path).unlink(missing_ok=True)
+        raise ExportError(
+            "the exported GGUF does not behave like the trained model, so it was not kept.\n"
+            + result.summary()
+            + "\n"
+            + "\n".join(result.details)
+        )
+    return result
+
+
+def _modelfile_target(out: Path, overwrite: bool) -> Path:
+    path = out.with_suffix(".Modelfile")
+    if path.exists() and not overwrite:
+        raise ExportError(f"{path} already exists; choose another --output or pass --overwrite")
+    return path
+
+
+def export_gguf(
+    run: RunInfo,
+    out: Path,
+    quant: str,
+    overwrite: bool = False,
+    on_progress: ProgressFn | None = None,
+    check: bool = True,
+    system_prompt: str | None = None,
+) -> ExportResult:
+    """Merged model -> GGUF of type `quant` at `out`, checked, with a Modelfile beside it."""
+    from .gguf_writer import write_gguf
+    from .merged import load_merged_model
+    from .ollama import write_modelfile
+
+    arch_for_config(_base_config(run))  # refuse unsupported architectures before any heavy work
+    if quant in K_QUANTS:
+        require_llama_cpp(f"{quant.upper()} export")
+    modelfile = _modelfile_target(out, overwrite)
+    tmp = reserve_output(out, overwrite)
+    report(on_progress, 0.02, "loading and merging the model")
+    model, tok = load_merged_model(run)
+    source = run.source_gguf()
+    pre = gguf_string(source, "tokenizer.ggml.pre") if source else None
+
+    def step(lo: float, hi: float) -> ProgressFn:
+        return lambda f, msg: report(on_progress, lo + (hi - lo) * f, msg)
+
+    try:
+        if quant in K_QUANTS:
+            f16 = tmp.with_name(tmp.name + ".f16")
+            write_gguf(
+                model.state_dict(),
+                model.config,
+                run.tokenizer_dir(),
+                f16,
+                "f16",
+                pre,
+                run.run_dir.name,
+                step(0.1, 0.6),
+            )
+            report(on_progress, 0.6, f"quantizing to {quant.upper()} with llama.cpp")
+            quantize_gguf(f16, tmp, quant)
+            f16.unlink(missing_ok=True)
+        else:
+            write_gguf(
+                model.state_dict(),
+                model.config,
+                run.tokenizer_dir(),
+                tmp,
+                quant,
+                pre,
+                run.run_dir.name,
+                step(0.1, 0.75),
+            )
+        report(on_progress, 0.8, "checking the GGUF against the trained model")
+        result_check = _check(tmp, model, tok, quant) if check else None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.name + ".f16").unlink(missing_ok=True)
+        raise
+    path = commit_output(tmp, out)
+    mf = write_modelfile(
+        path,
+        tok.chat_template if isinstance(tok.chat_template, str) else None,
+        tok.eos_token,
+        system_prompt,
+        path=modelfile,
+    )
+    return ExportResult("gguf", path, quant, [mf], result_check)
+
+
+def export_lora_gguf(
+    run: RunInfo,
+    out: Path,
+    overwrite: bool = False,
+    on_progress: ProgressFn | None = None,
+    check: bool = True,
+    system_prompt: str | None = None,
+) -> ExportResult:
+    """The adapter as a GGUF adapter at `out`, checked on the base GGUF, with a Modelfile (FROM + ADAPTER)."""
+    from .gguf_lora import write_lora_gguf
+    from .merged import load_merged_model
+    from .ollama import write_modelfile
+
+    config = _base_config(run)
+    arch_for_config(config)
+    modelfile = _modelfile_target(out, overwrite)
+    tmp = reserve_output(out, overwrite)
+    report(on_progress, 0.05, "finding the base GGUF")
+    base_gguf, base_type = base_gguf_for(run, on_progress)
+    report(on_progress, 0.4, "converting the adapter")
+    try:
+        write_lora_gguf(run.adapter_dir, config, tmp)
+        result_check = None
+        if check:
+            report(on_progress, 0.6, "checking base + adapter against the merged model")
+            model, tok = load_merged_model(run)
+            result_check = _check(base_gguf, model, tok, base_type, lora_path=tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    path = commit_output(tmp, out)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(run.tokenizer_dir()))
+    mf = write_modelfile(
+        base_gguf,
+        tok.chat_template if isinstance(tok.chat_template, str) else None,
+        tok.eos_token,
+        system_prompt,
+        adapter_path=path,
+        path=modelfile,
+    )
+    return ExportResult("gguf-lora", path, None, [mf], result_check, info={"base_gguf": str(base_gguf)})
+
+
+def base_gguf_for(run: RunInfo, on_progress: ProgressFn | None = None) -> tuple[Path, str]:
+    """(GGUF of the untuned base model, its type): the source GGUF, else an F16 conversion made once."""
+    source = run.source_gguf()
+    if source is not None:
+        return source, "source"
+    from transformers import AutoModelForCausalLM
+
+    from .gguf_writer import write_gguf
+
+    target = run.exports_dir / f"{run.base_model_dir().name}-base-f16.gguf"
+    if target.is_file():
+        return target, "f16"
+    tmp = reserve_output(target, overwrite=False)
+    base = AutoModelForCausalLM.from_pretrained(str(run.base_model_dir()), dtype="float32")
+    write_gguf(
+        base.state_dict(),
+        base.config,
+        run.base_model_dir(),
+        tmp,
+        "f16",
+        on_progress=lambda f, m: report(on_progress, 0.05 + 0.3 * f, "base model: " + m),
+    )
+    return commit_output(tmp, target), "f16"
