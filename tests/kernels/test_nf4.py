@@ -1,0 +1,81 @@
+"""NF4 dequantization against a plain-PyTorch reference of bitsandbytes' layout (and bitsandbytes itself
+where its CPU kernel is right: its native CPU dequant mis-handles rows whose length is not a multiple
+of the block size, e.g. 64 x 96 with blocksize 64, while the CUDA and generic paths use the layout
+below), with and without double quant."""
+
+import pytest
+import torch
+from kernel_compare import assert_close
+
+bnbf = pytest.importorskip("bitsandbytes.functional")
+
+from tunesmith.kernels.nf4 import NF4Weight, dequantize_nf4  # noqa: E402
+
+
+def to_nf4weight(packed, st):
+    nested = st.nested
+    return NF4Weight(
+        packed=packed.view(torch.uint8).reshape(-1),
+        absmax=st.absmax,
+        code=st.code.float(),
+        blocksize=st.blocksize,
+        shape=tuple(st.shape),
+        dtype=st.dtype,
+        absmax2=st.state2.absmax if nested else None,
+        code2=st.state2.code if nested else None,
+        blocksize2=st.state2.blocksize if nested else 256,
+        offset=float(st.offset) if nested else 0.0,
+    )
+
+
+def ref_dequant(packed, st):
+    absmax = st.absmax
+    if st.nested:
+        absmax = st.state2.code[absmax.long()] * st.state2.absmax.repeat_interleave(st.state2.blocksize)[
+            : absmax.numel()
+        ] + float(st.offset)
+    b = packed.view(torch.uint8).reshape(-1).long()
+    nib = torch.stack([b >> 4, b & 15], dim=1).reshape(-1)
+    n = st.shape.numel()
+    return (st.code[nib][:n] * absmax.repeat_interleave(st.blocksize)[:n]).view(st.shape)
+
+
+@pytest.mark.parametrize("nested", [True, False])
+@pytest.mark.parametrize("shape,blocksize", [((37, 130), 64), ((64, 96), 64), ((300, 70), 128)])
+def test_nf4_matches_reference(nested, shape, blocksize):
+    torch.manual_seed(0)
+    w = torch.randn(shape)
+    packed, st = bnbf.quantize_4bit(w, blocksize=blocksize, quant_type="nf4", compress_statistics=nested)
+    got = dequantize_nf4(to_nf4weight(packed, st))
+    assert_close("w", got, ref_dequant(packed, st), rtol=1e-7)
+    assert (got - w).abs().max() < 0.5 * w.abs().max()  # the quantization error itself stays bounded
+
+
+@pytest.mark.parametrize("nested", [True, False])
+def test_nf4_matches_bitsandbytes(nested):
+    torch.manual_seed(0)
+    w = torch.randn(96, 128)
+    packed, st = bnbf.quantize_4bit(w, quant_type="nf4", compress_statistics=nested)
+    ref = bnbf.dequantize_4bit(packed, st, quant_type="nf4")
+    assert_close("w", dequantize_nf4(to_nf4weight(packed, st)), ref, rtol=1e-7)
+
+
+def test_nf4_bf16_output_within_one_ulp():
+    torch.manual_seed(1)
+    w = torch.randn(64, 96)
+    packed, st = bnbf.quantize_4bit(w, quant_type="nf4", compress_statistics=True)
+    ref = ref_dequant(packed, st)
+    nw = to_nf4weight(packed, st)
+    nw.dtype = torch.bfloat16
+    got = dequantize_nf4(nw)
+    assert got.dtype == torch.bfloat16
+    # the interpreter's fp32 -> bf16 cast truncates: allow one bf16 ulp
+    assert ((got.float() - ref).abs() <= ref.abs() * 2**-7 + 1e-6).all()
+
+
+def test_nf4_rejects_short_absmax():
+    nw = NF4Weight(
+        torch.zeros(64, dtype=torch.uint8), torch.ones(1), torch.ones(16), 64, (8, 16), torch.float32
+    )
+    with pytest.raises(ValueError, match="absmax"):
+        dequantize_nf4(nw)
