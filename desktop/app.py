@@ -1,0 +1,55 @@
+"""Create the QApplication and the main window, and run the event loop.
+
+Sets the organisation/app names (used by QSettings), the style, logging and the exception hook.
+With `screenshots_dir`, renders every tab to PNG instead of waiting for the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+_T0 = time.perf_counter()
+log = logging.getLogger(__name__)
+
+
+def make_application():
+    """The QApplication (reused if one exists), named and styled."""
+    from PySide6.QtWidgets import QApplication
+
+    from tunesmith.desktop.theme import APPLICATION, ORGANIZATION, setup_application
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("Tunesmith")
+    setup_application(app)
+    return app
+
+
+def run_app(screenshots_dir: str | None = None, screenshot_steps: int = 4) -> int:
+    """Open the main window and run until it closes; returns the exit status."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app = make_application()
+    from tunesmith.desktop.errors import install_excepthook, setup_logging
+    from tunesmith.desktop.main_window import MainWindow
+
+    log_file = setup_logging()
+    install_excepthook()
+    settings = None
+    if screenshots_dir:  # a fresh, throwaway settings file: the user's settings are not touched
+        import tempfile
+
+        from PySide6.QtCore import QSettings
+
+        settings = QSettings(os.path.join(tempfile.mkdtemp(), "screenshots.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings)
+    window.show()
+    log.info("window shown %.2f s after launch (log: %s)", time.perf_counter() - _T0, log_file)
+    if screenshots_dir:
+        from tunesmith.desktop.screenshots import take_screenshots
+
+        return take_screenshots(window, screenshots_dir, steps=screenshot_steps)
+    return app.exec()

@@ -1,0 +1,99 @@
+"""Chat conversations with one model, or two side by side, streamed from a worker thread.
+
+`ChatSession` keeps one message history per side ("tuned", "base", "gguf"), holds the chat engines the
+controller gives it, and runs a `ChatWorker` on a QThread for each message.  Signals carry the streamed
+pieces to the Chat tab.  It knows nothing of widgets or of how engines are loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from tunesmith.desktop.workers.chat import ChatWorker
+from tunesmith.desktop.workers.training import start_worker_thread
+
+
+class ChatSession(QObject):
+    """Signals: the ChatWorker's (sig_begin, sig_token, sig_end, sig_failed) and sig_busy(bool)."""
+
+    sig_begin = Signal(str)
+    sig_token = Signal(str, str)
+    sig_end = Signal(str, bool)
+    sig_failed = Signal(str, dict)
+    sig_busy = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.engines: dict[str, Any] = {}
+        self.histories: dict[str, list[dict]] = {}
+        self._answers: dict[str, list[str]] = {}
+        self._worker: ChatWorker | None = None
+        self._thread: QThread | None = None
+
+    def set_engine(self, side: str, engine: Any) -> None:
+        """Use `engine` for `side` from now on (its history starts empty)."""
+        self.engines[side] = engine
+        self.histories[side] = []
+
+    def drop_engines(self) -> None:
+        """Forget every engine (e.g. after a new training run) and every history."""
+        self.engines.clear()
+        self.clear()
+
+    def clear(self) -> None:
+        """Start the conversations over."""
+        for side in self.histories:
+            self.histories[side] = []
+
+    def is_busy(self) -> bool:
+        return self._thread is not None
+
+    def send(self, text: str, sides: list[str], settings: Any) -> None:
+        """Append the user's message to each side's history and stream each side's answer."""
+        if self.is_busy():
+            raise RuntimeError("Still answering the last message.")
+        missing = [side for side in sides if side not in self.engines]
+        if missing:
+            raise RuntimeError(f"No model loaded for: {', '.join(missing)}")
+        messages: dict[str, list[dict]] = {}
+        for side in sides:
+            self.histories[side].append({"role": "user", "content": text})
+            messages[side] = list(self.histories[side])  # the engine adds the system prompt
+            self._answers[side] = []
+        worker = ChatWorker([(side, self.engines[side]) for side in sides], messages, settings)
+        worker.sig_begin.connect(self.sig_begin)
+        worker.sig_token.connect(self._on_token)
+        worker.sig_end.connect(self._on_end)
+        worker.sig_failed.connect(self._on_failed)
+        worker.sig_done.connect(self._on_done)
+        self._worker = worker
+        self._thread = start_worker_thread(worker, "tunesmith-chat")
+        self.sig_busy.emit(True)
+
+    def stop(self) -> None:
+        """Stop the answer being generated."""
+        if self._worker is not None:
+            self._worker.stop()
+
+    def _on_token(self, side: str, piece: str) -> None:
+        self._answers.setdefault(side, []).append(piece)
+        self.sig_token.emit(side, piece)
+
+    def _on_end(self, side: str, stopped: bool) -> None:
+        self.histories[side].append({"role": "assistant", "content": "".join(self._answers.get(side, []))})
+        self.sig_end.emit(side, stopped)
+
+    def _on_failed(self, side: str, data: dict) -> None:
+        if self.histories.get(side) and self.histories[side][-1]["role"] == "user":
+            self.histories[side].pop()  # a failed turn is not part of the conversation
+        self.sig_failed.emit(side, data)
+
+    def _on_done(self) -> None:
+        thread = self._thread
+        self._worker = None
+        self._thread = None
+        if thread is not None:
+            thread.wait()
+        self.sig_busy.emit(False)

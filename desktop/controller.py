@@ -1,0 +1,247 @@
+"""The one object through which the app talks to the engine (tunesmith.core).
+
+Tabs and panels never import the engine: they call the controller and listen to its signals.  The
+controller holds the run configuration being edited, the detected hardware, the VRAM estimate, and the
+training and chat sessions; everything that may take more than a moment runs off the GUI thread
+(`run_in_background`, or the sessions' QThread workers).  Engine functions that are not there yet are
+reported as "not available yet" rather than faked.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from tunesmith.core.config import RunConfig
+from tunesmith.desktop import engines
+from tunesmith.desktop.chat_session import ChatSession
+from tunesmith.desktop.dataset_preview import build_preview
+from tunesmith.desktop.settings_spec import supported_methods
+from tunesmith.desktop.training_session import TrainingSession
+from tunesmith.desktop.workers.background import run_in_background
+
+log = logging.getLogger(__name__)
+
+
+class Controller(QObject):
+    """Signals:
+    sig_hardware(object):        the engine's HardwareInfo (None if detection failed)
+    sig_vram(object):            the engine's VramEstimate, or None when it cannot be estimated yet
+    sig_vram_text(str):          a line for the model panel when no estimate is available
+    sig_config(object):          the config was replaced (e.g. restored); editors reload from it
+    sig_dataset(object):         a DatasetPreview for the chosen file
+    sig_dataset_busy(bool):      reading/rendering a dataset
+    sig_error(str, str, str):    message, hint, details: shown as a banner
+    sig_info(str):               a short status-bar message
+    sig_tuned_available(bool):   a trained model is ready to chat with
+    sig_export_done(object):     the engine's ExportResult
+    sig_busy(str):               a short job is running ("" when none)
+    sig_methods(tuple):          training methods the engine supports ("sft", ...)
+    """
+
+    sig_hardware = Signal(object)
+    sig_vram = Signal(object)
+    sig_vram_text = Signal(str)
+    sig_config = Signal(object)
+    sig_dataset = Signal(object)
+    sig_dataset_busy = Signal(bool)
+    sig_error = Signal(str, str, str)
+    sig_info = Signal(str)
+    sig_tuned_available = Signal(bool)
+    sig_export_done = Signal(object)
+    sig_busy = Signal(str)
+    sig_methods = Signal(tuple)
+
+    def __init__(self, config: RunConfig | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.config = config or RunConfig()
+        self.hardware: Any = None
+        self.vram: Any = None
+        self.dataset: Any = None
+        self.training = TrainingSession(self)
+        self.chat = ChatSession(self)
+        self._tokenizers: dict[str, Any] = {}
+        self._dataset_request = 0
+        self._vram_timer = QTimer(self, singleShot=True, interval=300)
+        self._vram_timer.timeout.connect(self._estimate_vram_now)
+        self.training.sig_finished.connect(self._on_run_finished)
+        self.training.sig_started.connect(lambda _data: self._forget_tuned_chat())
+
+    # -- configuration --------------------------------------------------------------------------
+    def set_config(self, config: RunConfig) -> None:
+        """Replace the whole configuration (editors reload from sig_config)."""
+        self.config = config
+        self.sig_config.emit(config)
+        self.config_changed()
+
+    def config_changed(self) -> None:
+        """Call after editing `self.config`: refreshes the VRAM estimate (debounced)."""
+        self._vram_timer.start()
+
+    def set_model_source(self, source: str) -> None:
+        """Choose the model ("demo", a folder, a .gguf file or a hub id)."""
+        if source != self.config.model.source:
+            self.config.model.source = source
+            self.config_changed()
+
+    # -- hardware and memory ----------------------------------------------------------------------
+    def detect_hardware(self) -> None:
+        """Detect the GPU (imports torch, so it runs in the background after the window shows)."""
+        self.sig_busy.emit("Detecting hardware…")
+        run_in_background(engines.detect_hardware, self._on_hardware, self._on_hardware_failed)
+
+    def _on_hardware(self, hardware: Any) -> None:
+        self.hardware = hardware
+        self.sig_busy.emit("")
+        self.sig_hardware.emit(hardware)
+        self._estimate_vram_now()
+        run_in_background(supported_methods, self.sig_methods.emit, lambda _error: None)
+
+    def _on_hardware_failed(self, error: BaseException) -> None:
+        self.sig_busy.emit("")
+        self.sig_hardware.emit(None)
+        self._report(error, "Could not detect the hardware.")
+
+    def _estimate_vram_now(self) -> None:
+        if self.hardware is None:
+            return
+        config, hardware = copy.deepcopy(self.config), self.hardware
+        run_in_background(
+            lambda: engines.estimate_vram(config, hardware), self._on_vram, self._on_vram_failed
+        )
+
+    def _on_vram(self, estimate: Any) -> None:
+        self.vram = estimate
+        self.sig_vram.emit(estimate)
+
+    def _on_vram_failed(self, error: BaseException) -> None:
+        self.vram = None
+        self.sig_vram.emit(None)
+        self.sig_vram_text.emit(engines.describe_error(error)[0])
+
+    # -- dataset --------------------------------------------------------------------------------
+    def load_dataset(self, path: str | None = None, fmt: str | None = None) -> None:
+        """Read, check and render the dataset (the configured one unless given); emits sig_dataset."""
+        if path is not None:
+            self.config.data.path = path
+        if fmt is not None:
+            self.config.data.format = fmt
+        self._dataset_request += 1
+        request = self._dataset_request
+        data, source = copy.deepcopy(self.config.data), self.config.model.source
+        self.sig_dataset_busy.emit(True)
+
+        def op():
+            return build_preview(
+                data.path,
+                data.format,
+                source,
+                data.max_length,
+                data.assistant_only_loss,
+                self._tokenizers,
+                data.template,
+            )
+
+        run_in_background(
+            op,
+            lambda preview: self._on_dataset(request, preview),
+            lambda error: self._on_dataset_failed(request, error),
+        )
+
+    def _on_dataset(self, request: int, preview: Any) -> None:
+        if request != self._dataset_request:
+            return  # a newer request is on its way
+        self.dataset = preview
+        self.sig_dataset_busy.emit(False)
+        self.sig_dataset.emit(preview)
+
+    def _on_dataset_failed(self, request: int, error: BaseException) -> None:
+        if request != self._dataset_request:
+            return
+        self.sig_dataset_busy.emit(False)
+        self._report(error, "Could not read the dataset.")
+
+    # -- training -------------------------------------------------------------------------------
+    def start_training(self) -> bool:
+        """Check the settings and start a run; False (with a banner) if they are not valid."""
+        try:
+            self.config.validate()
+        except Exception as exc:  # noqa: BLE001 - ConfigError names the field
+            self._report(exc, "These settings cannot be used.")
+            return False
+        self.training.start(self.config)
+        return True
+
+    def _on_run_finished(self, data: dict) -> None:
+        self.sig_tuned_available.emit(self.training.run_handle is not None or bool(data.get("adapter_dir")))
+
+    def _forget_tuned_chat(self) -> None:
+        self.chat.drop_engines()
+        self.sig_tuned_available.emit(False)
+
+    # -- chat -----------------------------------------------------------------------------------
+    def prepare_chat(self, sides: list[str], gguf_path: str | None, on_ready, on_failed=None) -> None:
+        """Load the engines for `sides` that are not loaded yet, in the background, then call on_ready()."""
+        needed = [side for side in sides if side not in self.chat.engines]
+        if not needed:
+            on_ready()
+            return
+        handle, source = self.training.run_handle, self.config.model.source
+        run_dir = self.training.last_run_dir
+        self.sig_busy.emit("Loading the model for chat…")
+
+        def op():
+            return {side: engines.chat_engine(side, handle, source, gguf_path, run_dir) for side in needed}
+
+        def done(loaded: dict) -> None:
+            self.sig_busy.emit("")
+            for side, engine in loaded.items():
+                self.chat.set_engine(side, engine)
+            on_ready()
+
+        def failed(error: BaseException) -> None:
+            self.sig_busy.emit("")
+            self._report(error, "Could not load the model for chat.")
+            if on_failed is not None:
+                on_failed(error)
+
+        run_in_background(op, done, failed)
+
+    def chat_settings(self, values: dict) -> Any:
+        """The engine's ChatSettings from plain values (system_prompt, temperature, top_p, max_new_tokens)."""
+        return engines.chat_settings(values)
+
+    # -- export ---------------------------------------------------------------------------------
+    def export(self, fmt: str, quant: str | None, output: str | None) -> None:
+        """Export the last run (adapter, merged model or GGUF) in the background; emits sig_export_done."""
+        run_dir = self.training.last_run_dir
+        if not run_dir:
+            self.sig_error.emit("There is no trained run to export yet.", "Train a model first.", "")
+            return
+        self.sig_busy.emit("Exporting…")
+
+        def progress(*args: Any) -> None:
+            self.sig_info.emit("Exporting: " + " ".join(str(a) for a in args))
+
+        def op():
+            return engines.export_run(run_dir, fmt, quant=quant, output=output, on_progress=progress)
+
+        def done(result: Any) -> None:
+            self.sig_busy.emit("")
+            self.sig_export_done.emit(result)
+
+        run_in_background(
+            op, done, lambda error: (self.sig_busy.emit(""), self._report(error, "Export failed."))
+        )
+
+    # -- errors ---------------------------------------------------------------------------------
+    def _report(self, error: BaseException, context: str) -> None:
+        message, hint = engines.describe_error(error)
+        if context and context not in message:
+            message = f"{context} {message}"
+        details = getattr(error, "details", "")
+        log.error("%s\n%s", message, details)
+        self.sig_error.emit(message, hint, details)

@@ -1,0 +1,106 @@
+"""Lazy doors into the engine, for the controller's background jobs.
+
+Each function imports its part of tunesmith.core only when called (so the window opens without torch),
+and turns a missing engine part into `NotAvailable` with a plain message instead of a crash.  Also
+turns any exception into (message, hint) for the user.  Only the controller calls these.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+
+class NotAvailable(RuntimeError):
+    """An engine feature this build does not have yet."""
+
+    hint = "This part of Tunesmith is not available yet in this build."
+
+
+def _engine(module: str, name: str) -> Any:
+    try:
+        return getattr(importlib.import_module(f"tunesmith.core.{module}"), name)
+    except (ImportError, AttributeError) as exc:
+        raise NotAvailable(f"{module}.{name} is not available yet ({exc}).") from exc
+
+
+def detect_hardware() -> Any:
+    """The engine's HardwareInfo for this machine."""
+    return _engine("hardware", "detect_hardware")()
+
+
+def estimate_vram(config: Any, hardware: Any) -> Any:
+    """The engine's VramEstimate for `config` on `hardware`."""
+    return _engine("vram", "estimate_vram")(config, hardware)
+
+
+def export_run(run_dir: str, fmt: str, quant: str | None, output: str | None, on_progress) -> Any:
+    """Export a run folder through the engine."""
+    return _engine("export", "export_run")(run_dir, fmt, quant=quant, output=output, on_progress=on_progress)
+
+
+def export_formats() -> list[str]:
+    """Export formats offered in the dialog (the engine's list when it has one)."""
+    try:
+        module = importlib.import_module("tunesmith.core.export")
+        return list(getattr(module, "FORMATS", ("lora", "merged", "gguf")))
+    except ImportError:
+        return ["lora", "merged", "gguf"]
+
+
+def chat_settings(values: dict) -> Any:
+    """The engine's ChatSettings built from the Chat tab's plain values."""
+    return _engine("chat", "ChatSettings")(**values)
+
+
+def chat_engine(
+    side: str, run_handle: Any, base_source: str, gguf_path: str | None, run_dir: str | None
+) -> Any:
+    """A chat engine for one side of the Chat tab.
+
+    "tuned": the model just trained (through the engine's transformers chat);
+    "base": the untouched base model; "gguf": a GGUF file through llama.cpp.
+    """
+    if side == "tuned":
+        if run_handle is None or getattr(run_handle, "model", None) is None:
+            raise NotAvailable("There is no trained model yet: train one in the Train tab first.")
+        return _engine("chat", "TransformersChat")(run_handle.model, run_handle.tokenizer)
+    if side == "gguf":
+        if not gguf_path:
+            raise NotAvailable("Choose a GGUF file first.")
+        return _engine("chat", "LlamaCppChat")(gguf_path)
+    if side == "base":
+        return _base_chat(run_handle, base_source)
+    raise ValueError(f"unknown chat side {side!r}")
+
+
+def _base_chat(run_handle: Any, base_source: str) -> Any:
+    """The untouched base model for side-by-side chat (loaded without LoRA, through the engine's loader)."""
+    chat = importlib.import_module("tunesmith.core.chat")
+    factory = getattr(chat, "load_base_chat", None)
+    if factory is not None:  # the engine's own way, once it has one
+        return factory(base_source)
+    config_module = importlib.import_module("tunesmith.core.config")
+    hw = detect_hardware()
+    # Full precision for chatting: 4-bit weights cannot be loaded without LoRA by the training loader.
+    precision = ("bf16" if hw.supports_bf16 else "fp16") if hw.has_gpu else "fp32"
+    model_cfg = config_module.ModelConfig(source=base_source, precision=precision, patch_kernels=False)
+    lora = config_module.LoraSettings(enabled=False)
+    loaded = _engine("models.loading", "load_for_training")(model_cfg, lora, hw)
+    loaded.model.requires_grad_(False)
+    loaded.model.eval()
+    return _engine("chat", "TransformersChat")(loaded.model, loaded.tokenizer)
+
+
+def describe_error(error: BaseException) -> tuple[str, str]:
+    """A message and a hint in words for any error the engine (or Python) raised."""
+    hint = str(getattr(error, "hint", "") or "")
+    message = str(error) or type(error).__name__
+    if isinstance(error, FileNotFoundError):
+        name = Path(getattr(error, "filename", "") or "").name
+        message = f"File not found: {name or message}"
+        hint = hint or "Check the path, or choose the file again."
+    elif isinstance(error, MemoryError) or "out of memory" in message.lower():
+        hint = hint or "Lower the batch size or max length, or turn on gradient checkpointing."
+    return message, hint

@@ -1,0 +1,46 @@
+"""Numbers into short words for the UI: durations, progress lines, sizes.  Pure functions, no Qt."""
+
+from __future__ import annotations
+
+import math
+
+
+def format_duration(seconds: float | None) -> str:
+    """0:42, 12:05, 1:02:03; '—' when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "—"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_rate(tokens_per_second: float | None) -> str:
+    """'850 tokens/s', '12.3k tokens/s'."""
+    if tokens_per_second is None or not math.isfinite(tokens_per_second):
+        return "— tokens/s"
+    if tokens_per_second >= 10_000:
+        return f"{tokens_per_second / 1000:.1f}k tokens/s"
+    return f"{tokens_per_second:.0f} tokens/s"
+
+
+def progress_line(step: dict) -> str:
+    """'Step 3 / 10 · loss 1.234 · 850 tokens/s · ETA 0:42' from a StepMetrics dict."""
+    parts = [f"Step {step.get('step', 0)} / {step.get('total_steps', '?')}"]
+    loss = step.get("loss")
+    if loss is not None and math.isfinite(loss):
+        parts.append(f"loss {loss:.3f}")
+    parts.append(format_rate(step.get("tokens_per_second")))
+    parts.append(f"ETA {format_duration(step.get('eta_seconds'))}")
+    return " · ".join(parts)
+
+
+def finished_line(data: dict) -> str:
+    """A sentence about how a run ended, from a Finished dict."""
+    loss = data.get("final_loss")
+    loss_text = f", final loss {loss:.3f}" if loss is not None and math.isfinite(loss) else ""
+    if data.get("cancelled"):
+        return f"Stopped at step {data.get('step', '?')}{loss_text}. A checkpoint was saved: press Resume to go on."
+    return (
+        f"Finished at step {data.get('step', '?')}{loss_text}. Try the model in the Chat tab, or export it."
+    )

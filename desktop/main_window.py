@@ -1,0 +1,247 @@
+"""The main window: banner, model panel, the Dataset / Train / Chat tabs, menus with shortcuts, the
+export action, settings that persist, and a close that never loses a run.
+
+It wires the tabs to the one controller and remembers layout and settings between launches.  Engine
+work starts only after the window is shown (hardware detection imports torch in the background).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
+
+from tunesmith.desktop import persistence
+from tunesmith.desktop.controller import Controller
+from tunesmith.desktop.engines import export_formats
+from tunesmith.desktop.export_dialog import ExportDialog
+from tunesmith.desktop.tabs.chat_tab import ChatTab
+from tunesmith.desktop.tabs.dataset_tab import DatasetTab
+from tunesmith.desktop.tabs.train_tab import TrainTab
+from tunesmith.desktop.theme import app_icon
+from tunesmith.desktop.widgets.banner import Banner
+from tunesmith.desktop.widgets.model_panel import ModelPanel
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    """The app's one window.  `start_engine_work()` runs once, right after the first show."""
+
+    def __init__(self, controller: Controller | None = None, settings=None):
+        super().__init__()
+        self.settings = settings or persistence.make_settings()
+        remembered = persistence.load_config(self.settings)
+        self.controller = controller or Controller(remembered)
+        self.setWindowTitle("Tunesmith — fine-tune a language model on your own data")
+        self.setWindowIcon(app_icon())
+        self.banner = Banner()
+        self.model_panel = ModelPanel(self.controller)
+        self.dataset_tab = DatasetTab(self.controller)
+        self.train_tab = TrainTab(self.controller)
+        self.chat_tab = ChatTab(self.controller)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.dataset_tab, "1  Dataset")
+        self.tabs.addTab(self.train_tab, "2  Train")
+        self.tabs.addTab(self.chat_tab, "3  Chat")
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.model_panel)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self.busy_label = QLabel()
+        self.statusBar().addPermanentWidget(self.busy_label)
+        self.actions: dict[str, QAction] = {}
+        self._build_menus()
+        self._connect()
+        self._close_after_run = False
+        self._started = False
+        self.restore_layout()
+
+    # -- construction ---------------------------------------------------------------------------
+    def _action(self, name: str, text: str, shortcut, slot, menu) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        self.actions[name] = action
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action("open", "&Open dataset…", QKeySequence.StandardKey.Open, self._open_dataset, file_menu)
+        self._action("export", "&Export model…", "Ctrl+E", self.export, file_menu)
+        file_menu.addSeparator()
+        self._action("quit", "&Quit", QKeySequence.StandardKey.Quit, self.close, file_menu)
+        run_menu = bar.addMenu("&Run")
+        self._action("start", "&Start training", "Ctrl+Return", self._primary, run_menu)
+        self._action("stop", "S&top (keeps a checkpoint)", "Ctrl+.", self.train_tab.stop, run_menu)
+        self._action("resume", "&Resume", "Ctrl+R", self.train_tab.resume, run_menu)
+        self._action("folder", "Open run &folder", "Ctrl+Shift+O", self.train_tab.open_run_folder, run_menu)
+        view_menu = bar.addMenu("&View")
+        for index, name in enumerate(("Dataset", "Train", "Chat")):
+            self._action(
+                f"tab{index}",
+                f"&{name}",
+                f"Ctrl+{index + 1}",
+                lambda _checked=False, i=index: self.tabs.setCurrentIndex(i),
+                view_menu,
+            )
+        chat_menu = bar.addMenu("&Chat")
+        self._action("send", "&Send message (Ctrl+Return in the Chat tab)", "", self.chat_tab.send, chat_menu)
+        self._action("stop_chat", "Stop &answer", "Esc", self.controller.chat.stop, chat_menu)
+        self._action("clear_chat", "&Clear conversation", "Ctrl+L", self.chat_tab.clear, chat_menu)
+        help_menu = bar.addMenu("&Help")
+        self._action("about", "&About Tunesmith", "F1", self._about, help_menu)
+
+    def _connect(self) -> None:
+        c = self.controller
+        c.sig_error.connect(lambda message, hint, details: self.banner.show_message(message, hint, details))
+        c.sig_info.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        c.sig_busy.connect(self.busy_label.setText)
+        c.sig_export_done.connect(self._on_exported)
+        c.sig_config.connect(lambda _config: self.dataset_tab.update_cut())
+        c.training.sig_failed.connect(self._on_run_failed)
+        c.training.sig_started.connect(lambda _data: self.banner.hide())
+        c.training.sig_state.connect(self._on_run_state)
+        c.training.sig_run_ended.connect(self._maybe_close_after_run)
+        self.train_tab.form.sig_changed.connect(self._on_setting_changed)
+
+    # -- start-up -------------------------------------------------------------------------------
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not self._started:
+            self._started = True
+            QTimer.singleShot(0, self.start_engine_work)
+
+    def start_engine_work(self) -> None:
+        """Detect the hardware and read the chosen dataset, in the background."""
+        self.controller.detect_hardware()
+        self.controller.load_dataset()
+
+    # -- actions --------------------------------------------------------------------------------
+    def _open_dataset(self) -> None:
+        self.tabs.setCurrentWidget(self.dataset_tab)
+        self.dataset_tab.choose_file()
+
+    def _primary(self) -> None:
+        """Ctrl+Return: send the message in the Chat tab, start training elsewhere."""
+        if self.tabs.currentWidget() is self.chat_tab:
+            self.chat_tab.send()
+            return
+        self.tabs.setCurrentWidget(self.train_tab)
+        self.train_tab.start()
+
+    def _on_setting_changed(self, path: str) -> None:
+        if path == "data.max_length":
+            self.dataset_tab.update_cut()
+        if path in ("data.max_length", "data.assistant_only_loss"):
+            QTimer.singleShot(0, self.controller.load_dataset)
+
+    def _on_run_state(self, state: str) -> None:
+        running = state != "idle"
+        self.actions["start"].setEnabled(not running)
+        self.actions["stop"].setEnabled(state == "running")
+        self.actions["resume"].setEnabled(not running and self.controller.training.can_resume())
+        self.model_panel.setEnabled(not running)
+
+    def _on_run_failed(self, data: dict) -> None:
+        self.banner.show_message(
+            data.get("message", "Training failed."), data.get("hint", ""), data.get("details", "")
+        )
+
+    def export(self) -> None:
+        """Ask how to export the last run, then export it in the background."""
+        run_dir = self.controller.training.last_run_dir
+        if not run_dir:
+            self.banner.show_message(
+                "There is no trained model to export yet.", "Train one in the Train tab.", level="info"
+            )
+            return
+        dialog = ExportDialog(run_dir, export_formats(), self)
+        if dialog.exec():
+            self.controller.export(*dialog.choice())
+
+    def _on_exported(self, result) -> None:
+        summary = result.summary() if hasattr(result, "summary") else str(result)
+        self.banner.show_message("Export finished.", summary, level="info")
+        path = str(getattr(result, "path", ""))
+        if path.endswith(".gguf"):
+            self.chat_tab.use_gguf(path)
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About Tunesmith",
+            "<b>Tunesmith</b><br>Fine-tune an open language model on "
+            "your own data, on your own computer, and chat with the result.",
+        )
+
+    # -- closing and persistence ----------------------------------------------------------------
+    def confirm_stop_on_close(self) -> bool:
+        """Ask whether to stop the running training to quit (tests replace this)."""
+        answer = QMessageBox.question(
+            self,
+            "Training is running",
+            "A training run is still going. Stop it and quit?\nA checkpoint is saved, so you can resume later.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        training = self.controller.training
+        if training.is_running():
+            if self._close_after_run or self.confirm_stop_on_close():
+                self._close_after_run = True
+                training.stop()
+                self.busy_label.setText("Stopping the run and saving a checkpoint…")
+            event.ignore()
+            return
+        self.controller.chat.stop()
+        self.save_layout()
+        super().closeEvent(event)
+
+    def _maybe_close_after_run(self) -> None:
+        if self._close_after_run:
+            QTimer.singleShot(0, self.close)
+
+    def save_layout(self) -> None:
+        """Remember geometry, splitters, tab, settings and the chat knobs."""
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("window/tab", self.tabs.currentIndex())
+        s.setValue("window/advanced", self.train_tab.form.advanced_toggle.isChecked())
+        persistence.save_splitters(s, self)
+        persistence.save_config(s, self.controller.config)
+        persistence.save_values(s, "chat/settings", self.chat_tab.settings_values())
+        s.sync()
+
+    def restore_layout(self) -> None:
+        """Restore what `save_layout` remembered (first launch: a sensible size)."""
+        s = self.settings
+        geometry = s.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1200, 820)
+        state = s.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        self.tabs.setCurrentIndex(int(s.value("window/tab", 0)))
+        self.train_tab.form.set_advanced_visible(str(s.value("window/advanced", "false")).lower() == "true")
+        persistence.restore_splitters(s, self)
+        chat = persistence.load_values(s, "chat/settings")
+        self.chat_tab.system_edit.setText(str(chat.get("system_prompt", "")))
+        for key, widget in (
+            ("temperature", self.chat_tab.temperature),
+            ("top_p", self.chat_tab.top_p),
+            ("max_new_tokens", self.chat_tab.max_tokens),
+        ):
+            if key in chat:
+                widget.setValue(chat[key])

@@ -1,0 +1,71 @@
+"""What the app remembers between launches, through QSettings: the run configuration (so the last model
+and dataset return), window geometry, splitter sizes, the open tab and the chat settings.
+
+Settings live in an INI file under the user's config folder ("Tunesmith/Tunesmith.ini"); tests point
+QSettings at a temporary folder with `QSettings.setPath`.  Knows nothing about the engine beyond
+RunConfig's dict round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QSplitter, QWidget
+
+from tunesmith.core.config import RunConfig
+from tunesmith.desktop.theme import APPLICATION, ORGANIZATION
+
+log = logging.getLogger(__name__)
+
+
+def make_settings() -> QSettings:
+    """The app's settings store (INI format, user scope)."""
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
+
+
+def save_config(settings: QSettings, config: RunConfig) -> None:
+    """Remember the whole run configuration."""
+    settings.setValue("run/config", json.dumps(config.to_dict()))
+
+
+def load_config(settings: QSettings) -> RunConfig | None:
+    """The remembered configuration, or None (first launch, or a config from an incompatible version)."""
+    text = settings.value("run/config")
+    if not text:
+        return None
+    try:
+        return RunConfig.from_dict(json.loads(str(text)))
+    except Exception as exc:  # noqa: BLE001 - a stale setting must never stop the app from opening
+        log.warning("ignoring remembered settings: %s", exc)
+        return None
+
+
+def save_splitters(settings: QSettings, root: QWidget) -> None:
+    """Remember every named splitter's sizes under `root`."""
+    for splitter in root.findChildren(QSplitter):
+        if splitter.objectName():
+            settings.setValue(f"layout/{splitter.objectName()}", splitter.saveState())
+
+
+def restore_splitters(settings: QSettings, root: QWidget) -> None:
+    """Restore splitter sizes saved by `save_splitters`."""
+    for splitter in root.findChildren(QSplitter):
+        state = settings.value(f"layout/{splitter.objectName()}") if splitter.objectName() else None
+        if state is not None:
+            splitter.restoreState(state)
+
+
+def save_values(settings: QSettings, group: str, values: dict[str, Any]) -> None:
+    """Remember a dict of plain values (JSON) under a name."""
+    settings.setValue(group, json.dumps(values))
+
+
+def load_values(settings: QSettings, group: str) -> dict[str, Any]:
+    """A dict saved by `save_values`, or {}."""
+    try:
+        return dict(json.loads(str(settings.value(group) or "{}")))
+    except (ValueError, TypeError):
+        return {}

@@ -1,0 +1,325 @@
+"""Which training settings the app shows, with plain-words tooltips, and the three presets.
+
+Pure data and small functions over `RunConfig` (no Qt): the Train tab builds its form from `SETTINGS`,
+and the presets are applied with `apply_preset`.  A setting is addressed by its dotted path in the
+config ("train.learning_rate").  What the machine can do is decided in `machine_limits`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One knob: where it lives in the config, how to edit it, and what to tell the user."""
+
+    path: str
+    label: str
+    kind: str  # "int" | "float" | "choice" | "bool"
+    tooltip: str
+    advanced: bool = False
+    minimum: float = 0
+    maximum: float = 1_000_000
+    decimals: int = 0
+    step: float = 1
+    choices: tuple[str, ...] = ()
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "train.epochs",
+        "Epochs",
+        "float",
+        "How many times the model reads your whole dataset.\n"
+        "More epochs learn your data more closely; too many make it parrot your examples.\n"
+        "1-3 is usual.",
+        minimum=0.1,
+        maximum=100,
+        decimals=1,
+        step=0.5,
+    ),
+    SettingSpec(
+        "train.max_steps",
+        "Max steps",
+        "int",
+        "Stop after this many training steps, whatever the\n"
+        "number of epochs. -1 = use epochs. Set a small number for a quick try.",
+        minimum=-1,
+    ),
+    SettingSpec(
+        "train.learning_rate",
+        "Learning rate",
+        "float",
+        "How big each learning step is.\n"
+        "Too high: the loss jumps around or the model forgets how to talk. Too low: slow learning.\n"
+        "2e-4 suits LoRA; lower it (1e-4, 5e-5) if the loss is unstable.",
+        minimum=1e-7,
+        maximum=0.1,
+        decimals=7,
+        step=1e-5,
+    ),
+    SettingSpec(
+        "train.batch_size",
+        "Batch size",
+        "int",
+        "Examples processed together in one step.\n"
+        "Bigger is faster per example but needs more memory. Lower it if you run out of memory.",
+        minimum=1,
+        maximum=512,
+    ),
+    SettingSpec(
+        "data.max_length",
+        "Max length (tokens)",
+        "int",
+        "Longest example the model sees; longer\n"
+        "ones are cut. The Dataset tab's histogram shows where your examples fall.\n"
+        "Longer needs more memory.",
+        minimum=16,
+        maximum=131072,
+        step=64,
+    ),
+    SettingSpec(
+        "lora.r",
+        "LoRA rank",
+        "int",
+        "Size of the small add-on the model learns (LoRA).\n"
+        "Higher can learn more, uses a bit more memory. 8-32 is usual.",
+        minimum=1,
+        maximum=512,
+    ),
+    SettingSpec(
+        "lora.alpha",
+        "LoRA alpha",
+        "int",
+        "Strength of the LoRA add-on. Usually equal to the\nrank, or twice it.",
+        advanced=True,
+        minimum=1,
+        maximum=1024,
+    ),
+    SettingSpec(
+        "lora.dropout",
+        "LoRA dropout",
+        "float",
+        "Randomly ignores part of the add-on while\n"
+        "training, against over-learning small datasets. 0 is fine most of the time.",
+        advanced=True,
+        maximum=0.9,
+        decimals=2,
+        step=0.05,
+    ),
+    SettingSpec(
+        "lora.enabled",
+        "Use LoRA",
+        "bool",
+        "On: train a small add-on (fast, little memory).\n"
+        "Off: full fine-tuning of every weight (needs far more memory).",
+        advanced=True,
+    ),
+    SettingSpec(
+        "train.grad_accum",
+        "Gradient accumulation",
+        "int",
+        "Add up this many batches before each\n"
+        "update: behaves like a bigger batch without the memory. Raise it when batch size is small.",
+        advanced=True,
+        minimum=1,
+        maximum=1024,
+    ),
+    SettingSpec(
+        "train.lr_scheduler",
+        "LR schedule",
+        "choice",
+        "How the learning rate changes during the run.\n"
+        "Linear and cosine slowly lower it, which usually ends better.",
+        advanced=True,
+        choices=("linear", "cosine", "constant", "constant_with_warmup"),
+    ),
+    SettingSpec(
+        "train.warmup_ratio",
+        "Warm-up fraction",
+        "float",
+        "Part of the run during which the\nlearning rate rises from 0, which steadies the start. 0-0.1.",
+        advanced=True,
+        maximum=0.5,
+        decimals=2,
+        step=0.01,
+    ),
+    SettingSpec(
+        "train.weight_decay",
+        "Weight decay",
+        "float",
+        "Gently pulls weights toward zero against\nover-learning. 0 or 0.01 is usual.",
+        advanced=True,
+        maximum=1,
+        decimals=3,
+        step=0.01,
+    ),
+    SettingSpec(
+        "train.optimizer",
+        "Optimizer",
+        "choice",
+        "adamw: the standard. adamw_8bit: the same\nwith less memory (NVIDIA GPU only).",
+        advanced=True,
+        choices=("adamw", "adamw_8bit"),
+    ),
+    SettingSpec(
+        "train.gradient_checkpointing",
+        "Gradient checkpointing",
+        "bool",
+        "Saves a lot of memory by\n"
+        "recomputing parts of the model, about 30% slower. Turn on if you run out of memory.",
+        advanced=True,
+    ),
+    SettingSpec(
+        "data.assistant_only_loss",
+        "Train on answers only",
+        "bool",
+        "Learn only from the assistant's\nreplies; the questions are context. Usually what you want.",
+        advanced=True,
+    ),
+    SettingSpec(
+        "data.packing",
+        "Packing",
+        "bool",
+        "Joins short examples into full-length rows: faster when\nyour examples are short.",
+        advanced=True,
+    ),
+    SettingSpec(
+        "data.eval_ratio",
+        "Evaluation split",
+        "float",
+        "Fraction of rows kept aside to measure\n"
+        "how well the model does on examples it did not train on. 0 = none.",
+        advanced=True,
+        maximum=0.5,
+        decimals=2,
+        step=0.05,
+    ),
+    SettingSpec(
+        "train.eval_steps",
+        "Evaluate every (steps)",
+        "int",
+        "How often to measure the evaluation\nloss. 0 = only at the end.",
+        advanced=True,
+    ),
+    SettingSpec(
+        "train.save_steps",
+        "Checkpoint every (steps)",
+        "int",
+        "How often to save a checkpoint you\ncan resume from. 0 = only at the end or when you press Stop.",
+        advanced=True,
+    ),
+    SettingSpec(
+        "train.seed",
+        "Seed",
+        "int",
+        "Makes runs repeatable: the same seed and settings give the\nsame result.",
+        advanced=True,
+        maximum=2**31 - 1,
+    ),
+)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "Quick test": {
+        "train.epochs": 1.0,
+        "train.max_steps": 30,
+        "train.learning_rate": 2e-4,
+        "lora.r": 8,
+        "lora.alpha": 16,
+        "data.max_length": 512,
+        "train.batch_size": 2,
+        "train.grad_accum": 1,
+        "train.lr_scheduler": "linear",
+        "train.warmup_ratio": 0.0,
+    },
+    "Balanced": {
+        "train.epochs": 2.0,
+        "train.max_steps": -1,
+        "train.learning_rate": 2e-4,
+        "lora.r": 16,
+        "lora.alpha": 16,
+        "data.max_length": 1024,
+        "train.batch_size": 2,
+        "train.grad_accum": 4,
+        "train.lr_scheduler": "linear",
+        "train.warmup_ratio": 0.03,
+    },
+    "Best quality": {
+        "train.epochs": 3.0,
+        "train.max_steps": -1,
+        "train.learning_rate": 1e-4,
+        "lora.r": 32,
+        "lora.alpha": 32,
+        "data.max_length": 2048,
+        "train.batch_size": 2,
+        "train.grad_accum": 8,
+        "train.lr_scheduler": "cosine",
+        "train.warmup_ratio": 0.05,
+    },
+}
+
+METHOD_LABELS = {
+    "sft": "SFT — learn from examples",
+    "dpo": "DPO — prefer good answers over bad",
+    "orpo": "ORPO — preferences without a reference model",
+    "grpo": "GRPO — learn from rewards",
+}
+
+
+def get_value(config: Any, path: str) -> Any:
+    """Read a dotted setting from a RunConfig."""
+    section, name = path.split(".")
+    return getattr(getattr(config, section), name)
+
+
+def set_value(config: Any, path: str, value: Any) -> None:
+    """Write a dotted setting into a RunConfig."""
+    section, name = path.split(".")
+    setattr(getattr(config, section), name, value)
+
+
+def apply_preset(config: Any, name: str) -> None:
+    """Overwrite the preset's settings in `config`; other settings stay as they are."""
+    for path, value in PRESETS[name].items():
+        set_value(config, path, value)
+
+
+def matching_preset(config: Any) -> str | None:
+    """The preset whose every value the config has, or None ("Custom")."""
+    for name, values in PRESETS.items():
+        if all(get_value(config, p) == v for p, v in values.items()):
+            return name
+    return None
+
+
+def machine_limits(hardware: Any) -> dict[str, str]:
+    """Settings and choices that cannot work on this machine -> the reason, in words.
+
+    Keys are setting paths, or "path=value" for one choice of a setting.  `hardware` is the core's
+    HardwareInfo, or None while it is still being detected (then nothing is limited).
+    """
+    if hardware is None:
+        return {}
+    limits: dict[str, str] = {}
+    on_cuda = getattr(hardware, "device", "cpu") == "cuda"
+    if not on_cuda:
+        limits["train.optimizer=adamw_8bit"] = "8-bit Adam needs an NVIDIA GPU."
+        limits["model.patch_kernels"] = "Tunesmith's fast kernels need an NVIDIA GPU."
+        limits["model.precision=fp16"] = "16-bit float training needs a GPU."
+    if not getattr(hardware, "supports_4bit", False):
+        limits["model.precision=4bit"] = "4-bit loading is not supported on this machine."
+        limits["model.precision=8bit"] = "8-bit loading is not supported on this machine."
+    if not getattr(hardware, "supports_bf16", False):
+        limits["model.precision=bf16"] = "This machine cannot compute in bfloat16."
+    return limits
+
+
+def supported_methods() -> tuple[str, ...]:
+    """Training methods the installed engine runs (SFT until the engine says more)."""
+    try:
+        from tunesmith.core.training import engine
+    except ImportError:
+        return ("sft",)
+    return tuple(getattr(engine, "SUPPORTED_METHODS", ("sft",)))

@@ -1,0 +1,249 @@
+"""The Train tab: method, preset and settings on the left; Start / Stop / Resume, progress, live plots
+and the log on the right.
+
+Settings edit `controller.config`; runs go through `controller.training` (a TrainingSession), whose
+signals feed the progress bar, the plots and the log.  Nothing here touches torch or TRL.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tunesmith.desktop.formatting import finished_line, progress_line
+from tunesmith.desktop.settings_spec import (
+    METHOD_LABELS,
+    PRESETS,
+    apply_preset,
+    machine_limits,
+    matching_preset,
+)
+from tunesmith.desktop.widgets.run_plots import RunPlots
+from tunesmith.desktop.widgets.settings_form import SettingsForm
+
+CUSTOM = "Custom"
+PRESET_TIP = (
+    "Quick test: a few steps to check everything works.\nBalanced: a good first real run.\n"
+    "Best quality: slower, learns more carefully."
+)
+
+
+class TrainTab(QWidget):
+    """Settings, run controls, progress, plots and log."""
+
+    def __init__(self, controller, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.session = controller.training
+        self.method_combo = QComboBox()
+        for key, label in METHOD_LABELS.items():
+            self.method_combo.addItem(label, key)
+        self.method_combo.setToolTip("How the model learns. SFT learns to answer like your examples.")
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItems([*PRESETS, CUSTOM])
+        self.preset_combo.setToolTip(PRESET_TIP)
+        self.form = SettingsForm()
+        self.start_button = QPushButton("Start training")
+        self.start_button.setObjectName("primary")
+        self.start_button.setToolTip("Start a new run with these settings (Ctrl+Return)")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop after the current step; a checkpoint is saved (Ctrl+.)")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the stopped run from its last checkpoint (Ctrl+R)")
+        self.folder_button = QPushButton("Open run folder")
+        self.folder_button.setToolTip("The run's folder: config, metrics, log, checkpoints, adapter")
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m steps")
+        self.status_label = QLabel("Ready. Press Start to train on the chosen dataset.")
+        self.status_label.setWordWrap(True)
+        self.plots = RunPlots()
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(5000)
+        self._build_layout()
+        self._connect()
+        self.load_from_config()
+        self._update_buttons("idle")
+
+    def _build_layout(self) -> None:
+        settings = QWidget()
+        settings_layout = QVBoxLayout(settings)
+        top_form = QFormLayout()
+        top_form.addRow("Method:", self.method_combo)
+        top_form.addRow("Preset:", self.preset_combo)
+        settings_layout.addLayout(top_form)
+        settings_layout.addWidget(self.form, 1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(settings)
+        scroll.setMinimumWidth(300)
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.stop_button, self.resume_button):
+            buttons.addWidget(button)
+        buttons.addWidget(self.progress, 1)
+        buttons.addWidget(self.folder_button)
+        right_split = QSplitter(Qt.Orientation.Vertical)
+        right_split.addWidget(self.plots)
+        right_split.addWidget(self.log_view)
+        right_split.setSizes([450, 150])
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addLayout(buttons)
+        right_layout.addWidget(self.status_label)
+        right_layout.addWidget(right_split, 1)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("trainSplitter")
+        self.splitter.addWidget(scroll)
+        self.splitter.addWidget(right)
+        self.splitter.setSizes([330, 800])
+        QVBoxLayout(self).addWidget(self.splitter)
+
+    def _connect(self) -> None:
+        self.preset_combo.currentTextChanged.connect(self._on_preset)
+        self.method_combo.currentIndexChanged.connect(self._on_method)
+        self.form.sig_changed.connect(self._on_setting)
+        self.start_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.resume_button.clicked.connect(self.resume)
+        self.folder_button.clicked.connect(self.open_run_folder)
+        self.controller.sig_config.connect(lambda _config: self.load_from_config())
+        self.controller.sig_hardware.connect(self._on_hardware)
+        self.controller.sig_methods.connect(self._set_methods_enabled)
+        s = self.session
+        s.sig_state.connect(self._update_buttons)
+        s.sig_started.connect(self._on_started)
+        s.sig_step.connect(self._on_step)
+        s.sig_eval.connect(self.plots.add_eval)
+        s.sig_log.connect(self.append_log)
+        s.sig_checkpoint.connect(
+            lambda step, path: self.append_log("info", f"Checkpoint at step {step}: {path}")
+        )
+        s.sig_finished.connect(self._on_finished)
+        s.sig_failed.connect(self._on_failed)
+        s.sig_run_ended.connect(lambda: self._update_buttons(s.state))
+
+    # -- settings -------------------------------------------------------------------------------
+    def load_from_config(self) -> None:
+        """Show the controller's config in the form, preset and method fields."""
+        config = self.controller.config
+        self.form.load(config)
+        self.method_combo.blockSignals(True)
+        self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(config.train.method)))
+        self.method_combo.blockSignals(False)
+        self._sync_preset()
+        self._set_methods_enabled(("sft",))
+
+    def _sync_preset(self) -> None:
+        self.preset_combo.blockSignals(True)
+        self.preset_combo.setCurrentText(matching_preset(self.controller.config) or CUSTOM)
+        self.preset_combo.blockSignals(False)
+
+    def _on_preset(self, name: str) -> None:
+        if name in PRESETS:
+            apply_preset(self.controller.config, name)
+            self.form.load(self.controller.config)
+            self.controller.config_changed()
+            self.append_log("info", f"Preset '{name}' applied.")
+
+    def _on_setting(self, path: str) -> None:
+        self.form.store(self.controller.config, path)
+        self._sync_preset()
+        self.controller.config_changed()
+
+    def _on_method(self) -> None:
+        self.controller.config.train.method = self.method_combo.currentData()
+        self.controller.config_changed()
+
+    def _set_methods_enabled(self, supported: tuple[str, ...]) -> None:
+        model = self.method_combo.model()
+        for row in range(self.method_combo.count()):
+            ok = self.method_combo.itemData(row) in supported
+            model.item(row).setEnabled(ok)
+            model.item(row).setToolTip("" if ok else "Not available yet in this version of the engine.")
+
+    def _on_hardware(self, hardware) -> None:
+        self.form.apply_limits(machine_limits(hardware))
+        self.plots.set_memory_label(getattr(hardware, "device", "cpu") == "cuda")
+
+    # -- run control ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start a new run (plots and log start over)."""
+        if self.session.is_running():
+            return
+        self.plots.clear()
+        self.log_view.clear()
+        self.progress.setValue(0)
+        self.status_label.setText("Loading the model and preparing the data…")
+        if not self.controller.start_training():
+            self.status_label.setText("Not started: see the message above.")
+
+    def stop(self) -> None:
+        """Stop the run after the current step (a checkpoint is saved)."""
+        if self.session.is_running():
+            self.status_label.setText("Stopping after this step and saving a checkpoint…")
+            self.session.stop()
+
+    def resume(self) -> None:
+        """Resume the last stopped run; its points continue on the same plots."""
+        if self.session.can_resume():
+            self.status_label.setText("Resuming from the last checkpoint…")
+            self.session.resume()
+
+    def open_run_folder(self) -> None:
+        if self.session.last_run_dir:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(self.session.last_run_dir))
+
+    def _update_buttons(self, state: str) -> None:
+        running = state != "idle"
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(state == "running")
+        self.resume_button.setEnabled(not running and self.session.can_resume())
+        self.folder_button.setEnabled(bool(self.session.last_run_dir))
+        self.form.setEnabled(not running)
+        self.preset_combo.setEnabled(not running)
+        self.method_combo.setEnabled(not running)
+
+    def _on_started(self, data: dict) -> None:
+        self.progress.setRange(0, max(1, int(data.get("total_steps") or 1)))
+        self.progress.setValue(int(data.get("resumed_from_step") or 0))
+        resumed = data.get("resumed_from_step") or 0
+        what = f"Resumed from step {resumed}" if resumed else "Training"
+        self.status_label.setText(f"{what} on {data.get('device', '?')} ({data.get('precision', '?')}).")
+        self.append_log("info", f"Run folder: {data.get('run_dir')}")
+        self.folder_button.setEnabled(True)
+
+    def _on_step(self, step: dict) -> None:
+        self.plots.add_step(step)
+        self.progress.setMaximum(max(1, int(step.get("total_steps") or 1)))
+        self.progress.setValue(int(step["step"]))
+        if self.session.state == "running":
+            self.status_label.setText(progress_line(step))
+
+    def _on_finished(self, data: dict) -> None:
+        self.plots.flush()
+        self.status_label.setText(finished_line(data))
+        self.append_log("info", finished_line(data))
+
+    def _on_failed(self, data: dict) -> None:
+        self.plots.flush()
+        self.status_label.setText(f"Failed: {data.get('message', '')} {data.get('hint', '')}")
+        self.append_log("error", f"{data.get('message', '')} {data.get('hint', '')}")
+
+    def append_log(self, level: str, message: str) -> None:
+        """Add a line to the log pane."""
+        prefix = {"warning": "⚠ ", "error": "✖ "}.get(level, "")
+        self.log_view.appendPlainText(prefix + message)

@@ -1,0 +1,193 @@
+"""The model panel: which model to fine-tune, at what precision, what this machine has, and whether
+the choice will fit in memory — all before anything is loaded.
+
+It edits `controller.config.model` and shows the controller's hardware and VRAM estimate.  It knows
+nothing about training itself.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QWidget,
+)
+
+from tunesmith.desktop.settings_spec import machine_limits
+
+DEMO_LABEL = "Demo model — SmolLM2-135M-Instruct (embedded, works offline)"
+KINDS = [("demo", DEMO_LABEL), ("folder", "Local model folder"), ("gguf", "GGUF file"), ("hub", "Hub id")]
+PRECISION_LABELS = {
+    "auto": "Automatic (best for this machine)",
+    "4bit": "4-bit (QLoRA, least memory)",
+    "8bit": "8-bit",
+    "bf16": "bfloat16",
+    "fp16": "float16",
+    "fp32": "float32 (CPU)",
+}
+PRECISION_TIP = (
+    "How precisely the model's weights are held in memory while training.\n"
+    "4-bit (QLoRA) needs the least memory and is what most people use on one GPU.\n"
+    "Automatic picks the best choice for this machine."
+)
+
+
+class ModelPanel(QGroupBox):
+    """Model source, precision, GPU facts and the VRAM estimate."""
+
+    def __init__(self, controller, parent: QWidget | None = None):
+        super().__init__("Model", parent)
+        self.controller = controller
+        self.kind_combo = QComboBox()
+        for key, label in KINDS:
+            self.kind_combo.addItem(label, key)
+        self.kind_combo.setToolTip(
+            "The model to fine-tune. The demo model is small and trains on any computer."
+        )
+        self.location_edit = QLineEdit()
+        self.location_edit.setPlaceholderText(
+            "folder, .gguf file or hub id like HuggingFaceTB/SmolLM2-135M-Instruct"
+        )
+        self.browse_button = QPushButton("Browse…")
+        self.precision_combo = QComboBox()
+        self.precision_combo.setToolTip(PRECISION_TIP)
+        for key, label in PRECISION_LABELS.items():
+            self.precision_combo.addItem(label, key)
+        self.hardware_label = QLabel("Detecting hardware…")
+        self.hardware_label.setWordWrap(True)
+        self.vram_label = QLabel("Memory estimate: waiting for hardware detection…")
+        self.vram_label.setWordWrap(True)
+
+        source_row = QHBoxLayout()
+        source_row.addWidget(self.kind_combo)
+        source_row.addWidget(self.location_edit, 1)
+        source_row.addWidget(self.browse_button)
+        form = QFormLayout(self)
+        form.addRow("Model:", source_row)
+        form.addRow("Precision:", self.precision_combo)
+        form.addRow("Hardware:", self.hardware_label)
+        form.addRow("Memory:", self.vram_label)
+
+        self.kind_combo.currentIndexChanged.connect(self._on_kind)
+        self.location_edit.editingFinished.connect(self._apply_source)
+        self.browse_button.clicked.connect(self._browse)
+        self.precision_combo.currentIndexChanged.connect(self._on_precision)
+        controller.sig_hardware.connect(self.show_hardware)
+        controller.sig_vram.connect(self.show_vram)
+        controller.sig_vram_text.connect(lambda text: self._set_vram_text(text, warn=False))
+        controller.sig_config.connect(lambda _config: self.load_from_config())
+        self.load_from_config()
+
+    # -- config <-> widgets -----------------------------------------------------------------------
+    def load_from_config(self) -> None:
+        """Show the controller's model settings."""
+        source = self.controller.config.model.source
+        kind = "demo" if source in ("demo", "", "embedded") else _guess_kind(source)
+        self.kind_combo.blockSignals(True)
+        self.kind_combo.setCurrentIndex(max(0, self.kind_combo.findData(kind)))
+        self.kind_combo.blockSignals(False)
+        self.location_edit.setText("" if kind == "demo" else source)
+        self._update_location_enabled()
+        self.precision_combo.blockSignals(True)
+        self.precision_combo.setCurrentIndex(
+            max(0, self.precision_combo.findData(self.controller.config.model.precision))
+        )
+        self.precision_combo.blockSignals(False)
+
+    def current_source(self) -> str:
+        """What the user chose, as a ModelConfig.source string."""
+        if self.kind_combo.currentData() == "demo":
+            return "demo"
+        return self.location_edit.text().strip()
+
+    def _on_kind(self) -> None:
+        self._update_location_enabled()
+        if self.kind_combo.currentData() == "demo" or self.location_edit.text().strip():
+            self._apply_source()
+        elif self.kind_combo.currentData() in ("folder", "gguf"):
+            self._browse()
+
+    def _update_location_enabled(self) -> None:
+        kind = self.kind_combo.currentData()
+        self.location_edit.setEnabled(kind != "demo")
+        self.browse_button.setEnabled(kind in ("folder", "gguf"))
+
+    def _apply_source(self) -> None:
+        source = self.current_source()
+        if source:
+            self.controller.set_model_source(source)
+
+    def _browse(self) -> None:
+        kind = self.kind_combo.currentData()
+        if kind == "folder":
+            path = QFileDialog.getExistingDirectory(self, "Choose a Hugging Face model folder")
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF file", "", "GGUF models (*.gguf)")
+        if path:
+            self.location_edit.setText(path)
+            self._apply_source()
+
+    def _on_precision(self) -> None:
+        self.controller.config.model.precision = self.precision_combo.currentData()
+        self.controller.config_changed()
+
+    # -- hardware and memory ------------------------------------------------------------------------
+    def show_hardware(self, hardware) -> None:
+        """Show the GPU (or CPU-only) line and disable precisions this machine cannot use."""
+        if hardware is None:
+            self.hardware_label.setText("Could not detect the hardware (see the message above).")
+            return
+        if getattr(hardware, "device", "cpu") == "cuda":
+            cc = ".".join(str(v) for v in (hardware.compute_capability or ()))
+            text = (
+                f"<b>{hardware.gpu_name}</b> — {hardware.vram_free_gb:.1f} of "
+                f"{hardware.vram_total_gb:.1f} GiB VRAM free, compute capability {cc}"
+            )
+        else:
+            text = (
+                f"<b>CPU only — training will be slow</b> ({hardware.ram_total_gb:.0f} GiB RAM). "
+                "The demo model still trains in minutes."
+            )
+        self.hardware_label.setText(text)
+        self.hardware_label.setToolTip(hardware.summary())
+        limits = machine_limits(hardware)
+        model = self.precision_combo.model()
+        for row in range(self.precision_combo.count()):
+            reason = limits.get(f"model.precision={self.precision_combo.itemData(row)}")
+            item = model.item(row)
+            item.setEnabled(reason is None)
+            item.setToolTip(reason or PRECISION_TIP)
+
+    def show_vram(self, estimate) -> None:
+        """Show the memory estimate, in red with a warning when it will not fit."""
+        if estimate is None:
+            return
+        where = "VRAM" if getattr(self.controller.hardware, "device", "cpu") == "cuda" else "RAM"
+        text = f"about {estimate.total_gb:.1f} GiB of {where} needed"
+        if not estimate.fits:
+            text = f"Will not fit: {text}. {estimate.message}"
+        elif estimate.message:
+            text = f"{text} — {estimate.message}"
+        parts = "\n".join(f"{name}: {gb:.2f} GiB" for name, gb in dict(estimate.parts).items())
+        self._set_vram_text(text, warn=not estimate.fits, tooltip=parts)
+
+    def _set_vram_text(self, text: str, warn: bool, tooltip: str = "") -> None:
+        self.vram_label.setText(("⚠ " if warn else "") + text)
+        self.vram_label.setObjectName("vramWarning" if warn else "vramOk")
+        self.vram_label.setToolTip(tooltip)
+        self.vram_label.style().unpolish(self.vram_label)
+        self.vram_label.style().polish(self.vram_label)
+
+
+def _guess_kind(source: str) -> str:
+    if source.lower().endswith(".gguf"):
+        return "gguf"
+    if source.startswith(("/", "~", ".")) or "\\" in source or ":" in source:
+        return "folder"
+    return "hub"

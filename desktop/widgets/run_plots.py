@@ -1,0 +1,67 @@
+"""The Train tab's live plots: loss (train and eval), learning rate, and memory against the total.
+
+Fed with StepMetrics / EvalMetrics dicts; curves are created once and redrawn by each LivePlot's
+throttled timer.  Knows nothing about the engine beyond those dict keys.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
+
+from tunesmith.desktop.theme import COLORS
+from tunesmith.desktop.widgets.live_plot import LivePlot
+
+
+class RunPlots(QWidget):
+    """Three live plots in a splitter."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.loss = LivePlot("Loss", "loss")
+        self.loss.add_curve("train", COLORS["train"])
+        self.loss.add_curve("eval", COLORS["eval"], symbol="o")
+        self.lr = LivePlot("Learning rate", "lr")
+        self.lr.add_curve("learning rate", COLORS["lr"])
+        self.memory = LivePlot("Memory", "GiB")
+        self.memory.add_curve("allocated", COLORS["allocated"])
+        self.memory.add_curve("reserved", COLORS["reserved"], dashed=True)
+        lower = QSplitter(Qt.Orientation.Horizontal)
+        lower.addWidget(self.lr)
+        lower.addWidget(self.memory)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setObjectName("plotsSplitter")
+        self.splitter.addWidget(self.loss)
+        self.splitter.addWidget(lower)
+        self.splitter.setSizes([300, 200])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+
+    def add_step(self, step: dict) -> None:
+        """Append one StepMetrics dict's numbers."""
+        x = step["step"]
+        self.loss.append("train", x, step.get("loss"))
+        self.lr.append("learning rate", x, step.get("learning_rate"))
+        self.memory.append("allocated", x, step.get("memory_allocated_gb"))
+        self.memory.append("reserved", x, step.get("memory_reserved_gb"))
+        total = step.get("memory_total_gb")
+        if total:
+            self.memory.set_level("total", total, COLORS["total"], f"total {total:.1f} GiB")
+
+    def add_eval(self, data: dict) -> None:
+        """Append one EvalMetrics dict's loss."""
+        self.loss.append("eval", data["step"], data.get("eval_loss"))
+
+    def set_memory_label(self, on_gpu: bool) -> None:
+        """Title the memory plot 'GPU memory' or 'RAM (this process)'."""
+        self.memory.plot_item.setTitle("GPU memory (VRAM)" if on_gpu else "RAM used by this process")
+
+    def clear(self) -> None:
+        for plot in (self.loss, self.lr, self.memory):
+            plot.clear()
+
+    def flush(self) -> None:
+        """Draw pending points now (tests and screenshots)."""
+        for plot in (self.loss, self.lr, self.memory):
+            plot.flush()

@@ -1,0 +1,145 @@
+"""A form of training settings built from `settings_spec.SETTINGS`: basic ones always visible, the rest
+in a collapsible Advanced section.  Every field carries its plain-words tooltip; fields this machine
+cannot use are disabled with the reason shown.
+
+Reads from and writes to a RunConfig through dotted paths; knows nothing about running anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tunesmith.desktop.settings_spec import SETTINGS, SettingSpec, get_value, set_value
+
+
+class SettingsForm(QWidget):
+    """sig_changed(path) is emitted when the user edits a field (not when the form is loaded)."""
+
+    sig_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.editors: dict[str, QWidget] = {}
+        self.specs: dict[str, SettingSpec] = {spec.path: spec for spec in SETTINGS}
+        basic = QFormLayout()
+        advanced_box = QWidget()
+        advanced = QFormLayout(advanced_box)
+        advanced.setContentsMargins(0, 0, 0, 0)
+        for spec in SETTINGS:
+            editor = self._make_editor(spec)
+            self.editors[spec.path] = editor
+            (advanced if spec.advanced else basic).addRow(spec.label + ":", editor)
+            label = (advanced if spec.advanced else basic).labelForField(editor)
+            label.setToolTip(spec.tooltip)
+        self.advanced_toggle = QToolButton()
+        self.advanced_toggle.setText("Advanced settings")
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.setArrowType(self.advanced_toggle.arrowType().RightArrow)
+        self.advanced_toggle.setToolButtonStyle(
+            self.advanced_toggle.toolButtonStyle().ToolButtonTextBesideIcon
+        )
+        self.advanced_toggle.toggled.connect(self.set_advanced_visible)
+        self.advanced_box = advanced_box
+        advanced_box.setVisible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(basic)
+        layout.addWidget(self.advanced_toggle)
+        layout.addWidget(advanced_box)
+        layout.addStretch(1)
+        self._loading = False
+
+    def set_advanced_visible(self, visible: bool) -> None:
+        """Open or close the Advanced section."""
+        self.advanced_toggle.setChecked(visible)
+        arrow = self.advanced_toggle.arrowType()
+        self.advanced_toggle.setArrowType(arrow.DownArrow if visible else arrow.RightArrow)
+        self.advanced_box.setVisible(visible)
+
+    def load(self, config: Any) -> None:
+        """Show the config's values (no sig_changed)."""
+        self._loading = True
+        try:
+            for path, editor in self.editors.items():
+                _set_editor(editor, self.specs[path], get_value(config, path))
+        finally:
+            self._loading = False
+
+    def value(self, path: str) -> Any:
+        """The value a field shows now."""
+        return _editor_value(self.editors[path], self.specs[path])
+
+    def store(self, config: Any, path: str) -> None:
+        """Write one field into the config (the others keep their values, e.g. automatic ones)."""
+        set_value(config, path, self.value(path))
+
+    def apply_limits(self, limits: dict[str, str]) -> None:
+        """Disable settings (and choices) this machine cannot use; the tooltip says why."""
+        for path, editor in self.editors.items():
+            spec = self.specs[path]
+            reason = limits.get(path)
+            editor.setEnabled(reason is None)
+            editor.setToolTip(spec.tooltip + (f"\n\nNot available here: {reason}" if reason else ""))
+            if isinstance(editor, QComboBox):
+                for row in range(editor.count()):
+                    choice_reason = limits.get(f"{path}={editor.itemText(row)}")
+                    item = editor.model().item(row)
+                    item.setEnabled(choice_reason is None)
+                    item.setToolTip(choice_reason or "")
+
+    def _make_editor(self, spec: SettingSpec) -> QWidget:
+        emit: Callable[..., None] = lambda *_: None if self._loading else self.sig_changed.emit(spec.path)  # noqa: E731
+        if spec.kind == "int":
+            editor = QSpinBox()
+            editor.setRange(int(spec.minimum), int(spec.maximum))
+            editor.setSingleStep(int(spec.step))
+            editor.valueChanged.connect(emit)
+        elif spec.kind == "float":
+            editor = QDoubleSpinBox()
+            editor.setDecimals(spec.decimals)
+            editor.setRange(spec.minimum, spec.maximum)
+            editor.setSingleStep(spec.step)
+            editor.valueChanged.connect(emit)
+        elif spec.kind == "choice":
+            editor = QComboBox()
+            editor.addItems(list(spec.choices))
+            editor.currentIndexChanged.connect(emit)
+        else:
+            editor = QCheckBox()
+            editor.toggled.connect(emit)
+        editor.setObjectName(spec.path)
+        editor.setToolTip(spec.tooltip)
+        return editor
+
+
+def _set_editor(editor: QWidget, spec: SettingSpec, value: Any) -> None:
+    if isinstance(editor, QSpinBox | QDoubleSpinBox):
+        editor.setValue(value)
+    elif isinstance(editor, QComboBox):
+        editor.setCurrentText(str(value))
+    else:
+        # None ("automatic") shows as unchecked for gradient checkpointing on the CPU.
+        editor.setChecked(bool(value))
+
+
+def _editor_value(editor: QWidget, spec: SettingSpec) -> Any:
+    if isinstance(editor, QSpinBox):
+        return int(editor.value())
+    if isinstance(editor, QDoubleSpinBox):
+        return float(editor.value())
+    if isinstance(editor, QComboBox):
+        return editor.currentText()
+    return editor.isChecked()

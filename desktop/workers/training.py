@@ -1,0 +1,130 @@
+"""The QThread bridge for a training run: engine events in, Qt signals out.
+
+`TrainingWorker` is a QObject moved to its own QThread.  Its `run` slot builds the engine's
+`TrainingRun` and blocks in it; every event the engine reports (on this worker thread) is re-emitted as a
+`sig_<event>` signal carrying plain data (dicts of numbers and strings from `Event.to_dict()`), which Qt
+queues to the GUI thread.  `cancel()` may be called from any thread.  The worker knows nothing of
+widgets; it does not import torch itself (the engine does, on the worker thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+log = logging.getLogger(__name__)
+
+
+class TrainingWorker(QObject):
+    """Runs one training run (or a resume) on a QThread.
+
+    Signals (all carry plain data):
+        sig_started(dict):    RunStarted fields: run_dir, total_steps, resumed_from_step, device, ...
+        sig_step(dict):       StepMetrics fields: step, total_steps, loss, learning_rate, memory_*, eta_seconds
+        sig_eval(dict):       EvalMetrics fields: step, eval_loss
+        sig_log(str, str):    level ("info" | "warning" | "error"), message
+        sig_checkpoint(int, str): step, checkpoint folder
+        sig_finished(dict):   Finished fields: run_dir, adapter_dir, step, final_loss, cancelled, last_checkpoint
+        sig_failed(dict):     Failed fields: message, hint, details, run_dir, last_checkpoint
+        sig_done():           always last, once the engine returned (the thread may then quit)
+    """
+
+    sig_started = Signal(dict)
+    sig_step = Signal(dict)
+    sig_eval = Signal(dict)
+    sig_log = Signal(str, str)
+    sig_checkpoint = Signal(int, str)
+    sig_finished = Signal(dict)
+    sig_failed = Signal(dict)
+    sig_done = Signal()
+
+    def __init__(self, config: Any, resume_from: str | Path | None = None):
+        super().__init__()
+        self._config = config
+        self._resume_from = resume_from
+        self._lock = threading.Lock()
+        self._cancel_requested = False
+        self.run_handle: Any = None  # the engine's TrainingRun, kept for chatting with the result
+
+    @Slot()
+    def run(self) -> None:
+        """Build and run the engine's TrainingRun; emits signals until sig_done."""
+        try:
+            from tunesmith.core.training.engine import TrainingRun
+
+            handle = TrainingRun(self._config, self._on_event, resume_from=self._resume_from)
+            with self._lock:
+                self.run_handle = handle
+                cancel_now = self._cancel_requested
+            if cancel_now:
+                handle.cancel()
+            result = handle.run()
+            if result is not None and getattr(result, "kind", "") not in ("finished", "failed"):
+                log.warning("engine returned %r instead of a Finished/Failed event", result)
+        except ImportError as exc:
+            self.sig_failed.emit(
+                {
+                    "message": "Training is not available yet in this build.",
+                    "hint": f"The training engine could not be imported ({exc}).",
+                    "details": traceback.format_exc(),
+                    "run_dir": None,
+                    "last_checkpoint": None,
+                }
+            )
+        except Exception as exc:  # noqa: BLE001 - the engine should not raise, but the app must not die
+            self.sig_failed.emit(
+                {
+                    "message": f"The training run stopped with an unexpected error: {exc}",
+                    "hint": "See the log for details.",
+                    "details": traceback.format_exc(),
+                    "run_dir": getattr(self.run_handle, "run_dir", None) and str(self.run_handle.run_dir),
+                    "last_checkpoint": None,
+                }
+            )
+        finally:
+            self.sig_done.emit()
+
+    def cancel(self) -> None:
+        """Ask the run to stop after the current step (a checkpoint is saved).  Thread-safe."""
+        with self._lock:
+            self._cancel_requested = True
+            handle = self.run_handle
+        if handle is not None:
+            handle.cancel()
+
+    def _on_event(self, event: Any) -> None:
+        """Called by the engine on the worker thread; turns the event into a signal."""
+        data = event.to_dict()
+        kind = data.pop("event", getattr(event, "kind", ""))
+        if kind == "started":
+            self.sig_started.emit(data)
+        elif kind == "step":
+            self.sig_step.emit(data)
+        elif kind == "eval":
+            self.sig_eval.emit(data)
+        elif kind == "log":
+            self.sig_log.emit(str(data.get("level", "info")), str(data.get("message", "")))
+        elif kind == "checkpoint":
+            self.sig_checkpoint.emit(int(data["step"]), str(data["path"]))
+        elif kind == "finished":
+            self.sig_finished.emit(data)
+        elif kind == "failed":
+            self.sig_failed.emit(data)
+        else:
+            log.debug("unhandled engine event %s", kind)
+
+
+def start_worker_thread(worker: QObject, name: str) -> QThread:
+    """Move `worker` to a new QThread, run `worker.run` there, quit the thread on `worker.sig_done`."""
+    thread = QThread()
+    thread.setObjectName(name)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.sig_done.connect(thread.quit)
+    thread.start()
+    return thread
