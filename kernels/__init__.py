@@ -5,8 +5,25 @@ The op modules (rms_norm, rope, swiglu, cross_entropy, nf4, lora, offload) know 
 """
 
 from .cross_entropy import fused_linear_cross_entropy
+from .lora import LoRAProj, lora_linear, lora_mlp, lora_qkv
+from .nf4 import NF4Weight, dequantize_nf4
+from .offload import offloaded_checkpoint
 from .rms_norm import add_rms_norm, rms_norm
 from .rope import rope
 from .swiglu import geglu, swiglu
 
-__all__ = ["add_rms_norm", "fused_linear_cross_entropy", "geglu", "rms_norm", "rope", "swiglu"]
+__all__ = [
+    "LoRAProj",
+    "NF4Weight",
+    "add_rms_norm",
+    "dequantize_nf4",
+    "fused_linear_cross_entropy",
+    "geglu",
+    "lora_linear",
+    "lora_mlp",
+    "lora_qkv",
+    "offloaded_checkpoint",
+    "rms_norm",
+    "rope",
+    "swiglu",
+]

@@ -1,0 +1,141 @@
+"""Gradient checkpointing of decoder layers whose saved inputs live in pinned CPU memory.
+
+Knows torch only.  `offloaded_checkpoint(fn, hidden, *args)` runs `fn` without keeping activations;
+it copies `hidden` (the layer input, the only tensor a checkpoint keeps) to pinned host memory on a side
+stream while the GPU computes, and in the backward brings it back, recomputes `fn` with grad and
+backpropagates.  Layers form a chain: when layer i starts its backward it prefetches layer i-1's input
+on the copy stream, so the transfer overlaps layer i's recompute.  With offload=False the input stays
+on the device (plain non-reentrant-style checkpointing).  On the CPU it simply keeps the input.
+
+It does not know transformers: kernels.patch installs it as each decoder layer's
+`_gradient_checkpointing_func`.  It does not replay RNG state, so layers must be deterministic in
+training (no dropout), which the LoRA recipes here are (dropout 0).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class _Stash:
+    """A layer input kept for the backward: on the device, or in pinned host memory."""
+
+    def __init__(self, x: torch.Tensor, offload: bool, stream) -> None:
+        self.device, self.requires_grad = x.device, x.requires_grad
+        self.x = None if offload else x
+        self.host = self.ready = self.back = None
+        if offload:
+            self.host = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+            stream.wait_stream(torch.cuda.current_stream(x.device))
+            with torch.cuda.stream(stream):
+                self.host.copy_(x, non_blocking=True)
+                x.record_stream(stream)  # keep x's memory until the copy is done
+                self.ready = torch.cuda.Event()
+                self.ready.record(stream)
+
+    def prefetch(self, stream) -> None:
+        if self.host is None or self.back is not None:
+            return
+        with torch.cuda.stream(stream):
+            stream.wait_event(self.ready)
+            self.back = self.host.to(self.device, non_blocking=True)
+            self.ready = torch.cuda.Event()
+            self.ready.record(stream)
+
+    def get(self, stream) -> torch.Tensor:
+        if self.host is None:
+            return self.x
+        self.prefetch(stream)
+        cur = torch.cuda.current_stream(self.device)
+        cur.wait_event(self.ready)
+        self.back.record_stream(cur)
+        x, self.back, self.host = self.back, None, None
+        return x
+
+
+class _Chain:
+    """Stashes of one forward pass, in layer order, so a backward can prefetch the previous layer."""
+
+    def __init__(self) -> None:
+        self.stashes: list[_Stash] = []
+        self.stream = None
+
+
+_CHAIN = _Chain()
+
+
+class OffloadedCheckpointFunction(torch.autograd.Function):
+    """out = fn(hidden, *args) without saved activations; hidden stashed (host or device)."""
+
+    @staticmethod
+    def forward(ctx, fn, offload, anchor, hidden, *args):
+        offload = offload and hidden.is_cuda
+        if offload and _CHAIN.stream is None:
+            _CHAIN.stream = torch.cuda.Stream(hidden.device)
+        with torch.no_grad():
+            out = fn(hidden, *args)
+        ctx.fn, ctx.stash = fn, _Stash(hidden, offload, _CHAIN.stream)
+        ctx.index = len(_CHAIN.stashes)
+        _CHAIN.stashes.append(ctx.stash)
+        ctx.save_for_backward(*args)
+        ctx.tuple_out = isinstance(out, tuple)
+        return out
+
+    @staticmethod
+    def backward(ctx, *douts):
+        stash = ctx.stash
+        if ctx.index > 0 and ctx.index - 1 < len(_CHAIN.stashes):
+            prev = _CHAIN.stashes[ctx.index - 1]
+            if prev.host is not None:
+                prev.prefetch(_CHAIN.stream)  # overlaps this layer's recompute
+        x = stash.get(_CHAIN.stream).detach().requires_grad_(stash.requires_grad)
+        if ctx.index == 0:
+            _CHAIN.stashes.clear()
+        args = ctx.saved_tensors
+        with torch.enable_grad():
+            out = ctx.fn(x, *args)
+        outs = out if ctx.tuple_out else (out,)
+        pairs = [(o, d) for o, d in zip(outs, douts, strict=False) if d is not None and o.requires_grad]
+        if pairs:
+            torch.autograd.backward([o for o, _ in pairs], [d for _, d in pairs])
+        return (None, None, None, x.grad if stash.requires_grad else None) + (None,) * len(args)
+
+
+def offloaded_checkpoint(fn, hidden: torch.Tensor, *args, offload: bool = True, **kwargs):
+    """Checkpoint `fn(hidden, *args, **kwargs)`; keyword arguments are bound into fn, not saved."""
+    if kwargs:
+        inner = fn
+
+        def fn(*a):
+            return inner(*a, **kwargs)
+
+    if ctx_first_layer(hidden):
+        _CHAIN.stashes.clear()
+    # the anchor makes the output require grad even when no input does (the layer's LoRA weights do)
+    anchor = _anchor(hidden.device)
+    return OffloadedCheckpointFunction.apply(fn, offload, anchor, hidden, *args)
+
+
+_ANCHORS: dict[torch.device, torch.Tensor] = {}
+
+
+def _anchor(device: torch.device) -> torch.Tensor:
+    if device not in _ANCHORS:
+        _ANCHORS[device] = torch.empty(0, device=device, requires_grad=True)
+    return _ANCHORS[device]
+
+
+def ctx_first_layer(hidden: torch.Tensor) -> bool:
+    """True when `hidden` does not come from another checkpointed layer (a new forward pass begins)."""
+    node = hidden.grad_fn
+    return node is None or "OffloadedCheckpoint" not in type(node).__name__
+
+
+def make_checkpoint_func(offload: bool = True):
+    """A `_gradient_checkpointing_func` for transformers layers: func(partial_forward, *args)."""
+
+    def checkpoint_func(fn, hidden, *args, **kwargs):
+        return offloaded_checkpoint(fn, hidden, *args, offload=offload, **kwargs)
+
+    checkpoint_func.tunesmith_offload = offload
+    return checkpoint_func

@@ -1,0 +1,103 @@
+"""LoRA projections (single, q/k/v, MLP block) against plain autograd: outputs, dX, dA and dB, with
+dense and NF4 base weights (the NF4 reference uses the same dequantized weight)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from kernel_compare import assert_close
+
+from tunesmith.kernels.lora import LoRAProj, lora_linear, lora_mlp, lora_qkv
+from tunesmith.kernels.nf4 import NF4Weight
+
+
+def make_proj(n_in, n_out, r, device, bias=False, nf4=False, scaling=0.7):
+    w = torch.randn(n_out, n_in, device=device) / n_in**0.5
+    if nf4:
+        bnbf = pytest.importorskip("bitsandbytes.functional")
+        packed, st = bnbf.quantize_4bit(w.cpu(), blocksize=64, quant_type="nf4", compress_statistics=True)
+        w = NF4Weight(
+            packed.view(-1).to(device), st.absmax.to(device), st.code.to(device), 64, (n_out, n_in),
+            torch.float32, st.state2.absmax.to(device), st.state2.code.to(device), 256, float(st.offset),
+        )  # fmt: skip
+    A = (torch.randn(r, n_in, device=device) / n_in**0.5).requires_grad_()
+    B = torch.randn(n_out, r, device=device).requires_grad_()
+    b = torch.randn(n_out, device=device) if bias else None
+    return LoRAProj(A, B, w, b, scaling)
+
+
+def ref_proj(x, p, A, B):
+    w = p.weight.dequantize() if isinstance(p.weight, NF4Weight) else p.weight
+    return F.linear(x, w, p.bias) + p.scaling * (x @ A.t()) @ B.t()
+
+
+def clones(*ts):
+    return [t.detach().clone().requires_grad_() for t in ts]
+
+
+@pytest.mark.parametrize("nf4,bias", [(False, True), (True, False)])
+def test_lora_linear(nf4, bias, device):
+    torch.manual_seed(0)
+    p = make_proj(64, 83, 5, device, bias=bias, nf4=nf4)
+    x = torch.randn(3, 7, 64, device=device, requires_grad=True)
+    dy = torch.randn(3, 7, 83, device=device)
+    y = lora_linear(x, p)
+    y.backward(dy)
+    xr, Ar, Br = clones(x, p.A, p.B)
+    yr = ref_proj(xr, p, Ar, Br)
+    yr.backward(dy)
+    for name, a, b in [
+        ("y", y, yr),
+        ("dx", x.grad, xr.grad),
+        ("dA", p.A.grad, Ar.grad),
+        ("dB", p.B.grad, Br.grad),
+    ]:
+        assert_close(name, a, b)
+
+
+def test_lora_qkv(device):
+    torch.manual_seed(1)
+    ps = [make_proj(64, n, 3, device, bias=True) for n in (48, 16, 16)]
+    ps[1] = make_proj(64, 16, 3, device, nf4=True)
+    x = torch.randn(2, 11, 64, device=device, requires_grad=True)
+    outs = lora_qkv(x, *ps)
+    dys = [torch.randn_like(o) for o in outs]
+    sum((o * d).sum() for o, d in zip(outs, dys, strict=False)).backward()
+    xr = x.detach().clone().requires_grad_()
+    refs = []
+    for p in ps:
+        Ar, Br = clones(p.A, p.B)
+        refs.append((ref_proj(xr, p, Ar, Br), Ar, Br))
+    sum((r * d).sum() for (r, _, _), d in zip(refs, dys, strict=False)).backward()
+    assert_close("dx", x.grad, xr.grad)
+    for i, (p, (r, Ar, Br)) in enumerate(zip(ps, refs, strict=False)):
+        assert_close(f"out{i}", outs[i], r)
+        assert_close(f"dA{i}", p.A.grad, Ar.grad)
+        assert_close(f"dB{i}", p.B.grad, Br.grad)
+
+
+@pytest.mark.parametrize("act", ["silu", "gelu", "gelu_tanh"])
+def test_lora_mlp(act, device):
+    torch.manual_seed(2)
+    nf4 = act == "silu"
+    gate, up = make_proj(64, 96, 4, device, nf4=nf4), make_proj(64, 96, 4, device, nf4=nf4)
+    down = make_proj(96, 64, 4, device, nf4=nf4, scaling=2.0)
+    x = torch.randn(5, 13, 64, device=device, requires_grad=True)
+    dy = torch.randn(5, 13, 64, device=device)
+    lora_mlp(x, gate, up, down, act).backward(dy)
+    xr = x.detach().clone().requires_grad_()
+    ab = [clones(p.A, p.B) for p in (gate, up, down)]
+    g, u = ref_proj(xr, gate, *ab[0]), ref_proj(xr, up, *ab[1])
+    a = {"silu": F.silu(g), "gelu": F.gelu(g), "gelu_tanh": F.gelu(g, approximate="tanh")}[act]
+    ref_proj(a * u, down, *ab[2]).backward(dy)
+    assert_close("dx", x.grad, xr.grad)
+    for p, (Ar, Br), n in zip((gate, up, down), ab, ("gate", "up", "down"), strict=False):
+        assert_close(f"dA_{n}", p.A.grad, Ar.grad)
+        assert_close(f"dB_{n}", p.B.grad, Br.grad)
+
+
+def test_lora_mlp_output(device):
+    torch.manual_seed(3)
+    gate, up, down = make_proj(64, 40, 2, device), make_proj(64, 40, 2, device), make_proj(40, 64, 2, device)
+    x = torch.randn(9, 64, device=device)
+    g, u = ref_proj(x, gate, gate.A, gate.B), ref_proj(x, up, up.A, up.B)
+    assert_close("y", lora_mlp(x, gate, up, down), ref_proj(F.silu(g) * u, down, down.A, down.B))
