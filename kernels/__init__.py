@@ -8,12 +8,14 @@ from .cross_entropy import fused_linear_cross_entropy
 from .lora import LoRAProj, lora_linear, lora_mlp, lora_qkv
 from .nf4 import NF4Weight, dequantize_nf4
 from .offload import offloaded_checkpoint
+from .patch import PatchReport, patch_model, unpatch_model
 from .rms_norm import add_rms_norm, rms_norm
 from .rope import rope
 from .swiglu import geglu, swiglu
 
 __all__ = [
     "LoRAProj",
+    "PatchReport",
     "NF4Weight",
     "add_rms_norm",
     "dequantize_nf4",
@@ -23,7 +25,9 @@ __all__ = [
     "lora_mlp",
     "lora_qkv",
     "offloaded_checkpoint",
+    "patch_model",
     "rms_norm",
     "rope",
     "swiglu",
+    "unpatch_model",
 ]

@@ -1,1 +1,150 @@
-"""kernels/patch package."""
+"""patch_model: puts Tunesmith's kernels into a loaded transformers model, in place, with a revert.
+
+Knows transformers' model classes by name (the table in `families`, keyed by config.model_type) and
+peft's wrappers (PeftModel -> LoraModel -> the transformers model; LoRA layers are read at call time
+in `projections`).  Patches module *instances* (their `forward` attribute), never classes or library
+source, so other models in the process stay stock.  Works before or after peft wraps the model,
+because the patched forwards look their projections up on every call.  A model type it does not know
+is left stock with a log line.  It does not change weights, dtypes or devices.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import types
+from collections import Counter
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ..offload import make_checkpoint_func
+from . import gemma, llama, qwen3  # noqa: F401  (register their families)
+from .families import ACTIVATIONS, FAMILIES
+from .forwards import attention_forward, causal_lm_forward, mlp_forward, norm_forward
+
+log = logging.getLogger(__name__)
+
+_FORWARDS = {
+    "rms_norm": norm_forward,
+    "attention": attention_forward,
+    "mlp": mlp_forward,
+    "causal_lm": causal_lm_forward,
+}
+
+
+@dataclass
+class PatchReport:
+    """What patch_model replaced; `revert()` puts every patched module back as it was."""
+
+    model_type: str | None
+    patched: bool
+    replaced: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    _undo: list = field(default_factory=list, repr=False)
+
+    def revert(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+        self.patched = False
+
+
+def _inner_model(model: nn.Module) -> nn.Module:
+    """The transformers model inside peft's wrappers (PeftModel -> LoraModel -> model)."""
+    if hasattr(model, "get_base_model"):
+        return model.get_base_model()
+    return model
+
+
+def _set(module: nn.Module, name: str, value, report: PatchReport) -> None:
+    had = name in module.__dict__
+    old = module.__dict__.get(name)
+
+    def undo():
+        if had:
+            setattr(module, name, old)
+        else:
+            module.__dict__.pop(name, None)
+
+    object.__setattr__(module, name, value)
+    report._undo.append(undo)
+
+
+def _patch_forward(module: nn.Module, kind: str, report: PatchReport, **attrs) -> None:
+    stock = module.forward
+    _set(module, "_tunesmith_stock", stock, report)
+    _set(module, "_tunesmith_params", tuple(inspect.signature(stock).parameters), report)
+    for k, v in attrs.items():
+        _set(module, k, v, report)
+    _set(module, "forward", types.MethodType(_FORWARDS[kind], module), report)
+
+
+def patch_model(
+    model: nn.Module,
+    *,
+    rms_norm: bool = True,
+    attention: bool = True,
+    mlp: bool = True,
+    cross_entropy: bool = True,
+    checkpointing: str | None = None,
+) -> PatchReport:
+    """Patch `model` (a transformers causal LM, bare or inside peft) in place; returns the report.
+
+    checkpointing: None leaves transformers' setting alone; "offload" checkpoints every decoder layer
+    keeping its input in pinned host memory; "device" checkpoints keeping inputs on the device.
+    """
+    inner = _inner_model(model)
+    old = getattr(inner, "_tunesmith_patch", None)
+    if old is not None and old.patched:
+        old.revert()
+    config = getattr(inner, "config", None)
+    model_type = getattr(config, "model_type", None)
+    family = FAMILIES.get(model_type)
+    if family is None:
+        log.info("tunesmith.kernels: no kernels for model_type %r; the model stays stock", model_type)
+        return PatchReport(model_type, False, notes=[f"model_type {model_type!r} not supported"])
+    report = PatchReport(model_type, True)
+    act = ACTIVATIONS.get(getattr(config, family.act_attr, None) or "silu")
+    enabled = {"rms_norm": rms_norm, "attention": attention, "mlp": mlp and act is not None}
+    enabled["causal_lm"] = cross_entropy
+    if act is None:
+        report.notes.append(f"activation {getattr(config, family.act_attr, None)!r} unknown: MLP stock")
+    classes = family.classes()
+    counts: Counter = Counter()
+    for module in inner.modules():
+        kind = classes.get(type(module).__name__)
+        if kind == "decoder_layer":
+            if checkpointing is not None:
+                _set(module, "gradient_checkpointing", True, report)
+                _set(
+                    module,
+                    "_gradient_checkpointing_func",
+                    make_checkpoint_func(checkpointing == "offload"),
+                    report,
+                )
+                counts[f"checkpoint_{checkpointing}"] += 1
+            continue
+        if kind is None or not enabled[kind]:
+            continue
+        attrs = {"_tunesmith_offset": family.norm_offset} if kind == "rms_norm" else {}
+        if kind == "mlp":
+            attrs = {"_tunesmith_act": act}
+        _patch_forward(module, kind, report, **attrs)
+        counts[kind] += 1
+    report.replaced = dict(counts)
+    _set(inner, "_tunesmith_patch", report, report)
+    log.info("tunesmith.kernels: patched %s: %s", model_type, report.replaced)
+    return report
+
+
+def unpatch_model(model: nn.Module) -> bool:
+    """Revert a patch_model on `model`; False when it was not patched."""
+    report = getattr(_inner_model(model), "_tunesmith_patch", None)
+    if report is None or not report.patched:
+        return False
+    report.revert()
+    return True
+
+
+__all__ = ["PatchReport", "patch_model", "unpatch_model"]

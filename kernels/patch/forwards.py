@@ -1,0 +1,125 @@
+"""Replacement forward methods for the module kinds the families share: RMSNorm, attention, gated MLP
+and the causal-LM head with its loss.
+
+Knows transformers' module attributes (head_dim, scaling, q_norm/k_norm, sliding_window,
+attn_logit_softcapping, config._attn_implementation, final_logit_softcapping, the attention-function
+registry and the family's own eager attention).  Each forward falls back to the stock one (kept as
+`module._tunesmith_stock`) when it meets something it does not handle: a KV cache (generation),
+adapters it cannot fuse, logits requested by the caller.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from ..cross_entropy import fused_linear_cross_entropy
+from ..lora import lora_linear, lora_mlp, lora_qkv
+from ..rms_norm import rms_norm
+from ..rope import rope
+from ..swiglu import GLUFunction
+from .projections import lora_proj_of
+
+
+def norm_forward(self, hidden_states):
+    """RMSNorm; `_tunesmith_offset` is 0 (w) or 1 (Gemma's 1 + w)."""
+    eps = getattr(self, "variance_epsilon", getattr(self, "eps", 1e-6))
+    return rms_norm(hidden_states, self.weight, eps, self._tunesmith_offset)
+
+
+def mlp_forward(self, x):
+    """down(act(gate(x)) * up(x)) through the fused LoRA MLP, or stock projections + the GLU kernel."""
+    act = self._tunesmith_act
+    projs = [lora_proj_of(m) for m in (self.gate_proj, self.up_proj, self.down_proj)]
+    if all(p is not None for p in projs):
+        return lora_mlp(x, *projs, act)
+    return self.down_proj(GLUFunction.apply(self.gate_proj(x), self.up_proj(x), act))
+
+
+def _project(module, x):
+    p = lora_proj_of(module)
+    return module(x) if p is None else lora_linear(x, p)
+
+
+def _attention_function(self):
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    impl = self.config._attn_implementation
+    eager = sys.modules[type(self).__module__].eager_attention_forward
+    if hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface"):
+        return ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager)
+    return eager if impl in (None, "eager") else ALL_ATTENTION_FUNCTIONS[impl]
+
+
+def attention_forward(self, hidden_states, position_embeddings=None, attention_mask=None, **kwargs):
+    """q/k/v (fused LoRA), optional q/k RMSNorm, RoPE kernel, the model's attention function, o."""
+    cache = kwargs.pop("cache", None) or kwargs.pop("past_key_values", None)
+    if cache is not None or position_embeddings is None:
+        if cache is not None:
+            kwargs["cache" if "cache" in self._tunesmith_params else "past_key_values"] = cache
+        return self._tunesmith_stock(hidden_states, position_embeddings, attention_mask, **kwargs)
+    input_shape = hidden_states.shape[:-1]
+    hidden_shape = (*input_shape, -1, self.head_dim)
+    projs = [lora_proj_of(m) for m in (self.q_proj, self.k_proj, self.v_proj)]
+    if all(p is not None for p in projs):
+        q, k, v = lora_qkv(hidden_states, *projs)
+    else:
+        q, k, v = (m(hidden_states) for m in (self.q_proj, self.k_proj, self.v_proj))
+    q, k, v = q.view(hidden_shape), k.view(hidden_shape), v.view(hidden_shape)  # [B, T, H, D]
+    if getattr(self, "q_norm", None) is not None:
+        q, k = self.q_norm(q), self.k_norm(k)
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T, D]
+    cos, sin = position_embeddings
+    q, k = rope(q, k, cos, sin)
+    extra = {}
+    window = getattr(self, "sliding_window", getattr(self.config, "sliding_window", None))
+    if window is not None:
+        extra["sliding_window"] = window
+    if getattr(self, "attn_logit_softcapping", None) is not None:
+        extra["softcap"] = self.attn_logit_softcapping
+    out, weights = _attention_function(self)(
+        self, q, k, v, attention_mask,
+        dropout=self.attention_dropout if self.training else 0.0, scaling=self.scaling, **extra, **kwargs,
+    )  # fmt: skip
+    out = out.reshape(*input_shape, -1).contiguous()
+    return _project(self.o_proj, out), weights
+
+
+def _shift_labels(labels, kwargs):
+    shift = kwargs.pop("shift_labels", None)
+    if shift is None:
+        shift = F.pad(labels, (0, 1), value=-100)[..., 1:]
+    return shift.to(labels.device)
+
+
+def causal_lm_forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None,
+                      labels=None, use_cache=None, logits_to_keep=0, **kwargs):  # fmt: skip
+    """Training with labels: the loss through the fused linear cross-entropy, no logits returned."""
+    cache = kwargs.get("cache", kwargs.get("past_key_values"))
+    head = self.get_output_embeddings()
+    fusable = (
+        labels is not None and self.training and cache is None and not use_cache and logits_to_keep == 0
+        and type(head) is torch.nn.Linear and head.bias is None
+    )  # fmt: skip
+    if not fusable:
+        return self._tunesmith_stock(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+            inputs_embeds=inputs_embeds, labels=labels, use_cache=use_cache, logits_to_keep=logits_to_keep,
+            **kwargs,
+        )  # fmt: skip
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    num_items = kwargs.pop("num_items_in_batch", None)
+    shift = _shift_labels(labels, kwargs)
+    out = self.model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+        inputs_embeds=inputs_embeds, use_cache=False, **kwargs,
+    )  # fmt: skip
+    hidden = out.last_hidden_state
+    softcap = getattr(self.config, "final_logit_softcapping", None)
+    loss = fused_linear_cross_entropy(hidden, head.weight, shift, softcap=softcap, num_items=num_items)
+    return CausalLMOutputWithPast(
+        loss=loss, logits=None, hidden_states=out.hidden_states, attentions=out.attentions
+    )

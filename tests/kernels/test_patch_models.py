@@ -1,0 +1,157 @@
+"""Whole models: a small random model of each family, with LoRA attached by peft, gives the same loss
+and LoRA gradients patched as unpatched (fp32 on the CPU), and the revert restores the stock model."""
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+peft = pytest.importorskip("peft")
+
+from kernel_compare import assert_close  # noqa: E402
+
+from tunesmith.kernels import patch_model, unpatch_model  # noqa: E402
+
+COMMON = dict(
+    vocab_size=301, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+    num_key_value_heads=2, head_dim=16, max_position_embeddings=128, tie_word_embeddings=False,
+)  # fmt: skip
+CONFIGS = {
+    "llama": dict(rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 4.0,
+                  "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 32}),
+    "mistral": dict(sliding_window=9),
+    "qwen2": dict(),
+    "qwen3": dict(),
+    "gemma2": dict(final_logit_softcapping=5.0, attn_logit_softcapping=20.0, query_pre_attn_scalar=16,
+                   sliding_window=9, hidden_activation="gelu_pytorch_tanh"),
+    "gemma3_text": dict(final_logit_softcapping=5.0, query_pre_attn_scalar=16, sliding_window=9,
+                        hidden_activation="gelu_pytorch_tanh",
+                        rope_parameters={"full_attention": {"rope_type": "linear", "rope_theta": 10000.0,
+                                                            "factor": 2.0},
+                                         "sliding_attention": {"rope_type": "default", "rope_theta": 1000.0}}),
+}  # fmt: skip
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def build(model_type, attn="eager"):
+    torch.manual_seed(0)
+    cfg = transformers.AutoConfig.for_model(model_type, **COMMON, **CONFIGS[model_type])
+    cfg._attn_implementation = attn
+    model = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation=attn).float()
+    for p in model.parameters():  # Gemma's norm weights start at zero: make every weight matter
+        p.data.add_(0.02 * torch.randn_like(p))
+    return model
+
+
+def add_lora(model):
+    for p in model.parameters():
+        p.requires_grad_(False)
+    lcfg = peft.LoraConfig(
+        r=4, lora_alpha=8, lora_dropout=0.0, target_modules=TARGETS, init_lora_weights=False
+    )
+    return peft.get_peft_model(model, lcfg)
+
+
+def loss_and_grads(model, ids, labels):
+    model.zero_grad(set_to_none=True)
+    loss = model(input_ids=ids, labels=labels).loss
+    loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    return loss.detach(), grads
+
+
+FUSED = {
+    "RMSNormFunctionBackward", "LoRAQKVFunctionBackward", "RoPEFunctionBackward", "LoRALinearFunctionBackward",
+    "LoRAMLPFunctionBackward", "FusedLinearCrossEntropyFunctionBackward",
+}  # fmt: skip
+
+
+def graph_nodes(loss):
+    seen, todo = set(), [loss.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        todo += [n for n, _ in node.next_functions]
+    return {type(n).__name__ for n in seen}
+
+
+def compare(model, ids, labels, **patch_kwargs):
+    model.train()
+    ref_loss, ref_grads = loss_and_grads(model, ids, labels)
+    report = patch_model(model, **patch_kwargs)
+    assert report.patched and report.replaced["attention"] == 2 and report.replaced["mlp"] == 2
+    if not patch_kwargs.get("checkpointing"):  # every fused kernel is in the graph, none fell back
+        assert graph_nodes(model(input_ids=ids, labels=labels).loss) >= FUSED
+    loss, grads = loss_and_grads(model, ids, labels)
+    assert_close("loss", loss, ref_loss, rtol=1e-5)
+    assert grads.keys() == ref_grads.keys() and len(grads) == 2 * 2 * len(TARGETS)
+    for name in ref_grads:
+        assert_close(name, grads[name], ref_grads[name], rtol=1e-4)
+    assert unpatch_model(model)
+    again, _ = loss_and_grads(model, ids, labels)
+    assert_close("loss after revert", again, ref_loss, rtol=1e-6)
+    return report
+
+
+def batch(seed=1):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, 301, (2, 19), generator=g)
+    labels = ids.clone()
+    labels[0, :5] = -100
+    return ids, labels
+
+
+@pytest.mark.parametrize("model_type", sorted(CONFIGS))
+def test_patched_model_matches_stock(model_type):
+    ids, labels = batch()
+    compare(add_lora(build(model_type)), ids, labels)
+
+
+def test_patch_before_peft_and_sdpa():
+    ids, labels = batch(2)
+    model = build("llama", attn="sdpa")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.train()
+    stock_loss = model(input_ids=ids, labels=labels).loss
+    report = patch_model(model)  # before peft wraps it
+    model = add_lora(model)
+    model.train()
+    loss, grads = loss_and_grads(model, ids, labels)
+    report.revert()
+    ref_loss, ref_grads = loss_and_grads(model, ids, labels)
+    assert_close("loss", loss, ref_loss, rtol=1e-5)
+    for name in ref_grads:
+        assert_close(name, grads[name], ref_grads[name], rtol=1e-4)
+    assert not torch.allclose(stock_loss, ref_loss)  # the LoRA weights are not a no-op
+
+
+def test_checkpointing_offload_mode_matches():
+    ids, labels = batch(3)
+    model = add_lora(build("qwen3"))
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    report = compare(model, ids, labels, checkpointing="offload")
+    assert report.replaced["checkpoint_offload"] == 2
+
+
+def test_unknown_family_left_stock():
+    cfg = transformers.AutoConfig.for_model("gpt2", n_layer=1, n_embd=32, n_head=2, vocab_size=50)
+    model = transformers.AutoModelForCausalLM.from_config(cfg)
+    report = patch_model(model)
+    assert not report.patched and "not supported" in report.notes[0]
+
+
+def test_qlora_nf4_model_matches_stock(tmp_path):
+    pytest.importorskip("bitsandbytes")
+    build("llama").save_pretrained(tmp_path)
+    qcfg = transformers.BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.float32,
+    )  # fmt: skip
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        tmp_path, quantization_config=qcfg, dtype=torch.float32, attn_implementation="eager"
+    )
+    assert type(model.model.layers[0].mlp.down_proj).__name__ == "Linear4bit"
+    ids, labels = batch(4)
+    compare(add_lora(model), ids, labels)
