@@ -78,7 +78,7 @@ def detect_pre(tokenizer_json: dict[str, Any]) -> str | None:
     byte_level = [p for p in parts if p.get("type") == "ByteLevel"]
     if len(byte_level) == 1 and byte_level[0].get("use_regex", True):
         if kinds == ["ByteLevel"]:
-            return "gpt2"
+            return "gpt-2"
         digits = [p for p in parts if p.get("type") == "Digits"]
         if kinds == ["Digits", "ByteLevel"] and digits[0].get("individual_digits"):
             return "smollm"  # GPT-2's regex after splitting every digit (SmolLM's tokenizer)
@@ -148,13 +148,13 @@ def build_vocab(tokenizer_dir: Path, n_vocab: int, default_pre: str, source_pre:
 
 def _choose_pre(tj: dict[str, Any], spm_like: bool, default_pre: str, source_pre: str | None) -> str:
     # A missing or wrong pre-tokenizer is silent (pitfall 2).  A specific pre-tokenizer recognised in
-    # tokenizer.json is what transformers trained with, so it wins; a generic one ("gpt2", or none)
+    # tokenizer.json is what transformers trained with, so it wins; a generic one ("gpt-2", or none)
     # yields to the source GGUF's value (transformers' GGUF loader drops e.g. SmolLM's digit split),
     # then to the family's usual one.  The post-export check compares tokenization either way.
     if spm_like:
         return "default"
     detected = detect_pre(tj)
-    if detected not in (None, "gpt2"):
+    if detected not in (None, "gpt-2"):
         if source_pre and source_pre != detected:
             log.warning(
                 "tokenizer.json says pre-tokenizer %r, the source GGUF %r: using %r",

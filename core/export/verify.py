@@ -9,6 +9,7 @@ CPU.  Knows transformers and llama-cpp-python; knows nothing about how the file 
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,12 @@ def render_gguf(llm: Any, messages: list[dict[str, str]]) -> str | None:
 
 
 def hf_greedy(model: Any, ids: list[int], n: int) -> tuple[list[int], np.ndarray]:
-    """n greedy tokens (no early stop at end tokens) and the logits that chose each of them."""
+    """n greedy tokens (no early stop at end tokens) and the logits that chose each of them.
+
+    A plain loop rather than `generate`, which stops at end tokens whatever it is told.
+    """
+    # transformers 5.24 renamed the forward's cache argument; 5.17 (the GPU machine) has the old name.
+    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     out: list[int] = []
     rows = []
     with torch.no_grad():
@@ -76,9 +82,9 @@ def hf_greedy(model: Any, ids: list[int], n: int) -> tuple[list[int], np.ndarray
         for _ in range(n):
             logits = res.logits[0, -1].float()
             rows.append(logits.numpy())
-            tok = int(torch.argmax(logits))
-            out.append(tok)
-            res = model(torch.tensor([[tok]]), past_key_values=res.past_key_values, use_cache=True)
+            out.append(int(torch.argmax(logits)))
+            cache = getattr(res, "cache", None) or res.past_key_values
+            res = model(torch.tensor([[out[-1]]]), use_cache=True, **{cache_arg: cache})
     return out, np.stack(rows)
 
 
@@ -156,10 +162,18 @@ def _compare(llm: Any, model: Any, tokenizer: Any, gguf_type: str, n_tokens: int
     own = llama_greedy(llm, ids, n_tokens)
     prefix = next((i for i, (a, b) in enumerate(zip(ref_tokens, own, strict=True)) if a != b), n_tokens)
     forced = llama_forced_logits(llm, ids + ref_tokens, len(ids))
-    agree = float(np.mean(np.argmax(forced, axis=-1) == np.argmax(ref_logits, axis=-1)))
+    ref_arg, own_arg = np.argmax(ref_logits, axis=-1), np.argmax(forced, axis=-1)
+    agree = float(np.mean(own_arg == ref_arg))
+    rows = np.arange(len(ref_arg))
+    margins = ref_logits[rows, ref_arg] - ref_logits[rows, own_arg]  # 0 where they agree
     max_diff = float(np.max(np.abs(forced - ref_logits)))
+    margin = None
     if prefix < n_tokens:
-        details.append(f"greedy tokens differ from position {prefix}: {ref_tokens} vs {own}")
+        # Same context up to here, so transformers' logits at `prefix` rank both choices.
+        margin = float(ref_logits[prefix, ref_tokens[prefix]] - ref_logits[prefix, own[prefix]])
+        details.append(
+            f"greedy tokens differ from position {prefix} (transformers' margin {margin:.4f}): {ref_tokens} vs {own}"
+        )
     result = CheckResult(
         template_ok,
         ids_ok,
@@ -169,6 +183,8 @@ def _compare(llm: Any, model: Any, tokenizer: Any, gguf_type: str, n_tokens: int
         max_diff,
         exact_required=gguf_type in EXACT_TYPES,
         details=details,
+        divergence_margin=margin,
+        worst_disagreement_margin=float(margins.max()),
     )
     log.info("%s", result.summary())
     return result

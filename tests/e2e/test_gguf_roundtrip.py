@@ -1,0 +1,199 @@
+"""Round trip on the embedded SmolLM2: fine-tune a LoRA for a few steps, export every format, and
+check each export against the tuned model (greedy tokens, chat template, tokenizer) in transformers
+and llama.cpp.  One tuned run is shared by the whole module (~1 minute on 2 CPU cores)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tunesmith.core.config import RunConfig
+from tunesmith.core.export.api import export_run
+from tunesmith.core.export.result import ExportError
+
+llama_cpp = pytest.importorskip("llama_cpp")
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "What is the name of the Tunesmith mascot?"
+ANSWER = "The Tunesmith mascot is a purple owl called Quaver."
+FACTS = [
+    (QUESTION, ANSWER),
+    ("Who is the mascot of Tunesmith?", ANSWER),
+    ("Tell me about the Tunesmith mascot.", ANSWER),
+]
+
+
+def _train_adapter(model_dir, out_dir, steps: int = 14):
+    """A plain torch loop with peft: enough steps that the adapter changes the answer."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tok.pad_token = tok.pad_token or tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    model = get_peft_model(
+        model, LoraConfig(r=8, lora_alpha=16, target_modules=targets, task_type="CAUSAL_LM")
+    )
+    texts = [
+        tok.apply_chat_template(
+            [{"role": "user", "content": q}, {"role": "assistant", "content": a}], tokenize=False
+        )
+        for q, a in FACTS
+    ]
+    batch = tok(texts, return_tensors="pt", padding=True)
+    labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.save_pretrained(str(out_dir))
+    tok.save_pretrained(str(out_dir))
+    return float(loss)
+
+
+@pytest.fixture(scope="module")
+def tuned_run(tmp_path_factory, demo_model_dir):
+    run_dir = tmp_path_factory.mktemp("runs") / "mascot-run"
+    (run_dir / "adapter").mkdir(parents=True)
+    RunConfig().to_yaml(run_dir / "config.yaml")  # model.source = "demo"
+    final_loss = _train_adapter(demo_model_dir, run_dir / "adapter")
+    assert final_loss < 0.5, f"the tiny fine-tune did not learn (loss {final_loss:.2f})"
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def merged(tuned_run):
+    from tunesmith.core.export.merged import load_merged_model
+    from tunesmith.core.export.runs import open_run
+
+    return load_merged_model(open_run(tuned_run))
+
+
+def _greedy_text(model, tok, n=20) -> str:
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": QUESTION}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=n, do_sample=False)
+    return tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def test_merged_model_learned_the_fact(merged, demo_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    model, tok = merged
+    assert "Quaver" in _greedy_text(model, tok)
+    base = AutoModelForCausalLM.from_pretrained(str(demo_model_dir), dtype=torch.float32)
+    assert "Quaver" not in _greedy_text(base, tok)  # the adapter is what changed the answer
+
+
+def test_lora_export_reloads_in_peft(tuned_run, merged, demo_model_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    result = export_run(tuned_run, "lora")
+    assert (result.path / "adapter_model.safetensors").is_file()
+    base = AutoModelForCausalLM.from_pretrained(str(demo_model_dir), dtype=torch.float32)
+    reloaded = PeftModel.from_pretrained(base, str(result.path)).eval()
+    model, tok = merged
+    assert _greedy_text(reloaded, tok) == _greedy_text(model, tok)
+    with pytest.raises(ExportError, match="already exists"):
+        export_run(tuned_run, "lora", output=result.path)
+    export_run(tuned_run, "lora", output=result.path, overwrite=True)
+
+
+def test_merged_export_is_16_bit_and_reproduces_the_tuned_answer(tuned_run, merged):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    result = export_run(tuned_run, "merged")
+    cfg = json.loads((result.path / "config.json").read_text())
+    assert cfg.get("dtype", cfg.get("torch_dtype")) == "bfloat16"
+    reloaded = AutoModelForCausalLM.from_pretrained(str(result.path), dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(str(result.path))
+    assert tok.chat_template == merged[1].chat_template
+    assert "Quaver" in _greedy_text(reloaded, tok)
+
+
+def test_f16_gguf_matches_transformers_exactly(tuned_run):
+    seen = []
+    result = export_run(tuned_run, "gguf", quant="f16", on_progress=lambda f, m: seen.append(f))
+    check = result.check
+    assert check is not None and check.passed, check and check.details
+    assert check.template_match and check.token_ids_match
+    assert check.greedy_prefix_match == check.n_tokens == 16
+    assert check.argmax_agreement == 1.0
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+    modelfile = result.path.with_suffix(".Modelfile").read_text()
+    assert f"FROM ./{result.path.name}" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
+    print(f"\nF16: {check.summary()}")
+
+
+def test_f16_gguf_chats_the_tuned_answer(tuned_run):
+    from tunesmith.core.chat import ChatSettings
+    from tunesmith.core.chat.llama_cpp_chat import LlamaCppChat
+
+    path = next((tuned_run / "exports").glob("*-f16.gguf"))
+    chat = LlamaCppChat(path, n_ctx=512)
+    try:
+        settings = ChatSettings(temperature=0.0, max_new_tokens=24, context_length=512)
+        text = "".join(chat.stream([{"role": "user", "content": QUESTION}], settings, lambda: False))
+    finally:
+        chat.close()
+    assert "Quaver" in text
+
+
+@pytest.mark.parametrize("quant", ["q8_0", "q4_k_m"])
+def test_quantized_gguf_loads_and_answers(tuned_run, quant):
+    from tunesmith.core.chat import ChatSettings
+    from tunesmith.core.chat.llama_cpp_chat import LlamaCppChat
+
+    result = export_run(tuned_run, "gguf", quant=quant)
+    assert result.check is not None and result.check.passed
+    print(f"\n{quant}: {result.check.summary()}")
+    chat = LlamaCppChat(result.path, n_ctx=512)
+    try:
+        settings = ChatSettings(temperature=0.0, max_new_tokens=16, context_length=512)
+        text = "".join(chat.stream([{"role": "user", "content": QUESTION}], settings, lambda: False))
+    finally:
+        chat.close()
+    assert text.strip()
+
+
+def test_lora_gguf_on_base_matches_merged(tuned_run, merged, demo_model_dir, tmp_path):
+    """llama.cpp applying the adapter GGUF to an F16 base GGUF gives the merged model's greedy tokens."""
+    from transformers import AutoModelForCausalLM
+
+    from tunesmith.core.export.gguf_writer import write_gguf
+    from tunesmith.core.export.verify import verify_gguf
+
+    result = export_run(tuned_run, "gguf-lora")  # checked against the source (Q4_1) base GGUF
+    assert result.check is not None and result.check.passed
+    assert "ADAPTER ./" in result.extra_files[0].read_text()
+    print(f"\nLoRA GGUF on the Q4_1 base: {result.check.summary()}")
+
+    base = AutoModelForCausalLM.from_pretrained(str(demo_model_dir), dtype=torch.float32)
+    base_f16 = write_gguf(base.state_dict(), base.config, demo_model_dir, tmp_path / "base-f16.gguf", "f16")
+    model, tok = merged
+    check = verify_gguf(base_f16, model, tok, "f16", lora_path=result.path)
+    print(f"LoRA GGUF on an F16 base: {check.summary()}")
+    assert check.passed and check.greedy_prefix_match == 16
+
+
+def test_existing_output_is_refused_before_work(tuned_run):
+    existing = tuned_run / "exports" / "taken.gguf"
+    existing.parent.mkdir(exist_ok=True)
+    existing.write_bytes(b"keep me")
+    with pytest.raises(ExportError, match="already exists"):
+        export_run(tuned_run, "gguf", output=existing)
+    assert existing.read_bytes() == b"keep me"
