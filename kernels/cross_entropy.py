@@ -37,8 +37,8 @@ def _ce_rows_kernel(LOGITS, stride, LABELS, LOSS, n_cols, ignore_index, softcap,
     base = LOGITS + row * stride
     label = tl.load(LABELS + row)
     valid = label != ignore_index
-    m = -float("inf")
-    s = 0.0
+    m = tl.full([], -float("inf"), tl.float32)
+    s = tl.full([], 0.0, tl.float32)
     for start in range(0, n_cols, BLOCK):
         cols = start + tl.arange(0, BLOCK)
         cmask = cols < n_cols

@@ -4,6 +4,11 @@ and LoRA gradients patched as unpatched (fp32 on the CPU), and the revert restor
 import pytest
 import torch
 
+import os  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("TRITON_INTERPRET") == "0", reason="whole-model tests run on the CPU interpreter"
+)
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
