@@ -1,10 +1,10 @@
 """Whole models: a small random model of each family, with LoRA attached by peft, gives the same loss
 and LoRA gradients patched as unpatched (fp32 on the CPU), and the revert restores the stock model."""
 
+import os
+
 import pytest
 import torch
-
-import os  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("TRITON_INTERPRET") == "0", reason="whole-model tests run on the CPU interpreter"
