@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-_BLOCK = 2048
+_BLOCK = 2048  # bytes per program (4096 outputs)
 
 
 @triton.jit
@@ -24,25 +24,30 @@ def _nf4_dequant_kernel(
     PACKED, ABSMAX, CODE, ABSMAX2, CODE2, OUT, n, blocksize, blocksize2, offset,
     NESTED: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    """Element j of the flat weight:
+    """Byte i of the packed weight holds elements 2i (high nibble) and 2i+1 (low nibble):
 
-    nib = packed[j // 2] >> 4  if j even  else  packed[j // 2] & 15
-    a   = code2[absmax[j // bs]] * absmax2[j // bs // bs2] + offset   (nested)   or  absmax[j // bs]
-    w_j = code[nib] * a   (fp32, then cast to the output dtype)
+        a      = code2[absmax[2i // bs]] * absmax2[2i // bs // bs2] + offset   (nested)  or  absmax[2i // bs]
+        w_2i   = code[packed[i] >> 4] * a,     w_2i+1 = code[packed[i] & 15] * a
+
+    (bs is even, so both elements share one block.)  fp32 math, one cast at the store; the two
+    halves are interleaved so each program writes 2 * BLOCK contiguous outputs.
     """
-    j = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    m = j < n
-    byte = tl.load(PACKED + j // 2, mask=m, other=0).to(tl.int32)
-    nib = tl.where(j % 2 == 0, byte >> 4, byte & 15)
-    blk = j // blocksize
+    pid = tl.program_id(0).to(tl.int64)
+    i = pid * BLOCK + tl.arange(0, BLOCK)
+    m = 2 * i < n
+    byte = tl.load(PACKED + i, mask=m, other=0).to(tl.int32)
+    blk = (2 * i) // blocksize
     if NESTED:
         q = tl.load(ABSMAX + blk, mask=m, other=0).to(tl.int32)
         a = tl.load(CODE2 + q, mask=m, other=0.0) * tl.load(ABSMAX2 + blk // blocksize2, mask=m, other=0.0)
         a = a + offset
     else:
         a = tl.load(ABSMAX + blk, mask=m, other=0.0)
-    w = tl.load(CODE + nib, mask=m, other=0.0) * a
-    tl.store(OUT + j, w.to(OUT.dtype.element_ty), mask=m)
+    hi = tl.load(CODE + (byte >> 4)) * a
+    lo = tl.load(CODE + (byte & 15)) * a
+    w = tl.interleave(hi, lo)
+    j = 2 * pid * BLOCK + tl.arange(0, 2 * BLOCK)
+    tl.store(OUT + j, w.to(OUT.dtype.element_ty), mask=j < n)
 
 
 @dataclass(eq=False)
@@ -84,6 +89,8 @@ def _check(w: NF4Weight, out: torch.Tensor | None) -> int:
         raise ValueError(f"absmax has {w.absmax.numel()} blocks, {triton.cdiv(n, w.blocksize)} needed")
     if w.nested and (w.code2 is None or w.absmax.dtype != torch.uint8):
         raise ValueError("nested absmax must be uint8 codes and come with code2")
+    if w.blocksize % 2:
+        raise ValueError(f"blocksize must be even, got {w.blocksize}")
     if w.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise TypeError(f"cannot dequantize to {w.dtype}")
     if out is not None and (out.numel() != n or out.dtype != w.dtype or not out.is_contiguous()):
@@ -99,9 +106,9 @@ def dequantize_nf4(w: NF4Weight, out: torch.Tensor | None = None) -> torch.Tenso
     absmax2 = w.absmax2 if w.nested else w.absmax
     code2 = w.code2 if w.nested else w.code
     if n:
-        _nf4_dequant_kernel[(triton.cdiv(n, _BLOCK),)](
+        _nf4_dequant_kernel[(triton.cdiv(n, 2 * _BLOCK),)](
             w.packed, w.absmax, w.code, absmax2, code2, out, n, w.blocksize, w.blocksize2, float(w.offset),
-            NESTED=w.nested, BLOCK=_BLOCK,
+            NESTED=w.nested, BLOCK=_BLOCK, num_warps=8,
         )  # fmt: skip
     return out.view(w.shape)
 

@@ -29,6 +29,15 @@ def norm_forward(self, hidden_states):
     return rms_norm(hidden_states, self.weight, eps, self._tunesmith_offset)
 
 
+def cpu_embedding_forward(self, input_ids):
+    """A frozen embedding table kept in host memory: gather on the CPU, one copy of the rows to the GPU."""
+    device = self._tunesmith_device
+    out = self._tunesmith_stock(input_ids.to("cpu"))
+    if device.type == "cuda":
+        out = out.pin_memory().to(device, non_blocking=True)
+    return out.to(device)
+
+
 def mlp_forward(self, x):
     """down(act(gate(x)) * up(x)) through the fused LoRA MLP, or stock projections + the GLU kernel."""
     act = self._tunesmith_act

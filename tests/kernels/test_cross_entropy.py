@@ -50,5 +50,7 @@ def test_flce_frozen_weight(device):
 def test_flce_rejects_bad_shapes(device):
     with pytest.raises(ValueError, match="do not fit"):
         fused_linear_cross_entropy(
-            torch.randn(4, 8, device=device), torch.randn(10, 7, device=device), torch.zeros(4).long()
+            torch.randn(4, 8, device=device),
+            torch.randn(10, 7, device=device),
+            torch.zeros(4, dtype=torch.long, device=device),
         )

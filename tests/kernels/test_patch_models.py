@@ -160,3 +160,17 @@ def test_qlora_nf4_model_matches_stock(tmp_path):
     assert type(model.model.layers[0].mlp.down_proj).__name__ == "Linear4bit"
     ids, labels = batch(4)
     compare(add_lora(model), ids, labels)
+
+
+def test_embeddings_on_cpu_option():
+    ids, labels = batch(5)
+    model = add_lora(build("qwen2"))
+    model.train()
+    ref_loss, ref_grads = loss_and_grads(model, ids, labels)
+    report = patch_model(model, embeddings_on_cpu=True)
+    assert report.replaced["embeddings_on_cpu"] == 1
+    loss, grads = loss_and_grads(model, ids, labels)
+    assert_close("loss", loss, ref_loss, rtol=1e-5)
+    for name in ref_grads:
+        assert_close(name, grads[name], ref_grads[name], rtol=1e-4)
+    report.revert()
