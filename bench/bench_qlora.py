@@ -231,7 +231,7 @@ def main() -> None:
     ap.add_argument("--systems", default="hf,tunesmith")
     ap.add_argument("--system", help=argparse.SUPPRESS)  # worker mode
     ap.add_argument("--configs", default="2x2048,1x8192")
-    ap.add_argument("--maxctx", default="")
+    ap.add_argument("--maxctx", default="", help="max-context lengths for the last system listed")
     ap.add_argument("--hf-maxctx", default="", help="max-context lengths for hf (default: none)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=6)
@@ -255,7 +255,8 @@ def main() -> None:
     systems = [s for s in args.systems.split(",") if s]
     for s in systems:
         cmd = [sys.executable, __file__, "--system", s, "--model", args.model, "--configs", args.configs,
-               "--maxctx", args.hf_maxctx if s == "hf" else args.maxctx, "--warmup", str(args.warmup),
+               "--maxctx", args.hf_maxctx if s == "hf" else (args.maxctx if s == systems[-1] else ""),
+               "--warmup", str(args.warmup),
                "--steps", str(args.steps), "--checkpointing", args.checkpointing, "--out", args.out]  # fmt: skip
         cmd += ["--profile"] if args.profile else []
         t0 = time.perf_counter()
