@@ -49,7 +49,11 @@ def quantize_gguf(src: Path, dst: Path, quant: str) -> Path:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, K_QUANTS[quant])
     params.nthread = max(1, (os.cpu_count() or 1))
-    code = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    from llama_cpp._utils import suppress_stdout_stderr
+
+    # llama.cpp prints a line per tensor (and per fallback type) straight to the C streams.
+    with suppress_stdout_stderr(disable=log.isEnabledFor(logging.DEBUG)):
+        code = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
     if code != 0 or not Path(dst).is_file():
         raise ExportError(f"llama.cpp could not quantize {src.name} to {quant.upper()} (code {code})")
     log.info("quantized %s -> %s (%s)", src.name, dst.name, quant.upper())

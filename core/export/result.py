@@ -46,7 +46,8 @@ class CheckResult:
     def near_tie(self) -> bool:
         noise = 2 * self.max_logit_diff
         return (
-            self.divergence_margin is not None
+            self.exact_required
+            and self.divergence_margin is not None
             and self.divergence_margin <= noise
             and self.worst_disagreement_margin <= noise
         )

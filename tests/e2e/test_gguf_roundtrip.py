@@ -56,7 +56,7 @@ def _train_adapter(model_dir, out_dir, steps: int = 14):
         opt.zero_grad()
     model.save_pretrained(str(out_dir))
     tok.save_pretrained(str(out_dir))
-    return float(loss)
+    return float(loss.detach())
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +71,26 @@ def tuned_run(tmp_path_factory, demo_model_dir):
 
 @pytest.fixture(scope="module")
 def merged(tuned_run):
-    from tunesmith.core.export.merged import load_merged_model
+    """The merged model, loaded once; every export in this module gets a copy instead of re-merging."""
+    import copy
+
+    from tunesmith.core.export import merged as merged_mod
     from tunesmith.core.export.runs import open_run
 
-    return load_merged_model(open_run(tuned_run))
+    loaded = merged_mod.load_merged_model(open_run(tuned_run))
+    patch = pytest.MonkeyPatch()
+    # Exports cast or keep the model they get: each takes its own copy (~0.3 s, vs ~5 s to re-merge).
+    patch.setattr(merged_mod, "load_merged_model", lambda run, dtype=None: copy.deepcopy(loaded))
+    yield loaded
+    patch.undo()
 
 
-def _greedy_text(model, tok, n=20) -> str:
+@pytest.fixture(scope="module")
+def tuned_answer(merged):
+    return _greedy_text(*merged)
+
+
+def _greedy_text(model, tok, n=14) -> str:
     ids = tok.apply_chat_template(
         [{"role": "user", "content": QUESTION}],
         add_generation_prompt=True,
@@ -89,16 +102,16 @@ def _greedy_text(model, tok, n=20) -> str:
     return tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
-def test_merged_model_learned_the_fact(merged, demo_model_dir):
+def test_merged_model_learned_the_fact(merged, tuned_answer, demo_model_dir):
     from transformers import AutoModelForCausalLM
 
     model, tok = merged
-    assert "Quaver" in _greedy_text(model, tok)
+    assert "Quaver" in tuned_answer
     base = AutoModelForCausalLM.from_pretrained(str(demo_model_dir), dtype=torch.float32)
     assert "Quaver" not in _greedy_text(base, tok)  # the adapter is what changed the answer
 
 
-def test_lora_export_reloads_in_peft(tuned_run, merged, demo_model_dir):
+def test_lora_export_reloads_in_peft(tuned_run, merged, tuned_answer, demo_model_dir):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -106,14 +119,13 @@ def test_lora_export_reloads_in_peft(tuned_run, merged, demo_model_dir):
     assert (result.path / "adapter_model.safetensors").is_file()
     base = AutoModelForCausalLM.from_pretrained(str(demo_model_dir), dtype=torch.float32)
     reloaded = PeftModel.from_pretrained(base, str(result.path)).eval()
-    model, tok = merged
-    assert _greedy_text(reloaded, tok) == _greedy_text(model, tok)
+    assert _greedy_text(reloaded, merged[1]) == tuned_answer
     with pytest.raises(ExportError, match="already exists"):
         export_run(tuned_run, "lora", output=result.path)
     export_run(tuned_run, "lora", output=result.path, overwrite=True)
 
 
-def test_merged_export_is_16_bit_and_reproduces_the_tuned_answer(tuned_run, merged):
+def test_merged_export_is_16_bit_and_reproduces_the_tuned_answer(tuned_run, merged, tuned_answer):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     result = export_run(tuned_run, "merged")
@@ -122,10 +134,10 @@ def test_merged_export_is_16_bit_and_reproduces_the_tuned_answer(tuned_run, merg
     reloaded = AutoModelForCausalLM.from_pretrained(str(result.path), dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(str(result.path))
     assert tok.chat_template == merged[1].chat_template
-    assert "Quaver" in _greedy_text(reloaded, tok)
+    assert "Quaver" in _greedy_text(reloaded, tok)  # bf16 storage: the fact survives, not every token
 
 
-def test_f16_gguf_matches_transformers_exactly(tuned_run):
+def test_f16_gguf_matches_transformers_exactly(tuned_run, merged):
     seen = []
     result = export_run(tuned_run, "gguf", quant="f16", on_progress=lambda f, m: seen.append(f))
     check = result.check
@@ -154,7 +166,7 @@ def test_f16_gguf_chats_the_tuned_answer(tuned_run):
 
 
 @pytest.mark.parametrize("quant", ["q8_0", "q4_k_m"])
-def test_quantized_gguf_loads_and_answers(tuned_run, quant):
+def test_quantized_gguf_loads_and_answers(tuned_run, merged, quant):
     from tunesmith.core.chat import ChatSettings
     from tunesmith.core.chat.llama_cpp_chat import LlamaCppChat
 
@@ -177,17 +189,32 @@ def test_lora_gguf_on_base_matches_merged(tuned_run, merged, demo_model_dir, tmp
     from tunesmith.core.export.gguf_writer import write_gguf
     from tunesmith.core.export.verify import verify_gguf
 
-    result = export_run(tuned_run, "gguf-lora")  # checked against the source (Q4_1) base GGUF
-    assert result.check is not None and result.check.passed
-    assert "ADAPTER ./" in result.extra_files[0].read_text()
-    print(f"\nLoRA GGUF on the Q4_1 base: {result.check.summary()}")
+    # The export's own check runs on the source (Q4_1) base GGUF; the exact comparison below needs F16.
+    result = export_run(tuned_run, "gguf-lora", check=False)
+    modelfile = result.extra_files[0].read_text()
+    assert f"ADAPTER ./{result.path.name}" in modelfile and "FROM /" in modelfile
 
     base = AutoModelForCausalLM.from_pretrained(str(demo_model_dir), dtype=torch.float32)
     base_f16 = write_gguf(base.state_dict(), base.config, demo_model_dir, tmp_path / "base-f16.gguf", "f16")
     model, tok = merged
     check = verify_gguf(base_f16, model, tok, "f16", lora_path=result.path)
-    print(f"LoRA GGUF on an F16 base: {check.summary()}")
+    print(f"\nLoRA GGUF on an F16 base: {check.summary()}")
     assert check.passed and check.greedy_prefix_match == 16
+
+    # The Chat tab switches the adapter on and off without re-exporting.
+    from tunesmith.core.chat import ChatSettings
+    from tunesmith.core.chat.llama_cpp_chat import LlamaCppChat
+
+    settings = ChatSettings(temperature=0.0, max_new_tokens=16, context_length=512)
+    chat = LlamaCppChat(base_f16, lora_path=result.path, n_ctx=512)
+    try:
+        ask = [{"role": "user", "content": QUESTION}]
+        with_adapter = "".join(chat.stream(ask, settings, lambda: False))
+        chat.set_adapter(None)
+        without = "".join(chat.stream(ask, settings, lambda: False))
+    finally:
+        chat.close()
+    assert "Quaver" in with_adapter and "Quaver" not in without
 
 
 def test_existing_output_is_refused_before_work(tuned_run):
