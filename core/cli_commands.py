@@ -1,0 +1,263 @@
+"""The CLI's commands: argument definitions and handlers for info, data check, train and demo.
+
+Each `add_*` registers a sub-command with its `handler`; handlers return an exit status.  They call
+the engine's public API and print results for people; they hold no engine logic of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from tunesmith.core.config import ConfigError, RunConfig
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line (or a few) a person can act on."""
+    problems = getattr(exc, "problems", None)
+    text = str(exc) or type(exc).__name__
+    if problems:
+        text += "\n" + "\n".join(str(p) for p in problems[:20])
+    return text
+
+
+# ----------------------------------------------------------------------------- info
+def add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="show the GPU, its memory and library versions (or 'CPU only')")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=run_info)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    import json
+
+    from tunesmith.core.hardware import detect_hardware
+
+    hw = detect_hardware()
+    if args.json:
+        print(json.dumps(hw.to_dict(), indent=2))
+        return 0
+    print(hw.summary())
+    if hw.has_gpu:
+        print(f"4-bit QLoRA: {'yes' if hw.supports_4bit else 'no'}; bf16: {'yes' if hw.supports_bf16 else 'no'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- data check
+def add_data(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="work with dataset files")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    check = data_sub.add_parser(
+        "check",
+        help="detect a dataset's format, count usable rows, show token lengths and list broken rows",
+        description="Exit status 0 when every row is usable, 1 when some are broken "
+        "(each printed as FILE:LINE: what is wrong).",
+    )
+    check.add_argument("file", help="a .jsonl, .json, .csv, .parquet or .txt file")
+    check.add_argument("--format", default="auto", help="alpaca, sharegpt, messages, text, preference, prompt")
+    check.add_argument("--model", default="demo", help="model whose tokenizer counts tokens (default: demo)")
+    check.add_argument("--max-length", type=int, default=512, help="max tokens per row (default 512)")
+    check.add_argument("--no-tokens", action="store_true", help="skip token counting (no model needed)")
+    check.set_defaults(handler=run_data_check)
+    data.set_defaults(handler=lambda args: data.print_help() or 2)
+
+
+def run_data_check(args: argparse.Namespace) -> int:
+    from tunesmith.core.data import load_dataset_file
+
+    dataset = load_dataset_file(args.file, args.format)
+    print(f"{args.file}: format {dataset.format}; {dataset.summary()}")
+    if not args.no_tokens and dataset.format not in ("preference", "prompt"):
+        print(_token_summary(dataset, args.model, args.max_length))
+    for problem in dataset.problems:
+        print(problem, file=sys.stderr)
+    return 1 if dataset.problems else 0
+
+
+def _token_summary(dataset: Any, model: str, max_length: int) -> str:
+    from tunesmith.core.data import apply_template, length_stats, render_example
+    from tunesmith.core.models.sources import load_tokenizer
+
+    tokenizer = load_tokenizer(model)
+    apply_template(tokenizer, None)
+    lengths = [render_example(r.example, tokenizer, max_length).num_tokens for r in dataset.records]
+    return length_stats(lengths, max_length).summary()
+
+
+# ----------------------------------------------------------------------------- train
+def add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="fine-tune a model (from CONFIG.yaml, flags, or both: flags win)",
+        description="Fine-tune a model. Each run gets a new folder under --output with its config, "
+        "metrics.jsonl, log, checkpoints and the trained adapter. Ctrl-C stops after the current step "
+        "and keeps a checkpoint; --resume RUN_DIR continues it.",
+    )
+    p.add_argument("config", nargs="?", help="a run's config.yaml (optional)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
+    p.add_argument("--model", help="'demo', a model folder, a .gguf file or a hub id")
+    p.add_argument("--precision", help="auto, 4bit, 8bit, bf16, fp16 or fp32")
+    p.add_argument("--data", help="dataset file ('sample' for the bundled one)")
+    p.add_argument("--format", help="dataset format (default: detected)")
+    p.add_argument("--method", help="training method: sft (dpo, orpo, grpo where available)")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    p.add_argument("--epochs", type=float, help="passes over the data (ignored with --max-steps)")
+    p.add_argument("--batch-size", type=int, help="rows per step (lower it if memory runs out)")
+    p.add_argument("--grad-accum", type=int, help="steps to accumulate before an update")
+    p.add_argument("--lr", type=float, help="learning rate (e.g. 2e-4 for LoRA)")
+    p.add_argument("--max-length", type=int, help="max tokens per row (longer rows are cut)")
+    p.add_argument("--lora-r", type=int, help="LoRA rank (capacity of the adapter)")
+    p.add_argument("--lora-alpha", type=int, help="LoRA alpha (scale of the adapter)")
+    p.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
+    p.add_argument("--eval-ratio", type=float, help="fraction of rows held out for evaluation")
+    p.add_argument("--eval-steps", type=int, help="evaluate every N steps")
+    p.add_argument("--save-steps", type=int, help="save a checkpoint every N steps")
+    p.add_argument("--seed", type=int, help="random seed (same seed, same run)")
+    p.add_argument("--output", help="folder in which the run folder is created (default: runs)")
+    p.add_argument("--run-name", help="name of the run folder")
+    p.add_argument("--skip-invalid", action="store_true", help="train on the good rows, skip broken ones")
+    p.add_argument("--no-kernels", action="store_true", help="use stock transformers (no Triton kernels)")
+    p.add_argument("--quiet", action="store_true", help="print only the final result")
+    p.set_defaults(handler=run_train)
+
+
+_FLAG_TO_FIELD = {
+    "model": ("model", "source"),
+    "precision": ("model", "precision"),
+    "data": ("data", "path"),
+    "format": ("data", "format"),
+    "max_length": ("data", "max_length"),
+    "eval_ratio": ("data", "eval_ratio"),
+    "method": ("train", "method"),
+    "max_steps": ("train", "max_steps"),
+    "epochs": ("train", "epochs"),
+    "batch_size": ("train", "batch_size"),
+    "grad_accum": ("train", "grad_accum"),
+    "lr": ("train", "learning_rate"),
+    "eval_steps": ("train", "eval_steps"),
+    "save_steps": ("train", "save_steps"),
+    "seed": ("train", "seed"),
+    "lora_r": ("lora", "r"),
+    "lora_alpha": ("lora", "alpha"),
+    "output": (None, "output_dir"),
+    "run_name": (None, "run_name"),
+}
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    if args.resume:
+        config = RunConfig.from_yaml(Path(args.resume).expanduser() / "config.yaml")
+    elif args.config:
+        config = RunConfig.from_yaml(args.config)
+    else:
+        config = RunConfig()
+    for flag, (section, name) in _FLAG_TO_FIELD.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            setattr(getattr(config, section) if section else config, name, value)
+    if args.skip_invalid:
+        config.data.skip_invalid = True
+    if args.no_kernels:
+        config.model.patch_kernels = False
+    if args.full:
+        config.lora.enabled = False
+    return config.validate()
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from tunesmith.core.training.engine import TrainingRun
+
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    printer = EventPrinter(quiet=args.quiet, debug=args.debug)
+    run = TrainingRun(config, printer, resume_from=args.resume)
+    previous = signal.signal(signal.SIGINT, lambda *_: _cancel_once(run))
+    try:
+        result = run.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result.kind == "failed":
+        return 1
+    return 130 if result.cancelled else 0
+
+
+def _cancel_once(run: Any) -> None:
+    if run.cancelled:
+        raise KeyboardInterrupt
+    print("\nStopping after this step and saving a checkpoint (Ctrl-C again to abort)…", file=sys.stderr)
+    run.cancel()
+
+
+class EventPrinter:
+    """Prints engine events as short human lines."""
+
+    def __init__(self, quiet: bool = False, debug: bool = False):
+        self.quiet, self.debug = quiet, debug
+
+    def __call__(self, event: Any) -> None:
+        kind = event.kind
+        if kind == "failed":
+            print(f"error: {event.message}", file=sys.stderr)
+            if event.hint:
+                print(event.hint, file=sys.stderr)
+            if self.debug:
+                print(event.details, file=sys.stderr)
+            if event.last_checkpoint:
+                print(f"Last checkpoint kept: {event.last_checkpoint}", file=sys.stderr)
+        elif kind == "finished":
+            state = "stopped" if event.cancelled else "finished"
+            loss = f", final loss {event.final_loss:.4f}" if event.final_loss is not None else ""
+            print(f"Run {state} at step {event.step}{loss}.\nRun folder: {event.run_dir}")
+            if event.cancelled:
+                print(f"Resume with: tunesmith train --resume {event.run_dir}")
+        elif self.quiet:
+            return
+        elif kind == "step":
+            print(format_step(event), flush=True)
+        elif kind == "eval":
+            print(f"  eval at step {event.step}: loss {event.eval_loss:.4f}", flush=True)
+        elif kind == "checkpoint":
+            print(f"  checkpoint saved: {event.path}", flush=True)
+        elif kind == "started":
+            print(
+                f"Training {event.trainable_params:,} of {event.total_params:,} parameters "
+                f"on {event.device} ({event.precision}); {event.total_steps} steps. Run folder: {event.run_dir}",
+                flush=True,
+            )
+        elif kind == "log":
+            print(("warning: " if event.level == "warning" else "") + event.message, flush=True)
+
+
+def format_step(event: Any) -> str:
+    eta = int(event.eta_seconds)
+    return (
+        f"step {event.step}/{event.total_steps}  loss {event.loss:.4f}  lr {event.learning_rate:.2e}  "
+        f"{event.tokens_per_second:,.0f} tok/s  mem {event.memory_allocated_gb:.1f} GiB  "
+        f"ETA {eta // 60}m{eta % 60:02d}s"
+    )
+
+
+# ----------------------------------------------------------------------------- demo
+def add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="fine-tune the embedded demo model on a bundled dataset and compare its answers before/after",
+        description="Teaches the embedded SmolLM2-135M-Instruct a new identity (Quill, a pirate-poet "
+        "assistant) from a bundled dataset, then prints the base model's and the tuned model's answers to "
+        "the same questions. A few minutes on a laptop CPU; seconds on a GPU.",
+    )
+    p.add_argument("--output", default="runs", help="folder for the run (default: runs)")
+    p.add_argument("--epochs", type=float, default=None, help="passes over the sample data")
+    p.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from tunesmith.core.demo import run_demo as demo
+
+    return demo(output_dir=args.output, epochs=args.epochs, printer=EventPrinter())

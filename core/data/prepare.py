@@ -1,0 +1,91 @@
+"""Turn a checked dataset into tokenized train/eval sets for the SFT trainer.
+
+Each conversation or text row is rendered with the chat template and tokenized with its trained-token
+mask (labels of -100 elsewhere), truncated to max_length (counted), then split into train and eval by
+ratio with a fixed seed.  Preference and prompt-only rows are handed to TRL as canonical dicts instead
+(`preference_rows`); this module does not know about trainers.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from tunesmith.core.config import DataConfig
+from tunesmith.core.data.stats import LengthStats, length_stats
+from tunesmith.core.data.templates import render_example
+from tunesmith.core.data.validation import DatasetFile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    train: Any  # datasets.Dataset with input_ids, attention_mask, labels
+    eval: Any | None
+    truncated_rows: int
+    stats: LengthStats
+    tokens_total: int
+
+
+def split_indices(n: int, eval_ratio: float, seed: int) -> tuple[list[int], list[int]]:
+    """Deterministic train/eval split: the same seed always holds out the same rows."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    n_eval = int(round(n * eval_ratio))
+    if eval_ratio > 0 and n_eval == 0 and n >= 2:
+        n_eval = 1
+    return sorted(order[n_eval:]), sorted(order[:n_eval])
+
+
+def prepare_sft(dataset: DatasetFile, tokenizer: Any, cfg: DataConfig, seed: int) -> PreparedData:
+    from datasets import Dataset
+
+    if dataset.format in ("preference", "prompt"):
+        raise ValueError(
+            f"{dataset.path} holds {dataset.format} data, which SFT cannot learn from: "
+            "use DPO/ORPO for preference pairs and GRPO for prompt-only data."
+        )
+    rows, lengths, truncated = [], [], 0
+    for record in dataset.records:
+        rendered = render_example(record.example, tokenizer, cfg.max_length, cfg.assistant_only_loss)
+        lengths.append(rendered.num_tokens)
+        truncated += rendered.truncated
+        if not any(rendered.trained):
+            log.warning("%s:%d: nothing left to train on after truncation; skipped", dataset.path, record.line)
+            continue
+        rows.append(
+            {
+                "input_ids": rendered.input_ids,
+                "attention_mask": [1] * len(rendered.input_ids),
+                "labels": rendered.labels,
+            }
+        )
+    if truncated:
+        log.warning("%d of %d rows were longer than max_length %d and were truncated", truncated, len(lengths), cfg.max_length)
+    train_idx, eval_idx = split_indices(len(rows), cfg.eval_ratio, seed)
+    train = Dataset.from_list([rows[i] for i in train_idx])
+    evaluation = Dataset.from_list([rows[i] for i in eval_idx]) if eval_idx else None
+    return PreparedData(
+        train=train,
+        eval=evaluation,
+        truncated_rows=truncated,
+        stats=length_stats(lengths, cfg.max_length),
+        tokens_total=sum(len(r["input_ids"]) for r in rows),
+    )
+
+
+def preference_rows(dataset: DatasetFile, cfg: DataConfig, seed: int) -> tuple[Any, Any | None]:
+    """Canonical preference / prompt-only rows as train and eval `datasets.Dataset`s for TRL."""
+    from datasets import Dataset
+
+    rows = [dict(r.example) for r in dataset.records]
+    for row in rows:
+        if row.get("answer") is None and "answer" in row:
+            row["answer"] = ""
+    train_idx, eval_idx = split_indices(len(rows), cfg.eval_ratio, seed)
+    train = Dataset.from_list([rows[i] for i in train_idx])
+    evaluation = Dataset.from_list([rows[i] for i in eval_idx]) if eval_idx else None
+    return train, evaluation

@@ -1,0 +1,131 @@
+"""Load a model for training: the chosen precision, LoRA adapters, and our kernels when on CUDA.
+
+Takes a `ModelConfig` and `LoraSettings`, returns the model, its tokenizer and notes for the user.
+It knows how to call transformers, bitsandbytes and peft; it does not know about datasets or trainers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunesmith.core.config import LoraSettings, ModelConfig
+from tunesmith.core.hardware import HardwareInfo
+from tunesmith.core.models.precision import PrecisionChoice, choose_precision
+from tunesmith.core.models.sources import resolve_dense_model_dir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    precision: str
+    device: str
+    notes: list[str] = field(default_factory=list)
+    kernel_report: Any = None
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """(trainable, total) parameters."""
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.model.parameters())
+        return trainable, total
+
+
+def load_for_training(model_cfg: ModelConfig, lora: LoraSettings, hw: HardwareInfo) -> LoadedModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    choice = choose_precision(model_cfg.precision, hw)
+    folder = resolve_dense_model_dir(model_cfg.source)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=model_cfg.trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    device = "cuda" if hw.has_gpu and hw.trainable_gpu else "cpu"
+    kwargs = _load_kwargs(choice, device)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(folder), trust_remote_code=model_cfg.trust_remote_code, use_safetensors=True, **kwargs
+    )
+    if device == "cuda" and not choice.quantized:
+        model.to(device)
+    model.config.use_cache = False  # the KV cache is useless while training and costs memory
+    notes = list(choice.notes)
+    if choice.quantized and not lora.enabled:
+        raise ValueError(
+            f"Full fine-tuning cannot train {choice.precision} weights: turn LoRA on, or pick bf16/fp32."
+        )
+    if lora.enabled:
+        model = _add_lora(model, lora)
+    else:
+        model.requires_grad_(True)
+    report = None
+    if model_cfg.patch_kernels and device == "cuda":
+        report = _patch_kernels(model, notes)
+    log.info("Loaded %s in %s on %s", folder.name, choice.precision, device)
+    return LoadedModel(model, tokenizer, choice.precision, device, notes, report)
+
+
+def _load_kwargs(choice: PrecisionChoice, device: str) -> dict[str, Any]:
+    import torch
+
+    compute = torch.bfloat16 if device == "cuda" and choice.precision != "fp16" else torch.float16
+    if choice.precision == "4bit":
+        from transformers import BitsAndBytesConfig
+
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute,
+        )
+        return {"quantization_config": quant, "dtype": compute, "device_map": {"": 0}}
+    if choice.precision == "8bit":
+        from transformers import BitsAndBytesConfig
+
+        return {
+            "quantization_config": BitsAndBytesConfig(load_in_8bit=True),
+            "dtype": compute,
+            "device_map": {"": 0},
+        }
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[choice.precision]
+    return {"dtype": dtype}
+
+
+def _add_lora(model: Any, lora: LoraSettings) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [t for t in lora.target_modules if t in present]
+    missing = sorted(set(lora.target_modules) - present)
+    if not targets:
+        raise ValueError(
+            f"lora.target_modules: none of {', '.join(lora.target_modules)} exist in this model; "
+            f"its layers are named e.g. {', '.join(sorted(present)[:8])}"
+        )
+    if missing:
+        log.warning("LoRA targets not in this model, skipped: %s", ", ".join(missing))
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=targets,
+        use_rslora=lora.use_rslora,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def _patch_kernels(model: Any, notes: list[str]) -> Any:
+    try:
+        from tunesmith.kernels import patch_model
+    except ImportError as exc:
+        notes.append(f"Tunesmith's kernels are unavailable ({exc}); training with stock transformers.")
+        return None
+    try:
+        return patch_model(model)
+    except Exception as exc:  # a C compiler or Triton problem must not stop training
+        log.exception("Kernel patching failed")
+        notes.append(f"Tunesmith's kernels could not be used ({exc}); training with stock transformers.")
+        return None

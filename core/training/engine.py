@@ -1,0 +1,282 @@
+"""The training engine: one run, from config to saved adapter, reported through events.
+
+`TrainingRun` walks the phases of a run — setup_model, setup_data, setup_trainer, train, save,
+cleanup — and never raises for training problems: `run()` returns the final `Finished` or `Failed`
+event, which was also emitted and written to `metrics.jsonl`.  `cancel()` may be called from any
+thread; training stops within one step and keeps a checkpoint.  TRL does the optimisation; this class
+only wires config, data, model, events and files together.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tunesmith.core.config import RunConfig
+from tunesmith.core.events import Event, Failed, Finished, LogLine, RunStarted
+from tunesmith.core.paths import new_run_dir
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
+CHECKPOINTS = "checkpoints"
+ADAPTER = "adapter"
+
+
+class TrainingRun:
+    def __init__(
+        self,
+        config: RunConfig,
+        on_event: Callable[[Event], None] | None = None,
+        resume_from: str | Path | None = None,
+        extra_callbacks: list[Any] | None = None,
+    ):
+        self.config = config
+        self._on_event = on_event or (lambda event: None)
+        self._resume_from = Path(resume_from) if resume_from else None
+        self._extra_callbacks = list(extra_callbacks or [])
+        self._cancel = threading.Event()
+        self._bridge: Any = None
+        self.run_dir: Path | None = None
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.loaded: Any = None
+        self.data: Any = None
+        self.trainer: Any = None
+        self._log_handler: logging.Handler | None = None
+
+    # ----------------------------------------------------------------- public
+    def cancel(self) -> None:
+        """Ask the run to stop after the current step (a checkpoint is saved).  Thread-safe."""
+        self._cancel.set()
+        if self._bridge is not None:
+            self._bridge.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def run(self) -> Finished | Failed:
+        try:
+            self.config.validate()
+            self.setup_run_dir()
+            self.setup_model()
+            self.setup_data()
+            self.setup_trainer()
+            if self.cancelled:
+                return self._finish(self.trainer.state.global_step, cancelled=True)
+            self.train()
+            return self.save()
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a Failed event
+            if isinstance(exc, KeyboardInterrupt):
+                self._cancel.set()
+            return self._fail(exc)
+        finally:
+            self.cleanup()
+
+    # ----------------------------------------------------------------- phases
+    def setup_run_dir(self) -> None:
+        if self._resume_from is not None:
+            self.run_dir = _run_dir_of(self._resume_from)
+        else:
+            self.run_dir = new_run_dir(self.config.output_dir, self.config.run_name)
+        self.config.to_yaml(self.run_dir / CONFIG_FILE)
+        self._log_handler = _attach_log_file(self.run_dir / LOG_FILE)
+
+    def setup_model(self) -> None:
+        _quiet_progress_bars()
+        from transformers import set_seed
+
+        from tunesmith.core.hardware import detect_hardware
+        from tunesmith.core.models.loading import load_for_training
+
+        # Seed before LoRA's random init, so two runs with one seed start from the same adapter.
+        set_seed(self.config.train.seed)
+        hardware = detect_hardware()
+        self._emit(LogLine("info", f"Loading {self.config.model.source} ({hardware.summary().splitlines()[0]})"))
+        self.loaded = load_for_training(self.config.model, self.config.lora, hardware)
+        for note in self.loaded.notes:
+            self._emit(LogLine("warning", note))
+        self.model, self.tokenizer = self.loaded.model, self.loaded.tokenizer
+
+    def setup_data(self) -> None:
+        from tunesmith.core.training.methods import prepare_data
+
+        self.data = prepare_data(self.config, self.tokenizer, self._emit)
+
+    def setup_trainer(self) -> None:
+        from tunesmith.core.training.callbacks import EventBridge
+        from tunesmith.core.training.methods import build_trainer
+
+        self._bridge = EventBridge(self._emit)
+        if self.cancelled:
+            self._bridge.cancel()
+        self.trainer = build_trainer(
+            self.config, self.loaded, self.data, self.run_dir / CHECKPOINTS, [self._bridge, *self._extra_callbacks]
+        )
+
+    def train(self) -> None:
+        checkpoint = self._checkpoint_to_resume()
+        trainable, total = self.loaded.parameter_counts()
+        self._emit(
+            RunStarted(
+                run_dir=str(self.run_dir),
+                total_steps=self.trainer.state.max_steps or self._planned_steps(),
+                resumed_from_step=_step_of(checkpoint) if checkpoint else 0,
+                device=self.loaded.device,
+                precision=self.loaded.precision,
+                trainable_params=trainable,
+                total_params=total,
+            )
+        )
+        self.trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    def save(self) -> Finished:
+        adapter_dir = self.run_dir / ADAPTER
+        tmp = adapter_dir.with_name(ADAPTER + ".tmp")
+        self.trainer.model.save_pretrained(str(tmp))
+        self.tokenizer.save_pretrained(str(tmp))
+        if adapter_dir.exists():  # a resumed run replaces its own earlier adapter
+            _remove_tree(adapter_dir)
+        tmp.rename(adapter_dir)
+        return self._finish(self.trainer.state.global_step, cancelled=self.cancelled)
+
+    def cleanup(self) -> None:
+        if self._log_handler is not None:
+            _detach_log_file(self._log_handler)
+            self._log_handler = None
+        if self.trainer is not None:
+            self.trainer.callback_handler.callbacks = [
+                c for c in self.trainer.callback_handler.callbacks if c not in self._extra_callbacks
+            ]
+        _free_accelerator_memory()
+
+    # ----------------------------------------------------------------- helpers
+    def _emit(self, event: Event) -> None:
+        if self.run_dir is not None:
+            with (self.run_dir / METRICS_FILE).open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(event.to_dict()) + "\n")
+        if isinstance(event, LogLine):
+            getattr(log, "warning" if event.level == "warning" else "info")(event.message)
+        try:
+            self._on_event(event)
+        except Exception:  # a broken listener must not kill training
+            log.exception("Event listener failed on %s", event.kind)
+
+    def _finish(self, step: int, cancelled: bool) -> Finished:
+        last_checkpoint = self._bridge.last_checkpoint if self._bridge else None
+        final_loss = self._bridge.last_loss if self._bridge else None
+        event = Finished(
+            run_dir=str(self.run_dir),
+            adapter_dir=str(self.run_dir / ADAPTER),
+            step=step,
+            final_loss=final_loss,
+            cancelled=cancelled,
+            last_checkpoint=last_checkpoint or _latest_checkpoint(self.run_dir / CHECKPOINTS),
+        )
+        self._emit(event)
+        return event
+
+    def _fail(self, exc: BaseException) -> Failed:
+        from tunesmith.core.training.errors import explain
+
+        message, hint = explain(exc, self.config)
+        log.error("%s", message, exc_info=exc)
+        checkpoint = _latest_checkpoint(self.run_dir / CHECKPOINTS) if self.run_dir else None
+        event = Failed(
+            message=message,
+            hint=hint,
+            details="".join(traceback.format_exception(exc)),
+            run_dir=str(self.run_dir) if self.run_dir else None,
+            last_checkpoint=str(checkpoint) if checkpoint else None,
+        )
+        self._emit(event)
+        return event
+
+    def _checkpoint_to_resume(self) -> Path | None:
+        if self._resume_from is None:
+            return None
+        if self._resume_from.name.startswith("checkpoint-"):
+            return self._resume_from
+        found = _latest_checkpoint(self.run_dir / CHECKPOINTS)
+        if found is None:
+            raise ValueError(f"{self.run_dir}: no checkpoint to resume from (nothing was saved yet)")
+        return Path(found)
+
+    def _planned_steps(self) -> int:
+        return int(getattr(self.trainer.args, "max_steps", 0) or 0)
+
+
+def _run_dir_of(path: Path) -> Path:
+    """RUN_DIR or RUN_DIR/checkpoints/checkpoint-N → RUN_DIR (a resumed run keeps its folder)."""
+    path = path.expanduser().resolve()
+    if path.name.startswith("checkpoint-"):
+        path = path.parent.parent
+    if not (path / CONFIG_FILE).is_file():
+        raise ValueError(f"{path}: not a Tunesmith run folder (no {CONFIG_FILE})")
+    return path
+
+
+def _step_of(checkpoint: Path) -> int:
+    return int(checkpoint.name.rsplit("-", 1)[-1])
+
+
+def _latest_checkpoint(folder: Path) -> str | None:
+    if not folder.is_dir():
+        return None
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.rsplit("-", 1)[-1].isdigit()]
+    return str(max(found, key=_step_of)) if found else None
+
+
+def _attach_log_file(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("tunesmith", "transformers", "trl", "peft"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+    # Only our own logger is turned up to INFO: the libraries keep their levels (and console output).
+    tunesmith_logger = logging.getLogger("tunesmith")
+    if tunesmith_logger.level == logging.NOTSET or tunesmith_logger.level > logging.INFO:
+        tunesmith_logger.setLevel(logging.INFO)
+    return handler
+
+
+def _detach_log_file(handler: logging.Handler) -> None:
+    for name in ("tunesmith", "transformers", "trl", "peft"):
+        logging.getLogger(name).removeHandler(handler)
+    handler.close()
+
+
+def _quiet_progress_bars() -> None:
+    """Library progress bars would interleave with our events on the console and in the app's log."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path)
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass

@@ -1,0 +1,121 @@
+"""Per-method setup: which data a method needs and how its TRL trainer is configured.
+
+SFT takes tokenized conversations with label masks (core.data.prepare); the preference and RL methods
+take canonical rows.  Each `build_*` function maps the run's config onto TRL's config class.  This is
+the only module that knows TRL's argument names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tunesmith.core.config import RunConfig
+from tunesmith.core.events import Event, LogLine
+
+OPTIMIZER_NAMES = {"adamw": "adamw_torch", "adamw_8bit": "adamw_8bit"}
+
+
+def prepare_data(config: RunConfig, tokenizer: Any, emit: Callable[[Event], None]) -> Any:
+    from tunesmith.core.data import apply_template, load_dataset_file, require_clean, sample_dataset_path
+    from tunesmith.core.data.prepare import prepare_sft
+
+    path = sample_dataset_path() if config.data.path == "sample" else Path(config.data.path).expanduser()
+    dataset = require_clean(load_dataset_file(path, config.data.format), config.data.skip_invalid)
+    for problem in dataset.problems:
+        emit(LogLine("warning", f"skipped {problem}"))
+    emit(LogLine("info", f"{path.name}: {dataset.summary()}"))
+    apply_template(tokenizer, config.data.template)
+    if config.train.method != "sft":
+        raise ValueError(f"train.method '{config.train.method}' is not available yet; use sft")
+    prepared = prepare_sft(dataset, tokenizer, config.data, config.train.seed)
+    emit(LogLine("info", prepared.stats.summary()))
+    if prepared.truncated_rows:
+        emit(
+            LogLine(
+                "warning",
+                f"{prepared.truncated_rows} rows were cut to max_length {config.data.max_length}; "
+                "raise max_length to keep them whole.",
+            )
+        )
+    return prepared
+
+
+def common_arguments(config: RunConfig, loaded: Any, output_dir: Path) -> dict[str, Any]:
+    """Trainer arguments shared by every method (TrainingArguments names)."""
+    t = config.train
+    on_gpu = loaded.device == "cuda"
+    checkpointing = t.gradient_checkpointing if t.gradient_checkpointing is not None else on_gpu
+    return {
+        "output_dir": str(output_dir),
+        "num_train_epochs": t.epochs,
+        "max_steps": t.max_steps,
+        "per_device_train_batch_size": t.batch_size,
+        "per_device_eval_batch_size": t.batch_size,
+        "gradient_accumulation_steps": t.grad_accum,
+        "learning_rate": t.learning_rate,
+        "lr_scheduler_type": t.lr_scheduler,
+        "warmup_steps": t.warmup_steps if t.warmup_steps else t.warmup_ratio,
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+        "seed": t.seed,
+        "data_seed": t.seed,
+        "optim": OPTIMIZER_NAMES[t.optimizer] if on_gpu else "adamw_torch",
+        "gradient_checkpointing": checkpointing,
+        "gradient_checkpointing_kwargs": {"use_reentrant": False} if checkpointing else None,
+        "eval_strategy": "steps" if t.eval_steps > 0 else "no",
+        "eval_steps": t.eval_steps or None,
+        "save_strategy": "steps" if t.save_steps > 0 else "no",
+        "save_steps": t.save_steps or 500,
+        "logging_steps": t.logging_steps,
+        "logging_first_step": True,
+        "report_to": [],
+        "use_cpu": not on_gpu,
+        "bf16": on_gpu and loaded.precision in ("4bit", "8bit", "bf16"),
+        "fp16": on_gpu and loaded.precision == "fp16",
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        "remove_unused_columns": False,
+    }
+
+
+def build_trainer(
+    config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]
+) -> Any:
+    if config.train.method == "sft":
+        return _build_sft(config, loaded, data, output_dir, callbacks)
+    raise ValueError(f"train.method '{config.train.method}' is not available yet; use sft")
+
+
+def _build_sft(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
+    from trl import SFTConfig, SFTTrainer
+
+    from tunesmith.core.training.callbacks import TokenCounter
+
+    args = SFTConfig(
+        **common_arguments(config, loaded, output_dir),
+        max_length=config.data.max_length,
+        packing=config.data.packing,
+        assistant_only_loss=False,  # our own label mask already covers it (core.data.templates)
+        dataset_num_proc=None,
+    )
+    if data.eval is None and args.eval_strategy != "no":
+        args.eval_strategy = "no"
+    trainer = SFTTrainer(
+        model=loaded.model,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        processing_class=loaded.tokenizer,
+        callbacks=callbacks,
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # our events replace its raw dict prints
+    counter = TokenCounter(trainer.data_collator)
+    trainer.data_collator = counter
+    for callback in callbacks:
+        if hasattr(callback, "counter"):
+            callback.counter = counter
+    return trainer

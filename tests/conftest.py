@@ -1,0 +1,35 @@
+"""Settings shared by the whole suite: no network, one model cache, real embedded model.
+
+The embedded demo model is converted from its GGUF once into TUNESMITH_CACHE; the folder survives
+between test sessions on the same machine (its name changes when the GGUF changes), so only the first
+run pays the ~15 s conversion.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TUNESMITH_CACHE", str(Path(tempfile.gettempdir()) / "tunesmith-test-cache"))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir() -> Path:
+    """The embedded SmolLM2 as a dense safetensors folder (real weights, no download)."""
+    from tunesmith.core.models.sources import embedded_model_dir
+
+    return embedded_model_dir()
+
+
+@pytest.fixture(scope="session")
+def demo_tokenizer(demo_model_dir):
+    from tunesmith.core.models.sources import load_tokenizer
+
+    return load_tokenizer("demo")

@@ -1,0 +1,89 @@
+"""The CLI contract: commands, exit codes and one-line messages (no tracebacks)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tunesmith.core.cli import main
+
+
+def tunesmith(*args, cwd=None):
+    """Run the real console entry point in a fresh process, as a user's script would."""
+    exe = Path(sys.executable).with_name("tunesmith")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=os.environ.copy(), timeout=600)
+
+
+def test_help_lists_every_command():
+    result = tunesmith("--help")
+    assert result.returncode == 0
+    for command in ("info", "data", "train", "demo", "export", "chat"):
+        assert command in result.stdout
+
+
+def test_info_reports_this_machine(capsys):
+    assert main(["info", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    import torch
+
+    assert report["torch_version"] == torch.__version__
+    assert report["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_data_check_clean_file_exits_zero_with_token_stats(capsys):
+    from tunesmith.core.data import sample_dataset_path
+
+    assert main(["data", "check", str(sample_dataset_path()), "--max-length", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "format messages; 32 of 32 rows usable" in out
+    assert "tokens per row: min 46" in out and "longer than max_length 50" in out
+
+
+def test_data_check_broken_file_exits_one_with_file_line_messages(tmp_path):
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"instruction": "q", "output": "a"}\n{"instruction": "q"}\n{oops\n')
+    result = tunesmith("data", "check", str(path), "--no-tokens")
+    assert result.returncode == 1
+    assert "1 of 3 rows usable" in result.stdout
+    assert f"{path}:2: field 'output': missing" in result.stderr
+    assert f"{path}:3: not valid JSON" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_errors_are_one_clear_line_and_debug_shows_the_traceback(tmp_path, capsys):
+    missing = str(tmp_path / "nope.jsonl")
+    assert main(["data", "check", missing]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {missing}: no such file"
+    assert main(["--debug", "data", "check", missing]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_train_rejects_bad_settings_before_loading_anything(capsys):
+    assert main(["train", "--batch-size", "0"]) == 2
+    assert "train.batch_size must be 1 or more" in capsys.readouterr().err
+
+
+def test_train_with_a_broken_dataset_fails_with_its_lines(tmp_path, capsys):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "fine"}\n{"text": 5}\n')
+    code = main(["train", "--data", str(path), "--max-steps", "1", "--output", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"{path}:2: field 'text': must be text, got int" in err
+
+
+@pytest.mark.slow
+def test_train_from_flags_then_from_the_saved_config(tmp_path):
+    args = ["--max-steps", "2", "--max-length", "48", "--lora-r", "4", "--batch-size", "1", "--output", str(tmp_path)]
+    first = tunesmith("train", *args)
+    assert first.returncode == 0, first.stderr
+    assert "step 2/2" in first.stdout
+    run_dir = next(tmp_path.iterdir())
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps if s["event"] == "step"] == [1, 2]
+    again = tunesmith("train", str(run_dir / "config.yaml"), "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert len(list(tmp_path.iterdir())) == 2  # a new folder: runs are never reused
