@@ -1,5 +1,6 @@
 """Model sources, precision choices and the hardware report."""
 
+import json
 import os
 
 import pytest
@@ -85,3 +86,27 @@ def test_hardware_report_on_this_machine():
     if not torch.cuda.is_available():
         assert hw.summary().startswith("CPU only")
         assert hw.ram_total_gb > 0 and not hw.supports_4bit
+
+
+def test_vram_estimate_counts_the_real_model_and_warns_when_it_will_not_fit(demo_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tunesmith.core.config import RunConfig
+    from tunesmith.core.vram import estimate_vram, model_shape
+
+    config_json = json.loads((demo_model_dir / "config.json").read_text())
+    model = AutoModelForCausalLM.from_pretrained(str(demo_model_dir), dtype=torch.float32)
+    assert model_shape(config_json).parameters == sum(p.numel() for p in model.parameters())
+
+    config = RunConfig()
+    small = estimate_vram(config, hardware(), model_dir=demo_model_dir)
+    assert small.fits and "fits" in small.message
+    config.train.batch_size, config.data.max_length = 64, 8192
+    big = estimate_vram(config, hardware(), model_dir=demo_model_dir)
+    assert not big.fits and big.total_gb > 20
+    assert "will not fit" in big.message and "lower the batch size" in big.message
+    four_bit = estimate_vram(RunConfig(), hardware(), model_dir=demo_model_dir).parts["weights"]
+    config16 = RunConfig()
+    config16.model.precision = "bf16"
+    assert estimate_vram(config16, hardware(), model_dir=demo_model_dir).parts["weights"] > 3 * four_bit
