@@ -149,10 +149,10 @@ def worker(args) -> None:
             json.dumps({k: v for k, v in rec.items() if k not in ("losses", "step_times_s")}),
         )
         out.write_text(json.dumps(res, indent=1))
-        if args.profile and cfg == args.configs.split(",")[0] and "error" not in rec:
-            res["profile"] = profile_step(
-                model, opt, batch(b, s, 99), Path(args.out) / f"profile_{args.system}.txt"
-            )
+        if args.profile and "error" not in rec and (args.system == "tunesmith" or cfg == "2x2048"):
+            path = Path(args.out) / f"profile_{args.system}_{cfg}.txt"
+            rec["profile_top"] = profile_step(model, opt, batch(b, s, 99), path)
+            out.write_text(json.dumps(res, indent=1))
     for s in [int(x) for x in args.maxctx.split(",") if x]:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
