@@ -19,14 +19,10 @@ pytestmark = pytest.mark.slow
 
 QUESTION = "What is the name of the Tunesmith mascot?"
 ANSWER = "The Tunesmith mascot is a purple owl called Quaver."
-FACTS = [
-    (QUESTION, ANSWER),
-    ("Who is the mascot of Tunesmith?", ANSWER),
-    ("Tell me about the Tunesmith mascot.", ANSWER),
-]
+FACTS = [(QUESTION, ANSWER), ("Who is the mascot of Tunesmith?", ANSWER)]
 
 
-def _train_adapter(model_dir, out_dir, steps: int = 14):
+def _train_adapter(model_dir, out_dir, steps: int = 8):
     """A plain torch loop with peft: enough steps that the adapter changes the answer."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -57,6 +53,16 @@ def _train_adapter(model_dir, out_dir, steps: int = 14):
     model.save_pretrained(str(out_dir))
     tok.save_pretrained(str(out_dir))
     return float(loss.detach())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One torch thread: on this 2-core machine, shared with other test runs, two threads spin
+    against each other (measured: 8 LoRA steps 50 s with 2 threads, 21 s with 1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
