@@ -12,9 +12,13 @@ Chain rule for one projection, with xa = x A^T [N, r] and dy = dL/dy [N, out]:
     dya = s dy B            [N, r]
     dA = dya^T x            [r, in]
     dX = dy W + dya A       [N, in]
-MLP block: g = proj_gate(x), u = proj_up(x), h = act(g) * u, y = proj_down(h).  Saved: x, g, u.
-Backward recomputes h together with dg, du (one Triton pass, in g's and u's memory), then applies
-the rule above to down (input h), gate and up (input x), summing both dX.
+Projections that share an input (q/k/v; gate/up) run as one matmul with the adapters folded in
+along K:  [x | s xa] @ [W | B]^T  over the base weights stacked by rows, so the rank-r update never
+makes an extra pass over the [N, out] output, and their backward is one matmul too:
+    dY @ [W | B] = [dy W | dy B]  gives the base dX and every dya at once.
+MLP block: [g | u] = proj_gate_up(x), h = act(g) * u, y = proj_down(h).  Saved: x, [g | u], xa.
+Backward recomputes h, forms dh = [dy | s dy B_d] @ [W_d ; A_d], then dg, du (one Triton pass, in
+the memory of g and u) and dX from the stacked gate/up weights.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .nf4 import NF4Weight, dense_weight
+from .nf4 import NF4Weight, dense_weight, dequantize_nf4
 from .swiglu import glu_backward, glu_forward
 
 
@@ -52,13 +56,14 @@ def _w(f: _Frozen, dtype: torch.dtype) -> torch.Tensor:
     return w if w.dtype == dtype else w.to(dtype)
 
 
-def proj_forward(x2: torch.Tensor, A: torch.Tensor, B: torch.Tensor, f: _Frozen) -> torch.Tensor:
-    """y = x W^T + bias + s (x A^T) B^T for x2 [N, in]."""
+def proj_forward(x2: torch.Tensor, A: torch.Tensor, B: torch.Tensor, f: _Frozen, return_xa: bool = False):
+    """y = x W^T + bias + s (x A^T) B^T for x2 [N, in] (and xa = x A^T when asked)."""
     y = x2 @ _w(f, x2.dtype).t()
     if f.bias is not None:
         y += f.bias.to(y.dtype)
     xa = x2 @ A.to(x2.dtype).t()
-    return y.addmm_(xa, B.to(x2.dtype).t(), alpha=f.scaling)
+    y = y.addmm_(xa, B.to(x2.dtype).t(), alpha=f.scaling)
+    return (y, xa) if return_xa else y
 
 
 def proj_backward(dy, x2, A, B, f: _Frozen, dx=None, need=(True, True, True)):
@@ -93,66 +98,150 @@ class LoRALinearFunction(torch.autograd.Function):
         return (None if dx is None else dx.view(*dy.shape[:-1], -1)), dA, dB, None
 
 
+def _out_features(f: _Frozen) -> int:
+    return f.weight.shape[0]
+
+
+def stacked_weight(frozens, in_f: int, extra: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """[sum of out, in_f + extra]: the base weights one under the other, `extra` free columns right."""
+    outs = [_out_features(f) for f in frozens]
+    wp = torch.empty(sum(outs), in_f + extra, dtype=dtype, device=device)
+    r0 = 0
+    for f, o in zip(frozens, outs, strict=True):
+        dst = wp[r0 : r0 + o, :in_f]
+        if isinstance(f.weight, NF4Weight) and f.weight.dtype == dtype:
+            dequantize_nf4(f.weight, out=dst)
+        else:
+            dst.copy_(dense_weight(f.weight))
+        r0 += o
+    return wp
+
+
+def _with_b(wp, in_f, Bs, frozens):
+    """Fills wp's extra columns with the block-diagonal B's: wp = [W | blockdiag(B)]."""
+    wp[:, in_f:].zero_()
+    r0, c0 = 0, in_f
+    for b, f in zip(Bs, frozens, strict=True):
+        o, r = _out_features(f), b.shape[1]
+        wp[r0 : r0 + o, c0 : c0 + r].copy_(b)
+        r0, c0 = r0 + o, c0 + r
+    return wp
+
+
+def _ranks(As):
+    offs, o = [], 0
+    for a in As:
+        offs.append((o, o + a.shape[0]))
+        o += a.shape[0]
+    return offs
+
+
+def group_forward(x2, As, Bs, frozens):
+    """Y = [x | s xa] @ [W | blockdiag(B)]^T (+ biases) for projections sharing x2; returns (Y, xa)."""
+    dt, (n, in_f) = x2.dtype, x2.shape
+    offs = _ranks(As)
+    a_cat = torch.cat([a.to(dt) for a in As])  # [R, in]
+    xa = x2 @ a_cat.t()  # [N, R]
+    xp = torch.empty(n, in_f + a_cat.shape[0], dtype=dt, device=x2.device)
+    xp[:, :in_f].copy_(x2)
+    for (c0, c1), f in zip(offs, frozens, strict=True):
+        torch.mul(xa[:, c0:c1], f.scaling, out=xp[:, in_f + c0 : in_f + c1])
+    wp = _with_b(stacked_weight(frozens, in_f, a_cat.shape[0], dt, x2.device), in_f, Bs, frozens)
+    biases = [f.bias for f in frozens]
+    if all(b is None for b in biases):
+        return xp @ wp.t(), xa
+    bias = torch.cat(
+        [
+            b.to(dt) if b is not None else wp.new_zeros(_out_features(f))
+            for b, f in zip(biases, frozens, strict=True)
+        ]
+    )
+    return torch.addmm(bias, xp, wp.t()), xa
+
+
+def group_backward(dY, x2, xa, As, Bs, frozens, need):
+    """From dY [N, sum of out] (the outputs side by side): (dX, [dA_i], [dB_i]) for group_forward."""
+    dt, in_f = x2.dtype, x2.shape[1]
+    offs = _ranks(As)
+    wp = _with_b(stacked_weight(frozens, in_f, xa.shape[1], dt, x2.device), in_f, Bs, frozens)
+    grad = dY @ wp  # [N, in + R] = [dY W | dY_i B_i ...]
+    dx, dyb = grad[:, :in_f], grad[:, in_f:]
+    dAs, dBs, r0 = [], [], 0
+    for i, ((c0, c1), f) in enumerate(zip(offs, frozens, strict=True)):
+        o = _out_features(f)
+        dyb[:, c0:c1].mul_(f.scaling)  # dya_i = s_i dY_i B_i
+        dAs.append((dyb[:, c0:c1].t() @ x2).to(As[i].dtype) if need[1 + 2 * i] else None)
+        dBs.append(
+            (dY[:, r0 : r0 + o].t() @ xa[:, c0:c1]).mul_(f.scaling).to(Bs[i].dtype)
+            if need[2 + 2 * i]
+            else None
+        )
+        r0 += o
+    a_cat = torch.cat([a.to(dt) for a in As])
+    dx.addmm_(dyb, a_cat)  # + dya A
+    return dx, dAs, dBs
+
+
 class LoRAQKVFunction(torch.autograd.Function):
-    """q, k, v projections of one input; saves x and the six adapter matrices."""
+    """q, k, v projections of one input, one matmul each way; saves x, xa and the adapters."""
 
     @staticmethod
     def forward(ctx, x, qA, qB, kA, kB, vA, vB, frozen):
         x2 = x.reshape(-1, x.shape[-1])
-        ctx.save_for_backward(x2, qA, qB, kA, kB, vA, vB)
+        y, xa = group_forward(x2, (qA, kA, vA), (qB, kB, vB), frozen)
+        ctx.save_for_backward(x2, xa, qA, qB, kA, kB, vA, vB)
         ctx.frozen = frozen
-        pairs = ((qA, qB), (kA, kB), (vA, vB))
-        return tuple(
-            proj_forward(x2, a, b, f).view(*x.shape[:-1], -1)
-            for (a, b), f in zip(pairs, frozen, strict=False)
-        )
+        outs = y.split([_out_features(f) for f in frozen], dim=1)
+        return tuple(o.view(*x.shape[:-1], -1) for o in outs)
 
     @staticmethod
     def backward(ctx, dq, dk, dv):
-        x2, *ab = ctx.saved_tensors
-        need_x = ctx.needs_input_grad[0]
-        dx, grads = None, []
-        for i, d in enumerate((dq, dk, dv)):
-            if d is None:
-                grads += [None, None]
-                continue
-            need = (need_x, ctx.needs_input_grad[1 + 2 * i], ctx.needs_input_grad[2 + 2 * i])
-            d2 = d.reshape(-1, d.shape[-1])
-            dx, dA, dB = proj_backward(d2, x2, ab[2 * i], ab[2 * i + 1], ctx.frozen[i], dx, need)
-            grads += [dA, dB]
-        lead = dq.shape[:-1] if dq is not None else (dk if dk is not None else dv).shape[:-1]
-        return (None if dx is None else dx.view(*lead, -1)), *grads, None
+        x2, xa, qA, qB, kA, kB, vA, vB = ctx.saved_tensors
+        grads = [d if d is not None else x2.new_zeros(x2.shape[0], _out_features(f))
+                 for d, f in zip((dq, dk, dv), ctx.frozen, strict=True)]  # fmt: skip
+        dY = torch.cat([g.reshape(x2.shape[0], -1) for g in grads], dim=1)
+        dx, dAs, dBs = group_backward(
+            dY, x2, xa, (qA, kA, vA), (qB, kB, vB), ctx.frozen, ctx.needs_input_grad
+        )
+        lead = next(d for d in (dq, dk, dv) if d is not None).shape[:-1]
+        return dx.view(*lead, -1), dAs[0], dBs[0], dAs[1], dBs[1], dAs[2], dBs[2], None
 
 
 class LoRAMLPFunction(torch.autograd.Function):
-    """down(act(gate(x)) * up(x)); saves x, g, u and the six adapter matrices."""
+    """down(act(gate(x)) * up(x)); saves x, [g | u], xa (gate/up) and xa (down), and the adapters."""
 
     @staticmethod
     def forward(ctx, x, gA, gB, uA, uB, dA, dB, frozen, activation):
         x2 = x.reshape(-1, x.shape[-1])
-        g = proj_forward(x2, gA, gB, frozen[0])
-        u = proj_forward(x2, uA, uB, frozen[1])
-        h = glu_forward(g, u, activation)
-        y = proj_forward(h, dA, dB, frozen[2])
-        ctx.save_for_backward(x2, g, u, gA, gB, uA, uB, dA, dB)
+        gu, xa = group_forward(x2, (gA, uA), (gB, uB), frozen[:2])  # [N, 2I]
+        inter = _out_features(frozen[0])
+        h = glu_forward(gu[:, :inter], gu[:, inter:], activation)
+        y, xa_d = proj_forward(h, dA, dB, frozen[2], return_xa=True)
+        ctx.save_for_backward(x2, gu, xa, xa_d, gA, gB, uA, uB, dA, dB)
         ctx.frozen, ctx.activation = frozen, activation
         return y.view(*x.shape[:-1], -1)
 
     @staticmethod
     def backward(ctx, dy):
-        x2, g, u, gA, gB, uA, uB, dA, dB = ctx.saved_tensors
+        x2, gu, xa, xa_d, gA, gB, uA, uB, dA, dB = ctx.saved_tensors
         fg, fu, fd = ctx.frozen
-        ng = ctx.needs_input_grad
+        ng, dt = ctx.needs_input_grad, x2.dtype
+        inter = _out_features(fg)
+        g, u = gu[:, :inter], gu[:, inter:]
         dy2 = dy.reshape(-1, dy.shape[-1])
+        dya_d = (dy2 @ dB.to(dt)).mul_(fd.scaling)  # [N, r]
+        d_dB = (dy2.t() @ xa_d).mul_(fd.scaling).to(dB.dtype) if ng[6] else None
         h = glu_forward(g, u, ctx.activation)
-        dh, d_dA, d_dB = proj_backward(dy2, h, dA, dB, fd, need=(True, ng[5], ng[6]))
+        d_dA = (dya_d.t() @ h).to(dA.dtype) if ng[5] else None
         del h
-        dg, du, _ = glu_backward(dh, g, u, ctx.activation, inplace=True)  # dg, du over g, u
+        # dh = dy W_d + dya_d A_d = [dy | dya_d] @ [W_d ; A_d]
+        wd = stacked_weight((fd,), inter, 0, dt, x2.device)
+        wd = torch.cat([wd, dA.to(dt)]) if dA.shape[0] else wd
+        dh = torch.cat([dy2, dya_d], dim=1) @ wd
+        glu_backward(dh, g, u, ctx.activation, inplace=True)  # gu now holds [dg | du]
         del dh
-        dx, d_gA, d_gB = proj_backward(dg, x2, gA, gB, fg, need=(ng[0], ng[1], ng[2]))
-        dx, d_uA, d_uB = proj_backward(du, x2, uA, uB, fu, dx, need=(ng[0], ng[3], ng[4]))
-        dx = None if dx is None else dx.view(*dy.shape[:-1], -1)
-        return dx, d_gA, d_gB, d_uA, d_uB, d_dA, d_dB, None, None
+        dx, dAs, dBs = group_backward(gu, x2, xa, (gA, uA), (gB, uB), (fg, fu), ng)
+        return dx.view(*dy.shape[:-1], -1), dAs[0], dBs[0], dAs[1], dBs[1], d_dA, d_dB, None, None
 
 
 def _frozen(p: LoRAProj) -> _Frozen:

@@ -21,10 +21,11 @@ _BLOCK = 2048  # outputs per program under the CPU interpreter
 
 @triton.jit
 def _nf4_dequant_kernel(
-    PACKED, ABSMAX, CODE, ABSMAX2, CODE2, OUT, n, blocksize, blocksize2, offset,
+    PACKED, ABSMAX, CODE, ABSMAX2, CODE2, OUT, n, cols, ld, blocksize, blocksize2, offset,
     NESTED: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    """Element j of the flat weight:
+    """Grid (rows, column blocks).  Element j = row * cols + col of the flat weight, written to
+    OUT[row * ld + col] (ld >= cols lets it land in a slice of a wider buffer):
 
         nib = packed[j // 2] >> 4  if j even  else  packed[j // 2] & 15
         a   = code2[absmax[j // bs]] * absmax2[j // bs // bs2] + offset   (nested)   or  absmax[j // bs]
@@ -34,8 +35,10 @@ def _nf4_dequant_kernel(
     (Llama-8B step, 672 dequants): this form 25 ms per step; a byte-per-lane form that joined both
     nibbles with tl.interleave 47 ms (the interleave costs a layout shuffle).
     """
-    j = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    m = j < n
+    row = tl.program_id(0).to(tl.int64)
+    col = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    m = col < cols
+    j = row * cols + col
     byte = tl.load(PACKED + j // 2, mask=m, other=0).to(tl.int32)
     nib = tl.where(j % 2 == 0, byte >> 4, byte & 15)
     blk = j // blocksize
@@ -46,13 +49,13 @@ def _nf4_dequant_kernel(
     else:
         a = tl.load(ABSMAX + blk, mask=m, other=0.0)
     w = tl.load(CODE + nib, mask=m, other=0.0) * a
-    tl.store(OUT + j, w.to(OUT.dtype.element_ty), mask=m)
+    tl.store(OUT + row * ld + col, w.to(OUT.dtype.element_ty), mask=m)
 
 
 # On the GPU the block size and warps are tuned once per weight size (three sizes in a Llama model).
 _nf4_dequant_tuned = triton.autotune(
     configs=[triton.Config({"BLOCK": b}, num_warps=w) for b in (1024, 2048, 4096) for w in (4, 8)],
-    key=["n"],
+    key=["n", "cols"],
 )(_nf4_dequant_kernel)
 
 
@@ -99,36 +102,38 @@ def _check(w: NF4Weight, out: torch.Tensor | None) -> int:
         raise ValueError(f"blocksize must be even, got {w.blocksize}")
     if w.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise TypeError(f"cannot dequantize to {w.dtype}")
-    if out is not None and (out.numel() != n or out.dtype != w.dtype or not out.is_contiguous()):
-        raise ValueError("out must be a contiguous tensor of the weight's size and dtype")
+    if out is not None:
+        rows, cols = _rows_cols(w.shape)
+        if out.shape != (rows, cols) or out.dtype != w.dtype or out.stride(1) != 1 or out.stride(0) < cols:
+            raise ValueError(f"out must be a [{rows}, {cols}] {w.dtype} matrix with unit column stride")
     return n
 
 
 def dequantize_nf4(w: NF4Weight, out: torch.Tensor | None = None) -> torch.Tensor:
-    """The dense weight [*shape] in w.dtype (written into `out` when given)."""
+    """The dense weight [*shape] in w.dtype; with `out` (a [rows, cols] matrix, row stride >= cols,
+    e.g. a column slice of a wider buffer) it is written there and `out` is returned."""
     n = _check(w, out)
+    rows, cols = _rows_cols(w.shape)
     if out is None:
-        out = torch.empty(w.shape, device=w.packed.device, dtype=w.dtype)
+        out = torch.empty((rows, cols), device=w.packed.device, dtype=w.dtype)
     absmax2 = w.absmax2 if w.nested else w.absmax
     code2 = w.code2 if w.nested else w.code
     if n:
-        args = (
-            w.packed,
-            w.absmax,
-            w.code,
-            absmax2,
-            code2,
-            out,
-            n,
-            w.blocksize,
-            w.blocksize2,
-            float(w.offset),
-        )
+        args = (w.packed, w.absmax, w.code, absmax2, code2, out, n, cols, out.stride(0), w.blocksize,
+                w.blocksize2, float(w.offset))  # fmt: skip
         if out.is_cuda:
-            _nf4_dequant_tuned[lambda meta: (triton.cdiv(n, meta["BLOCK"]),)](*args, NESTED=w.nested)
+            _nf4_dequant_tuned[lambda meta: (rows, triton.cdiv(cols, meta["BLOCK"]))](*args, NESTED=w.nested)
         else:
-            _nf4_dequant_kernel[(triton.cdiv(n, _BLOCK),)](*args, NESTED=w.nested, BLOCK=_BLOCK)
-    return out.view(w.shape)
+            _nf4_dequant_kernel[(rows, triton.cdiv(cols, _BLOCK))](*args, NESTED=w.nested, BLOCK=_BLOCK)
+    return out if out.stride(0) != cols else out.view(w.shape)
+
+
+def _rows_cols(shape: tuple[int, ...]) -> tuple[int, int]:
+    cols = shape[-1] if shape else 1
+    rows = 1
+    for s in shape[:-1]:
+        rows *= s
+    return rows, cols
 
 
 def dense_weight(w: torch.Tensor | NF4Weight) -> torch.Tensor:

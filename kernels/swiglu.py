@@ -40,29 +40,38 @@ def _act_and_grad(g, ACT: tl.constexpr):
 
 
 @triton.jit
-def _glu_fwd_kernel(G, U, H, n, ACT: tl.constexpr, BLOCK: tl.constexpr):
-    """h = act(g) * u."""
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < n
-    g = tl.load(G + offs, mask=m, other=0.0).to(tl.float32)
-    u = tl.load(U + offs, mask=m, other=0.0).to(tl.float32)
+def _glu_fwd_kernel(G, U, H, sg, su, sh, cols, ACT: tl.constexpr, BLOCK: tl.constexpr):
+    """h = act(g) * u, one row block per program (row strides sg, su, sh; unit column stride)."""
+    row = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    m = c < cols
+    g = tl.load(G + row * sg + c, mask=m, other=0.0).to(tl.float32)
+    u = tl.load(U + row * su + c, mask=m, other=0.0).to(tl.float32)
     a, _ = _act_and_grad(g, ACT)
-    tl.store(H + offs, (a * u).to(H.dtype.element_ty), mask=m)
+    tl.store(H + row * sh + c, (a * u).to(H.dtype.element_ty), mask=m)
 
 
 @triton.jit
-def _glu_bwd_kernel(DH, G, U, DG, DU, H, n, ACT: tl.constexpr, WRITE_H: tl.constexpr, BLOCK: tl.constexpr):
+def _glu_bwd_kernel(DH, G, U, DG, DU, H, sdh, sg, su, sdg, sdu, sh, cols,
+                    ACT: tl.constexpr, WRITE_H: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
     """dg = dh * u * act'(g);  du = dh * act(g);  optionally h = act(g) * u (recomputed)."""
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < n
-    dh = tl.load(DH + offs, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(G + offs, mask=m, other=0.0).to(tl.float32)
-    u = tl.load(U + offs, mask=m, other=0.0).to(tl.float32)
+    row = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    m = c < cols
+    dh = tl.load(DH + row * sdh + c, mask=m, other=0.0).to(tl.float32)
+    g = tl.load(G + row * sg + c, mask=m, other=0.0).to(tl.float32)
+    u = tl.load(U + row * su + c, mask=m, other=0.0).to(tl.float32)
     a, da = _act_and_grad(g, ACT)
     if WRITE_H:
-        tl.store(H + offs, (a * u).to(H.dtype.element_ty), mask=m)
-    tl.store(DG + offs, (dh * u * da).to(DG.dtype.element_ty), mask=m)
-    tl.store(DU + offs, (dh * a).to(DU.dtype.element_ty), mask=m)
+        tl.store(H + row * sh + c, (a * u).to(H.dtype.element_ty), mask=m)
+    tl.store(DG + row * sdg + c, (dh * u * da).to(DG.dtype.element_ty), mask=m)
+    tl.store(DU + row * sdu + c, (dh * a).to(DU.dtype.element_ty), mask=m)
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """[rows, cols] view with unit column stride (a copy only when the layout needs one)."""
+    t2 = t.reshape(-1, t.shape[-1]) if t.dim() != 2 else t
+    return t2 if t2.stride(-1) == 1 else t2.contiguous()
 
 
 def _prep(g: torch.Tensor, u: torch.Tensor, activation: str) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -71,30 +80,43 @@ def _prep(g: torch.Tensor, u: torch.Tensor, activation: str) -> tuple[torch.Tens
         raise ValueError(f"gate {tuple(g.shape)} {g.dtype} and up {tuple(u.shape)} {u.dtype} must match")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
-    return g.contiguous(), u.contiguous(), ACTIVATIONS[activation]
+    return _rows(g), _rows(u), ACTIVATIONS[activation]
 
 
 def glu_forward(g: torch.Tensor, u: torch.Tensor, activation: str) -> torch.Tensor:
+    """act(g) * u; g and u may be row-strided views (e.g. the halves of one [N, 2I] matmul output)."""
+    shape = g.shape
     g, u, act = _prep(g, u, activation)
-    h = torch.empty_like(g)
-    n = g.numel()
-    if n:
-        _glu_fwd_kernel[(triton.cdiv(n, _BLOCK),)](g, u, h, n, ACT=act, BLOCK=_BLOCK)
-    return h
+    h = torch.empty(g.shape, device=g.device, dtype=g.dtype)
+    rows, cols = g.shape
+    if g.numel():
+        grid = (rows, triton.cdiv(cols, _BLOCK))
+        _glu_fwd_kernel[grid](g, u, h, g.stride(0), u.stride(0), h.stride(0), cols, ACT=act, BLOCK=_BLOCK)
+    return h.view(shape)
 
 
 def glu_backward(dh, g, u, activation: str, write_h: bool = False, inplace: bool = False):
     """Returns (dg, du, h or None).  inplace=True writes dg into g's and du into u's memory."""
-    g, u, act = _prep(g, u, activation)
-    dh = dh.contiguous()
-    dg, du = (g, u) if inplace else (torch.empty_like(g), torch.empty_like(u))
-    h = torch.empty_like(g) if write_h else dg
-    n = g.numel()
-    if n:
-        _glu_bwd_kernel[(triton.cdiv(n, _BLOCK),)](
-            dh, g, u, dg, du, h, n, ACT=act, WRITE_H=write_h, BLOCK=_BLOCK
-        )
-    return dg, du, (h if write_h else None)
+    shape = g.shape
+    g2, u2, act = _prep(g, u, activation)
+    if inplace and (g2.data_ptr() != g.data_ptr() or u2.data_ptr() != u.data_ptr()):
+        raise ValueError("inplace needs g and u with unit column stride")
+    dh2 = _rows(dh)
+
+    def new():
+        return torch.empty(g2.shape, device=g.device, dtype=g.dtype)
+
+    dg, du = (g2, u2) if inplace else (new(), new())
+    h = new() if write_h else dg
+    rows, cols = g2.shape
+    if g2.numel():
+        _glu_bwd_kernel[(rows, triton.cdiv(cols, _BLOCK))](
+            dh2, g2, u2, dg, du, h, dh2.stride(0), g2.stride(0), u2.stride(0), dg.stride(0), du.stride(0),
+            h.stride(0), cols, ACT=act, WRITE_H=write_h, BLOCK=_BLOCK,
+        )  # fmt: skip
+    if inplace:
+        return g, u, (h.view(shape) if write_h else None)
+    return dg.view(shape), du.view(shape), (h.view(shape) if write_h else None)
 
 
 class GLUFunction(torch.autograd.Function):

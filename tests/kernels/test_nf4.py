@@ -84,3 +84,13 @@ def test_nf4_rejects_short_absmax():
     )
     with pytest.raises(ValueError, match="absmax"):
         dequantize_nf4(nw)
+
+
+def test_nf4_into_slice_of_wider_buffer():
+    torch.manual_seed(2)
+    w = torch.randn(48, 64)
+    packed, st = bnbf.quantize_4bit(w, quant_type="nf4", compress_statistics=True)
+    buf = torch.full((50, 70), 7.0)
+    dequantize_nf4(to_nf4weight(packed, st), out=buf[1:49, 2:66])
+    assert_close("slice", buf[1:49, 2:66], ref_dequant(packed, st), rtol=1e-7)
+    assert (buf[0] == 7).all() and (buf[:, :2] == 7).all() and (buf[:, 66:] == 7).all()
