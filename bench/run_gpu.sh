@@ -13,11 +13,11 @@ TRITON_INTERPRET=0 timeout 120 python3 -m pytest -q -p no:cacheprovider tests/ke
 MODEL=$HOME/anchor-llama8b-random
 [ -f $MODEL/config.json ] || timeout 200 python3 .anchors/make_model.py $MODEL > $R/make_model.log 2>&1
 timeout 330 python3 bench/bench_qlora.py --model $MODEL --systems hf,tunesmith,tunesmith_cpuemb \
-  --configs 2x2048,1x8192 --maxctx 131072 --warmup 2 --steps 5 --profile --timeout 150 --out $R/bench \
+  --configs 2x2048,1x8192 --maxctx 131072 --warmup 3 --steps 8 --profile --timeout 160 --out $R/bench \
   2>&1 | grep -v -i -e warn -e "Loading weights" | tee $R/bench.log | grep -v "^\s*$" | tail -30
 if [ "$UNS" -gt 0 ]; then
   RES=$R/anchors OUT=$R/anchors_out timeout $((UNS + 20)) bash .anchors/run_remote.sh ts $UNS \
-    "unsloth:2x2048,1x8192::--warmup+2+--steps+5:$UNS" > $R/anchors.log 2>&1
+    "unsloth:2x2048,1x8192::--warmup+3+--steps+8:$UNS" > $R/anchors.log 2>&1
   tail -12 $R/anchors.log
 fi
 cp $R/bench/table.md $OUT/summary.txt 2>/dev/null
