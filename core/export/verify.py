@@ -28,7 +28,7 @@ CHECK_MESSAGES = [
     {"role": "assistant", "content": "Red, green and blue."},
     {"role": "user", "content": "What is the capital of France?"},
 ]
-PROBE_TEXT = "Hello world! It's 2024: 12345 apples, don't\n\tdef f(x):\n        return x**2  # ok?"
+PROBE_TEXT = "Café ✓ Hello world! It's 2024: 12345 apples, don't\n\tdef f(x):\n        return x**2  # ok?"
 EXACT_TYPES = ("f32", "f16", "bf16")
 
 

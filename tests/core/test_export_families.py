@@ -56,6 +56,49 @@ def tiny_tokenizer(out_dir, regex: str | None):
     return tok
 
 
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n"
+    "{{ m['content'] }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def tiny_spm_tokenizer(out_dir):
+    """A SentencePiece-style BPE (byte fallback, spaces as U+2581, BOS added), like Gemma's tokenizer.json."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    trainer = trainers.BpeTrainer(vocab_size=300, show_progress=False)
+    draft = Tokenizer(models.BPE())
+    draft.normalizer = normalizers.Replace(" ", "\u2581")
+    draft.train_from_iterator(CORPUS, trainer)
+    learned = sorted(draft.get_vocab().items(), key=lambda kv: kv[1])
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+    # ids: specials, the 256 byte tokens, then the learned pieces in their merge order.
+    names = specials + [f"<0x{i:02X}>" for i in range(256)] + [t for t, _ in learned]
+    vocab = {t: i for i, t in enumerate(names)}
+    merges = [tuple(m.split(" ")) for m in _merges_of(draft)]
+    tk = Tokenizer(models.BPE(vocab=vocab, merges=merges, byte_fallback=True, unk_token="<unk>"))
+    tk.normalizer = normalizers.Replace(" ", "\u2581")
+    tk.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
+    )
+    tk.add_special_tokens(specials)
+    tk.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
+    tok.chat_template = GEMMA_TEMPLATE
+    tok.save_pretrained(str(out_dir))
+    return tok
+
+
+def _merges_of(tk) -> list[str]:
+    import json
+
+    merges = json.loads(tk.to_str())["model"]["merges"]
+    return [" ".join(m) if isinstance(m, list) else m for m in merges]
+
+
 def _common(vocab: int) -> dict:
     return dict(
         vocab_size=vocab,
@@ -109,12 +152,27 @@ def family_config(family: str, vocab: int):
 REGEX = {"llama": _LLAMA3_RE, "mistral": _LLAMA3_RE, "qwen2": _QWEN2_RE, "qwen3": _QWEN2_RE}
 
 
-@pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3"])
-def test_family_converts_and_matches_transformers(family, tmp_path):
+@pytest.mark.parametrize(
+    ("family", "tokenizer"),
+    [
+        ("llama", "bpe"),
+        ("mistral", "bpe"),
+        ("qwen2", "bpe"),
+        ("qwen3", "bpe"),
+        ("gemma2", "bpe"),
+        ("gemma3", "bpe"),
+        ("gemma2", "spm"),
+        ("gemma3", "spm"),
+    ],
+)
+def test_family_converts_and_matches_transformers(family, tokenizer, tmp_path):
     from tunesmith.core.export.gguf_writer import write_gguf
     from tunesmith.core.export.verify import verify_gguf
 
-    tok = tiny_tokenizer(tmp_path, REGEX.get(family))
+    if tokenizer == "spm":
+        tok = tiny_spm_tokenizer(tmp_path)
+    else:
+        tok = tiny_tokenizer(tmp_path, REGEX.get(family))
     cfg, cls = family_config(family, len(tok) + 5)  # +5: padding rows must become UNUSED tokens
     cfg.architectures = [cls.__name__]
     torch.manual_seed(0)
@@ -126,7 +184,7 @@ def test_family_converts_and_matches_transformers(family, tmp_path):
     model = model.half().float()
     path = write_gguf(model.state_dict(), model.config, tmp_path, tmp_path / f"{family}.gguf", "f16")
     check = verify_gguf(path, model, tok, "f16")
-    print(f"\n{family}: {check.summary()}")
+    print(f"\n{family} ({tokenizer}): {check.summary()}")
     assert check.template_match and check.token_ids_match, check.details
     # Identical greedy tokens; a random model may hit a near tie (margin below the arithmetic noise).
     assert check.passed, check.details
