@@ -22,12 +22,38 @@ log = logging.getLogger(__name__)
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "f16": torch.float16, "fp32": torch.float32}
 
 
-def load_merged_model(run: RunInfo, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
-    """(merged transformers model in eval mode, tokenizer) for a run; weights in `dtype` on the CPU."""
+def merge_dtype(base_dir: Path) -> torch.dtype:
+    """fp32 (exact merge, exact check) when it fits comfortably in RAM, else bf16 (half the memory)."""
+    import psutil
+
+    fp32_bytes = 0
+    for f in Path(base_dir).glob("*.safetensors"):
+        # 16-bit files double in fp32; an fp32 file stays the same size.
+        fp32_bytes += f.stat().st_size * (1 if _is_fp32(f) else 2)
+    if fp32_bytes < 0.5 * psutil.virtual_memory().available:
+        return torch.float32
+    log.info("the model is large for this machine's free memory: merging in bf16")
+    return torch.bfloat16
+
+
+def _is_fp32(path: Path) -> bool:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        keys = list(f.keys())
+        return bool(keys) and f.get_slice(keys[0]).get_dtype() == "F32"
+
+
+def load_merged_model(run: RunInfo, dtype: torch.dtype | None = None) -> tuple[Any, Any]:
+    """(merged transformers model in eval mode, tokenizer) for a run, on the CPU.
+
+    `dtype` None picks fp32 when it fits in memory (see `merge_dtype`).
+    """
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base_dir = run.base_model_dir()
+    dtype = dtype or merge_dtype(base_dir)
     base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype)
     precision = run.trained_precision()
     if precision == "4bit":
@@ -76,8 +102,8 @@ def export_merged(
         raise ExportError(f"merged dtype must be one of {', '.join(DTYPES)}")
     tmp = reserve_output(output, overwrite)
     report(on_progress, 0.05, "loading the base model and the adapter")
-    # Merge in fp32 (exact sum), then cast once to the 16-bit storage type.
-    model, tokenizer = load_merged_model(run, torch.float32)
+    # Merge in fp32 where memory allows (exact sum), then cast once to the 16-bit storage type.
+    model, tokenizer = load_merged_model(run)
     report(on_progress, 0.6, "saving the merged weights")
     model = model.to(DTYPES[dtype])
     model.save_pretrained(str(tmp), safe_serialization=True)
