@@ -189,3 +189,62 @@ def test_family_converts_and_matches_transformers(family, tokenizer, tmp_path):
     # Identical greedy tokens; a random model may hit a near tie (margin below the arithmetic noise).
     assert check.passed, check.details
     assert check.greedy_prefix_match == 16 or check.near_tie, check.details
+
+
+def _tiny_pair(family: str, folder):
+    tok = tiny_tokenizer(folder, REGEX.get(family))
+    cfg, cls = family_config(family, len(tok) + 5)
+    cfg.architectures = [cls.__name__]
+    torch.manual_seed(0)
+    model = cls(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.1) if p.dim() > 1 else p.uniform_(0.5, 1.5)
+    return model.half().float(), tok
+
+
+@pytest.mark.parametrize(
+    ("family", "mistake"),
+    [
+        ("llama", "no q/k permutation"),
+        ("llama", "no rope_freqs"),
+        ("gemma2", "no norm shift"),
+        ("qwen2", "special tokens typed NORMAL"),
+        ("qwen2", "no chat template"),
+    ],
+)
+def test_the_check_catches_silent_mistakes(family, mistake, tmp_path, monkeypatch):
+    """Files that load and talk but wrongly (STACK.md pitfalls) must fail the post-export check."""
+    import dataclasses
+
+    from tunesmith.core.export import gguf_writer
+    from tunesmith.core.export.verify import verify_gguf
+
+    real = gguf_writer.arch_for_config
+    if mistake == "no q/k permutation":
+        monkeypatch.setattr(
+            gguf_writer, "arch_for_config", lambda c: dataclasses.replace(real(c), permute_qk=False)
+        )
+    elif mistake == "no norm shift":
+        monkeypatch.setattr(
+            gguf_writer, "arch_for_config", lambda c: dataclasses.replace(real(c), norm_shift=0.0)
+        )
+    elif mistake == "no rope_freqs":
+        monkeypatch.setattr(gguf_writer, "llama3_rope_factors", lambda c: None)
+    else:
+        real_vocab = gguf_writer.build_vocab
+
+        def broken_vocab(*args, **kwargs):
+            vocab = real_vocab(*args, **kwargs)
+            if mistake == "no chat template":
+                vocab.chat_template = None
+            else:
+                vocab.types = [1 if t == 3 else t for t in vocab.types]  # CONTROL -> NORMAL
+            return vocab
+
+        monkeypatch.setattr(gguf_writer, "build_vocab", broken_vocab)
+    model, tok = _tiny_pair(family, tmp_path)
+    path = gguf_writer.write_gguf(model.state_dict(), model.config, tmp_path, tmp_path / "bad.gguf", "f16")
+    check = verify_gguf(path, model, tok, "f16")
+    print(f"\n{family} with {mistake}: {check.summary()}")
+    assert not check.passed
