@@ -37,7 +37,7 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--system", default=None, help="system prompt for the Ollama Modelfile")
     p.add_argument("--no-check", action="store_true", help="skip the check of the GGUF (not advised)")
-    p.set_defaults(func=run_export_command)
+    p.set_defaults(handler=run_export_command)
     return p
 
 
@@ -75,7 +75,7 @@ def add_chat_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--max-tokens", type=int, default=512)
     p.add_argument("--ctx", type=int, default=2048, help="context length in tokens")
-    p.set_defaults(func=run_chat_command)
+    p.set_defaults(handler=run_chat_command)
     return p
 
 

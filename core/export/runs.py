@@ -56,17 +56,22 @@ class RunInfo:
         return self.base_model_dir()
 
     def trained_precision(self) -> str | None:
-        """The precision the weights were trained in, when the run recorded it ("4bit", "bf16", ...)."""
-        for name in ("run_info.json", "run.json"):
-            path = self.run_dir / name
-            if path.is_file():
+        """The precision the weights were trained in ("4bit", "bf16", ...), from the run's records.
+
+        The training engine logs it in the "started" event of metrics.jsonl (config.yaml only holds
+        what was asked for, e.g. "auto").
+        """
+        metrics = self.run_dir / "metrics.jsonl"
+        found = None
+        if metrics.is_file():
+            for line in metrics.read_text(encoding="utf-8").splitlines():
                 try:
-                    value = json.loads(path.read_text(encoding="utf-8")).get("precision")
-                except (OSError, ValueError):
-                    continue
-                if value:
-                    return str(value)
-        return None
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a crash
+                if event.get("event") == "started" and event.get("precision"):
+                    found = str(event["precision"])
+        return found
 
 
 def open_run(run_dir: str | os.PathLike[str]) -> RunInfo:

@@ -15,7 +15,7 @@ def _run(argv: list[str]) -> int:
     add_export_parser(sub)
     add_chat_parser(sub)
     args = parser.parse_args(argv)
-    return args.func(args)
+    return args.handler(args)
 
 
 def test_export_missing_run_dir_exits_1_with_a_message(tmp_path, capsys):

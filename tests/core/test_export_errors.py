@@ -94,3 +94,17 @@ def test_arch_table_names_every_family():
         assert arch_for_config(SimpleNamespace(architectures=[name])).name == arch
     with pytest.raises(ExportError, match="Phi3ForCausalLM"):
         arch_for_config(SimpleNamespace(architectures=["Phi3ForCausalLM"]))
+
+
+def test_trained_precision_comes_from_the_started_event(tmp_path):
+    from tunesmith.core.export.runs import open_run
+
+    run = _fake_run(tmp_path)
+    assert open_run(run).trained_precision() is None
+    lines = [
+        '{"event": "started", "precision": "4bit", "device": "cuda"}',
+        '{"event": "step", "loss": 1.0}',
+        '{"trunc',
+    ]
+    (run / "metrics.jsonl").write_text("\n".join(lines))
+    assert open_run(run).trained_precision() == "4bit"
