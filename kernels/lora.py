@@ -128,6 +128,11 @@ def _with_b(wp, in_f, Bs, frozens):
     return wp
 
 
+def _padded(in_f: int, r: int) -> int:
+    """Extra columns for r adapter ranks, padded so rows stay 128-byte aligned (in + extra = 0 mod 64)."""
+    return r if r == 0 else -(in_f + r) % 64 + r
+
+
 def _ranks(As):
     offs, o = [], 0
     for a in As:
@@ -142,11 +147,13 @@ def group_forward(x2, As, Bs, frozens):
     offs = _ranks(As)
     a_cat = torch.cat([a.to(dt) for a in As])  # [R, in]
     xa = x2 @ a_cat.t()  # [N, R]
-    xp = torch.empty(n, in_f + a_cat.shape[0], dtype=dt, device=x2.device)
+    extra = _padded(in_f, a_cat.shape[0])
+    xp = torch.empty(n, in_f + extra, dtype=dt, device=x2.device)
     xp[:, :in_f].copy_(x2)
+    xp[:, in_f + a_cat.shape[0] :].zero_()
     for (c0, c1), f in zip(offs, frozens, strict=True):
         torch.mul(xa[:, c0:c1], f.scaling, out=xp[:, in_f + c0 : in_f + c1])
-    wp = _with_b(stacked_weight(frozens, in_f, a_cat.shape[0], dt, x2.device), in_f, Bs, frozens)
+    wp = _with_b(stacked_weight(frozens, in_f, extra, dt, x2.device), in_f, Bs, frozens)
     biases = [f.bias for f in frozens]
     if all(b is None for b in biases):
         return xp @ wp.t(), xa
@@ -163,9 +170,9 @@ def group_backward(dY, x2, xa, As, Bs, frozens, need):
     """From dY [N, sum of out] (the outputs side by side): (dX, [dA_i], [dB_i]) for group_forward."""
     dt, in_f = x2.dtype, x2.shape[1]
     offs = _ranks(As)
-    wp = _with_b(stacked_weight(frozens, in_f, xa.shape[1], dt, x2.device), in_f, Bs, frozens)
-    grad = dY @ wp  # [N, in + R] = [dY W | dY_i B_i ...]
-    dx, dyb = grad[:, :in_f], grad[:, in_f:]
+    wp = _with_b(stacked_weight(frozens, in_f, _padded(in_f, xa.shape[1]), dt, x2.device), in_f, Bs, frozens)
+    grad = dY @ wp  # [N, in + R (+ pad)] = [dY W | dY_i B_i ... | 0]
+    dx, dyb = grad[:, :in_f], grad[:, in_f : in_f + xa.shape[1]]
     dAs, dBs, r0 = [], [], 0
     for i, ((c0, c1), f) in enumerate(zip(offs, frozens, strict=True)):
         o = _out_features(f)
