@@ -75,7 +75,7 @@ def export_gguf(
     """Merged model -> GGUF of type `quant` at `out`, checked, with a Modelfile beside it."""
     from .gguf_writer import write_gguf
     from .merged import load_merged_model
-    from .ollama import write_modelfile
+    from .ollama import default_system_prompt, write_modelfile
 
     arch_for_config(_base_config(run))  # refuse unsupported architectures before any heavy work
     if quant in K_QUANTS:
@@ -128,7 +128,7 @@ def export_gguf(
         path,
         tok.chat_template if isinstance(tok.chat_template, str) else None,
         tok.eos_token,
-        system_prompt,
+        system_prompt or default_system_prompt(tok),
         path=modelfile,
     )
     return ExportResult("gguf", path, quant, [mf], result_check)
@@ -145,7 +145,7 @@ def export_lora_gguf(
     """The adapter as a GGUF adapter at `out`, checked on the base GGUF, with a Modelfile (FROM + ADAPTER)."""
     from .gguf_lora import write_lora_gguf
     from .merged import load_merged_model
-    from .ollama import write_modelfile
+    from .ollama import default_system_prompt, write_modelfile
 
     config = _base_config(run)
     arch_for_config(config)
@@ -172,7 +172,7 @@ def export_lora_gguf(
         base_gguf,
         tok.chat_template if isinstance(tok.chat_template, str) else None,
         tok.eos_token,
-        system_prompt,
+        system_prompt or default_system_prompt(tok),
         adapter_path=path,
         path=modelfile,
     )

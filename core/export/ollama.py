@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,22 @@ def modelfile_text(
     if system_prompt:
         lines.append(f'SYSTEM """{system_prompt.replace(chr(34) * 3, chr(39) * 3)}"""')
     return "\n".join(lines) + "\n"
+
+
+def default_system_prompt(tokenizer: Any) -> str | None:
+    """The system turn a ChatML template adds by itself when the chat has none (SmolLM2 does).
+
+    Ollama's Go template cannot express "add this when absent", so the Modelfile's SYSTEM carries
+    it: the model then sees the prompt it was trained with.
+    """
+    try:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
+    except Exception:
+        return None
+    head = "<|im_start|>system\n"
+    if not text.startswith(head) or "<|im_end|>" not in text:
+        return None
+    return text[len(head) : text.index("<|im_end|>")] or None
 
 
 def write_modelfile(

@@ -154,6 +154,8 @@ def test_f16_gguf_matches_transformers_exactly(tuned_run, merged):
     assert seen and seen[-1] == 1.0 and seen == sorted(seen)
     modelfile = result.path.with_suffix(".Modelfile").read_text()
     assert f"FROM ./{result.path.name}" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
+    # SmolLM2's template adds its own system turn when there is none; Ollama gets it as SYSTEM.
+    assert 'SYSTEM """You are a helpful AI assistant named SmolLM' in modelfile
     print(f"\nF16: {check.summary()}")
 
 
