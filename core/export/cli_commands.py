@@ -45,6 +45,7 @@ def run_export_command(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own progress line is the one to read
+
     def progress(fraction: float, message: str) -> None:
         print(f"\r[{fraction:5.0%}] {message[:70]:<70}", end="", file=sys.stderr, flush=True)
 

@@ -35,6 +35,9 @@ DIRECT_TYPES = {
 }
 
 
+F16_MAX = 65504.0
+
+
 @dataclass
 class _Entry:
     name: str
@@ -78,6 +81,9 @@ def write_gguf(
     try:
         for i, e in enumerate(plan):
             data = _tensor_data(e, state, config, spec)
+            if e.qtype == Q.F16 and np.abs(data).max(initial=0.0) > F16_MAX:
+                # F16 would store inf here; BF16 keeps FP32's range.
+                raise ExportError(f"{e.name} has values beyond F16's range: export as BF16 (--quant bf16)")
             w.write_tensor_data(gguf.quants.quantize(data, e.qtype).view(np.uint8))
             report(on_progress, (i + 1) / len(plan), f"writing {e.name}")
     finally:
