@@ -159,18 +159,23 @@ def test_f16_gguf_matches_transformers_exactly(tuned_run, merged):
     print(f"\nF16: {check.summary()}")
 
 
-def test_f16_gguf_chats_the_tuned_answer(tuned_run):
+def test_f16_gguf_chats_the_tuned_answer_like_transformers(tuned_run, merged):
+    """Both chat engines, same greedy settings: the GGUF in llama.cpp says what the merged model says."""
     from tunesmith.core.chat import ChatSettings
     from tunesmith.core.chat.llama_cpp_chat import LlamaCppChat
+    from tunesmith.core.chat.transformers_chat import TransformersChat
 
+    settings = ChatSettings(temperature=0.0, max_new_tokens=24, context_length=512)
+    ask = [{"role": "user", "content": QUESTION}]
     path = next((tuned_run / "exports").glob("*-f16.gguf"))
     chat = LlamaCppChat(path, n_ctx=512)
     try:
-        settings = ChatSettings(temperature=0.0, max_new_tokens=24, context_length=512)
-        text = "".join(chat.stream([{"role": "user", "content": QUESTION}], settings, lambda: False))
+        from_gguf = "".join(chat.stream(ask, settings, lambda: False))
     finally:
         chat.close()
-    assert "Quaver" in text
+    from_transformers = "".join(TransformersChat(*merged).stream(ask, settings, lambda: False))
+    assert "Quaver" in from_gguf
+    assert from_gguf.strip() == from_transformers.strip()
 
 
 @pytest.mark.parametrize("quant", ["q8_0", "q4_k_m"])
