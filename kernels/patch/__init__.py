@@ -94,7 +94,8 @@ def patch_model(
     """Patch `model` (a transformers causal LM, bare or inside peft) in place; returns the report.
 
     checkpointing: None leaves transformers' setting alone; "offload" checkpoints every decoder layer
-    keeping its input in pinned host memory; "device" checkpoints keeping inputs on the device.
+    keeping its input in pinned host memory; "device" checkpoints keeping inputs on the device.  Either
+    survives a later `gradient_checkpointing_enable()` (which TRL's trainers call).
     embeddings_on_cpu: move a frozen, untied input embedding table to host memory (saves its VRAM,
     vocab x hidden x 2 bytes: 1 GiB for Llama-3-8B; costs a host gather and one copy per forward).
     """
@@ -136,12 +137,29 @@ def patch_model(
             attrs = {"_tunesmith_act": act}
         _patch_forward(module, kind, report, **attrs)
         counts[kind] += 1
+    if checkpointing is not None:
+        _keep_checkpointing(inner, classes, checkpointing == "offload", report)
     if embeddings_on_cpu:
         _embeddings_to_cpu(inner, report, counts)
     report.replaced = dict(counts)
     _set(inner, "_tunesmith_patch", report, report)
     log.info("tunesmith.kernels: patched %s: %s", model_type, report.replaced)
     return report
+
+
+def _keep_checkpointing(inner: nn.Module, classes: dict, offload: bool, report: PatchReport) -> None:
+    """A later gradient_checkpointing_enable() (TRL's trainers call it) re-installs our checkpointing."""
+    stock = inner._set_gradient_checkpointing
+
+    def set_gradient_checkpointing(*args, **kwargs):
+        stock(*args, **kwargs)
+        enable = kwargs.get("enable", args[0] if args else True)
+        for module in inner.modules():
+            if enable and classes.get(type(module).__name__) == "decoder_layer":
+                module.gradient_checkpointing = True
+                module._gradient_checkpointing_func = make_checkpoint_func(offload)
+
+    _set(inner, "_set_gradient_checkpointing", set_gradient_checkpointing, report)
 
 
 def _embeddings_to_cpu(inner: nn.Module, report: PatchReport, counts: Counter) -> None:

@@ -110,6 +110,7 @@ def causal_lm_forward(self, input_ids=None, attention_mask=None, position_ids=No
     head = self.get_output_embeddings()
     fusable = (
         labels is not None and self.training and cache is None and not use_cache and logits_to_keep == 0
+        and not kwargs.get("fused_lm_head")  # TRL's own fused head (an outer wrapper) asked for its outputs
         and type(head) is torch.nn.Linear and head.bias is None
     )  # fmt: skip
     if not fusable:

@@ -140,6 +140,17 @@ def test_checkpointing_offload_mode_matches():
     assert report.replaced["checkpoint_offload"] == 2
 
 
+def test_checkpointing_survives_gradient_checkpointing_enable():
+    model = add_lora(build("llama"))
+    patch_model(model, checkpointing="offload")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    layers = model.get_base_model().model.layers
+    assert all(getattr(layer._gradient_checkpointing_func, "tunesmith_offload", False) for layer in layers)
+    unpatch_model(model)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    assert not any(hasattr(layer._gradient_checkpointing_func, "tunesmith_offload") for layer in layers)
+
+
 def test_unknown_family_left_stock():
     cfg = transformers.AutoConfig.for_model("gpt2", n_layer=1, n_embd=32, n_head=2, vocab_size=50)
     model = transformers.AutoModelForCausalLM.from_config(cfg)
@@ -174,3 +185,22 @@ def test_embeddings_on_cpu_option():
     for name in ref_grads:
         assert_close(name, grads[name], ref_grads[name], rtol=1e-4)
     report.revert()
+
+
+@pytest.mark.parametrize("order", ["patch_first", "trl_first"])
+def test_works_with_trl_fused_lm_head(order):
+    """TRL's SFTTrainer adds its own fused LM head (model(..., fused_lm_head=True)); both orders work."""
+    trl_utils = pytest.importorskip("trl.trainer.utils")
+    ids, labels = batch(6)
+    model = build("llama")
+    ref = model(input_ids=ids, labels=labels).loss
+    if order == "trl_first":
+        trl_utils.add_fused_lm_head(model)
+        patch_model(model)
+    else:
+        patch_model(model)
+        trl_utils.add_fused_lm_head(model)
+    model.train()
+    out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+    assert_close("trl loss", -out.log_probs.sum() / out.label_mask.sum(), ref, rtol=1e-5)
+    assert_close("plain loss", model(input_ids=ids, labels=labels).loss, ref, rtol=1e-5)
