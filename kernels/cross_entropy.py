@@ -145,10 +145,14 @@ def fused_linear_cross_entropy(
             f"shapes do not fit: hidden {tuple(hidden.shape)}, weight {tuple(weight.shape)}, "
             f"labels {tuple(labels.shape)}"
         )
+    dev = hidden.device.type
+    if torch.is_autocast_enabled(dev):  # the stock head would run the projection in the autocast dtype
+        hidden = hidden.to(torch.get_autocast_dtype(dev))
     h2 = hidden.reshape(-1, hidden.shape[-1])
     y = labels.reshape(-1).contiguous()
-    w = weight if weight.dtype == hidden.dtype else weight.to(hidden.dtype)
     denom = None
     if num_items is not None:
         denom = torch.as_tensor(num_items, device=hidden.device)
-    return FusedLinearCrossEntropyFunction.apply(h2, w, y, denom, (ignore_index, softcap, chunk_rows))
+    with torch.autocast(dev, enabled=False):
+        w = weight if weight.dtype == h2.dtype else weight.to(h2.dtype)
+        return FusedLinearCrossEntropyFunction.apply(h2, w, y, denom, (ignore_index, softcap, chunk_rows))

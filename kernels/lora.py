@@ -255,9 +255,19 @@ def _frozen(p: LoRAProj) -> _Frozen:
     return _Frozen(p.weight, p.bias, float(p.scaling))
 
 
+def _no_autocast(fn, x, *args):
+    """Runs a Function in one dtype: under autocast, x is cast to the autocast dtype first (what the
+    stock linear layers would compute in) and autocast is off inside, where the dtypes are explicit."""
+    dev = x.device.type
+    if not torch.is_autocast_enabled(dev):
+        return fn(x, *args)
+    with torch.autocast(dev, enabled=False):
+        return fn(x.to(torch.get_autocast_dtype(dev)), *args)
+
+
 def lora_linear(x: torch.Tensor, proj: LoRAProj) -> torch.Tensor:
     """x W^T + bias + scaling * (x A^T) B^T, with a manual backward (dX, dA, dB)."""
-    return LoRALinearFunction.apply(x, proj.A, proj.B, _frozen(proj))
+    return _no_autocast(LoRALinearFunction.apply, x, proj.A, proj.B, _frozen(proj))
 
 
 def lora_qkv(
@@ -265,13 +275,15 @@ def lora_qkv(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The three attention input projections of x, one autograd node."""
     frozen = (_frozen(q), _frozen(k), _frozen(v))
-    return LoRAQKVFunction.apply(x, q.A, q.B, k.A, k.B, v.A, v.B, frozen)
+    return _no_autocast(LoRAQKVFunction.apply, x, q.A, q.B, k.A, k.B, v.A, v.B, frozen)
 
 
 def lora_mlp(x: torch.Tensor, gate: LoRAProj, up: LoRAProj, down: LoRAProj, activation: str = "silu"):
     """down(act(gate(x)) * up(x)) with activation in {"silu", "gelu", "gelu_tanh"}."""
     frozen = (_frozen(gate), _frozen(up), _frozen(down))
-    return LoRAMLPFunction.apply(x, gate.A, gate.B, up.A, up.B, down.A, down.B, frozen, activation)
+    return _no_autocast(
+        LoRAMLPFunction.apply, x, gate.A, gate.B, up.A, up.B, down.A, down.B, frozen, activation
+    )
 
 
 __all__ = ["LoRAProj", "NF4Weight", "lora_linear", "lora_mlp", "lora_qkv"]

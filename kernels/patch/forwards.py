@@ -64,7 +64,9 @@ def _attention_function(self):
 
 def attention_forward(self, hidden_states, position_embeddings=None, attention_mask=None, **kwargs):
     """q/k/v (fused LoRA), optional q/k RMSNorm, RoPE kernel, the model's attention function, o."""
-    cache = kwargs.pop("cache", None) or kwargs.pop("past_key_values", None)
+    cache = kwargs.pop("cache", None)
+    if cache is None:
+        cache = kwargs.pop("past_key_values", None)
     if cache is not None or position_embeddings is None:
         if cache is not None:
             kwargs["cache" if "cache" in self._tunesmith_params else "past_key_values"] = cache

@@ -204,3 +204,28 @@ def test_works_with_trl_fused_lm_head(order):
     out = model(input_ids=ids, labels=labels, fused_lm_head=True)
     assert_close("trl loss", -out.log_probs.sum() / out.label_mask.sum(), ref, rtol=1e-5)
     assert_close("plain loss", model(input_ids=ids, labels=labels).loss, ref, rtol=1e-5)
+
+
+def test_generate_with_cache_matches_stock():
+    model = add_lora(build("qwen3"))
+    model.eval()
+    ids = batch(7)[0][:1, :6]
+    ref = model.generate(input_ids=ids, max_new_tokens=4, do_sample=False)
+    report = patch_model(model)
+    got = model.generate(input_ids=ids, max_new_tokens=4, do_sample=False)
+    report.revert()
+    assert torch.equal(got, ref)
+
+
+def test_autocast_bf16_runs_close_to_stock():
+    ids, labels = batch(8)
+    model = add_lora(build("llama"))
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = model(input_ids=ids, labels=labels).loss
+        report = patch_model(model)
+        loss = model(input_ids=ids, labels=labels).loss
+    loss.backward()
+    report.revert()
+    assert abs(loss.item() - ref.item()) < 2e-2 * abs(ref.item())
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
