@@ -67,9 +67,8 @@ class ChatSession(QObject):
         worker.sig_token.connect(self._on_token)
         worker.sig_end.connect(self._on_end)
         worker.sig_failed.connect(self._on_failed)
-        worker.sig_done.connect(self._on_done)
         self._worker = worker
-        self._thread = start_worker_thread(worker, "tunesmith-chat")
+        self._thread = start_worker_thread(worker, "tunesmith-chat", self._on_thread_finished)
         self.sig_busy.emit(True)
 
     def stop(self) -> None:
@@ -90,7 +89,7 @@ class ChatSession(QObject):
             self.histories[side].pop()  # a failed turn is not part of the conversation
         self.sig_failed.emit(side, data)
 
-    def _on_done(self) -> None:
+    def _on_thread_finished(self) -> None:
         thread = self._thread
         self._worker = None
         self._thread = None

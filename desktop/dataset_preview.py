@@ -81,25 +81,21 @@ def build_preview(
     except Exception as exc:  # noqa: BLE001 - the file is still worth showing without rendering
         preview.render_error = f"Could not load the model's tokenizer to render rows: {exc}"
         return preview
-    records = list(dataset.records)
-    for index, record in enumerate(records[:LENGTH_ROWS]):
+    for index, record in enumerate(list(dataset.records)[:LENGTH_ROWS]):
         try:
-            rendered = core_data.render_example(
-                record, dataset.format, tokenizer, max_length, assistant_only_loss
-            )
+            rendered = core_data.render_example(record.example, tokenizer, max_length, assistant_only_loss)
         except Exception as exc:  # noqa: BLE001 - one bad row must not hide the others
             if not preview.render_error:
-                preview.render_error = f"Row {index + 1} could not be rendered: {exc}"
+                preview.render_error = f"Line {record.line} cannot be previewed: {exc}"
             continue
         preview.lengths.append(int(rendered.num_tokens))
         if index < PREVIEW_ROWS:
             segments = [(str(text), bool(trained)) for text, trained in rendered.segments]
-            preview.rows.append(
-                PreviewRow(index, segments, int(rendered.num_tokens), bool(rendered.truncated))
-            )
+            row = PreviewRow(record.line, segments, int(rendered.num_tokens), bool(rendered.truncated))
+            preview.rows.append(row)
     preview.measured_rows = len(preview.lengths)
     if preview.lengths:
-        preview.stats = dict(core_data.length_stats(preview.lengths))
+        preview.stats = core_data.length_stats(preview.lengths, max_length).to_dict()
     return preview
 
 

@@ -99,8 +99,7 @@ class TrainingSession(QObject):
         worker.sig_done.connect(self._on_done)
         self._worker = worker
         self._set_state(RUNNING)
-        self._thread = start_worker_thread(worker, "tunesmith-training")
-        self._thread.finished.connect(self._on_thread_finished)
+        self._thread = start_worker_thread(worker, "tunesmith-training", self._on_thread_finished)
 
     def _set_state(self, state: str) -> None:
         self.state = state

@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +119,18 @@ class TrainingWorker(QObject):
             log.debug("unhandled engine event %s", kind)
 
 
-def start_worker_thread(worker: QObject, name: str) -> QThread:
-    """Move `worker` to a new QThread, run `worker.run` there, quit the thread on `worker.sig_done`."""
+def start_worker_thread(worker: QObject, name: str, on_finished=None) -> QThread:
+    """Move `worker` to a new QThread, run `worker.run` there, quit the thread on `worker.sig_done`.
+
+    `on_finished` (a slot of a GUI-thread QObject) is connected to the thread's `finished` before start.
+    """
     thread = QThread()
     thread.setObjectName(name)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    worker.sig_done.connect(thread.quit)
+    # Direct: QThread.quit is thread-safe, and the loop must end even if the GUI thread is busy waiting.
+    worker.sig_done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    if on_finished is not None:
+        thread.finished.connect(on_finished)
     thread.start()
     return thread

@@ -1,0 +1,114 @@
+"""Synchronous tests of the app's logic: presets, machine limits, formatting, histogram, persistence,
+error wording.  No threads, no engine runs."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+from tunesmith.core.config import RunConfig
+from tunesmith.desktop import persistence
+from tunesmith.desktop.dataset_preview import DatasetPreview, histogram
+from tunesmith.desktop.engines import NotAvailable, describe_error
+from tunesmith.desktop.formatting import finished_line, format_duration, format_rate, progress_line
+from tunesmith.desktop.settings_spec import (
+    PRESETS,
+    SETTINGS,
+    apply_preset,
+    get_value,
+    machine_limits,
+    matching_preset,
+    set_value,
+)
+
+
+def test_every_setting_has_a_plain_words_tooltip_and_a_real_config_field():
+    config = RunConfig()
+    for spec in SETTINGS:
+        get_value(config, spec.path)  # raises if the path is wrong
+        assert len(spec.tooltip) > 30, spec.path
+
+
+def test_presets_apply_and_are_recognised():
+    config = RunConfig()
+    for name, values in PRESETS.items():
+        apply_preset(config, name)
+        assert matching_preset(config) == name
+        assert all(get_value(config, path) == value for path, value in values.items())
+        config.validate()
+    set_value(config, "lora.r", 7)
+    assert matching_preset(config) is None
+
+
+def test_machine_limits_disable_gpu_only_choices_on_cpu():
+    cpu = SimpleNamespace(device="cpu", supports_4bit=False, supports_bf16=True)
+    limits = machine_limits(cpu)
+    assert "model.precision=4bit" in limits and "train.optimizer=adamw_8bit" in limits
+    assert "model.precision=bf16" not in limits
+    gpu = SimpleNamespace(device="cuda", supports_4bit=True, supports_bf16=True)
+    assert machine_limits(gpu) == {}
+    assert machine_limits(None) == {}
+
+
+def test_formatting():
+    assert format_duration(42) == "0:42"
+    assert format_duration(3723) == "1:02:03"
+    assert format_duration(None) == "—" and format_duration(math.nan) == "—"
+    assert format_rate(12345) == "12.3k tokens/s"
+    line = progress_line(
+        {"step": 3, "total_steps": 10, "loss": 1.23456, "tokens_per_second": 850, "eta_seconds": 42}
+    )
+    assert line == "Step 3 / 10 · loss 1.235 · 850 tokens/s · ETA 0:42"
+    assert "Resume" in finished_line({"step": 2, "cancelled": True, "final_loss": 1.0})
+    assert "Chat tab" in finished_line({"step": 5, "cancelled": False, "final_loss": None})
+
+
+def test_histogram_bins_every_length():
+    edges, counts = histogram([10, 20, 20, 30, 100], bins=9)
+    assert len(edges) == 10 and sum(counts) == 5
+    assert edges[0] == 10 and edges[-1] == 100
+    assert histogram([])[1] == [0]
+    assert histogram([5, 5])[1] == [2]
+
+
+def test_config_and_values_persist(settings):
+    config = RunConfig()
+    config.model.source = "/models/my-model"
+    config.data.path = "/data/mine.jsonl"
+    config.train.learning_rate = 5e-5
+    persistence.save_config(settings, config)
+    persistence.save_values(settings, "chat/settings", {"temperature": 0.3})
+    settings.sync()
+    again = persistence.make_settings()
+    restored = persistence.load_config(again)
+    assert restored.to_dict() == config.to_dict()
+    assert persistence.load_values(again, "chat/settings") == {"temperature": 0.3}
+
+
+def test_a_stale_remembered_config_is_ignored(settings):
+    settings.setValue("run/config", '{"model": {"no_such_setting": 1}}')
+    assert persistence.load_config(settings) is None
+
+
+def test_errors_are_described_in_words():
+    message, hint = describe_error(FileNotFoundError(2, "No such file", "/x/data.jsonl"))
+    assert message == "File not found: data.jsonl" and hint
+    assert describe_error(RuntimeError("CUDA out of memory"))[1].startswith("Lower the batch size")
+    assert describe_error(NotAvailable("export.export_run is not available yet"))[1]
+
+
+def test_dataset_summary_line():
+    from tunesmith.desktop.tabs.dataset_tab import DatasetTab
+
+    preview = DatasetPreview(
+        "f.jsonl",
+        "alpaca",
+        10,
+        8,
+        [(3, "output", "missing")],
+        lengths=[5, 9],
+        stats={"median": 7.0, "max": 9},
+        measured_rows=2,
+    )
+    text = DatasetTab.summary_text(preview, over_cut=1)
+    assert "alpaca" in text and "<b>8</b> of 10" in text and "1</b> problem" in text and "median 7" in text

@@ -1,0 +1,103 @@
+"""Widget tests without the engine: live plots, the settings form, the banner, background jobs."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from PySide6.QtCore import QThread
+
+from tunesmith.core.config import RunConfig
+from tunesmith.desktop.settings_spec import SETTINGS
+from tunesmith.desktop.widgets.banner import Banner
+from tunesmith.desktop.widgets.live_plot import LivePlot
+from tunesmith.desktop.widgets.run_plots import RunPlots
+from tunesmith.desktop.widgets.settings_form import SettingsForm
+from tunesmith.desktop.workers.background import pending_jobs, run_in_background
+
+
+def test_live_plot_appends_and_redraws_on_its_timer(qtbot):
+    plot = LivePlot("Loss", "loss", refresh_ms=20)
+    qtbot.addWidget(plot)
+    plot.add_curve("train", "#1f77b4")
+    for step in range(1, 2001):
+        plot.append("train", step, 1.0 / step)
+    plot.append("train", 2001, None)  # skipped
+    plot.append("train", 2002, float("nan"))  # skipped
+    assert plot.points("train") == 2000
+    assert plot.drawn_points("train") == 0  # nothing drawn until the timer ticks
+    qtbot.waitUntil(lambda: plot.drawn_points("train") == 2000, timeout=2000)
+    assert plot.plot_item.ctrl.downsampleCheck.isChecked() or plot.plot_item.downsampleMode()[1]
+    assert plot.plot_item.clipToViewMode()
+    plot.clear()
+    assert plot.points("train") == 0 and plot.drawn_points("train") == 0
+
+
+def test_run_plots_take_step_dicts(qtbot):
+    plots = RunPlots()
+    qtbot.addWidget(plots)
+    plots.add_step(
+        {
+            "step": 1,
+            "loss": 2.0,
+            "learning_rate": 1e-4,
+            "memory_allocated_gb": 1.0,
+            "memory_reserved_gb": 1.5,
+            "memory_total_gb": 24.0,
+        }
+    )
+    plots.add_eval({"step": 1, "eval_loss": 2.5})
+    plots.flush()
+    assert plots.loss.drawn_points("train") == 1 and plots.loss.drawn_points("eval") == 1
+    assert plots.memory.drawn_points("reserved") == 1
+
+
+def test_settings_form_round_trips_and_applies_limits(qtbot):
+    form = SettingsForm()
+    qtbot.addWidget(form)
+    config = RunConfig()
+    config.train.learning_rate = 1e-4
+    config.lora.r = 32
+    form.load(config)
+    changed: list[str] = []
+    form.sig_changed.connect(changed.append)
+    form.editors["lora.r"].setValue(8)
+    assert changed == ["lora.r"]
+    form.store(config, "lora.r")
+    assert config.lora.r == 8 and form.value("train.learning_rate") == pytest.approx(1e-4)
+    assert all(form.editors[spec.path].toolTip() for spec in SETTINGS)
+    form.apply_limits({"train.optimizer=adamw_8bit": "8-bit Adam needs an NVIDIA GPU."})
+    optimizer = form.editors["train.optimizer"]
+    row = optimizer.findText("adamw_8bit")
+    assert not optimizer.model().item(row).isEnabled()
+    assert "NVIDIA" in optimizer.model().item(row).toolTip()
+
+
+def test_banner_shows_message_and_hint(qtbot):
+    banner = Banner()
+    qtbot.addWidget(banner)
+    banner.show_message("Could not read the dataset.", "Check line 3.", details="Traceback ...")
+    assert banner.isVisibleTo(None) or not banner.isHidden()
+    assert "Check line 3." in banner.text() and banner.details_button.isVisibleTo(banner)
+
+
+def test_run_in_background_delivers_on_the_gui_thread(qtbot):
+    gui = threading.get_ident()
+    seen: dict[str, object] = {}
+
+    def op():
+        seen["worker"] = threading.get_ident()
+        return 42
+
+    run_in_background(op, lambda result: seen.update(result=result, thread=threading.get_ident()))
+    qtbot.waitUntil(lambda: "result" in seen, timeout=5000)
+    assert seen["result"] == 42 and seen["thread"] == gui and seen["worker"] != gui
+
+    def broken():
+        raise ValueError("bad file")
+
+    run_in_background(broken, lambda _r: None, lambda error: seen.update(error=error))
+    qtbot.waitUntil(lambda: "error" in seen, timeout=5000)
+    assert str(seen["error"]) == "bad file" and "Traceback" in seen["error"].details
+    qtbot.waitUntil(lambda: pending_jobs() == 0, timeout=5000)
+    assert QThread.currentThread() is not None
