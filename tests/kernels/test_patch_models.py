@@ -101,7 +101,7 @@ def compare(model, ids, labels, **patch_kwargs):
 
 def batch(seed=1):
     g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, 301, (2, 19), generator=g)
+    ids = torch.randint(0, 301, (2, 11), generator=g)
     labels = ids.clone()
     labels[0, :5] = -100
     return ids, labels
