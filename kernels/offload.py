@@ -4,12 +4,14 @@ Knows torch only.  `offloaded_checkpoint(fn, hidden, *args)` runs `fn` without k
 it copies `hidden` (the layer input, the only tensor a checkpoint keeps) to pinned host memory on a side
 stream while the GPU computes, and in the backward brings it back, recomputes `fn` with grad and
 backpropagates.  Layers form a chain: when layer i starts its backward it prefetches layer i-1's input
-on the copy stream, so the transfer overlaps layer i's recompute.  With offload=False the input stays
+on the copy stream, so the transfer overlaps layer i's recompute.  Each forward pass has its own
+chain, so several forwards before one backward stay correct (they only lose the prefetch).  With offload=False the input stays
 on the device (plain non-reentrant-style checkpointing).  On the CPU it simply keeps the input.
 
 It does not know transformers: kernels.patch installs it as each decoder layer's
 `_gradient_checkpointing_func`.  It does not replay RNG state, so layers must be deterministic in
-training (no dropout), which the LoRA recipes here are (dropout 0).
+training (no dropout), which the LoRA recipes here are (dropout 0), and a graph can be backpropagated
+once (no retain_graph).
 """
 
 from __future__ import annotations
@@ -57,11 +59,17 @@ class _Chain:
     """Stashes of one forward pass, in layer order, so a backward can prefetch the previous layer."""
 
     def __init__(self) -> None:
-        self.stashes: list[_Stash] = []
-        self.stream = None
+        self.stashes: list[_Stash | None] = []
 
 
-_CHAIN = _Chain()
+_CURRENT = [_Chain()]  # the chain the next checkpointed layer joins
+_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
+
+
+def _copy_stream(device: torch.device):
+    if device not in _STREAMS:
+        _STREAMS[device] = torch.cuda.Stream(device)
+    return _STREAMS[device]
 
 
 class OffloadedCheckpointFunction(torch.autograd.Function):
@@ -70,27 +78,25 @@ class OffloadedCheckpointFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, fn, offload, anchor, hidden, *args):
         offload = offload and hidden.is_cuda
-        if offload and _CHAIN.stream is None:
-            _CHAIN.stream = torch.cuda.Stream(hidden.device)
+        stream = _copy_stream(hidden.device) if offload else None
         with torch.no_grad():
             out = fn(hidden, *args)
-        ctx.fn, ctx.stash = fn, _Stash(hidden, offload, _CHAIN.stream)
-        ctx.index = len(_CHAIN.stashes)
-        _CHAIN.stashes.append(ctx.stash)
+        ctx.fn, ctx.stash, ctx.stream = fn, _Stash(hidden, offload, stream), stream
+        ctx.chain = _CURRENT[0]
+        ctx.index = len(ctx.chain.stashes)
+        ctx.chain.stashes.append(ctx.stash)
         ctx.save_for_backward(*args)
         ctx.tuple_out = isinstance(out, tuple)
         return out
 
     @staticmethod
     def backward(ctx, *douts):
-        stash = ctx.stash
-        if ctx.index > 0 and ctx.index - 1 < len(_CHAIN.stashes):
-            prev = _CHAIN.stashes[ctx.index - 1]
-            if prev.host is not None:
-                prev.prefetch(_CHAIN.stream)  # overlaps this layer's recompute
-        x = stash.get(_CHAIN.stream).detach().requires_grad_(stash.requires_grad)
-        if ctx.index == 0:
-            _CHAIN.stashes.clear()
+        stash, stashes = ctx.stash, ctx.chain.stashes
+        prev = stashes[ctx.index - 1] if ctx.index > 0 else None
+        if prev is not None and prev.host is not None:
+            prev.prefetch(_copy_stream(prev.device))  # overlaps this layer's recompute
+        x = stash.get(ctx.stream).detach().requires_grad_(stash.requires_grad)
+        stashes[ctx.index] = ctx.stash = None  # nothing keeps the input once it is back
         args = ctx.saved_tensors
         with torch.enable_grad():
             out = ctx.fn(x, *args)
@@ -98,7 +104,7 @@ class OffloadedCheckpointFunction(torch.autograd.Function):
         pairs = [(o, d) for o, d in zip(outs, douts, strict=False) if d is not None and o.requires_grad]
         if pairs:
             torch.autograd.backward([o for o, _ in pairs], [d for _, d in pairs])
-        return (None, None, None, x.grad if stash.requires_grad else None) + (None,) * len(args)
+        return (None, None, None, x.grad if x.requires_grad else None) + (None,) * len(args)
 
 
 def offloaded_checkpoint(fn, hidden: torch.Tensor, *args, offload: bool = True, **kwargs):
@@ -110,7 +116,7 @@ def offloaded_checkpoint(fn, hidden: torch.Tensor, *args, offload: bool = True, 
             return inner(*a, **kwargs)
 
     if ctx_first_layer(hidden):
-        _CHAIN.stashes.clear()
+        _CURRENT[0] = _Chain()
     # the anchor makes the output require grad even when no input does (the layer's LoRA weights do)
     anchor = _anchor(hidden.device)
     return OffloadedCheckpointFunction.apply(fn, offload, anchor, hidden, *args)

@@ -52,3 +52,16 @@ def test_checkpoint_matches_plain(x_requires_grad, device):
 @pytest.mark.gpu
 def test_offload_to_pinned_host_matches_plain(device):
     check_against_plain(device, offload=True, x_requires_grad=True)
+
+
+def test_two_forwards_before_backward(device):
+    torch.manual_seed(1)
+    layers = torch.nn.ModuleList(Layer(11) for _ in range(3)).to(device)
+    xa, xb = torch.randn(2, 5, 11, device=device), torch.randn(4, 11, device=device)
+    ya, yb = run(layers, xa, True, True), run(layers, xb, True, True)
+    (yb.sum() + 2 * ya.sum()).backward()
+    grads = [p.grad.clone() for p in layers.parameters()]
+    layers.zero_grad()
+    (run(layers, xb, False, True).sum() + 2 * run(layers, xa, False, True).sum()).backward()
+    for i, (g, p) in enumerate(zip(grads, layers.parameters(), strict=True)):
+        assert_close(f"param{i}", g, p.grad)
