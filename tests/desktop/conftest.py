@@ -34,12 +34,12 @@ def settings(isolated_settings):
 
 
 def small_config(config, output_dir, max_steps: int = 4):
-    """Make `config` a seconds-long run on the embedded model (CPU, 128 tokens, batch 2)."""
+    """Make `config` a seconds-long run on the embedded model (CPU, 128 tokens, batch 1)."""
     config.model.source = "demo"
     config.data.path = "sample"
     config.data.max_length = 128
     config.train.max_steps = max_steps
-    config.train.batch_size = 2
+    config.train.batch_size = 1
     config.train.grad_accum = 1
     config.train.logging_steps = 1
     config.train.save_steps = 0
