@@ -2,6 +2,16 @@
 
 The op modules (rms_norm, rope, swiglu, cross_entropy, nf4, lora, offload) know torch and triton only;
 `tunesmith.kernels.patch` is the one place that knows transformers', peft's and bitsandbytes' modules.
+Importing this package imports neither transformers nor peft.
+
+Typical use, on a loaded (QLoRA) model, before or after peft wraps it:
+
+    report = patch_model(model, checkpointing="offload")   # + embeddings_on_cpu=True when VRAM is tight
+    ...train...
+    report.revert()                                        # or unpatch_model(model)
+
+Exactness: every op is tested against plain PyTorch (tests/kernels); the patched models' loss and
+LoRA gradients equal the stock ones to rounding.  Speed and memory: BENCHMARKS.md.
 """
 
 from .cross_entropy import fused_linear_cross_entropy
