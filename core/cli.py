@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and library logs")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation: load the demo model, train 2 steps, export a GGUF, chat once",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     cli_commands.add_info(sub)
     cli_commands.add_data(sub)
@@ -58,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     _configure_logging(args.debug)
+    if args.self_test:
+        args.handler = _self_test
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
@@ -71,6 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {cli_commands.describe_error(exc)}", file=sys.stderr)
         return 1
+
+
+def _self_test(args: argparse.Namespace) -> int:
+    from tunesmith.core.selftest import run_self_test
+
+    return run_self_test()
 
 
 def _configure_logging(debug: bool) -> None:

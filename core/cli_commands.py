@@ -102,7 +102,14 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", help="auto, 4bit, 8bit, bf16, fp16 or fp32")
     p.add_argument("--data", help="dataset file ('sample' for the bundled one)")
     p.add_argument("--format", help="dataset format (default: detected)")
-    p.add_argument("--method", help="training method: sft (dpo, orpo, grpo where available)")
+    p.add_argument("--method", help="sft (default), dpo or orpo (preference pairs), grpo (prompts + rewards)")
+    p.add_argument("--beta", type=float, help="DPO/ORPO: preference strength (higher stays closer to the base)")
+    p.add_argument("--reward", action="append", dest="rewards", metavar="NAME",
+                   help="GRPO reward, repeatable: exact_match, format:REGEX, length:WORDS")
+    p.add_argument("--reward-file", help="GRPO: a .py file with def reward(prompts, completions, **columns)")
+    p.add_argument("--num-generations", type=int, help="GRPO: completions sampled per prompt")
+    p.add_argument("--max-completion-length", type=int, help="GRPO: max tokens per sampled completion")
+    p.add_argument("--kl-weight", type=float, help="GRPO: KL penalty towards the base model (0 = none)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     p.add_argument("--epochs", type=float, help="passes over the data (ignored with --max-steps)")
     p.add_argument("--batch-size", type=int, help="rows per step (lower it if memory runs out)")
@@ -140,6 +147,12 @@ _FLAG_TO_FIELD = {
     "eval_steps": ("train", "eval_steps"),
     "save_steps": ("train", "save_steps"),
     "seed": ("train", "seed"),
+    "beta": ("train", "beta"),
+    "rewards": ("train", "rewards"),
+    "reward_file": ("train", "reward_file"),
+    "num_generations": ("train", "num_generations"),
+    "max_completion_length": ("train", "max_completion_length"),
+    "kl_weight": ("train", "kl_weight"),
     "lora_r": ("lora", "r"),
     "lora_alpha": ("lora", "alpha"),
     "output": (None, "output_dir"),

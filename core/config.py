@@ -93,11 +93,14 @@ class TrainSettings:
     logging_steps: int = 1
     # Preference methods (DPO / ORPO): strength of the preference (higher = stay closer to the base).
     beta: float = 0.1
-    # GRPO: completions per prompt, KL weight, lengths and reward functions.
+    # GRPO: completions per prompt, KL weight (0 = no reference model needed), lengths and rewards.
     num_generations: int = 4
+    kl_weight: float = 0.0
     max_prompt_length: int = 256
     max_completion_length: int = 64
+    # Built-in rewards: "exact_match", "format:<regex>", "length:<words>" (core.training.rewards).
     rewards: list[str] = field(default_factory=list)
+    # A Python file with your own reward function(s): def reward(prompts, completions, **columns).
     reward_file: str | None = None
 
 

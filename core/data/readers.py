@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ SUFFIXES = {
     ".txt": "text",
     ".md": "text",
 }
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,11 @@ class DatasetReadError(ValueError):
 
 
 def read_rows(path: str | Path) -> tuple[list[RawRow], list[Problem]]:
+    text = str(path)
     path = Path(path).expanduser()
     if not path.is_file():
+        if _HUB_ID.match(text) and not path.exists():
+            return _read_hub(text)
         raise DatasetReadError(f"{path}: no such file")
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
@@ -60,6 +65,24 @@ def read_rows(path: str | Path) -> tuple[list[RawRow], list[Problem]]:
         return _READERS[kind](path)
     except UnicodeDecodeError as exc:
         raise DatasetReadError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _read_hub(dataset_id: str) -> tuple[list[RawRow], list[Problem]]:
+    """A hub dataset's train split (downloaded once by `datasets`, then read from its cache)."""
+    import os
+
+    if os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise DatasetReadError(
+            f"{dataset_id}: no such file, and hub datasets cannot be fetched offline. Download it "
+            "while online, or export it to a .jsonl file and pick that."
+        )
+    from datasets import load_dataset
+
+    try:
+        data = load_dataset(dataset_id, split="train")
+    except Exception as exc:
+        raise DatasetReadError(f"{dataset_id}: could not load this hub dataset ({exc})") from None
+    return [RawRow(i, row) for i, row in enumerate(data, start=1)], []
 
 
 def _read_jsonl(path: Path) -> tuple[list[RawRow], list[Problem]]:

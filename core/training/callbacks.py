@@ -31,8 +31,9 @@ class TokenCounter:
 
     def __call__(self, examples: list[dict]) -> dict:
         batch = self.collator(examples)
-        mask = batch.get("attention_mask")
-        self.tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+        if isinstance(batch, dict) and "input_ids" in batch:  # GRPO's collator passes raw rows through
+            mask = batch.get("attention_mask")
+            self.tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
         return batch
 
 

@@ -8,6 +8,7 @@ the only module that knows TRL's argument names.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,18 @@ def prepare_data(config: RunConfig, tokenizer: Any, emit: Callable[[Event], None
         emit(LogLine("warning", f"skipped {problem}"))
     emit(LogLine("info", f"{path.name}: {dataset.summary()}"))
     apply_template(tokenizer, config.data.template)
-    if config.train.method != "sft":
-        raise ValueError(f"train.method '{config.train.method}' is not available yet; use sft")
+    method = config.train.method
+    if method != "sft":
+        from tunesmith.core.data.prepare import preference_rows
+
+        wanted = "prompt" if method == "grpo" else "preference"
+        if dataset.format != wanted:
+            raise ValueError(
+                f"{path.name} holds {dataset.format} data, but {method.upper()} needs {wanted} data "
+                + ("(prompt and optional answer per row)." if wanted == "prompt" else "(prompt / chosen / rejected).")
+            )
+        train, evaluation = preference_rows(dataset, config.data, config.train.seed)
+        return RowData(train, evaluation)
     prepared = prepare_sft(dataset, tokenizer, config.data, config.train.seed)
     emit(LogLine("info", prepared.stats.summary()))
     if prepared.truncated_rows:
@@ -40,6 +51,14 @@ def prepare_data(config: RunConfig, tokenizer: Any, emit: Callable[[Event], None
             )
         )
     return prepared
+
+
+@dataclass
+class RowData:
+    """Canonical rows for TRL's preference and RL trainers (they tokenize themselves)."""
+
+    train: Any
+    eval: Any | None
 
 
 def common_arguments(config: RunConfig, loaded: Any, output_dir: Path) -> dict[str, Any]:
@@ -83,34 +102,15 @@ def common_arguments(config: RunConfig, loaded: Any, output_dir: Path) -> dict[s
 def build_trainer(
     config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]
 ) -> Any:
-    if config.train.method == "sft":
-        return _build_sft(config, loaded, data, output_dir, callbacks)
-    raise ValueError(f"train.method '{config.train.method}' is not available yet; use sft")
+    builders = {"sft": _build_sft, "dpo": _build_dpo, "orpo": _build_orpo, "grpo": _build_grpo}
+    trainer = builders[config.train.method](config, loaded, data, output_dir, callbacks)
+    return _finish_trainer(trainer, callbacks)
 
 
-def _build_sft(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
-    from trl import SFTConfig, SFTTrainer
+def _finish_trainer(trainer: Any, callbacks: list[Any]) -> Any:
+    from transformers.trainer_callback import PrinterCallback
 
     from tunesmith.core.training.callbacks import TokenCounter
-
-    args = SFTConfig(
-        **common_arguments(config, loaded, output_dir),
-        max_length=config.data.max_length,
-        packing=config.data.packing,
-        assistant_only_loss=False,  # our own label mask already covers it (core.data.templates)
-        dataset_num_proc=None,
-    )
-    if data.eval is None and args.eval_strategy != "no":
-        args.eval_strategy = "no"
-    trainer = SFTTrainer(
-        model=loaded.model,
-        args=args,
-        train_dataset=data.train,
-        eval_dataset=data.eval,
-        processing_class=loaded.tokenizer,
-        callbacks=callbacks,
-    )
-    from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # our events replace its raw dict prints
     counter = TokenCounter(trainer.data_collator)
@@ -119,3 +119,99 @@ def _build_sft(config: RunConfig, loaded: Any, data: Any, output_dir: Path, call
         if hasattr(callback, "counter"):
             callback.counter = counter
     return trainer
+
+
+def _eval_strategy_fix(args: Any, data: Any) -> None:
+    if data.eval is None and args.eval_strategy != "no":
+        args.eval_strategy = "no"
+
+
+def _build_dpo(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
+    from trl import DPOConfig, DPOTrainer
+
+    args = DPOConfig(
+        **common_arguments(config, loaded, output_dir), beta=config.train.beta, max_length=config.data.max_length
+    )
+    _eval_strategy_fix(args, data)
+    # ref_model=None with a LoRA model: the reference is the same model with the adapter switched off,
+    # so no second copy of the weights is held in memory.
+    return DPOTrainer(
+        model=loaded.model,
+        ref_model=None,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        processing_class=loaded.tokenizer,
+        callbacks=callbacks,
+    )
+
+
+def _build_orpo(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
+    try:
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+    except ImportError:  # older TRL kept ORPO at the top level
+        from trl import ORPOConfig, ORPOTrainer
+
+    args = ORPOConfig(
+        **common_arguments(config, loaded, output_dir), beta=config.train.beta, max_length=config.data.max_length
+    )
+    _eval_strategy_fix(args, data)
+    return ORPOTrainer(
+        model=loaded.model,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        processing_class=loaded.tokenizer,
+        callbacks=callbacks,
+    )
+
+
+def _build_grpo(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
+    from trl import GRPOConfig, GRPOTrainer
+
+    from tunesmith.core.training.rewards import build_rewards
+
+    t = config.train
+    common = common_arguments(config, loaded, output_dir)
+    # Each step scores whole groups: the batch holds num_generations completions per prompt.
+    common["per_device_train_batch_size"] = max(t.batch_size, t.num_generations)
+    common["per_device_train_batch_size"] -= common["per_device_train_batch_size"] % t.num_generations
+    common["per_device_eval_batch_size"] = common["per_device_train_batch_size"]
+    args = GRPOConfig(
+        **common,
+        beta=t.kl_weight,
+        num_generations=t.num_generations,
+        max_completion_length=t.max_completion_length,
+        temperature=1.0,
+    )
+    _eval_strategy_fix(args, data)
+    return GRPOTrainer(
+        model=loaded.model,
+        reward_funcs=build_rewards(t.rewards, t.reward_file),
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        processing_class=loaded.tokenizer,
+        callbacks=callbacks,
+    )
+
+
+def _build_sft(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(
+        **common_arguments(config, loaded, output_dir),
+        max_length=config.data.max_length,
+        packing=config.data.packing,
+        assistant_only_loss=False,  # our own label mask already covers it (core.data.templates)
+        dataset_num_proc=None,
+    )
+    _eval_strategy_fix(args, data)
+    return SFTTrainer(
+        model=loaded.model,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        processing_class=loaded.tokenizer,
+        callbacks=callbacks,
+    )

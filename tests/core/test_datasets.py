@@ -82,6 +82,8 @@ def test_unreadable_inputs_get_clear_messages(tmp_path):
     (tmp_path / "d.xlsx").write_bytes(b"x")
     with pytest.raises(DatasetError, match="unsupported file type"):
         load_dataset_file(tmp_path / "d.xlsx")
+    with pytest.raises(DatasetError, match="hub datasets cannot be fetched offline"):
+        load_dataset_file("someone/some-dataset")
     path = write_jsonl(tmp_path / "odd.jsonl", [{"foo": 1}])
     with pytest.raises(DatasetError, match="could not tell the format"):
         load_dataset_file(path)

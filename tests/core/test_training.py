@@ -11,7 +11,15 @@ import torch
 from transformers import TrainerCallback
 
 from tunesmith.core.config import RunConfig
-from tunesmith.core.events import CheckpointSaved, Failed, Finished, RunStarted, StepMetrics, event_from_dict
+from tunesmith.core.events import (
+    CheckpointSaved,
+    EvalMetrics,
+    Failed,
+    Finished,
+    RunStarted,
+    StepMetrics,
+    event_from_dict,
+)
 from tunesmith.core.training.engine import TrainingRun
 
 pytestmark = pytest.mark.slow
@@ -41,11 +49,16 @@ def losses(events):
 
 
 def test_short_run_learns_and_writes_its_folder(tmp_path):
-    run, result, events = run_collecting(tiny_config(tmp_path, 8))
+    config = tiny_config(tmp_path, 8)
+    config.data.eval_ratio = 0.125  # 4 of the 32 sample rows held out
+    config.train.eval_steps = 4
+    run, result, events = run_collecting(config)
     assert isinstance(result, Finished) and not result.cancelled, getattr(result, "details", "")
     by_step = losses(events)
     assert sorted(by_step) == list(range(1, 9))
     assert sum(by_step[s] for s in (7, 8)) < sum(by_step[s] for s in (1, 2))
+    evals = [e for e in events if isinstance(e, EvalMetrics)]
+    assert [e.step for e in evals] == [4, 8] and evals[1].eval_loss < evals[0].eval_loss
     step = next(e for e in events if isinstance(e, StepMetrics))
     assert step.tokens_per_second > 0 and step.memory_allocated_gb > 0 and step.total_steps == 8
     started = next(e for e in events if isinstance(e, RunStarted))
