@@ -223,8 +223,8 @@ class Controller(QObject):
             return
         self.sig_busy.emit("Exporting…")
 
-        def progress(*args: Any) -> None:
-            self.sig_info.emit("Exporting: " + " ".join(str(a) for a in args))
+        def progress(fraction: float, message: str = "") -> None:
+            self.sig_info.emit(f"Exporting: {message} ({fraction:.0%})")
 
         def op():
             return engines.export_run(run_dir, fmt, quant=quant, output=output, on_progress=progress)

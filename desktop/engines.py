@@ -40,13 +40,13 @@ def export_run(run_dir: str, fmt: str, quant: str | None, output: str | None, on
     return _engine("export", "export_run")(run_dir, fmt, quant=quant, output=output, on_progress=on_progress)
 
 
-def export_formats() -> list[str]:
-    """Export formats offered in the dialog (the engine's list when it has one)."""
+def export_choices() -> tuple[list[str], list[str]]:
+    """Export formats and GGUF quantizations offered in the dialog (the engine's lists)."""
     try:
         module = importlib.import_module("tunesmith.core.export")
-        return list(getattr(module, "FORMATS", ("lora", "merged", "gguf")))
-    except ImportError:
-        return ["lora", "merged", "gguf"]
+        return list(module.ALL_FORMATS), list(module.GGUF_QUANTS)
+    except (ImportError, AttributeError):
+        return ["lora", "merged", "gguf"], ["f16", "q8_0", "q4_k_m"]
 
 
 def chat_settings(values: dict) -> Any:

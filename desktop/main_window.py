@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBo
 
 from tunesmith.desktop import persistence
 from tunesmith.desktop.controller import Controller
-from tunesmith.desktop.engines import export_formats
+from tunesmith.desktop.engines import export_choices
 from tunesmith.desktop.export_dialog import ExportDialog
 from tunesmith.desktop.tabs.chat_tab import ChatTab
 from tunesmith.desktop.tabs.dataset_tab import DatasetTab
@@ -35,6 +35,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or persistence.make_settings()
         remembered = persistence.load_config(self.settings)
         self.controller = controller or Controller(remembered)
+        self.setObjectName("mainWindow")
         self.setWindowTitle("Tunesmith — fine-tune a language model on your own data")
         self.setWindowIcon(app_icon())
         self.banner = Banner()
@@ -162,7 +163,7 @@ class MainWindow(QMainWindow):
                 "There is no trained model to export yet.", "Train one in the Train tab.", level="info"
             )
             return
-        dialog = ExportDialog(run_dir, export_formats(), self)
+        dialog = ExportDialog(run_dir, *export_choices(), self)
         if dialog.exec():
             self.controller.export(*dialog.choice())
 
