@@ -140,6 +140,13 @@ def test_checkpointing_offload_mode_matches():
     assert report.replaced["checkpoint_offload"] == 2
 
 
+def test_keep_layers_unchecked_matches():
+    ids, labels = batch(9)
+    model = add_lora(build("mistral"))
+    report = compare(model, ids, labels, checkpointing="device", keep_layers=1)
+    assert report.replaced["checkpoint_device"] == 1
+
+
 def test_checkpointing_survives_gradient_checkpointing_enable():
     model = add_lora(build("llama"))
     patch_model(model, checkpointing="offload")
