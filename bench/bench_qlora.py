@@ -82,7 +82,7 @@ def load(args):
 
         cpuemb = args.system == "tunesmith_cpuemb"
         notes["patch"] = patch_model(
-            model, checkpointing=args.checkpointing, embeddings_on_cpu=cpuemb
+            model, checkpointing=args.checkpointing, keep_layers=args.keep_layers, embeddings_on_cpu=cpuemb
         ).replaced
         notes["nf4_check_max_abs_err"] = check_nf4(model)
     model.train()
@@ -236,6 +236,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--checkpointing", default="offload", choices=["offload", "device"])
+    ap.add_argument("--keep-layers", type=int, default=0, help="tunesmith: last N layers not checkpointed")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--timeout", type=int, default=400, help="seconds per system")
     ap.add_argument("--out", required=True)
@@ -257,7 +258,8 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--system", s, "--model", args.model, "--configs", args.configs,
                "--maxctx", args.hf_maxctx if s == "hf" else (args.maxctx if s == systems[-1] else ""),
                "--warmup", str(args.warmup),
-               "--steps", str(args.steps), "--checkpointing", args.checkpointing, "--out", args.out]  # fmt: skip
+               "--steps", str(args.steps), "--checkpointing", args.checkpointing, "--out", args.out,
+               "--keep-layers", str(args.keep_layers)]  # fmt: skip
         cmd += ["--profile"] if args.profile else []
         t0 = time.perf_counter()
         try:
