@@ -29,7 +29,7 @@ def make_application():
     return app
 
 
-def run_app(screenshots_dir: str | None = None, screenshot_steps: int = 4) -> int:
+def run_app(screenshots_dir: str | None = None, screenshot_steps: int = 8) -> int:
     """Open the main window and run until it closes; returns the exit status."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     app = make_application()

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         args = args[1:]
     parser = argparse.ArgumentParser(prog="tunesmith gui", description="Open the Tunesmith desktop app.")
     parser.add_argument("--screenshots", metavar="DIR", help="render every tab to PNG files in DIR and exit")
-    parser.add_argument("--steps", type=int, default=4, help="training steps for the screenshot run")
+    parser.add_argument("--steps", type=int, default=8, help="training steps for the screenshot run")
     options = parser.parse_args(args)
     from tunesmith.desktop.app import run_app
 

@@ -13,10 +13,12 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
+from tunesmith.core.config import RunConfig
 from tunesmith.desktop import persistence
 from tunesmith.desktop.controller import Controller
 from tunesmith.desktop.engines import export_choices
 from tunesmith.desktop.export_dialog import ExportDialog
+from tunesmith.desktop.settings_spec import apply_preset
 from tunesmith.desktop.tabs.chat_tab import ChatTab
 from tunesmith.desktop.tabs.dataset_tab import DatasetTab
 from tunesmith.desktop.tabs.train_tab import TrainTab
@@ -25,6 +27,7 @@ from tunesmith.desktop.widgets.banner import Banner
 from tunesmith.desktop.widgets.model_panel import ModelPanel
 
 log = logging.getLogger(__name__)
+FIRST_PRESET = "Quick test"
 
 
 class MainWindow(QMainWindow):
@@ -34,6 +37,9 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or persistence.make_settings()
         remembered = persistence.load_config(self.settings)
+        if controller is None and remembered is None:  # first launch: a run that finishes in minutes
+            remembered = RunConfig()
+            apply_preset(remembered, FIRST_PRESET)
         self.controller = controller or Controller(remembered)
         self.setObjectName("mainWindow")
         self.setWindowTitle("Tunesmith — fine-tune a language model on your own data")

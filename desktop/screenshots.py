@@ -35,7 +35,7 @@ def grab_tab(window, index: int, path: Path) -> None:
     log.info("saved %s", path)
 
 
-def take_screenshots(window, out_dir: str, steps: int = 4, timeout_s: float = 900) -> int:
+def take_screenshots(window, out_dir: str, steps: int = 8, timeout_s: float = 900) -> int:
     """Drive the window through the journey and save dataset.png, train.png, chat.png; returns 0 on success."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -61,7 +61,8 @@ def take_screenshots(window, out_dir: str, steps: int = 4, timeout_s: float = 90
     window.tabs.setCurrentIndex(2)
     if status == 0:
         window.chat_tab.max_tokens.setValue(40)
-        window.chat_tab.input_edit.setPlainText("Tell me about yourself in one sentence.")
+        window.chat_tab.compare_check.setChecked(True)
+        window.chat_tab.input_edit.setPlainText("What is your name?")
         window.chat_tab.send()
         wait_for(lambda: not window.chat_tab.send_button.isEnabled(), 5)
         wait_for(lambda: window.chat_tab.send_button.isEnabled(), timeout_s)

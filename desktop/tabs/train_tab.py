@@ -89,7 +89,8 @@ class TrainTab(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(settings)
-        scroll.setMinimumWidth(300)
+        scroll.setMinimumWidth(340)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         buttons = QHBoxLayout()
         for button in (self.start_button, self.stop_button, self.resume_button):
             buttons.addWidget(button)
@@ -109,7 +110,7 @@ class TrainTab(QWidget):
         self.splitter.setObjectName("trainSplitter")
         self.splitter.addWidget(scroll)
         self.splitter.addWidget(right)
-        self.splitter.setSizes([330, 800])
+        self.splitter.setSizes([360, 800])
         QVBoxLayout(self).addWidget(self.splitter)
 
     def _connect(self) -> None:

@@ -172,7 +172,7 @@ class ModelPanel(QGroupBox):
         text = f"about {estimate.total_gb:.1f} GiB of {where} needed"
         if not estimate.fits:
             text = f"Will not fit: {text}. {estimate.message}"
-        elif estimate.message:
+        elif estimate.message and f"{estimate.total_gb:.1f} GiB" not in estimate.message:
             text = f"{text} — {estimate.message}"
         parts = "\n".join(f"{name}: {gb:.2f} GiB" for name, gb in dict(estimate.parts).items())
         self._set_vram_text(text, warn=not estimate.fits, tooltip=parts)

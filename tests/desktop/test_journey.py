@@ -83,6 +83,18 @@ def test_journey_dataset_train_stop_resume_chat(window, qtbot):
     )
     assert controller.chat.histories["tuned"][-1] == {"role": "assistant", "content": "".join(pieces)}
 
+    # 6. Side by side: the same message goes to the base model and the tuned one.
+    chat.compare_check.setChecked(True)
+    assert chat.sides() == ["base", "tuned"] and chat.columns["base"].isVisibleTo(chat)
+    ended: list[str] = []
+    controller.chat.sig_end.connect(lambda side, _stopped: ended.append(side))
+    chat.input_edit.setPlainText("What is your name?")
+    qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ended == ["base", "tuned"], timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: chat.send_button.isEnabled(), timeout=TIMEOUT)
+    assert len(controller.chat.histories["base"]) == 2 and len(controller.chat.histories["tuned"]) == 4
+    assert "What is your name?" in chat.answer_text("base")
+
 
 def assert_timer_keeps_firing(qtbot, until) -> None:
     """While the worker thread trains, a 50 ms QTimer on the GUI thread keeps firing (never a whole step's gap)."""
