@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from .._launch import interpreting
 from ..offload import make_checkpoint_func
 from . import gemma, llama, qwen3  # noqa: F401  (register their families)
 from .families import ACTIVATIONS, FAMILIES
@@ -112,6 +113,12 @@ def patch_model(
     if family is None:
         log.info("tunesmith.kernels: no kernels for model_type %r; the model stays stock", model_type)
         return PatchReport(model_type, False, notes=[f"model_type {model_type!r} not supported"])
+    first = next(inner.parameters(), None)
+    device = None if first is None else first.device
+    if device is not None and device.type != "cuda" and not interpreting():
+        note = f"model on {device.type}: the Triton kernels need a CUDA GPU (or TRITON_INTERPRET=1)"
+        log.info("tunesmith.kernels: %s; the model stays stock", note)
+        return PatchReport(model_type, False, notes=[note])
     report = PatchReport(model_type, True)
     act = ACTIVATIONS.get(getattr(config, family.act_attr, None) or "silu")
     enabled = {"rms_norm": rms_norm, "attention": attention, "mlp": mlp and act is not None}

@@ -236,3 +236,9 @@ def test_autocast_bf16_runs_close_to_stock():
     report.revert()
     assert abs(loss.item() - ref.item()) < 2e-2 * abs(ref.item())
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_cpu_model_without_interpreter_left_stock(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    report = patch_model(build("llama"))
+    assert not report.patched and "CUDA" in report.notes[0]
