@@ -95,6 +95,12 @@ def test_journey_dataset_train_stop_resume_chat(window, qtbot):
     assert len(controller.chat.histories["base"]) == 2 and len(controller.chat.histories["tuned"]) == 4
     assert "What is your name?" in chat.answer_text("base")
 
+    # 7. Export the tuned adapter (the dialog's choice goes to the controller, which exports in the background).
+    with qtbot.waitSignal(controller.sig_export_done, timeout=TIMEOUT) as exported:
+        controller.export("lora", None, None)
+    assert exported.args[0].path.exists()
+    assert window.banner.isVisible() and "Export finished" in window.banner.text()
+
 
 def assert_timer_keeps_firing(qtbot, until) -> None:
     """While the worker thread trains, a 50 ms QTimer on the GUI thread keeps firing (never a whole step's gap)."""
