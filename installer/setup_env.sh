@@ -24,10 +24,11 @@ elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; the
   "${PIP[@]}" "torch==$TORCH_VERSION" "triton==$TRITON_VERSION"
 else
   echo "No NVIDIA GPU: installing the CPU build of torch $TORCH_VERSION"
-  # A local CPU wheel (pip's find-links) is taken first; otherwise PyTorch's CPU index.
-  "${PIP[@]}" --no-index "torch==$TORCH_VERSION" 2>/dev/null \
-    || "${PIP[@]}" "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu
-  "${PIP[@]}" "triton==$TRITON_VERSION"
+  # A CPU wheel already on this machine (pip's find-links) is taken first, without its dependencies
+  # (they come from the normal index next); otherwise the wheel comes from PyTorch's CPU index.
+  "${PIP[@]}" --no-index --no-deps "torch==$TORCH_VERSION" 2>/dev/null \
+    || "${PIP[@]}" --no-deps "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu
+  "${PIP[@]}" "torch==$TORCH_VERSION" "triton==$TRITON_VERSION"
 fi
 
 # Qt's offscreen and xcb platforms need a few system libraries that minimal images lack.

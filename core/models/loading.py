@@ -34,7 +34,10 @@ class LoadedModel:
         return trainable, total
 
 
-def load_for_training(model_cfg: ModelConfig, lora: LoraSettings, hw: HardwareInfo) -> LoadedModel:
+def load_for_training(
+    model_cfg: ModelConfig, lora: LoraSettings, hw: HardwareInfo, checkpointing: bool | None = None
+) -> LoadedModel:
+    """checkpointing: None = on for GPUs (as the trainer decides); with kernels it offloads to host RAM."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     choice = choose_precision(model_cfg.precision, hw)
@@ -61,7 +64,7 @@ def load_for_training(model_cfg: ModelConfig, lora: LoraSettings, hw: HardwareIn
         model.requires_grad_(True)
     report = None
     if model_cfg.patch_kernels and device == "cuda":
-        report = _patch_kernels(model, notes)
+        report = _patch_kernels(model, notes, checkpointing is not False)
     log.info("Loaded %s in %s on %s", folder.name, choice.precision, device)
     return LoadedModel(model, tokenizer, choice.precision, device, notes, report)
 
@@ -117,14 +120,17 @@ def _add_lora(model: Any, lora: LoraSettings) -> Any:
     return get_peft_model(model, config)
 
 
-def _patch_kernels(model: Any, notes: list[str]) -> Any:
+def _patch_kernels(model: Any, notes: list[str], checkpointing: bool) -> Any:
     try:
         from tunesmith.kernels import patch_model
     except ImportError as exc:
         notes.append(f"Tunesmith's kernels are unavailable ({exc}); training with stock transformers.")
         return None
     try:
-        return patch_model(model)
+        # "offload": checkpointed layer inputs wait in pinned host memory (bench/: 37% less VRAM at
+        # 1x8192 on Llama-3.1-8B than stock checkpointing, same speed), and survive TRL's later
+        # gradient_checkpointing_enable().
+        return patch_model(model, checkpointing="offload" if checkpointing else None)
     except Exception as exc:  # a C compiler or Triton problem must not stop training
         log.exception("Kernel patching failed")
         notes.append(f"Tunesmith's kernels could not be used ({exc}); training with stock transformers.")

@@ -101,7 +101,15 @@ class TrainingRun:
         set_seed(self.config.train.seed)
         hardware = detect_hardware()
         self._emit(LogLine("info", f"Loading {self.config.model.source} ({hardware.summary().splitlines()[0]})"))
-        self.loaded = load_for_training(self.config.model, self.config.lora, hardware)
+        self.loaded = load_for_training(
+            self.config.model, self.config.lora, hardware, self.config.train.gradient_checkpointing
+        )
+        report = self.loaded.kernel_report
+        if report is not None and report.patched:
+            replaced = ", ".join(f"{name} x{count}" for name, count in report.replaced.items())
+            self._emit(LogLine("info", f"Tunesmith kernels patched in ({report.model_type}): {replaced}"))
+        elif report is not None:
+            self._emit(LogLine("info", f"Model left stock: {'; '.join(report.notes)}"))
         for note in self.loaded.notes:
             self._emit(LogLine("warning", note))
         self.model, self.tokenizer = self.loaded.model, self.loaded.tokenizer
