@@ -19,7 +19,7 @@ from tunesmith.core.config import RunConfig
 from tunesmith.desktop import engines
 from tunesmith.desktop.chat_session import ChatSession
 from tunesmith.desktop.dataset_preview import build_preview
-from tunesmith.desktop.settings_spec import supported_methods
+from tunesmith.desktop.presets import supported_methods
 from tunesmith.desktop.training_session import TrainingSession
 from tunesmith.desktop.workers.background import run_in_background
 
@@ -85,7 +85,9 @@ class Controller(QObject):
         """Choose the model ("demo", a folder, a .gguf file or a hub id)."""
         if source != self.config.model.source:
             self.config.model.source = source
+            self.chat.engines.pop("base", None)  # the base model for side-by-side chat changed
             self.config_changed()
+            self.load_dataset()  # rows are rendered with the new model's tokenizer and template
 
     # -- hardware and memory ----------------------------------------------------------------------
     def detect_hardware(self) -> None:

@@ -18,7 +18,7 @@ from tunesmith.desktop import persistence
 from tunesmith.desktop.controller import Controller
 from tunesmith.desktop.engines import export_choices
 from tunesmith.desktop.export_dialog import ExportDialog
-from tunesmith.desktop.settings_spec import apply_preset
+from tunesmith.desktop.presets import apply_preset
 from tunesmith.desktop.tabs.chat_tab import ChatTab
 from tunesmith.desktop.tabs.dataset_tab import DatasetTab
 from tunesmith.desktop.tabs.train_tab import TrainTab

@@ -24,13 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from tunesmith.desktop.formatting import finished_line, progress_line
-from tunesmith.desktop.settings_spec import (
-    METHOD_LABELS,
-    PRESETS,
-    apply_preset,
-    machine_limits,
-    matching_preset,
-)
+from tunesmith.desktop.presets import METHOD_LABELS, PRESETS, apply_preset, machine_limits, matching_preset
 from tunesmith.desktop.widgets.run_plots import RunPlots
 from tunesmith.desktop.widgets.settings_form import SettingsForm
 

@@ -83,6 +83,8 @@ def test_journey_dataset_train_stop_resume_chat(window, qtbot):
     )
     assert controller.chat.histories["tuned"][-1] == {"role": "assistant", "content": "".join(pieces)}
 
+    qtbot.waitUntil(lambda: chat.send_button.isEnabled(), timeout=TIMEOUT)  # the chat thread has ended
+
     # 6. Side by side: the same message goes to the base model and the tuned one.
     chat.compare_check.setChecked(True)
     assert chat.sides() == ["base", "tuned"] and chat.columns["base"].isVisibleTo(chat)

@@ -11,15 +11,8 @@ from tunesmith.desktop import persistence
 from tunesmith.desktop.dataset_preview import DatasetPreview, histogram
 from tunesmith.desktop.engines import NotAvailable, describe_error
 from tunesmith.desktop.formatting import finished_line, format_duration, format_rate, progress_line
-from tunesmith.desktop.settings_spec import (
-    PRESETS,
-    SETTINGS,
-    apply_preset,
-    get_value,
-    machine_limits,
-    matching_preset,
-    set_value,
-)
+from tunesmith.desktop.presets import PRESETS, apply_preset, machine_limits, matching_preset
+from tunesmith.desktop.settings_spec import SETTINGS, get_value, set_value
 
 
 def test_every_setting_has_a_plain_words_tooltip_and_a_real_config_field():
