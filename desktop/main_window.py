@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._close_after_run = False
         self._started = False
+        self.autostart = True  # start hardware detection and the dataset preview once shown
         self.restore_layout()
 
     # -- construction ---------------------------------------------------------------------------
@@ -121,7 +122,7 @@ class MainWindow(QMainWindow):
     # -- start-up -------------------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
-        if not self._started:
+        if not self._started and self.autostart:
             self._started = True
             QTimer.singleShot(0, self.start_engine_work)
 

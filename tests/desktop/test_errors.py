@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from tunesmith.desktop import errors
@@ -20,11 +21,36 @@ def test_a_missing_dataset_file_shows_a_banner(window, qtbot, tmp_path):
     assert "nowhere.jsonl" in window.banner.text()
 
 
+def drop_file(widget, path) -> None:
+    """Simulate dropping a file from a file manager onto `widget`."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    position = QPointF(widget.rect().center())
+    enter = QDragEnterEvent(
+        position.toPoint(),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    widget.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    widget.dropEvent(
+        QDropEvent(
+            position,
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+    )
+
+
 def test_a_broken_row_is_listed_with_its_line_number(window, qtbot, tmp_path):
     path = tmp_path / "data.jsonl"
     good = '{"instruction": "Say hi", "output": "Hi!"}'
     path.write_text(f"{good}\n{{not json\n{good}\n", encoding="utf-8")
-    window.dataset_tab.open_path(str(path))
+    drop_file(window.dataset_tab, path)  # drag-and-drop, as from a file manager
     qtbot.waitUntil(
         lambda: window.controller.dataset is not None and window.controller.dataset.path == str(path),
         timeout=TIMEOUT,
