@@ -89,7 +89,7 @@ class LivePlot(QWidget):
                 movable=False,
                 pen=pg.mkPen(color, width=1, style=_dash(True)),
                 label=label,
-                labelOpts={"position": 0.1, "color": color},
+                labelOpts={"position": 0.3, "color": color},
             )
             self.plot_item.addItem(line)
             self._lines[name] = line

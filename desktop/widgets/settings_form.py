@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -108,7 +109,7 @@ class SettingsForm(QWidget):
             editor.setSingleStep(int(spec.step))
             editor.valueChanged.connect(emit)
         elif spec.kind == "float":
-            editor = QDoubleSpinBox()
+            editor = ScientificSpinBox() if spec.decimals > 4 else QDoubleSpinBox()
             editor.setDecimals(spec.decimals)
             editor.setRange(spec.minimum, spec.maximum)
             editor.setSingleStep(spec.step)
@@ -123,6 +124,30 @@ class SettingsForm(QWidget):
         editor.setObjectName(spec.path)
         editor.setToolTip(spec.tooltip)
         return editor
+
+
+class ScientificSpinBox(QDoubleSpinBox):
+    """A spin box that shows small numbers the way people write them (2e-4, not 0.0002000)."""
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt override
+        return f"{value:.3g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt override
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):
+        try:
+            float(text)
+        except ValueError:
+            return QValidator.State.Intermediate, text, pos
+        return QValidator.State.Acceptable, text, pos
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
+        """Up/down multiply or divide by 2 (learning rates move in ratios, not in fixed steps)."""
+        self.setValue(self.value() * (2.0**steps))
 
 
 def _set_editor(editor: QWidget, spec: SettingSpec, value: Any) -> None:

@@ -39,3 +39,14 @@ def test_settings_and_layout_return_after_a_restart(qtbot, tmp_path):
     assert second.model_panel.location_edit.text() == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert second.chat_tab.temperature.value() == 0.2
     assert second.tabs.currentIndex() == 2
+
+
+def test_main_actions_have_keyboard_shortcuts(qtbot):
+    window = MainWindow(settings=make_settings())
+    qtbot.addWidget(window)
+    shortcuts = {name: action.shortcut().toString() for name, action in window.actions.items()}
+    assert shortcuts["start"] == "Ctrl+Return" and shortcuts["stop"] == "Ctrl+."
+    assert shortcuts["resume"] == "Ctrl+R" and shortcuts["export"] == "Ctrl+E"
+    assert shortcuts["open"] == "Ctrl+O" and shortcuts["tab2"] == "Ctrl+3"
+    window.actions["tab2"].trigger()
+    assert window.tabs.currentWidget() is window.chat_tab

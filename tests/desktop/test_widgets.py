@@ -101,3 +101,30 @@ def test_run_in_background_delivers_on_the_gui_thread(qtbot):
     assert str(seen["error"]) == "bad file" and "Traceback" in seen["error"].details
     qtbot.waitUntil(lambda: pending_jobs() == 0, timeout=5000)
     assert QThread.currentThread() is not None
+
+
+def test_learning_rate_reads_like_people_write_it(qtbot):
+    form = SettingsForm()
+    qtbot.addWidget(form)
+    config = RunConfig()
+    config.train.learning_rate = 2e-4
+    form.load(config)
+    editor = form.editors["train.learning_rate"]
+    assert editor.text() == "0.0002" or editor.text() == "2e-04"
+    editor.stepBy(-1)
+    assert form.value("train.learning_rate") == pytest.approx(1e-4)
+
+
+def test_export_dialog_offers_the_engines_formats(qtbot):
+    from tunesmith.desktop.engines import export_choices
+    from tunesmith.desktop.export_dialog import ExportDialog
+
+    formats, quants = export_choices()
+    dialog = ExportDialog("/runs/r1", formats, quants)
+    qtbot.addWidget(dialog)
+    assert "gguf" in formats and "q8_0" in quants
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("lora"))
+    assert dialog.choice() == ("lora", None, None) and not dialog.quant_combo.isEnabled()
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("gguf"))
+    dialog.output_edit.setText("/tmp/out.gguf")
+    assert dialog.choice() == ("gguf", "q8_0", "/tmp/out.gguf")
