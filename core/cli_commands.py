@@ -42,7 +42,9 @@ def run_info(args: argparse.Namespace) -> int:
         return 0
     print(hw.summary())
     if hw.has_gpu:
-        print(f"4-bit QLoRA: {'yes' if hw.supports_4bit else 'no'}; bf16: {'yes' if hw.supports_bf16 else 'no'}")
+        print(
+            f"4-bit QLoRA: {'yes' if hw.supports_4bit else 'no'}; bf16: {'yes' if hw.supports_bf16 else 'no'}"
+        )
     return 0
 
 
@@ -57,7 +59,9 @@ def add_data(sub: argparse._SubParsersAction) -> None:
         "(each printed as FILE:LINE: what is wrong).",
     )
     check.add_argument("file", help="a .jsonl, .json, .csv, .parquet or .txt file")
-    check.add_argument("--format", default="auto", help="alpaca, sharegpt, messages, text, preference, prompt")
+    check.add_argument(
+        "--format", default="auto", help="alpaca, sharegpt, messages, text, preference, prompt"
+    )
     check.add_argument("--model", default="demo", help="model whose tokenizer counts tokens (default: demo)")
     check.add_argument("--max-length", type=int, default=512, help="max tokens per row (default 512)")
     check.add_argument("--no-tokens", action="store_true", help="skip token counting (no model needed)")
@@ -103,9 +107,16 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="dataset file ('sample' for the bundled one)")
     p.add_argument("--format", help="dataset format (default: detected)")
     p.add_argument("--method", help="sft (default), dpo or orpo (preference pairs), grpo (prompts + rewards)")
-    p.add_argument("--beta", type=float, help="DPO/ORPO: preference strength (higher stays closer to the base)")
-    p.add_argument("--reward", action="append", dest="rewards", metavar="NAME",
-                   help="GRPO reward, repeatable: exact_match, format:REGEX, length:WORDS")
+    p.add_argument(
+        "--beta", type=float, help="DPO/ORPO: preference strength (higher stays closer to the base)"
+    )
+    p.add_argument(
+        "--reward",
+        action="append",
+        dest="rewards",
+        metavar="NAME",
+        help="GRPO reward, repeatable: exact_match, format:REGEX, length:WORDS",
+    )
     p.add_argument("--reward-file", help="GRPO: a .py file with def reward(prompts, completions, **columns)")
     p.add_argument("--num-generations", type=int, help="GRPO: completions sampled per prompt")
     p.add_argument("--max-completion-length", type=int, help="GRPO: max tokens per sampled completion")

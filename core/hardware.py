@@ -54,7 +54,9 @@ class HardwareInfo:
                 f"{self.vram_free_gb:.1f} of {self.vram_total_gb:.1f} GiB VRAM free"
             )
         else:
-            head = f"CPU only — training will be slow ({self.cpu_count} cores, {self.ram_total_gb:.0f} GiB RAM)"
+            head = (
+                f"CPU only — training will be slow ({self.cpu_count} cores, {self.ram_total_gb:.0f} GiB RAM)"
+            )
         versions = (
             f"torch {self.torch_version}, CUDA {self.cuda_version or 'none'}, "
             f"triton {self.triton_version or 'not installed'}, "

@@ -42,9 +42,13 @@ class ModelShape:
     def lora_parameters(self, r: int, targets: list[str]) -> int:
         q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
         dims = {
-            "q_proj": (self.hidden, q), "k_proj": (self.hidden, kv), "v_proj": (self.hidden, kv),
-            "o_proj": (q, self.hidden), "gate_proj": (self.hidden, self.intermediate),
-            "up_proj": (self.hidden, self.intermediate), "down_proj": (self.intermediate, self.hidden),
+            "q_proj": (self.hidden, q),
+            "k_proj": (self.hidden, kv),
+            "v_proj": (self.hidden, kv),
+            "o_proj": (q, self.hidden),
+            "gate_proj": (self.hidden, self.intermediate),
+            "up_proj": (self.hidden, self.intermediate),
+            "down_proj": (self.intermediate, self.hidden),
         }
         return self.layers * sum(r * (i + o) for name, (i, o) in dims.items() if name in targets)
 
@@ -74,18 +78,24 @@ def model_shape(config: dict[str, Any]) -> ModelShape:
     )
 
 
-def estimate_vram(config: RunConfig, hardware: HardwareInfo | None = None, model_dir: str | Path | None = None) -> VramEstimate:
+def estimate_vram(
+    config: RunConfig, hardware: HardwareInfo | None = None, model_dir: str | Path | None = None
+) -> VramEstimate:
     from tunesmith.core.models.precision import choose_precision
     from tunesmith.core.models.sources import resolve_dense_model_dir
 
     folder = Path(model_dir) if model_dir else resolve_dense_model_dir(config.model.source)
     shape = model_shape(json.loads((folder / "config.json").read_text(encoding="utf-8")))
-    precision = choose_precision(config.model.precision, hardware).precision if hardware else config.model.precision
+    precision = (
+        choose_precision(config.model.precision, hardware).precision if hardware else config.model.precision
+    )
     precision = "4bit" if precision == "auto" else precision
     return estimate_for_shape(shape, precision, config, hardware)
 
 
-def estimate_for_shape(shape: ModelShape, precision: str, config: RunConfig, hardware: HardwareInfo | None) -> VramEstimate:
+def estimate_for_shape(
+    shape: ModelShape, precision: str, config: RunConfig, hardware: HardwareInfo | None
+) -> VramEstimate:
     t, data = config.train, config.data
     tokens = t.batch_size * data.max_length
     weights = shape.parameters * BYTES_PER_WEIGHT[precision] / GIB

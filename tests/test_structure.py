@@ -33,7 +33,11 @@ def test_import_contracts_hold(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     result = subprocess.run(
         [str(BIN / "lint-imports"), str(ROOT / "pyproject.toml"), "--no-cache"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
@@ -44,5 +48,10 @@ def test_bare_kernels_name_is_not_ours(tmp_path):
     code = "import importlib.util as u; s = u.find_spec('kernels'); print(s.origin if s else None)"
     result = run(sys.executable, "-c", code, cwd=tmp_path)
     assert str(ROOT) not in result.stdout
-    result = run(sys.executable, "-c", "import tunesmith.kernels, tunesmith.core, tunesmith.desktop; print('ok')", cwd=tmp_path)
+    result = run(
+        sys.executable,
+        "-c",
+        "import tunesmith.kernels, tunesmith.core, tunesmith.desktop; print('ok')",
+        cwd=tmp_path,
+    )
     assert result.stdout.strip() == "ok", result.stderr

@@ -107,7 +107,9 @@ def _alpaca(row: dict) -> dict[str, Any]:
     return {"messages": messages}
 
 
-def _message_list(value: Any, field: str, role_key: str, text_key: str, role_map: dict[str, str]) -> list[dict]:
+def _message_list(
+    value: Any, field: str, role_key: str, text_key: str, role_map: dict[str, str]
+) -> list[dict]:
     if not isinstance(value, list) or not value:
         raise RecordError(field, "must be a non-empty list of messages")
     messages = []

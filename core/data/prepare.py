@@ -54,7 +54,9 @@ def prepare_sft(dataset: DatasetFile, tokenizer: Any, cfg: DataConfig, seed: int
         lengths.append(rendered.num_tokens)
         truncated += rendered.truncated
         if not any(rendered.trained):
-            log.warning("%s:%d: nothing left to train on after truncation; skipped", dataset.path, record.line)
+            log.warning(
+                "%s:%d: nothing left to train on after truncation; skipped", dataset.path, record.line
+            )
             continue
         rows.append(
             {
@@ -64,7 +66,12 @@ def prepare_sft(dataset: DatasetFile, tokenizer: Any, cfg: DataConfig, seed: int
             }
         )
     if truncated:
-        log.warning("%d of %d rows were longer than max_length %d and were truncated", truncated, len(lengths), cfg.max_length)
+        log.warning(
+            "%d of %d rows were longer than max_length %d and were truncated",
+            truncated,
+            len(lengths),
+            cfg.max_length,
+        )
     train_idx, eval_idx = split_indices(len(rows), cfg.eval_ratio, seed)
     train = Dataset.from_list([rows[i] for i in train_idx])
     evaluation = Dataset.from_list([rows[i] for i in eval_idx]) if eval_idx else None

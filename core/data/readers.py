@@ -94,7 +94,9 @@ def _read_jsonl(path: Path) -> tuple[list[RawRow], list[Problem]]:
             try:
                 rows.append(RawRow(number, json.loads(text)))
             except json.JSONDecodeError as exc:
-                problems.append(Problem(str(path), number, None, f"not valid JSON ({exc.msg}, column {exc.colno})"))
+                problems.append(
+                    Problem(str(path), number, None, f"not valid JSON ({exc.msg}, column {exc.colno})")
+                )
     return rows, problems
 
 

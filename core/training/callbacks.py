@@ -101,7 +101,9 @@ class EventBridge(TrainerCallback):
         tokens = seen - self._mark_tokens if self._mark_tokens is not None else seen
         per_step = elapsed / steps
         # Exponential average: the first steps are slow (warm-up, allocation), later ones steady.
-        self._seconds_per_step = per_step if self._seconds_per_step is None else 0.7 * self._seconds_per_step + 0.3 * per_step
+        self._seconds_per_step = (
+            per_step if self._seconds_per_step is None else 0.7 * self._seconds_per_step + 0.3 * per_step
+        )
         self._mark_time, self._mark_step = now, state.global_step
         self._mark_tokens = self._tokens_seen(logs)
         allocated, reserved, total = memory_in_use_gb()

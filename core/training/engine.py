@@ -100,7 +100,9 @@ class TrainingRun:
         # Seed before LoRA's random init, so two runs with one seed start from the same adapter.
         set_seed(self.config.train.seed)
         hardware = detect_hardware()
-        self._emit(LogLine("info", f"Loading {self.config.model.source} ({hardware.summary().splitlines()[0]})"))
+        self._emit(
+            LogLine("info", f"Loading {self.config.model.source} ({hardware.summary().splitlines()[0]})")
+        )
         self.loaded = load_for_training(
             self.config.model, self.config.lora, hardware, self.config.train.gradient_checkpointing
         )
@@ -127,7 +129,11 @@ class TrainingRun:
         if self.cancelled:
             self._bridge.cancel()
         self.trainer = build_trainer(
-            self.config, self.loaded, self.data, self.run_dir / CHECKPOINTS, [self._bridge, *self._extra_callbacks]
+            self.config,
+            self.loaded,
+            self.data,
+            self.run_dir / CHECKPOINTS,
+            [self._bridge, *self._extra_callbacks],
         )
 
     def train(self) -> None:

@@ -36,7 +36,11 @@ def prepare_data(config: RunConfig, tokenizer: Any, emit: Callable[[Event], None
         if dataset.format != wanted:
             raise ValueError(
                 f"{path.name} holds {dataset.format} data, but {method.upper()} needs {wanted} data "
-                + ("(prompt and optional answer per row)." if wanted == "prompt" else "(prompt / chosen / rejected).")
+                + (
+                    "(prompt and optional answer per row)."
+                    if wanted == "prompt"
+                    else "(prompt / chosen / rejected)."
+                )
             )
         train, evaluation = preference_rows(dataset, config.data, config.train.seed)
         return RowData(train, evaluation)
@@ -99,9 +103,7 @@ def common_arguments(config: RunConfig, loaded: Any, output_dir: Path) -> dict[s
     }
 
 
-def build_trainer(
-    config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]
-) -> Any:
+def build_trainer(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
     builders = {"sft": _build_sft, "dpo": _build_dpo, "orpo": _build_orpo, "grpo": _build_grpo}
     trainer = builders[config.train.method](config, loaded, data, output_dir, callbacks)
     return _finish_trainer(trainer, callbacks)
@@ -129,20 +131,10 @@ def _eval_strategy_fix(args: Any, data: Any) -> None:
 def _build_dpo(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
     from trl import DPOConfig, DPOTrainer
 
-    args = DPOConfig(
-        **common_arguments(config, loaded, output_dir), beta=config.train.beta, max_length=config.data.max_length
-    )
-    _eval_strategy_fix(args, data)
     # ref_model=None with a LoRA model: the reference is the same model with the adapter switched off,
     # so no second copy of the weights is held in memory.
-    return DPOTrainer(
-        model=loaded.model,
-        ref_model=None,
-        args=args,
-        train_dataset=data.train,
-        eval_dataset=data.eval,
-        processing_class=loaded.tokenizer,
-        callbacks=callbacks,
+    return _build_preference(
+        DPOConfig, DPOTrainer, config, loaded, data, output_dir, callbacks, ref_model=None
     )
 
 
@@ -152,17 +144,34 @@ def _build_orpo(config: RunConfig, loaded: Any, data: Any, output_dir: Path, cal
     except ImportError:  # older TRL kept ORPO at the top level
         from trl import ORPOConfig, ORPOTrainer
 
-    args = ORPOConfig(
-        **common_arguments(config, loaded, output_dir), beta=config.train.beta, max_length=config.data.max_length
+    return _build_preference(ORPOConfig, ORPOTrainer, config, loaded, data, output_dir, callbacks)
+
+
+def _build_preference(
+    config_class: type,
+    trainer_class: type,
+    config: RunConfig,
+    loaded: Any,
+    data: Any,
+    output_dir: Path,
+    callbacks: list[Any],
+    **trainer_kwargs: Any,
+) -> Any:
+    """DPO and ORPO take the same arguments: beta, max length, and prompt/chosen/rejected rows."""
+    args = config_class(
+        **common_arguments(config, loaded, output_dir),
+        beta=config.train.beta,
+        max_length=config.data.max_length,
     )
     _eval_strategy_fix(args, data)
-    return ORPOTrainer(
+    return trainer_class(
         model=loaded.model,
         args=args,
         train_dataset=data.train,
         eval_dataset=data.eval,
         processing_class=loaded.tokenizer,
         callbacks=callbacks,
+        **trainer_kwargs,
     )
 
 

@@ -102,13 +102,19 @@ def load_reward_file(path: str | Path) -> list[RewardFunction]:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        raise RewardFileError(f"{path}: your reward file failed to load:\n{_user_traceback(exc, path)}") from None
+        raise RewardFileError(
+            f"{path}: your reward file failed to load:\n{_user_traceback(exc, path)}"
+        ) from None
     functions = [
-        f for n, f in inspect.getmembers(module, inspect.isfunction) if f.__module__ == module.__name__ and not n.startswith("_")
+        f
+        for n, f in inspect.getmembers(module, inspect.isfunction)
+        if f.__module__ == module.__name__ and not n.startswith("_")
     ]
     chosen = [f for f in functions if f.__name__.startswith("reward")] or functions
     if not chosen:
-        raise RewardFileError(f"{path}: defines no function; write def reward(prompts, completions, **kwargs)")
+        raise RewardFileError(
+            f"{path}: defines no function; write def reward(prompts, completions, **kwargs)"
+        )
     return [_guarded(f, path) for f in chosen]
 
 
@@ -134,7 +140,9 @@ def _guarded(function: RewardFunction, path: Path) -> RewardFunction:
 
 def _user_traceback(exc: BaseException, path: Path) -> str:
     """Only the frames from the user's file (and the error line), not Tunesmith's or TRL's."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()
+    ]
     lines = traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc)
     return "".join(lines).rstrip()
 

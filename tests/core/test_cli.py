@@ -14,7 +14,9 @@ from tunesmith.core.cli import main
 def tunesmith(*args, cwd=None):
     """Run the real console entry point in a fresh process, as a user's script would."""
     exe = Path(sys.executable).with_name("tunesmith")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=os.environ.copy(), timeout=600)
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, cwd=cwd, env=os.environ.copy(), timeout=600
+    )
 
 
 def test_help_lists_every_command():
@@ -77,7 +79,18 @@ def test_train_with_a_broken_dataset_fails_with_its_lines(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_train_from_flags_then_from_the_saved_config(tmp_path):
-    args = ["--max-steps", "2", "--max-length", "48", "--lora-r", "4", "--batch-size", "1", "--output", str(tmp_path)]
+    args = [
+        "--max-steps",
+        "2",
+        "--max-length",
+        "48",
+        "--lora-r",
+        "4",
+        "--batch-size",
+        "1",
+        "--output",
+        str(tmp_path),
+    ]
     first = tunesmith("train", *args)
     assert first.returncode == 0, first.stderr
     assert "step 2/2" in first.stdout
