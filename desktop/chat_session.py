@@ -76,6 +76,11 @@ class ChatSession(QObject):
         if self._worker is not None:
             self._worker.stop()
 
+    def stop_and_wait(self, timeout_ms: int = 30_000) -> bool:
+        """Stop generating and wait for the worker thread to end (on quit); True if it ended."""
+        self.stop()
+        return self._thread.wait(timeout_ms) if self._thread is not None else True
+
     def _on_token(self, side: str, piece: str) -> None:
         self._answers.setdefault(side, []).append(piece)
         self.sig_token.emit(side, piece)

@@ -210,7 +210,7 @@ class MainWindow(QMainWindow):
                 self.busy_label.setText("Stopping the run and saving a checkpoint…")
             event.ignore()
             return
-        self.controller.chat.stop()
+        self.controller.chat.stop_and_wait()  # a QThread must not outlive the window that owns it
         self.save_layout()
         super().closeEvent(event)
 

@@ -128,3 +128,39 @@ def test_export_dialog_offers_the_engines_formats(qtbot):
     dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("gguf"))
     dialog.output_edit.setText("/tmp/out.gguf")
     assert dialog.choice() == ("gguf", "q8_0", "/tmp/out.gguf")
+
+
+def test_model_panel_shows_the_gpu_and_warns_when_it_will_not_fit(qtbot):
+    from types import SimpleNamespace
+
+    from tunesmith.core.hardware import HardwareInfo
+    from tunesmith.desktop.controller import Controller
+    from tunesmith.desktop.widgets.model_panel import ModelPanel
+
+    controller = Controller()
+    panel = ModelPanel(controller)
+    qtbot.addWidget(panel)
+    gpu = HardwareInfo(
+        "cuda", "NVIDIA GeForce RTX 3060", (8, 6), 12.0, 11.2, 32.0, 8, "2.11", "13.0", "3.6", None, "3.11"
+    )
+    controller.hardware = gpu
+    panel.show_hardware(gpu)
+    text = panel.hardware_label.text()
+    assert "RTX 3060" in text and "11.2 of 12.0 GiB" in text and "8.6" in text
+    four_bit = panel.precision_combo.findData("4bit")
+    assert not panel.precision_combo.model().item(four_bit).isEnabled()  # no bitsandbytes on this "GPU"
+    panel.show_vram(
+        SimpleNamespace(
+            total_gb=14.5,
+            parts={"weights": 14.0},
+            fits=False,
+            message="Choose 4-bit precision or a smaller model.",
+        )
+    )
+    assert panel.vram_label.text().startswith("⚠ Will not fit: about 14.5 GiB of VRAM")
+    assert "4-bit" in panel.vram_label.text() and panel.vram_label.objectName() == "vramWarning"
+
+    cpu = HardwareInfo("cpu", None, None, 0.0, 0.0, 24.0, 2, "2.13", None, None, None, "3.11")
+    controller.hardware = cpu
+    panel.show_hardware(cpu)
+    assert "CPU only — training will be slow" in panel.hardware_label.text()
