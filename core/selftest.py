@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,14 +41,27 @@ class Stage:
 
 def run_self_test(workdir: Path | None = None, log: LogFn = print) -> int:
     """Run every stage, print a report through `log`, return 0 when all passed (1 otherwise)."""
-    # The self-test must work on a machine that never saw the network (and must not wait for it).
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    if workdir is not None:
-        Path(workdir).mkdir(parents=True, exist_ok=True)
-        return _run_all(Path(workdir), log)
-    with tempfile.TemporaryDirectory(prefix="tunesmith-self-test-") as tmp:
-        return _run_all(Path(tmp), log)
+    # The self-test must work on a machine that never saw the network (and must not wait for it), and
+    # library progress bars (tqdm honours TQDM_DISABLE) would break up the report.
+    quiet = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    with _environment(quiet):
+        if workdir is not None:
+            Path(workdir).mkdir(parents=True, exist_ok=True)
+            return _run_all(Path(workdir), log)
+        with tempfile.TemporaryDirectory(prefix="tunesmith-self-test-") as tmp:
+            return _run_all(Path(tmp), log)
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set variables that are not set yet, and restore the environment afterwards (tests share it)."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 def _run_all(workdir: Path, log: LogFn) -> int:
@@ -68,7 +82,9 @@ def _run_all(workdir: Path, log: LogFn) -> int:
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear line
             message = str(exc) if isinstance(exc, StageFailed) else f"{type(exc).__name__}: {exc}"
             log(f"  FAILED  {name}: {message}")
-            log(f"Self-test FAILED at stage '{name}' after {_total(stages) + time.monotonic() - start:.1f} s.")
+            log(
+                f"Self-test FAILED at stage '{name}' after {_total(stages) + time.monotonic() - start:.1f} s."
+            )
             return 1
         stages.append(Stage(name, time.monotonic() - start, detail))
         log(f"  ok      {name:<12} {stages[-1].seconds:6.1f} s  {detail}")
