@@ -96,7 +96,12 @@ def machine_limits(hardware: Any) -> dict[str, str]:
 def supported_methods() -> tuple[str, ...]:
     """Training methods the installed engine runs (SFT until the engine says more)."""
     try:
-        from tunesmith.core.training import engine
+        from tunesmith.core.training import engine, methods
     except ImportError:
         return ("sft",)
-    return tuple(getattr(engine, "SUPPORTED_METHODS", ("sft",)))
+    declared = getattr(engine, "SUPPORTED_METHODS", None) or getattr(methods, "SUPPORTED_METHODS", None)
+    if declared:
+        return tuple(declared)
+    from tunesmith.core.config import METHODS  # every method the config accepts has a trainer
+
+    return tuple(METHODS)

@@ -17,7 +17,7 @@ class SettingSpec:
 
     path: str
     label: str
-    kind: str  # "int" | "float" | "choice" | "bool"
+    kind: str  # "int" | "float" | "choice" | "bool" | "list" (comma-separated) | "path" (empty = None)
     tooltip: str
     advanced: bool = False
     minimum: float = 0
@@ -218,6 +218,52 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Makes runs repeatable: the same seed and settings give the\nsame result.",
         advanced=True,
         maximum=2**31 - 1,
+    ),
+    SettingSpec(
+        "train.beta",
+        "Preference strength (DPO/ORPO)",
+        "float",
+        "DPO and ORPO only: how strongly to prefer the chosen answers over the rejected ones.\n"
+        "Higher keeps the model closer to where it started. 0.1 is usual.",
+        advanced=True,
+        maximum=10,
+        decimals=2,
+        step=0.05,
+    ),
+    SettingSpec(
+        "train.num_generations",
+        "Answers per prompt (GRPO)",
+        "int",
+        "GRPO only: how many answers the model writes for each prompt; they are scored against each\n"
+        "other. More gives steadier learning but is slower. 4-8 is usual.",
+        advanced=True,
+        minimum=2,
+        maximum=64,
+    ),
+    SettingSpec(
+        "train.max_completion_length",
+        "Answer length (GRPO)",
+        "int",
+        "GRPO only: the longest answer (in tokens) the model writes while learning.",
+        advanced=True,
+        minimum=8,
+        maximum=8192,
+        step=16,
+    ),
+    SettingSpec(
+        "train.rewards",
+        "Rewards (GRPO)",
+        "list",
+        "GRPO only: how answers are scored, separated by commas: exact_match (the answer column),\n"
+        "format:<regular expression>, length:<words>.",
+        advanced=True,
+    ),
+    SettingSpec(
+        "train.reward_file",
+        "Reward file (GRPO)",
+        "path",
+        "GRPO only: a Python file with your own reward functions (optional).",
+        advanced=True,
     ),
 )
 

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QLineEdit,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -118,6 +119,10 @@ class SettingsForm(QWidget):
             editor = QComboBox()
             editor.addItems(list(spec.choices))
             editor.currentIndexChanged.connect(emit)
+        elif spec.kind in ("list", "path"):
+            editor = QLineEdit()
+            editor.setPlaceholderText("exact_match, length:50" if spec.kind == "list" else "none")
+            editor.editingFinished.connect(emit)
         else:
             editor = QCheckBox()
             editor.toggled.connect(emit)
@@ -155,6 +160,8 @@ def _set_editor(editor: QWidget, spec: SettingSpec, value: Any) -> None:
         editor.setValue(value)
     elif isinstance(editor, QComboBox):
         editor.setCurrentText(str(value))
+    elif isinstance(editor, QLineEdit):
+        editor.setText(", ".join(value) if spec.kind == "list" else (value or ""))
     else:
         # None ("automatic") shows as unchecked for gradient checkpointing on the CPU.
         editor.setChecked(bool(value))
@@ -167,4 +174,9 @@ def _editor_value(editor: QWidget, spec: SettingSpec) -> Any:
         return float(editor.value())
     if isinstance(editor, QComboBox):
         return editor.currentText()
+    if isinstance(editor, QLineEdit):
+        text = editor.text().strip()
+        if spec.kind == "list":
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return text or None
     return editor.isChecked()

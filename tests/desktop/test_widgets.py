@@ -164,3 +164,19 @@ def test_model_panel_shows_the_gpu_and_warns_when_it_will_not_fit(qtbot):
     controller.hardware = cpu
     panel.show_hardware(cpu)
     assert "CPU only — training will be slow" in panel.hardware_label.text()
+
+
+def test_method_settings_round_trip_lists_and_paths(qtbot):
+    form = SettingsForm()
+    qtbot.addWidget(form)
+    config = RunConfig()
+    form.load(config)
+    form.editors["train.rewards"].setText("exact_match,  length:50 ,")
+    form.store(config, "train.rewards")
+    assert config.train.rewards == ["exact_match", "length:50"]
+    form.store(config, "train.reward_file")
+    assert config.train.reward_file is None
+    config.train.reward_file = "/my/rewards.py"
+    form.load(config)
+    assert form.editors["train.reward_file"].text() == "/my/rewards.py"
+    assert form.editors["train.rewards"].text() == "exact_match, length:50"
