@@ -33,7 +33,7 @@ def test_a_failing_stage_is_named_and_the_status_is_1(tmp_path, monkeypatch):
     assert selftest.run_self_test(tmp_path, log=lines.append) == 1
     assert "  FAILED  load model: the embedded model is missing" in lines
     assert lines[-1].startswith("Self-test FAILED at stage 'load model'")
-    assert not any("train" in line for line in lines)
+    assert not any(line.startswith("  ok      train") for line in lines)
 
 
 def test_without_a_workdir_nothing_is_left_behind(tmp_path, monkeypatch):
