@@ -65,6 +65,7 @@ class Controller(QObject):
         self.chat = ChatSession(self)
         self._tokenizers: dict[str, Any] = {}
         self._dataset_request = 0
+        self._vram_request = 0
         self._vram_timer = QTimer(self, singleShot=True, interval=300)
         self._vram_timer.timeout.connect(self._estimate_vram_now)
         self.training.sig_finished.connect(self._on_run_finished)
@@ -111,15 +112,23 @@ class Controller(QObject):
         if self.hardware is None:
             return
         config, hardware = copy.deepcopy(self.config), self.hardware
+        self._vram_request += 1
+        request = self._vram_request
         run_in_background(
-            lambda: engines.estimate_vram(config, hardware), self._on_vram, self._on_vram_failed
+            lambda: engines.estimate_vram(config, hardware),
+            lambda estimate: self._on_vram(request, estimate),
+            lambda error: self._on_vram_failed(request, error),
         )
 
-    def _on_vram(self, estimate: Any) -> None:
+    def _on_vram(self, request: int, estimate: Any) -> None:
+        if request != self._vram_request:
+            return  # the settings changed since: a newer estimate is on its way
         self.vram = estimate
         self.sig_vram.emit(estimate)
 
-    def _on_vram_failed(self, error: BaseException) -> None:
+    def _on_vram_failed(self, request: int, error: BaseException) -> None:
+        if request != self._vram_request:
+            return
         self.vram = None
         self.sig_vram.emit(None)
         self.sig_vram_text.emit(engines.describe_error(error)[0])
