@@ -83,7 +83,9 @@ def build_preview(
         return preview
     for index, record in enumerate(list(dataset.records)[:LENGTH_ROWS]):
         try:
-            rendered = core_data.render_example(record.example, tokenizer, max_length, assistant_only_loss)
+            rendered = core_data.render_example(
+                previewable(record.example), tokenizer, max_length, assistant_only_loss
+            )
         except Exception as exc:  # noqa: BLE001 - one bad row must not hide the others
             if not preview.render_error:
                 preview.render_error = f"Line {record.line} cannot be previewed: {exc}"
@@ -97,6 +99,16 @@ def build_preview(
     if preview.lengths:
         preview.stats = core_data.length_stats(preview.lengths, max_length).to_dict()
     return preview
+
+
+def previewable(example: dict[str, Any]) -> dict[str, Any]:
+    """The conversation a row stands for: preference rows with their chosen answer, prompt-only rows
+    as the prompt the model will answer; conversation and text rows as they are."""
+    if "messages" in example or "text" in example:
+        return example
+    if "chosen" in example:
+        return {"messages": [*example["prompt"], *example["chosen"]]}
+    return {"messages": list(example.get("prompt", []))}
 
 
 def _tokenizer(source: str, cache: dict[str, Any] | None) -> Any:

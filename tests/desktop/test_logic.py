@@ -105,3 +105,17 @@ def test_dataset_summary_line():
     )
     text = DatasetTab.summary_text(preview, over_cut=1)
     assert "alpaca" in text and "<b>8</b> of 10" in text and "1</b> problem" in text and "median 7" in text
+
+
+def test_preference_and_prompt_rows_are_previewed_as_conversations():
+    from tunesmith.desktop.dataset_preview import previewable
+
+    prompt = [{"role": "user", "content": "Hi?"}]
+    chosen = [{"role": "assistant", "content": "Hello!"}]
+    rejected = [{"role": "assistant", "content": "Go away."}]
+    assert previewable({"prompt": prompt, "chosen": chosen, "rejected": rejected}) == {
+        "messages": prompt + chosen
+    }
+    assert previewable({"prompt": prompt, "answer": "42"}) == {"messages": prompt}
+    conversation = {"messages": prompt + chosen}
+    assert previewable(conversation) is conversation
