@@ -71,8 +71,8 @@ def test_grpo_reward_file_error_names_the_file(tmp_path):
 
 
 def test_grpo_mean_reward_rises(tmp_path):
-    """Reward brevity (target 3 words): the model learns to answer shortly within a few dozen steps."""
-    config = method_config(tmp_path, "grpo", 16)
+    """Reward brevity (target 3 words): the model learns to answer shortly within a dozen steps."""
+    config = method_config(tmp_path, "grpo", 12)
     config.train.rewards = ["length:3"]
     config.train.num_generations = 4
     config.train.batch_size = 8  # two prompts x four completions per step
@@ -82,5 +82,5 @@ def test_grpo_mean_reward_rises(tmp_path):
     assert isinstance(result, Finished), getattr(result, "details", "")
     rewards = [s.extra["reward"] for s in steps]
     assert {"rewards/length/mean", "completions/mean_length"} <= set(steps[-1].extra)
-    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
+    first, last = sum(rewards[:4]) / 4, sum(rewards[-4:]) / 4
     assert last > first + 0.1, rewards
