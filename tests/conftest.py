@@ -17,7 +17,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TUNESMITH_CACHE", str(Path(tempfile.gettempdir()) / "tunesmith-test-cache"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import sys  # noqa: E402
+
 import pytest  # noqa: E402
+
+# `python -m pytest` from the repository root puts the root on sys.path, where our `kernels/` folder
+# would answer to the bare name `kernels` (a PyPI package that transformers and bitsandbytes probe for).
+# Tests import everything as tunesmith.*, so the root is never needed on the path.
+_ROOT = str(Path(__file__).resolve().parents[1])
+sys.path[:] = [p for p in sys.path if p not in ("", ".", _ROOT)]
 
 
 @pytest.fixture(scope="session")
