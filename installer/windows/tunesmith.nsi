@@ -72,10 +72,13 @@ Function .onInit
     Abort
   ${EndIf}
   SetRegView 64
+  ; A per-machine install: Start menu entries for every user (ProgramData), not only the admin's.
+  SetShellVarContext all
 FunctionEnd
 
 Function un.onInit
   SetRegView 64
+  SetShellVarContext all
 FunctionEnd
 
 Section "${APP_NAME}" SecMain
