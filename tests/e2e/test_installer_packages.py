@@ -28,7 +28,7 @@ def fake_bundle(dist: Path) -> Path:
     (bundle / "_internal" / "tunesmith" / "kernels").mkdir(parents=True)
     (bundle / "_internal" / "tunesmith" / "kernels" / "rms_norm.py").write_text("# source\n")
     program = bundle / "tunesmith"
-    program.write_text("#!/bin/sh\necho tunesmith placeholder \"$@\"\n")
+    program.write_text('#!/bin/sh\necho tunesmith placeholder "$@"\n')
     program.chmod(0o755)
     return bundle
 
@@ -42,14 +42,19 @@ def run(cmd: list[str], **env: str) -> str:
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed")
 def test_deb_layout(tmp_path):
     bundle = fake_bundle(tmp_path / "dist")
-    out = run(["bash", str(LINUX / "build_deb.sh"), str(tmp_path / "out")], BUNDLE=str(bundle), VERSION="1.2.3")
+    out = run(
+        ["bash", str(LINUX / "build_deb.sh"), str(tmp_path / "out")], BUNDLE=str(bundle), VERSION="1.2.3"
+    )
     deb = next((tmp_path / "out").glob("tunesmith_1.2.3_*.deb"))
     assert str(deb) in out
     listing = run(["dpkg-deb", "--contents", str(deb)])
-    for path in ("./opt/tunesmith/tunesmith", "./opt/tunesmith/_internal/tunesmith/kernels/rms_norm.py",
-                 "./usr/share/applications/tunesmith.desktop",
-                 "./usr/share/icons/hicolor/scalable/apps/tunesmith.svg",
-                 "./usr/share/icons/hicolor/256x256/apps/tunesmith.png"):
+    for path in (
+        "./opt/tunesmith/tunesmith",
+        "./opt/tunesmith/_internal/tunesmith/kernels/rms_norm.py",
+        "./usr/share/applications/tunesmith.desktop",
+        "./usr/share/icons/hicolor/scalable/apps/tunesmith.svg",
+        "./usr/share/icons/hicolor/256x256/apps/tunesmith.png",
+    ):
         assert path in listing, path
     assert "./usr/bin/tunesmith -> /opt/tunesmith/tunesmith" in listing
     assert "root/root" in listing  # --root-owner-group: no build user's ids in the package
@@ -72,8 +77,12 @@ def test_cpu_flavour_is_its_own_package(tmp_path):
     if shutil.which("dpkg-deb") is None:
         pytest.skip("dpkg-deb is not installed")
     bundle = fake_bundle(tmp_path / "dist")
-    run(["bash", str(LINUX / "build_deb.sh"), str(tmp_path)], BUNDLE=str(bundle), VERSION="1.2.3",
-        TUNESMITH_FLAVOR="cpu")
+    run(
+        ["bash", str(LINUX / "build_deb.sh"), str(tmp_path)],
+        BUNDLE=str(bundle),
+        VERSION="1.2.3",
+        TUNESMITH_FLAVOR="cpu",
+    )
     deb = next(tmp_path.glob("tunesmith-cpu_1.2.3_*.deb"))
     fields = run(["dpkg-deb", "--field", str(deb), "Package", "Conflicts"])
     assert "Package: tunesmith-cpu" in fields and "Conflicts: tunesmith\n" in fields
@@ -86,8 +95,14 @@ def test_tarball_installs_for_the_user_and_uninstall_keeps_runs(tmp_path):
     with tarfile.open(archive) as tar:
         tar.extractall(tmp_path / "unpacked", filter="tar")
     top = next((tmp_path / "unpacked").iterdir())
-    assert {p.name for p in top.iterdir()} >= {"tunesmith", "install.sh", "uninstall.sh", "README.txt",
-                                              "tunesmith.svg", "tunesmith.desktop.in"}
+    assert {p.name for p in top.iterdir()} >= {
+        "tunesmith",
+        "install.sh",
+        "uninstall.sh",
+        "README.txt",
+        "tunesmith.svg",
+        "tunesmith.desktop.in",
+    }
     home = tmp_path / "home"
     runs = home / "Tunesmith" / "runs" / "my-run"
     runs.mkdir(parents=True)
@@ -95,7 +110,9 @@ def test_tarball_installs_for_the_user_and_uninstall_keeps_runs(tmp_path):
     out = run([str(top / "install.sh")], HOME=str(home))
     assert "Tunesmith is installed" in out
     local = home / ".local"
-    assert run([str(local / "bin" / "tunesmith"), "--self-test"]).strip() == "tunesmith placeholder --self-test"
+    assert (
+        run([str(local / "bin" / "tunesmith"), "--self-test"]).strip() == "tunesmith placeholder --self-test"
+    )
     entry = (local / "share/applications/tunesmith.desktop").read_text()
     assert f'Exec="{local}/opt/tunesmith/tunesmith"' in entry
     run([str(top / "install.sh")], HOME=str(home))  # a second install updates in place
@@ -106,7 +123,9 @@ def test_tarball_installs_for_the_user_and_uninstall_keeps_runs(tmp_path):
     assert (runs / "adapter.safetensors").read_text() == "weights"
 
 
-@pytest.mark.skipif(shutil.which("makensis") is None, reason="makensis is not installed (apt-get install nsis)")
+@pytest.mark.skipif(
+    shutil.which("makensis") is None, reason="makensis is not installed (apt-get install nsis)"
+)
 @pytest.mark.parametrize("with_icon", [False, True])
 def test_nsis_script_compiles(tmp_path, with_icon):
     payload = tmp_path / "payload"
