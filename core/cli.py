@@ -93,6 +93,10 @@ def _configure_logging(debug: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    # The run's log file takes INFO from the tunesmith logger; the console shows only warnings
+    # (the CLI prints progress itself, from events).
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.DEBUG if debug else logging.WARNING)
     if not debug:
         warnings.filterwarnings("ignore")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

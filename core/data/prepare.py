@@ -66,7 +66,7 @@ def prepare_sft(dataset: DatasetFile, tokenizer: Any, cfg: DataConfig, seed: int
             }
         )
     if truncated:
-        log.warning(
+        log.info(
             "%d of %d rows were longer than max_length %d and were truncated",
             truncated,
             len(lengths),

@@ -121,6 +121,14 @@ def _add_lora(model: Any, lora: LoraSettings) -> Any:
 
 
 def _patch_kernels(model: Any, notes: list[str], checkpointing: bool) -> Any:
+    from tunesmith.core.capabilities import kernel_build_problem
+
+    # Triton compiles its launchers at the first training step, not here: check for a C compiler
+    # and Python's headers now, so a missing one means stock transformers instead of a failed step.
+    problem = kernel_build_problem()
+    if problem:
+        notes.append(problem)
+        return None
     try:
         from tunesmith.kernels import patch_model
     except ImportError as exc:

@@ -178,7 +178,8 @@ class TrainingRun:
             with (self.run_dir / METRICS_FILE).open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(event.to_dict()) + "\n")
         if isinstance(event, LogLine):
-            getattr(log, "warning" if event.level == "warning" else "info")(event.message)
+            # Into the run's log file; listeners (CLI, app) show the event themselves.
+            log.info("%s%s", "warning: " if event.level == "warning" else "", event.message)
         try:
             self._on_event(event)
         except Exception:  # a broken listener must not kill training
