@@ -16,6 +16,10 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TUNESMITH_CACHE", str(Path(tempfile.gettempdir()) / "tunesmith-test-cache"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Triton reads TRITON_INTERPRET once, when it is first imported, and trl/bitsandbytes import it early:
+# set it here, before any test module loads, so kernel tests run on the CPU interpreter. The GPU
+# machine passes TRITON_INTERPRET=0 explicitly (bench/run_gpu.sh).
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import sys  # noqa: E402
 
