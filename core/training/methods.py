@@ -123,11 +123,6 @@ def _finish_trainer(trainer: Any, callbacks: list[Any]) -> Any:
     return trainer
 
 
-def _eval_strategy_fix(args: Any, data: Any) -> None:
-    if data.eval is None and args.eval_strategy != "no":
-        args.eval_strategy = "no"
-
-
 def _build_dpo(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
     from trl import DPOConfig, DPOTrainer
 
@@ -163,7 +158,15 @@ def _build_preference(
         beta=config.train.beta,
         max_length=config.data.max_length,
     )
-    _eval_strategy_fix(args, data)
+    return _make_trainer(trainer_class, args, loaded, data, callbacks, **trainer_kwargs)
+
+
+def _make_trainer(
+    trainer_class: type, args: Any, loaded: Any, data: Any, callbacks: list[Any], **extra: Any
+) -> Any:
+    """Every method's trainer takes the same model, rows, tokenizer and callbacks."""
+    if data.eval is None and args.eval_strategy != "no":
+        args.eval_strategy = "no"  # asked for evaluation, but no rows were held out
     return trainer_class(
         model=loaded.model,
         args=args,
@@ -171,7 +174,7 @@ def _build_preference(
         eval_dataset=data.eval,
         processing_class=loaded.tokenizer,
         callbacks=callbacks,
-        **trainer_kwargs,
+        **extra,
     )
 
 
@@ -193,15 +196,8 @@ def _build_grpo(config: RunConfig, loaded: Any, data: Any, output_dir: Path, cal
         max_completion_length=t.max_completion_length,
         temperature=1.0,
     )
-    _eval_strategy_fix(args, data)
-    return GRPOTrainer(
-        model=loaded.model,
-        reward_funcs=build_rewards(t.rewards, t.reward_file),
-        args=args,
-        train_dataset=data.train,
-        eval_dataset=data.eval,
-        processing_class=loaded.tokenizer,
-        callbacks=callbacks,
+    return _make_trainer(
+        GRPOTrainer, args, loaded, data, callbacks, reward_funcs=build_rewards(t.rewards, t.reward_file)
     )
 
 
@@ -215,12 +211,4 @@ def _build_sft(config: RunConfig, loaded: Any, data: Any, output_dir: Path, call
         assistant_only_loss=False,  # our own label mask already covers it (core.data.templates)
         dataset_num_proc=None,
     )
-    _eval_strategy_fix(args, data)
-    return SFTTrainer(
-        model=loaded.model,
-        args=args,
-        train_dataset=data.train,
-        eval_dataset=data.eval,
-        processing_class=loaded.tokenizer,
-        callbacks=callbacks,
-    )
+    return _make_trainer(SFTTrainer, args, loaded, data, callbacks)
