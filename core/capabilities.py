@@ -287,13 +287,14 @@ def probe_driver(run: Callable[..., subprocess.CompletedProcess] = subprocess.ru
     return NvidiaDriver(fields[0], fields[1], cc)
 
 
-def describe_machine() -> Capabilities:
-    """Gather the facts (imports torch) and describe them."""
+def describe_machine(hardware: HardwareInfo | None = None) -> Capabilities:
+    """Gather the facts (imports torch) and describe them.  `hardware`: facts already detected
+    (the app detects them at start), so they are not detected twice."""
     import torch
 
     from tunesmith.core.hardware import detect_hardware
 
-    hardware = detect_hardware()
+    hardware = hardware or detect_hardware()
     driver = None if hardware.has_gpu else probe_driver()
     return describe_capabilities(hardware, driver, torch.version.cuda)
 

@@ -52,6 +52,7 @@ def run_app(
         settings = QSettings(os.path.join(tempfile.mkdtemp(), "screenshots.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
     window.autostart = startup_time_from is None
+    window.welcome_on_first_start = not screenshots_dir
     window.show()
     log.info("window shown %.2f s after launch (log: %s)", time.perf_counter() - _T0, log_file)
     if startup_time_from is not None:

@@ -40,6 +40,7 @@ class Controller(QObject):
     sig_export_done(object):     the engine's ExportResult
     sig_busy(str):               a short job is running ("" when none)
     sig_methods(tuple):          training methods the engine supports ("sft", ...)
+    sig_capabilities(object):    the engine's Capabilities (what this machine can train), None if unknown
     """
 
     sig_hardware = Signal(object)
@@ -54,6 +55,7 @@ class Controller(QObject):
     sig_export_done = Signal(object)
     sig_busy = Signal(str)
     sig_methods = Signal(tuple)
+    sig_capabilities = Signal(object)
 
     def __init__(self, config: RunConfig | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -61,6 +63,10 @@ class Controller(QObject):
         self.hardware: Any = None
         self.vram: Any = None
         self.dataset: Any = None
+        self.capabilities: Any = None
+        self._capabilities_pending = False
+        self._hardware_pending = False
+        self._capabilities_wanted = False  # asked for while the hardware was still being detected
         self.training = TrainingSession(self)
         self.chat = ChatSession(self)
         self._tokenizers: dict[str, Any] = {}
@@ -94,19 +100,59 @@ class Controller(QObject):
     def detect_hardware(self) -> None:
         """Detect the GPU (imports torch, so it runs in the background after the window shows)."""
         self.sig_busy.emit("Detecting hardware…")
+        self._hardware_pending = True
         run_in_background(engines.detect_hardware, self._on_hardware, self._on_hardware_failed)
 
     def _on_hardware(self, hardware: Any) -> None:
         self.hardware = hardware
+        self._hardware_detected()
         self.sig_busy.emit("")
         self.sig_hardware.emit(hardware)
         self._estimate_vram_now()
         run_in_background(supported_methods, self.sig_methods.emit, lambda _error: None)
 
     def _on_hardware_failed(self, error: BaseException) -> None:
+        self._hardware_detected()
         self.sig_busy.emit("")
         self.sig_hardware.emit(None)
         self._report(error, "Could not detect the hardware.")
+
+    def describe_machine(self) -> None:
+        """Say what this machine can train (emits sig_capabilities).  Imports torch, so it runs in the
+        background; reuses the detected hardware when there is some, and the answer once known."""
+        if self.capabilities is not None:
+            self.sig_capabilities.emit(self.capabilities)
+            return
+        if self._capabilities_pending:
+            return
+        if self._hardware_pending:  # describe with the facts on their way, not a second detection
+            self._capabilities_wanted = True
+            return
+        self._capabilities_pending = True
+        hardware = self.hardware
+
+        def op():
+            from tunesmith.core.capabilities import describe_machine
+
+            return describe_machine(hardware)
+
+        run_in_background(op, self._on_capabilities, self._on_capabilities_failed)
+
+    def _hardware_detected(self) -> None:
+        self._hardware_pending = False
+        if self._capabilities_wanted:
+            self._capabilities_wanted = False
+            self.describe_machine()
+
+    def _on_capabilities(self, capabilities: Any) -> None:
+        self._capabilities_pending = False
+        self.capabilities = capabilities
+        self.sig_capabilities.emit(capabilities)
+
+    def _on_capabilities_failed(self, error: BaseException) -> None:
+        self._capabilities_pending = False
+        log.warning("could not describe this machine: %s\n%s", error, getattr(error, "details", ""))
+        self.sig_capabilities.emit(None)
 
     def _estimate_vram_now(self) -> None:
         if self.hardware is None:

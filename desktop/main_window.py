@@ -1,8 +1,9 @@
-"""The main window: banner, model panel, the Dataset / Train / Chat tabs, menus with shortcuts, the
-export action, settings that persist, and a close that never loses a run.
+"""The main window: banner, first-start welcome, model panel, the Dataset / Train / Chat tabs, menus
+with shortcuts, the export action, settings that persist, and a close that never loses a run.
 
 It wires the tabs to the one controller and remembers layout and settings between launches.  Engine
-work starts only after the window is shown (hardware detection imports torch in the background).
+work starts only after the window is shown (hardware detection imports torch in the background); the
+welcome (what this machine can train) appears then, on the first start and from the Help menu.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tunesmith.desktop.tabs.train_tab import TrainTab
 from tunesmith.desktop.theme import app_icon
 from tunesmith.desktop.widgets.banner import Banner
 from tunesmith.desktop.widgets.model_panel import ModelPanel
+from tunesmith.desktop.widgets.welcome_panel import WelcomePanel
 
 log = logging.getLogger(__name__)
 FIRST_PRESET = "Quick test"
@@ -45,6 +47,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Tunesmith — fine-tune a language model on your own data")
         self.setWindowIcon(app_icon())
         self.banner = Banner()
+        self.welcome = WelcomePanel()
         self.model_panel = ModelPanel(self.controller)
         self.dataset_tab = DatasetTab(self.controller)
         self.train_tab = TrainTab(self.controller)
@@ -56,6 +59,7 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.addWidget(self.banner)
+        layout.addWidget(self.welcome)
         layout.addWidget(self.model_panel)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
@@ -67,6 +71,7 @@ class MainWindow(QMainWindow):
         self._close_after_run = False
         self._started = False
         self.autostart = True  # start hardware detection and the dataset preview once shown
+        self.welcome_on_first_start = True  # off for --screenshots: the README shows the tabs
         self.restore_layout()
 
     # -- construction ---------------------------------------------------------------------------
@@ -104,6 +109,7 @@ class MainWindow(QMainWindow):
         self._action("stop_chat", "Stop &answer", "Esc", self.controller.chat.stop, chat_menu)
         self._action("clear_chat", "&Clear conversation", "Ctrl+L", self.chat_tab.clear, chat_menu)
         help_menu = bar.addMenu("&Help")
+        self._action("welcome", "&Welcome / what can this machine train", "", self.show_welcome, help_menu)
         self._action("about", "&About Tunesmith", "F1", self._about, help_menu)
 
     def _connect(self) -> None:
@@ -118,6 +124,8 @@ class MainWindow(QMainWindow):
         c.training.sig_state.connect(self._on_run_state)
         c.training.sig_run_ended.connect(self._maybe_close_after_run)
         self.train_tab.form.sig_changed.connect(self._on_setting_changed)
+        c.sig_capabilities.connect(self.welcome.set_capabilities)
+        self.welcome.sig_dismissed.connect(lambda: persistence.set_welcome_seen(self.settings))
 
     # -- start-up -------------------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -130,6 +138,15 @@ class MainWindow(QMainWindow):
         """Detect the hardware and read the chosen dataset, in the background."""
         self.controller.detect_hardware()
         self.controller.load_dataset()
+        if self.welcome_on_first_start and not persistence.welcome_seen(self.settings):
+            self.show_welcome()
+
+    def show_welcome(self) -> None:
+        """Show what this machine can train (the facts arrive from a background check)."""
+        if self.controller.capabilities is None:
+            self.welcome.show_checking()
+        self.welcome.show()
+        self.controller.describe_machine()
 
     # -- actions --------------------------------------------------------------------------------
     def _open_dataset(self) -> None:

@@ -1,5 +1,6 @@
 """What the app remembers between launches, through QSettings: the run configuration (so the last model
-and dataset return), window geometry, splitter sizes, the open tab and the chat settings.
+and dataset return), window geometry, splitter sizes, the open tab, the chat settings, and
+whether the first-start welcome was dismissed.
 
 Settings live in an INI file under the user's config folder ("Tunesmith/Tunesmith.ini"); tests point
 QSettings at a temporary folder with `QSettings.setPath`.  Knows nothing about the engine beyond
@@ -69,3 +70,17 @@ def load_values(settings: QSettings, group: str) -> dict[str, Any]:
         return dict(json.loads(str(settings.value(group) or "{}")))
     except (ValueError, TypeError):
         return {}
+
+
+WELCOME_KEY = "welcome/seen"
+
+
+def welcome_seen(settings: QSettings) -> bool:
+    """True once the user pressed "Got it" on the first-start welcome."""
+    return str(settings.value(WELCOME_KEY, "false")).lower() == "true"
+
+
+def set_welcome_seen(settings: QSettings, seen: bool = True) -> None:
+    """Remember (now, not at quit) that the welcome was dismissed, so a crash does not bring it back."""
+    settings.setValue(WELCOME_KEY, seen)
+    settings.sync()

@@ -1,0 +1,118 @@
+"""The first-start welcome: what this computer can train, in plain words, shown as a panel in the window.
+
+A panel rather than a dialog, so it never blocks anything (tests, screenshots, a user who wants to
+start at once).  It shows "Checking…" until the engine's `Capabilities` arrive, then their summary:
+the headline, the model sizes that fit with their context, notes, and what to do (e.g. update the
+driver).  "Got it" emits `sig_dismissed` (the window remembers it); ✕ only hides it this time.
+Knows nothing about how the facts are gathered.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+TITLE = "Welcome to Tunesmith — what this computer can train"
+CHECKING = "Checking your GPU and drivers…"
+# Inline rather than in app.qss: the panel is self-contained (and readable in dark themes too).
+STYLE = (
+    "QFrame#welcome { background: #e6f2ea; border: 1px solid #9cc9a9; border-radius: 4px; }"
+    "QFrame#welcome QLabel { color: #202020; }"
+)
+
+
+class WelcomePanel(QFrame):
+    """Signals: sig_dismissed() — the user pressed "Got it" (do not show it on the next start)."""
+
+    sig_dismissed = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("welcome")
+        self.setStyleSheet(STYLE)
+        self.title_label = QLabel(f"<b>{TITLE}</b>")
+        self.body_label = QLabel()
+        self.body_label.setWordWrap(True)
+        self.body_label.setTextFormat(Qt.TextFormat.RichText)
+        self.body_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.body_label.setOpenExternalLinks(True)
+        self.got_it_button = QPushButton("Got it")
+        self.got_it_button.setToolTip(
+            "Hide this and do not show it at the next start (Help > Welcome shows it again)."
+        )
+        self.got_it_button.clicked.connect(self._dismiss)
+        close = QPushButton("✕")
+        close.setFlat(True)
+        close.setToolTip("Hide this for now (it comes back at the next start)")
+        close.clicked.connect(self.hide)
+        texts = QVBoxLayout()
+        texts.addWidget(self.title_label)
+        texts.addWidget(self.body_label)
+        buttons = QVBoxLayout()
+        buttons.addWidget(close, 0, Qt.AlignmentFlag.AlignRight)
+        buttons.addStretch(1)
+        buttons.addWidget(self.got_it_button)
+        layout = QHBoxLayout(self)
+        layout.addLayout(texts, 1)
+        layout.addLayout(buttons)
+        self._plain = ""
+        self.show_checking()
+        self.hide()
+
+    def show_checking(self) -> None:
+        """The facts are being gathered (torch is loading in the background)."""
+        self._set_lines([CHECKING])
+
+    def set_capabilities(self, capabilities: Any) -> None:
+        """Show the engine's Capabilities (None: the check failed)."""
+        if capabilities is None:
+            self._set_lines(
+                [
+                    "Tunesmith could not check your GPU and drivers.",
+                    "Training still works; the log (and `tunesmith info`) says more.",
+                ]
+            )
+            return
+        self._set_lines(capabilities.summary().splitlines())
+
+    def text(self) -> str:
+        """The body as plain text (for tests and logs)."""
+        return self._plain
+
+    def _set_lines(self, lines: list[str]) -> None:
+        self._plain = "\n".join(lines)
+        self.body_label.setText(summary_html(lines))
+
+    def _dismiss(self) -> None:
+        self.hide()
+        self.sig_dismissed.emit()
+
+
+def summary_html(lines: list[str]) -> str:
+    """Capabilities.summary() lines as HTML: the headline bold, "  - " lines as bullet lists."""
+    parts: list[str] = []
+    in_list = False
+    for index, line in enumerate(lines):
+        item = line.startswith("  - ")
+        if item and not in_list:
+            parts.append("<ul style='margin-top:0; margin-bottom:0'>")
+        if not item and in_list:
+            parts.append("</ul>")
+        in_list = item
+        text = _code(html.escape(line[4:] if item else line))
+        if item:
+            parts.append(f"<li>{text}</li>")
+        else:
+            parts.append(f"<b>{text}</b><br>" if index == 0 else f"{text}<br>")
+    if in_list:
+        parts.append("</ul>")
+    return "".join(parts)
+
+
+def _code(text: str) -> str:
+    """`command` -> <code>command</code> (the engine writes shell commands between backticks)."""
+    pieces = text.split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
