@@ -15,6 +15,7 @@ LoRA gradients equal the stock ones to rounding.  Speed and memory: BENCHMARKS.m
 """
 
 from .cross_entropy import fused_linear_cross_entropy
+from .log_probs import TokenLogProbs, fused_linear_log_probs
 from .lora import LoRAProj, lora_linear, lora_mlp, lora_qkv
 from .nf4 import NF4Weight, dequantize_nf4
 from .offload import offloaded_checkpoint
@@ -26,10 +27,12 @@ from .swiglu import geglu, swiglu
 __all__ = [
     "LoRAProj",
     "PatchReport",
+    "TokenLogProbs",
     "NF4Weight",
     "add_rms_norm",
     "dequantize_nf4",
     "fused_linear_cross_entropy",
+    "fused_linear_log_probs",
     "geglu",
     "lora_linear",
     "lora_mlp",

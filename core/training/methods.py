@@ -106,6 +106,11 @@ def common_arguments(config: RunConfig, loaded: Any, output_dir: Path) -> dict[s
 def build_trainer(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
     builders = {"sft": _build_sft, "dpo": _build_dpo, "orpo": _build_orpo, "grpo": _build_grpo}
     trainer = builders[config.train.method](config, loaded, data, output_dir, callbacks)
+    if loaded.kernel_report is not None:  # our kernels are in the model: the LM head's log-probs too
+        from tunesmith.core.training.log_probs import install_fused_log_probs
+
+        grpo = config.train.method == "grpo"
+        install_fused_log_probs(trainer, temperature=trainer.args.temperature if grpo else 1.0)
     return _finish_trainer(trainer, callbacks)
 
 
