@@ -1,0 +1,165 @@
+"""y = x @ dequant(W)^T for a few rows of x (a decode batch), straight from the 4-bit NF4 weight.
+
+Knows torch and triton only.  The weight is a `kernels.nf4.NF4Weight` (bitsandbytes' layout, double
+quantized or not; the dequant math is nf4.py's: code[nibble] * absmax, absmax itself decoded from code2,
+absmax2 and offset when nested).  Each program dequantizes a [BLOCK_N, BLOCK_K] tile of W into
+registers and multiplies it with the x rows; the bf16 weight is never written to memory, so a decode
+step reads 0.5 byte per weight instead of 2 (dequantize) + 2 (write) + 2 (read for the matmul).  It
+does not know LoRA or models: the caller passes the adapter's contribution as `add`.
+
+Rounding mirrors "dequantize to w.dtype, then F.linear, then + add" as bitsandbytes + peft compute it:
+the tile is cast to x's dtype before the dot (fp32 accumulation),
+    y = round(round(x W^T + bias) + add)      (round = cast to the output dtype)
+For fp32 inputs the dot runs in IEEE fp32 (no TF32); under the CPU interpreter, whose bf16 dot is
+wrong, the rounded bf16 tile is multiplied in fp32 (the same exact products a bf16 MMA forms).  Meant for M <= 64 rows: every program reads its
+weight tile once and multiplies all rows; large M is a job for dequantize + cuBLAS.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .nf4 import NF4Weight
+
+MAX_ROWS = 64
+
+
+@triton.jit
+def _nf4_mm_kernel(
+    X, PACKED, ABSMAX, CODE, ABSMAX2, CODE2, BIAS, ADD, Y, M, N, K, sxm, sam, sym, blocksize, blocksize2,
+    offset, NESTED: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr, IEEE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    """Grid (N blocks,).  For output columns n of this block and all rows m (BLOCK_M >= M):
+
+    j       = n * K + k                     (flat index of W[n, k])
+    nib     = packed[j // 2] >> 4  if j even  else  packed[j // 2] & 15
+    a       = code2[absmax[j // bs]] * absmax2[j // bs // bs2] + offset   (nested)  or  absmax[j // bs]
+    W[n, k] = code[nib] * a          (fp32, cast to x's dtype)
+    acc[n, m] = sum_k W[n, k] x[m, k]    (fp32; computed transposed so BLOCK_N is the dot's M side)
+    y[m, n] = round(round(acc + bias[n]) + add[m, n])
+    """
+    pid = tl.program_id(0)
+    rn = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+    rm = tl.arange(0, BLOCK_M)
+    nmask = rn < N
+    mmask = rm < M
+    row0 = rn.to(tl.int64)[:, None] * K
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        rk = k0 + tl.arange(0, BLOCK_K)
+        kmask = rk < K
+        wmask = nmask[:, None] & kmask[None, :]
+        j = row0 + rk[None, :]
+        byte = tl.load(PACKED + j // 2, mask=wmask, other=0).to(tl.int32)
+        nib = tl.where(j % 2 == 0, byte >> 4, byte & 15)
+        blk = j // blocksize
+        if NESTED:
+            q = tl.load(ABSMAX + blk, mask=wmask, other=0).to(tl.int32)
+            a = tl.load(CODE2 + q, mask=wmask, other=0.0) * tl.load(
+                ABSMAX2 + blk // blocksize2, mask=wmask, other=0.0
+            )
+            a = a + offset
+        else:
+            a = tl.load(ABSMAX + blk, mask=wmask, other=0.0)
+        w = tl.load(CODE + nib, mask=wmask, other=0.0) * a  # [BLOCK_N, BLOCK_K] fp32
+        x = tl.load(X + rm[None, :] * sxm + rk[:, None], mask=kmask[:, None] & mmask[None, :], other=0.0)
+        if IEEE:  # fp32, or the CPU interpreter (its bf16 dot is wrong): exact products of the rounded tile
+            acc += tl.dot(w.to(x.dtype).to(tl.float32), x.to(tl.float32), input_precision="ieee")
+        else:
+            acc += tl.dot(w.to(x.dtype), x)
+    if HAS_BIAS:
+        acc += tl.load(BIAS + rn, mask=nmask, other=0.0).to(tl.float32)[:, None]
+    y = acc.to(Y.dtype.element_ty)
+    omask = nmask[:, None] & mmask[None, :]
+    if HAS_ADD:
+        add = tl.load(ADD + rm[None, :] * sam + rn[:, None], mask=omask, other=0.0)
+        y = (y.to(tl.float32) + add.to(tl.float32)).to(Y.dtype.element_ty)
+    tl.store(Y + rm[None, :] * sym + rn[:, None], y, mask=omask)
+
+
+# On the GPU the tile is tuned per weight shape (a handful in a model: q, k/v, o, gate/up, down).
+_nf4_mm_tuned = triton.autotune(
+    configs=[
+        triton.Config({"BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
+        for bn, bk, w, s in [
+            (16, 256, 4, 3),
+            (16, 512, 4, 3),
+            (32, 256, 4, 3),
+            (32, 128, 4, 4),
+            (32, 512, 8, 3),
+            (64, 128, 4, 3),
+            (64, 256, 8, 3),
+            (16, 1024, 8, 2),
+        ]
+    ],  # fmt: skip
+    key=["M", "N", "K", "BLOCK_M"],
+)(_nf4_mm_kernel)
+
+_CPU_BLOCK_N, _CPU_BLOCK_K = 16, 64  # under the interpreter
+
+
+def _check(x: torch.Tensor, w: NF4Weight, bias, add, out) -> tuple[int, int, int]:
+    if x.dim() != 2 or x.stride(1) != 1:
+        raise ValueError(f"x must be a [rows, in] matrix with unit column stride, got {tuple(x.shape)}")
+    if len(w.shape) != 2 or w.shape[1] != x.shape[1]:
+        raise ValueError(f"weight shape {w.shape} does not take inputs of {x.shape[1]} features")
+    if x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise TypeError(f"x must be fp32, fp16 or bf16, got {x.dtype}")
+    m, (n, k) = x.shape[0], w.shape
+    if k == 0:
+        raise ValueError("nf4_matmul needs at least one input feature")
+    if m > MAX_ROWS:
+        raise ValueError(f"nf4_matmul takes at most {MAX_ROWS} rows, got {m}: dequantize and use a matmul")
+    if w.blocksize % 2:
+        raise ValueError(f"blocksize must be even, got {w.blocksize}")
+    if bias is not None and bias.shape != (n,):
+        raise ValueError(f"bias must be [{n}], got {tuple(bias.shape)}")
+    for name, t in (("add", add), ("out", out)):
+        if t is not None and (t.shape != (m, n) or t.stride(1) != 1):
+            raise ValueError(f"{name} must be a [{m}, {n}] matrix with unit column stride")
+    if out is not None and out.dtype != x.dtype:
+        raise TypeError(f"out must be {x.dtype}, got {out.dtype}")
+    return m, n, k
+
+
+def nf4_matmul(
+    x: torch.Tensor,
+    w: NF4Weight,
+    bias: torch.Tensor | None = None,
+    add: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """round(round(x @ dequant(w)^T + bias) + add) in x's dtype, for x [M <= 64, K] and w of shape [N, K].
+
+    `add` [M, N] (e.g. a LoRA term) and `out` [M, N] may be column slices of wider buffers (unit column
+    stride, any row stride).  No autograd: the weight is frozen and this is an inference op.
+    """
+    m, n, k = _check(x, w, bias, add, out)
+    if out is None:
+        out = torch.empty((m, n), device=x.device, dtype=x.dtype)
+    if m == 0 or n == 0:
+        return out
+    absmax2 = w.absmax2 if w.nested else w.absmax
+    code2 = w.code2 if w.nested else w.code
+    block_m = max(16, triton.next_power_of_2(m))
+    args = (
+        x, w.packed, w.absmax, w.code, absmax2, code2, bias if bias is not None else x,
+        add if add is not None else x, out, m, n, k, x.stride(0), add.stride(0) if add is not None else 0,
+        out.stride(0), w.blocksize, w.blocksize2, float(w.offset),
+    )  # fmt: skip
+    flags = dict(
+        NESTED=w.nested, HAS_BIAS=bias is not None, HAS_ADD=add is not None, IEEE=x.dtype == torch.float32 or not x.is_cuda,
+        BLOCK_M=block_m,
+    )  # fmt: skip
+    if x.is_cuda:
+        _nf4_mm_tuned[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)](*args, **flags)
+    else:
+        grid = (triton.cdiv(n, _CPU_BLOCK_N),)
+        _nf4_mm_kernel[grid](*args, **flags, BLOCK_N=_CPU_BLOCK_N, BLOCK_K=_CPU_BLOCK_K)
+    return out
+
+
+__all__ = ["MAX_ROWS", "nf4_matmul"]

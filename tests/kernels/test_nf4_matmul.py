@@ -1,0 +1,74 @@
+"""NF4 few-row matmul against dequantize-then-matmul (fp32 exact to accumulation order; bf16 within
+one rounding of the output), on awkward shapes: K not a multiple of the tile, odd N, M = 1, 3, 17,
+blocksize 64, with and without double quant, bias and an added term in column slices of wider buffers."""
+
+import os
+
+import pytest
+import torch
+from kernel_compare import assert_close
+
+bnbf = pytest.importorskip("bitsandbytes.functional")
+pytestmark = pytest.mark.skipif(
+    os.environ.get("TRITON_INTERPRET") == "0", reason="quantizes on the CPU: runs under the interpreter"
+)
+
+from tunesmith.kernels.nf4 import NF4Weight, dequantize_nf4  # noqa: E402
+from tunesmith.kernels.nf4_matmul import nf4_matmul  # noqa: E402
+
+
+def quantized(n, k, blocksize=64, nested=True, seed=0):
+    torch.manual_seed(seed)
+    packed, st = bnbf.quantize_4bit(torch.randn(n, k), blocksize=blocksize, quant_type="nf4",
+                                    compress_statistics=nested)  # fmt: skip
+    return NF4Weight(
+        packed=packed.view(torch.uint8).reshape(-1), absmax=st.absmax, code=st.code.float(),
+        blocksize=st.blocksize, shape=(n, k), dtype=torch.float32,
+        absmax2=st.state2.absmax if nested else None, code2=st.state2.code if nested else None,
+        blocksize2=st.state2.blocksize if nested else 256, offset=float(st.offset) if nested else 0.0,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("nested", [True, False])
+@pytest.mark.parametrize("m,n,k", [(1, 37, 130), (3, 50, 96), (17, 33, 200), (4, 64, 64)])
+def test_fp32_matches_dequantize_then_matmul(nested, m, n, k):
+    w = quantized(n, k, nested=nested)
+    x = torch.randn(m, k)
+    ref = x @ dequantize_nf4(w).t()
+    assert_close("y", nf4_matmul(x, w), ref, rtol=1e-6)
+
+
+def test_bias_add_and_strided_slices():
+    m, n, k = 3, 45, 130
+    w = quantized(n, k, seed=1)
+    wide_x = torch.randn(m, k + 7)
+    x = wide_x[:, 3 : 3 + k]
+    bias = torch.randn(n)
+    add = torch.randn(m, n + 10)[:, 5 : 5 + n]
+    out_buf = torch.zeros(m, n + 20)
+    out = out_buf[:, 10 : 10 + n]
+    got = nf4_matmul(x, w, bias=bias, add=add, out=out)
+    assert got.data_ptr() == out.data_ptr()
+    ref = x @ dequantize_nf4(w).t() + bias + add
+    assert_close("y", out, ref, rtol=1e-6)
+    assert (out_buf[:, :10] == 0).all() and (out_buf[:, 10 + n :] == 0).all()
+
+
+def test_bf16_within_one_rounding():
+    m, n, k = 17, 40, 192
+    w = quantized(n, k, seed=2)
+    x = torch.randn(m, k).bfloat16()
+    wb = dequantize_nf4(w).bfloat16()
+    add = torch.randn(m, n).bfloat16()
+    ref = (x.float() @ wb.float().t()).bfloat16()
+    ref = (ref + add).float()
+    got = nf4_matmul(x, w, add=add)
+    assert got.dtype == torch.bfloat16
+    # bf16 roundings of the tile and the output (the interpreter's casts truncate): within bf16 precision
+    assert_close("y", got.float(), ref, rtol=2**-6)
+
+
+def test_rejects_too_many_rows():
+    w = quantized(16, 64)
+    with pytest.raises(ValueError, match="at most"):
+        nf4_matmul(torch.randn(65, 64), w)
