@@ -2,7 +2,8 @@
 
 `build_preview` reads a dataset file with the engine, renders the first rows exactly as the model will
 see them (chat template applied, trained-on segments marked) and measures token lengths for the
-histogram.  Plain data in, plain data out: no Qt here, so it runs in a background job and is tested
+histogram.  Preference rows (DPO/ORPO) show their chosen and their rejected answer; prompt-only rows
+(GRPO) show the prompt as the model is asked it, and the reference answer when there is one.  Plain data in, plain data out: no Qt here, so it runs in a background job and is tested
 synchronously.  It knows nothing of widgets.
 """
 
@@ -20,13 +21,35 @@ class PreviewRow:
     """One record as the model sees it."""
 
     line: int  # line (or item) number in the file
-    segments: list[tuple[str, bool]]  # (text, trained on?)
-    num_tokens: int
+    segments: list[tuple[str, bool]]  # (text, trained on?); for a pair: prompt and chosen answer
+    num_tokens: int  # for a pair, the longer of the two
     truncated: bool
+    kind: str = "example"  # "example" (SFT), "pair" (preference) or "prompt" (prompt-only)
+    rejected: list[tuple[str, bool]] = field(
+        default_factory=list
+    )  # a pair's rejected answer (after the prompt)
+    answer: str | None = None  # a prompt-only row's reference answer
 
     @property
     def text(self) -> str:
         return "".join(text for text, _trained in self.segments)
+
+    @property
+    def rejected_text(self) -> str:
+        return "".join(text for text, _trained in self.rejected)
+
+    def summary(self) -> str:
+        """One line for the rows table: a pair's two answers; a prompt with its reference answer."""
+        if self.kind == "pair":
+            chosen = _flat("".join(text for text, trained in self.segments if trained))
+            return f"✔ {chosen}   ✘ {_flat(self.rejected_text)}"
+        if self.kind == "prompt" and self.answer:
+            return f"(answer: {self.answer})  {_flat(self.text)}"
+        return _flat(self.text)
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
 
 
 @dataclass
@@ -83,22 +106,58 @@ def build_preview(
         return preview
     for index, record in enumerate(list(dataset.records)[:LENGTH_ROWS]):
         try:
-            rendered = core_data.render_example(
-                previewable(record.example), tokenizer, max_length, assistant_only_loss
-            )
+            row = render_row(record.line, record.example, tokenizer, max_length, assistant_only_loss)
         except Exception as exc:  # noqa: BLE001 - one bad row must not hide the others
             if not preview.render_error:
                 preview.render_error = f"Line {record.line} cannot be previewed: {exc}"
             continue
-        preview.lengths.append(int(rendered.num_tokens))
+        preview.lengths.append(row.num_tokens)
         if index < PREVIEW_ROWS:
-            segments = [(str(text), bool(trained)) for text, trained in rendered.segments]
-            row = PreviewRow(record.line, segments, int(rendered.num_tokens), bool(rendered.truncated))
             preview.rows.append(row)
     preview.measured_rows = len(preview.lengths)
     if preview.lengths:
         preview.stats = core_data.length_stats(preview.lengths, max_length).to_dict()
     return preview
+
+
+def render_row(
+    line: int, example: dict[str, Any], tokenizer: Any, max_length: int, assistant_only_loss: bool
+) -> PreviewRow:
+    """One canonical example (core.data.formats) rendered for the preview, whatever its kind."""
+    from tunesmith.core import data as core_data
+
+    if "chosen" in example:
+        chosen = _rendered(core_data.render_example(previewable(example), tokenizer, max_length, True))
+        rejected_example = {"messages": [*example["prompt"], *example["rejected"]]}
+        rejected = _rendered(core_data.render_example(rejected_example, tokenizer, max_length, True))
+        return PreviewRow(
+            line,
+            chosen.segments,
+            max(chosen.num_tokens, rejected.num_tokens),
+            chosen.truncated or rejected.truncated,
+            kind="pair",
+            rejected=_answer_part(rejected.segments),
+        )
+    if "prompt" in example and "messages" not in example:
+        text = core_data.render_prompt(list(example["prompt"]), tokenizer)
+        num_tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return PreviewRow(
+            line, [(text, False)], num_tokens, False, kind="prompt", answer=example.get("answer")
+        )
+    return _rendered(core_data.render_example(example, tokenizer, max_length, assistant_only_loss), line)
+
+
+def _rendered(rendered: Any, line: int = 0) -> PreviewRow:
+    segments = [(str(text), bool(trained)) for text, trained in rendered.segments]
+    return PreviewRow(line, segments, int(rendered.num_tokens), bool(rendered.truncated))
+
+
+def _answer_part(segments: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """A pair's rejected answer without the prompt it shares with the chosen one: the segments from the
+    first trained-on one (the reply) on.  (A shared text prefix would also eat the answers' shared
+    first words.)"""
+    first = next((i for i, (_text, trained) in enumerate(segments) if trained), 0)
+    return segments[first:]
 
 
 def previewable(example: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,15 @@ import logging
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from tunesmith.core.config import RunConfig
 from tunesmith.desktop import persistence
@@ -95,6 +103,7 @@ class MainWindow(QMainWindow):
         self._action("stop", "S&top (keeps a checkpoint)", "Ctrl+.", self.train_tab.stop, run_menu)
         self._action("resume", "&Resume", "Ctrl+R", self.train_tab.resume, run_menu)
         self._action("folder", "Open run &folder", "Ctrl+Shift+O", self.train_tab.open_run_folder, run_menu)
+        self._action("past_run", "Show a &past run's plots…", "", self._choose_past_run, run_menu)
         view_menu = bar.addMenu("&View")
         for index, name in enumerate(("Dataset", "Train", "Chat")):
             self._action(
@@ -153,6 +162,26 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.dataset_tab)
         self.dataset_tab.choose_file()
 
+    def _choose_past_run(self) -> None:
+        start = self.controller.training.last_run_dir or self.controller.config.output_dir
+        folder = QFileDialog.getExistingDirectory(self, "Choose a run folder", str(start or ""))
+        if folder:
+            self.show_past_run(folder)
+
+    def show_past_run(self, folder: str) -> None:
+        """Redraw a run folder's plots in the Train tab (a banner says so when it has no metrics)."""
+        try:
+            self.train_tab.show_past_run(folder)
+        except (OSError, UnicodeDecodeError) as exc:
+            self.banner.show_message(
+                "This folder holds no training metrics.",
+                "Choose a run folder: the one with config.yaml and metrics.jsonl in it.",
+                str(exc),
+                level="warning",
+            )
+            return
+        self.tabs.setCurrentWidget(self.train_tab)
+
     def _primary(self) -> None:
         """Ctrl+Return: send the message in the Chat tab, start training elsewhere."""
         if self.tabs.currentWidget() is self.chat_tab:
@@ -172,6 +201,7 @@ class MainWindow(QMainWindow):
         self.actions["start"].setEnabled(not running)
         self.actions["stop"].setEnabled(state == "running")
         self.actions["resume"].setEnabled(not running and self.controller.training.can_resume())
+        self.actions["past_run"].setEnabled(not running)  # the live run owns the plots
         self.model_panel.setEnabled(not running)
 
     def _on_run_failed(self, data: dict) -> None:
@@ -194,9 +224,8 @@ class MainWindow(QMainWindow):
     def _on_exported(self, result) -> None:
         summary = result.summary() if hasattr(result, "summary") else str(result)
         self.banner.show_message("Export finished.", summary, level="info")
-        path = str(getattr(result, "path", ""))
-        if path.endswith(".gguf"):
-            self.chat_tab.use_gguf(path)
+        if self.chat_tab.offer_export(result):  # a GGUF: "chat with this model" at once
+            self.tabs.setCurrentWidget(self.chat_tab)
 
     def _about(self) -> None:
         QMessageBox.about(
@@ -261,12 +290,4 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(int(s.value("window/tab", 0)))
         self.train_tab.form.set_advanced_visible(str(s.value("window/advanced", "false")).lower() == "true")
         persistence.restore_splitters(s, self)
-        chat = persistence.load_values(s, "chat/settings")
-        self.chat_tab.system_edit.setText(str(chat.get("system_prompt", "")))
-        for key, widget in (
-            ("temperature", self.chat_tab.temperature),
-            ("top_p", self.chat_tab.top_p),
-            ("max_new_tokens", self.chat_tab.max_tokens),
-        ):
-            if key in chat:
-                widget.setValue(chat[key])
+        self.chat_tab.restore_values(persistence.load_values(s, "chat/settings"))

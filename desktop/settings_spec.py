@@ -25,6 +25,7 @@ class SettingSpec:
     decimals: int = 0
     step: float = 1
     choices: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()  # the training methods that use it (empty: every method)
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
@@ -225,10 +226,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "float",
         "DPO and ORPO only: how strongly to prefer the chosen answers over the rejected ones.\n"
         "Higher keeps the model closer to where it started. 0.1 is usual.",
-        advanced=True,
         maximum=10,
         decimals=2,
         step=0.05,
+        methods=("dpo", "orpo"),
     ),
     SettingSpec(
         "train.num_generations",
@@ -236,34 +237,50 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "int",
         "GRPO only: how many answers the model writes for each prompt; they are scored against each\n"
         "other. More gives steadier learning but is slower. 4-8 is usual.",
-        advanced=True,
         minimum=2,
         maximum=64,
+        methods=("grpo",),
     ),
     SettingSpec(
         "train.max_completion_length",
         "Answer length (GRPO)",
         "int",
-        "GRPO only: the longest answer (in tokens) the model writes while learning.",
-        advanced=True,
+        "GRPO only: the longest answer (in tokens) the model writes while learning.\n"
+        "Longer answers take longer to write: on a CPU keep it short.",
         minimum=8,
         maximum=8192,
         step=16,
+        methods=("grpo",),
+    ),
+    SettingSpec(
+        "train.kl_weight",
+        "Stay close to the base (GRPO)",
+        "float",
+        "GRPO only: how strongly the model is held near where it started (the KL penalty).\n"
+        "0 = not at all (less memory and faster); 0.01-0.1 keeps it from drifting too far.",
+        advanced=True,
+        maximum=10,
+        decimals=3,
+        step=0.01,
+        methods=("grpo",),
     ),
     SettingSpec(
         "train.rewards",
         "Rewards (GRPO)",
         "list",
         "GRPO only: how answers are scored, separated by commas: exact_match (the answer column),\n"
-        "format:<regular expression>, length:<words>.",
-        advanced=True,
+        "format:<regular expression>, length:<words>. GRPO needs at least one reward\n"
+        "(here or in a reward file).",
+        methods=("grpo",),
     ),
     SettingSpec(
         "train.reward_file",
         "Reward file (GRPO)",
         "path",
-        "GRPO only: a Python file with your own reward functions (optional).",
+        "GRPO only: a Python file with your own reward functions (optional):\n"
+        "def reward(prompts, completions, **columns) returning one number per completion.",
         advanced=True,
+        methods=("grpo",),
     ),
 )
 

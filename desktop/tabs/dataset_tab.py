@@ -1,8 +1,9 @@
 """The Dataset tab: pick a file, see how the model will read it, and what is wrong with it.
 
 Shows the detected format (overridable), usable rows, the first rows rendered with the chat template
-(trained-on text highlighted), a token-length histogram with the max-length cut, and every problem
-with its line number.  Reading and rendering happen in the controller's background jobs.
+(trained-on text highlighted; a preference pair's rejected answer in red, a prompt-only row with its
+reference answer), a token-length histogram with the max-length cut, and every problem with its line
+number.  Reading and rendering happen in the controller's background jobs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ from tunesmith.desktop.widgets.length_histogram import LengthHistogram
 FORMATS = ("auto", "alpaca", "sharegpt", "messages", "text", "preference", "prompt")
 FILE_FILTER = "Datasets (*.jsonl *.json *.csv *.parquet *.txt);;All files (*)"
 TRAINED_STYLE = "background-color: rgba(46, 139, 87, 0.30);"
+REJECTED_STYLE = "background-color: rgba(214, 39, 40, 0.25);"
+# What each data kind is for, after the format name in the summary line.
+FORMAT_USES = {
+    "preference": "pairs of a better and a worse answer, for DPO or ORPO",
+    "prompt": "prompts only, for GRPO (the model writes the answers and your rewards score them)",
+}
 
 
 class DatasetTab(QWidget):
@@ -65,7 +72,8 @@ class DatasetTab(QWidget):
         self.rows_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.row_view = QTextBrowser()
         self.row_view.setToolTip(
-            "Highlighted text is what the model is trained to produce;\nthe rest is context it reads."
+            "Highlighted text is what the model is trained to produce;\nthe rest is context it reads.\n"
+            "For a preference pair, the rejected answer (red) is the one it learns to avoid."
         )
         self.histogram = LengthHistogram()
         self.problems_table = QTableWidget(0, 3)
@@ -156,8 +164,8 @@ class DatasetTab(QWidget):
         self.summary_label.setText(self.summary_text(preview, self.histogram.over_cut))
         self.rows_table.setRowCount(len(preview.rows))
         for r, row in enumerate(preview.rows):
-            flat = " ".join(row.text.split())
-            for c, value in enumerate([str(row.num_tokens), "yes" if row.truncated else "", flat[:300]]):
+            summary = row.summary()[:300]
+            for c, value in enumerate([str(row.num_tokens), "yes" if row.truncated else "", summary]):
                 item = QTableWidgetItem(value)
                 item.setToolTip(row.text[:2000])
                 self.rows_table.setItem(r, c, item)
@@ -177,18 +185,33 @@ class DatasetTab(QWidget):
         """Show one rendered row, trained-on segments highlighted."""
         if self._preview is None or not (0 <= index < len(self._preview.rows)):
             return
-        parts = []
-        for text, trained in self._preview.rows[index].segments:
-            escaped = html.escape(text)
-            parts.append(f'<span style="{TRAINED_STYLE}">{escaped}</span>' if trained else escaped)
-        self.row_view.setHtml(f"<pre style='white-space: pre-wrap'>{''.join(parts)}</pre>")
+        row = self._preview.rows[index]
+        page = _pre(row.segments, TRAINED_STYLE)
+        if row.kind == "pair":
+            page = (
+                "<b>✔ Chosen answer</b> (the model learns to prefer it):"
+                + page
+                + "<b>✘ Rejected answer</b> (the model learns to avoid it):"
+                + _pre(row.rejected, REJECTED_STYLE)
+            )
+        elif row.kind == "prompt":
+            answer = (
+                f"<b>Reference answer:</b> {html.escape(row.answer)}"
+                if row.answer
+                else "No reference answer: the rewards judge each answer on its own."
+            )
+            page = (
+                "<b>The prompt, as the model is asked it</b> (it writes the answers itself):" + page + answer
+            )
+        self.row_view.setHtml(page)
 
     @staticmethod
     def summary_text(preview, over_cut: int) -> str:
         """One line about the file: format, usable rows, lengths, problems."""
+        use = FORMAT_USES.get(preview.format)
         text = (
-            f"Format: <b>{preview.format}</b> — <b>{preview.usable_rows}</b> of {preview.total_rows} rows "
-            f"usable"
+            f"Format: <b>{preview.format}</b>{f' ({use})' if use else ''} — <b>{preview.usable_rows}</b> of "
+            f"{preview.total_rows} rows usable"
         )
         if preview.stats:
             stats = preview.stats
@@ -208,3 +231,12 @@ class DatasetTab(QWidget):
         self.histogram.set_cut(self.controller.config.data.max_length)
         if self._preview is not None:
             self.summary_label.setText(self.summary_text(self._preview, self.histogram.over_cut))
+
+
+def _pre(segments: list[tuple[str, bool]], style: str) -> str:
+    """Rendered text with its trained-on segments highlighted in `style`."""
+    parts = [
+        f'<span style="{style}">{html.escape(t)}</span>' if trained else html.escape(t)
+        for t, trained in segments
+    ]
+    return f"<pre style='white-space: pre-wrap'>{''.join(parts)}</pre>"

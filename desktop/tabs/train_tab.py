@@ -2,7 +2,8 @@
 and the log on the right.
 
 Settings edit `controller.config`; runs go through `controller.training` (a TrainingSession), whose
-signals feed the progress bar, the plots and the log.  Nothing here touches torch or TRL.
+signals feed the progress bar, the plots and the log.  A past run's plots can be redrawn from its
+folder's metrics.jsonl.  Nothing here touches torch or TRL.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from tunesmith.desktop.formatting import finished_line, progress_line
 from tunesmith.desktop.presets import METHOD_LABELS, PRESETS, apply_preset, machine_limits, matching_preset
+from tunesmith.desktop.run_history import read_run
 from tunesmith.desktop.widgets.run_plots import RunPlots
 from tunesmith.desktop.widgets.settings_form import SettingsForm
 
@@ -33,6 +35,22 @@ PRESET_TIP = (
     "Quick test: a few steps to check everything works.\nBalanced: a good first real run.\n"
     "Best quality: slower, learns more carefully."
 )
+METHOD_TIP = (
+    "How the model learns:\n"
+    "SFT copies the style of your example conversations.\n"
+    "DPO and ORPO learn which of two answers is better (preference data).\n"
+    "GRPO writes answers, scores them with your rewards, and learns from the best (prompt-only data)."
+)
+# What each method does and which data it needs, in the words of someone who has not read the papers.
+METHOD_TIPS = {
+    "sft": "Learns to answer like your examples. Data: conversations, instruction/answer pairs or text.",
+    "dpo": "Learns to prefer the chosen answer over the rejected one of each pair, while staying close\n"
+    "to the original model. Data: prompt, chosen and rejected answers.",
+    "orpo": "Like DPO, learns from chosen/rejected pairs, but in one pass without a copy of the original\n"
+    "model to compare with. Data: prompt, chosen and rejected answers.",
+    "grpo": "Writes several answers to each prompt, scores them with your rewards, and learns from the\n"
+    "better ones. Slow on a CPU (it writes text at every step). Data: prompts, optionally with answers.",
+}
 
 
 class TrainTab(QWidget):
@@ -42,10 +60,11 @@ class TrainTab(QWidget):
         super().__init__(parent)
         self.controller = controller
         self.session = controller.training
+        self._supported: tuple[str, ...] = ("sft",)  # until the engine says which methods it runs
         self.method_combo = QComboBox()
         for key, label in METHOD_LABELS.items():
             self.method_combo.addItem(label, key)
-        self.method_combo.setToolTip("How the model learns. SFT learns to answer like your examples.")
+        self.method_combo.setToolTip(METHOD_TIP)
         self.preset_combo = QComboBox()
         self.preset_combo.addItems([*PRESETS, CUSTOM])
         self.preset_combo.setToolTip(PRESET_TIP)
@@ -140,7 +159,8 @@ class TrainTab(QWidget):
         self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(config.train.method)))
         self.method_combo.blockSignals(False)
         self._sync_preset()
-        self._set_methods_enabled(("sft",))
+        self._set_methods_enabled(self._supported)
+        self.form.set_method(config.train.method)
 
     def _sync_preset(self) -> None:
         self.preset_combo.blockSignals(True)
@@ -160,15 +180,19 @@ class TrainTab(QWidget):
         self.controller.config_changed()
 
     def _on_method(self) -> None:
-        self.controller.config.train.method = self.method_combo.currentData()
+        method = self.method_combo.currentData()
+        self.controller.config.train.method = method
+        self.form.set_method(method)
         self.controller.config_changed()
 
     def _set_methods_enabled(self, supported: tuple[str, ...]) -> None:
+        self._supported = tuple(supported)  # kept: reloading the config must not disable them again
         model = self.method_combo.model()
         for row in range(self.method_combo.count()):
             ok = self.method_combo.itemData(row) in supported
             model.item(row).setEnabled(ok)
-            model.item(row).setToolTip("" if ok else "Not available yet in this version of the engine.")
+            tip = METHOD_TIPS.get(self.method_combo.itemData(row), "")
+            model.item(row).setToolTip(tip if ok else "Not available yet in this version of the engine.")
 
     def _on_hardware(self, hardware) -> None:
         self.form.apply_limits(machine_limits(hardware))
@@ -197,6 +221,28 @@ class TrainTab(QWidget):
         if self.session.can_resume():
             self.status_label.setText("Resuming from the last checkpoint…")
             self.session.resume()
+
+    def show_past_run(self, path: str) -> int:
+        """Redraw a finished (or stopped) run's plots from its folder's metrics.jsonl; returns its steps.
+
+        Only the plots and the status change: the settings, Resume and Export stay with this session.
+        """
+        if self.session.is_running():
+            return 0
+        history = read_run(path)
+        self.plots.clear()
+        for step in history.steps:
+            self.plots.add_step(step)
+        for evaluation in history.evals:
+            self.plots.add_eval(evaluation)
+        self.plots.flush()
+        last = history.steps[-1] if history.steps else {}
+        self.progress.setRange(0, max(1, int(last.get("total_steps") or 1)))
+        self.progress.setValue(int(last.get("step") or 0))
+        self.status_label.setText(
+            f"Showing the run in {history.path.parent}: {len(history.steps)} step(s) logged."
+        )
+        return len(history.steps)
 
     def open_run_folder(self) -> None:
         if self.session.last_run_dir:

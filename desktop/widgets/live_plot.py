@@ -108,6 +108,15 @@ class LivePlot(QWidget):
         """How many points a curve holds."""
         return self._buffers[name].size
 
+    def values(self, name: str) -> tuple[list[float], list[float]]:
+        """A curve's points as (xs, ys), drawn or not yet."""
+        buf = self._buffers[name]
+        return buf.x[: buf.size].tolist(), buf.y[: buf.size].tolist()
+
+    def curve_names(self) -> list[str]:
+        """The curves, in the order they were created."""
+        return list(self._curves)
+
     def drawn_points(self, name: str) -> int:
         """How many points the curve on screen holds (after the last flush)."""
         x, _y = self._curves[name].getOriginalDataset()

@@ -1,4 +1,5 @@
-"""The Train tab's live plots: loss (train and eval), learning rate, and memory against the total.
+"""The Train tab's live plots: loss (train and eval), learning rate, memory against the total, and the
+method's own numbers (DPO/ORPO rewards, GRPO rewards) in a row that appears only for those methods.
 
 Fed with StepMetrics / EvalMetrics dicts; curves are created once and redrawn by each LivePlot's
 throttled timer.  Knows nothing about the engine beyond those dict keys.
@@ -11,10 +12,11 @@ from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 from tunesmith.desktop.theme import COLORS
 from tunesmith.desktop.widgets.live_plot import LivePlot
+from tunesmith.desktop.widgets.method_plots import MethodPlots
 
 
 class RunPlots(QWidget):
-    """Three live plots in a splitter."""
+    """Three live plots in a splitter, and the method's plots below them when the run has any."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -33,7 +35,9 @@ class RunPlots(QWidget):
         self.splitter.setObjectName("plotsSplitter")
         self.splitter.addWidget(self.loss)
         self.splitter.addWidget(lower)
-        self.splitter.setSizes([300, 200])
+        self.method = MethodPlots()
+        self.splitter.addWidget(self.method)
+        self.splitter.setSizes([300, 200, 220])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
@@ -48,6 +52,7 @@ class RunPlots(QWidget):
         total = step.get("memory_total_gb")
         if total:
             self.memory.set_level("total", total, COLORS["total"], f"total {total:.1f} GiB")
+        self.method.add_step(step)
 
     def add_eval(self, data: dict) -> None:
         """Append one EvalMetrics dict's loss."""
@@ -58,10 +63,13 @@ class RunPlots(QWidget):
         self.memory.plot_item.setTitle("GPU memory (VRAM)" if on_gpu else "RAM used by this process")
 
     def clear(self) -> None:
+        """Start over (a new run): every curve emptied, the method plots removed."""
         for plot in (self.loss, self.lr, self.memory):
             plot.clear()
+        self.method.clear()
 
     def flush(self) -> None:
         """Draw pending points now (tests and screenshots)."""
         for plot in (self.loss, self.lr, self.memory):
             plot.flush()
+        self.method.flush()

@@ -1,6 +1,7 @@
 """A form of training settings built from `settings_spec.SETTINGS`: basic ones always visible, the rest
 in a collapsible Advanced section.  Every field carries its plain-words tooltip; fields this machine
-cannot use are disabled with the reason shown.
+cannot use are disabled with the reason shown; fields of other training methods (DPO's beta, GRPO's
+rewards, ...) are hidden until their method is chosen.
 
 Reads from and writes to a RunConfig through dotted paths; knows nothing about running anything.
 """
@@ -36,6 +37,7 @@ class SettingsForm(QWidget):
         super().__init__(parent)
         self.editors: dict[str, QWidget] = {}
         self.specs: dict[str, SettingSpec] = {spec.path: spec for spec in SETTINGS}
+        self._layouts: dict[str, QFormLayout] = {}
         basic = QFormLayout()
         advanced_box = QWidget()
         advanced = QFormLayout(advanced_box)
@@ -43,9 +45,10 @@ class SettingsForm(QWidget):
         for spec in SETTINGS:
             editor = self._make_editor(spec)
             self.editors[spec.path] = editor
-            (advanced if spec.advanced else basic).addRow(spec.label + ":", editor)
-            label = (advanced if spec.advanced else basic).labelForField(editor)
-            label.setToolTip(spec.tooltip)
+            form = advanced if spec.advanced else basic
+            form.addRow(spec.label + ":", editor)
+            form.labelForField(editor).setToolTip(spec.tooltip)
+            self._layouts[spec.path] = form
         self.advanced_toggle = QToolButton()
         self.advanced_toggle.setText("Advanced settings")
         self.advanced_toggle.setCheckable(True)
@@ -63,6 +66,17 @@ class SettingsForm(QWidget):
         layout.addWidget(advanced_box)
         layout.addStretch(1)
         self._loading = False
+        self.set_method("sft")
+
+    def set_method(self, method: str) -> None:
+        """Show the fields `method` uses; hide the other methods' own fields."""
+        for path, spec in self.specs.items():
+            if spec.methods:
+                self._layouts[path].setRowVisible(self.editors[path], method in spec.methods)
+
+    def shows(self, path: str) -> bool:
+        """Whether a field's row is shown for the current method (the Advanced box aside)."""
+        return not self.editors[path].isHidden()
 
     def set_advanced_visible(self, visible: bool) -> None:
         """Open or close the Advanced section."""
