@@ -135,6 +135,8 @@ class TrainingRun:
             self.run_dir / CHECKPOINTS,
             [self._bridge, *self._extra_callbacks],
         )
+        if getattr(self.trainer, "tunesmith_log_probs", False):
+            self._emit(LogLine("info", "Token log-probs from the LM head: Tunesmith's fused kernel"))
 
     def train(self) -> None:
         checkpoint = self._checkpoint_to_resume()

@@ -110,7 +110,9 @@ def build_trainer(config: RunConfig, loaded: Any, data: Any, output_dir: Path, c
         from tunesmith.core.training.log_probs import install_fused_log_probs
 
         grpo = config.train.method == "grpo"
-        install_fused_log_probs(trainer, temperature=trainer.args.temperature if grpo else 1.0)
+        trainer.tunesmith_log_probs = install_fused_log_probs(
+            trainer, temperature=trainer.args.temperature if grpo else 1.0
+        )
     return _finish_trainer(trainer, callbacks)
 
 
