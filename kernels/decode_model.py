@@ -1,0 +1,260 @@
+"""One decode step of a Llama-style decoder (Llama, Mistral, Qwen2, Qwen3), read out of a loaded model.
+
+`read_decoder(model)` turns a transformers causal LM (bare or inside peft; 4-bit NF4 or dense bases,
+LoRA unmerged) into a `Decoder`: plain tensors and `Projs` groups, nothing of transformers kept but the
+rotary module (asked once for its cos/sin table, so every rope scaling it knows works).  It reads the
+same module attributes kernels.patch reads (projections through `patch.projections.lora_proj_of`) and
+returns a reason string instead when the model has something the step does not compute (an unknown
+family, Gemma's norms, LoRA dropout while training, attention dropout, a non-linear head, ...).
+
+`Decoder.step` computes logits for one new token per row from a preallocated KV cache, with our kernels:
+RMSNorm, q/k/v as one NF4 few-row matmul group + LoRA, q/k RMSNorm (Qwen3), RoPE, the cache write,
+attention over the cache (GQA as grouped queries), o, add + RMSNorm, gate/up group, SwiGLU, down, head.
+Every shape is fixed by the cache and batch and nothing synchronises with the host, so the caller can
+capture it in a CUDA graph.  It does not sample and does not know generation configs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .nf4 import NF4Weight
+from .nf4_matmul import MAX_ROWS, nf4_matmul
+from .patch.projections import lora_proj_of
+from .rms_norm import add_rms_norm, rms_norm
+from .rope import rope
+from .swiglu import swiglu
+
+PREFIXES = {"llama": "Llama", "mistral": "Mistral", "qwen2": "Qwen2", "qwen3": "Qwen3"}
+
+
+@dataclass(eq=False)
+class Projs:
+    """Projections of one input with outputs side by side: y_i = x W_i^T + b_i + s_i (x A_i^T) B_i^T.
+
+    The LoRA factors are read from the live parameters into fixed buffers by `refresh()` (call it before
+    each generation: the optimizer changes them in place between rollouts, and a captured CUDA graph
+    reads the buffers).  The adapter term runs in the adapters' dtype and is cast to x's dtype before it
+    is added, as peft does: A_cat = [A_i] stacked, B_bd = blockdiag(B_i), scale = s_i per output column.
+    """
+
+    weights: list  # NF4Weight or dense [n_i, K]
+    biases: list
+    adapters: list  # (A, B, scaling) live parameters, or None
+    outs: list[int] = field(init=False)
+    a_cat: torch.Tensor | None = field(init=False, default=None)
+    b_bd: torch.Tensor | None = field(init=False, default=None)
+    scale: torch.Tensor | None = field(init=False, default=None)
+
+    def __post_init__(self):
+        self.outs = [int(w.shape[0]) for w in self.weights]
+        self.adapters = [a if a is not None and a[0].shape[0] > 0 else None for a in self.adapters]
+
+    def refresh(self) -> None:
+        """Copy the live A and B into the buffers (allocated at the first call)."""
+        live = [a for a in self.adapters if a is not None]
+        if not live:
+            return
+        if self.a_cat is None:
+            a0 = live[0][0]
+            rank = sum(a[0].shape[0] for a in live)
+            self.a_cat = torch.zeros(rank, a0.shape[1], dtype=a0.dtype, device=a0.device)
+            self.b_bd = torch.zeros(sum(self.outs), rank, dtype=a0.dtype, device=a0.device)
+            self.scale = torch.zeros(sum(self.outs), dtype=a0.dtype, device=a0.device)
+        r0 = n0 = 0
+        for a, n in zip(self.adapters, self.outs, strict=True):
+            if a is not None:
+                r = a[0].shape[0]
+                self.a_cat[r0 : r0 + r].copy_(a[0])
+                self.b_bd[n0 : n0 + n, r0 : r0 + r].copy_(a[1])
+                self.scale[n0 : n0 + n] = a[2]
+                r0 += r
+            n0 += n
+
+    def key(self) -> tuple:
+        """Identity of what this group reads (weights, biases, adapter tensors and scalings)."""
+        ad = tuple((id(a[0]), id(a[1]), a[2]) if a is not None else None for a in self.adapters)
+        return tuple(id(w) for w in self.weights), tuple(id(b) for b in self.biases), ad
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """[M, K] -> [M, sum of n_i] in x's dtype."""
+        lo = None
+        if self.a_cat is not None:
+            xa = x.to(self.a_cat.dtype) @ self.a_cat.t()
+            lo = ((xa @ self.b_bd.t()) * self.scale).to(x.dtype)
+        y = torch.empty(x.shape[0], sum(self.outs), device=x.device, dtype=x.dtype)
+        n0 = 0
+        for w, b, n in zip(self.weights, self.biases, self.outs, strict=True):
+            add = None if lo is None else lo[:, n0 : n0 + n]
+            if isinstance(w, NF4Weight) and x.shape[0] <= MAX_ROWS:
+                nf4_matmul(x, w, bias=b, add=add, out=y[:, n0 : n0 + n])
+            else:
+                dense = w.dequantize() if isinstance(w, NF4Weight) else w
+                base = F.linear(x, dense.to(x.dtype), None if b is None else b.to(x.dtype))
+                y[:, n0 : n0 + n] = base if add is None else base + add
+            n0 += n
+        return y
+
+
+@dataclass(eq=False)
+class Layer:
+    ln1: torch.Tensor
+    ln2: torch.Tensor
+    qkv: Projs
+    o: Projs
+    gate_up: Projs
+    down: Projs
+    q_norm: torch.Tensor | None
+    k_norm: torch.Tensor | None
+    eps: float
+    qk_eps: float
+
+
+@dataclass(eq=False)
+class Decoder:
+    """A read-out decoder; shapes: hidden H, heads Hq / Hkv of D dims, intermediate I."""
+
+    layers: list[Layer]
+    embed: torch.nn.Module
+    norm: torch.Tensor
+    norm_eps: float
+    head_w: torch.Tensor
+    head_b: torch.Tensor | None
+    rotary: torch.nn.Module
+    n_heads: int
+    n_kv: int
+    head_dim: int
+    scaling: float
+    inter: int
+    window: int | None
+    dtype: torch.dtype
+    device: torch.device
+
+    def groups(self) -> list[Projs]:
+        return [p for layer in self.layers for p in (layer.qkv, layer.o, layer.gate_up, layer.down)]
+
+    def refresh(self) -> None:
+        """Copy the current LoRA weights into the step's buffers."""
+        for p in self.groups():
+            p.refresh()
+
+    def key(self) -> tuple:
+        """Equal keys: the same tensors are read, so buffers and a captured graph can be reused."""
+        return tuple(p.key() for p in self.groups()), id(self.embed), id(self.head_w), self.window
+
+    def rope_table(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin [length, R] for positions 0..length-1, from the model's own rotary module."""
+        pos = torch.arange(length, device=self.device)[None]
+        probe = torch.zeros(1, device=self.device, dtype=self.dtype)
+        cos, sin = self.rotary(probe, pos)
+        return cos[0], sin[0]
+
+    def step(self, tok, cos, sin, slot, key_ok, cache_k, cache_v) -> torch.Tensor:
+        """Logits [B, V] (fp32) for tokens `tok` [B]; writes their K/V at cache index `slot` ([1] long).
+
+        cos/sin [B, 1, R] at each row's position; key_ok [B, L] bool marks the cache slots each row
+        attends to (its own prompt tokens and everything generated, this token included);
+        cache_k/cache_v [layers, B, Hkv, L, D].
+        """
+        b, d, hq, hkv = tok.shape[0], self.head_dim, self.n_heads, self.n_kv
+        x = self.embed(tok)  # [B, H]
+        mask = key_ok[:, None, None, :]  # [B, 1, 1, L]
+        for i, layer in enumerate(self.layers):
+            h = rms_norm(x, layer.ln1, layer.eps)
+            qkv = layer.qkv(h)  # [B, (Hq + 2 Hkv) D]
+            q = qkv[:, : hq * d].view(b, hq, d)
+            k = qkv[:, hq * d : (hq + hkv) * d].view(b, hkv, d)
+            v = qkv[:, (hq + hkv) * d :].view(b, hkv, 1, d)
+            if layer.q_norm is not None:
+                q, k = rms_norm(q, layer.q_norm, layer.qk_eps), rms_norm(k, layer.k_norm, layer.qk_eps)
+            q, k = rope(q.reshape(b, hq, 1, d), k.reshape(b, hkv, 1, d), cos, sin)  # [B, H, 1, D]
+            cache_k[i].index_copy_(2, slot, k)
+            cache_v[i].index_copy_(2, slot, v)
+            qg = q.reshape(b, hkv, hq // hkv, d)  # query heads of one kv head as its query rows
+            att = F.scaled_dot_product_attention(
+                qg, cache_k[i], cache_v[i], attn_mask=mask, scale=self.scaling
+            )
+            o = layer.o(att.reshape(b, hq * d))
+            h, x = add_rms_norm(o, x, layer.ln2, layer.eps)
+            gu = layer.gate_up(h)  # [B, 2I]
+            x = x + layer.down(swiglu(gu[:, : self.inter], gu[:, self.inter :]))
+        x = rms_norm(x, self.norm, self.norm_eps)
+        return F.linear(x, self.head_w, self.head_b).float()
+
+
+def _inner(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _projs(modules) -> Projs | str:
+    weights, biases, adapters = [], [], []
+    for m in modules:
+        p = lora_proj_of(m)
+        if p is None:
+            return f"{type(m).__name__} projection the fused path cannot read (merged, several adapters, dropout, ...)"
+        weights.append(p.weight)
+        biases.append(p.bias)
+        adapters.append((p.A, p.B, float(p.scaling)) if p.A.shape[0] > 0 else None)
+    return Projs(weights, biases, adapters)
+
+
+def _eps(norm) -> float:
+    return float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
+
+
+def read_decoder(model, max_len: int | None = None) -> Decoder | str:
+    """The model as a `Decoder`, or a reason why the fast step cannot compute it exactly."""
+    inner = _inner(model)
+    config = getattr(inner, "config", None)
+    model_type = getattr(config, "model_type", None)
+    prefix = PREFIXES.get(model_type)
+    if prefix is None:
+        return f"model_type {model_type!r} has no fast decode step"
+    if getattr(config, "hidden_act", None) not in ("silu", "swish"):
+        return f"activation {getattr(config, 'hidden_act', None)!r}"
+    base = getattr(inner, "model", None)
+    head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
+    if base is None or type(head) is not torch.nn.Linear or not hasattr(base, "layers"):
+        return "no plain decoder stack with a linear head"
+    if inner.training and float(getattr(config, "attention_dropout", 0.0) or 0.0) > 0:
+        return "attention dropout while training"
+    layers = []
+    window = None
+    for layer in base.layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        names = (type(layer).__name__, type(attn).__name__, type(mlp).__name__)
+        if names != (f"{prefix}DecoderLayer", f"{prefix}Attention", f"{prefix}MLP"):
+            return f"unexpected layer classes {names}"
+        w = getattr(attn, "sliding_window", getattr(config, "sliding_window", None))
+        if w is not None:
+            window = w if window is None else min(window, w)
+        qkv, o = _projs((attn.q_proj, attn.k_proj, attn.v_proj)), _projs((attn.o_proj,))
+        gu, down = _projs((mlp.gate_proj, mlp.up_proj)), _projs((mlp.down_proj,))
+        for p in (qkv, o, gu, down):
+            if isinstance(p, str):
+                return p
+        qn, kn = getattr(attn, "q_norm", None), getattr(attn, "k_norm", None)
+        layers.append(Layer(
+            layer.input_layernorm.weight, layer.post_attention_layernorm.weight, qkv, o, gu, down,
+            None if qn is None else qn.weight, None if kn is None else kn.weight,
+            _eps(layer.input_layernorm), _eps(qn) if qn is not None else 0.0,
+        ))  # fmt: skip
+        if _eps(layer.post_attention_layernorm) != layers[-1].eps:
+            return "different epsilons in one layer's norms"
+    if window is not None and max_len is not None and max_len >= window:
+        return f"sliding window {window} shorter than prompt + completion ({max_len})"
+    rotary = base.rotary_emb
+    rope_type = str(getattr(rotary, "rope_type", "default"))
+    if "dynamic" in rope_type or rope_type == "longrope":
+        return f"rope type {rope_type!r} depends on the sequence length"
+    attn0 = base.layers[0].self_attn
+    n_heads, n_kv = int(config.num_attention_heads), int(config.num_key_value_heads)
+    emb = base.embed_tokens
+    return Decoder(
+        layers, emb, base.norm.weight, _eps(base.norm), head.weight, head.bias, rotary, n_heads, n_kv,
+        int(attn0.head_dim), float(attn0.scaling), layers[0].gate_up.outs[0] if layers else 0, window,
+        emb.weight.dtype, head.weight.device,
+    )  # fmt: skip
