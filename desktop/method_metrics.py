@@ -32,11 +32,11 @@ class Point:
 
 
 PANELS: dict[str, Panel] = {
-    "preference": Panel("Rewards: chosen vs rejected answers", "reward"),
-    "accuracy": Panel("How often the chosen answer wins", "fraction of pairs"),
+    "preference": Panel("Reward: chosen vs rejected", "reward"),
+    "accuracy": Panel("Chosen answer wins (accuracy)", "fraction of pairs"),
     "reward": Panel("Reward (higher is better)", "reward"),
     "length": Panel("Answer length", "tokens"),
-    "kl": Panel("Distance from the base model (KL)", "KL"),
+    "kl": Panel("KL: drift from the base model", "KL"),
 }
 
 # (TRL log key, panel, curve name), in the order the curves are created.

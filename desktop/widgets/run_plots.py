@@ -52,7 +52,11 @@ class RunPlots(QWidget):
         total = step.get("memory_total_gb")
         if total:
             self.memory.set_level("total", total, COLORS["total"], f"total {total:.1f} GiB")
+        was_hidden = self.method.isHidden()
         self.method.add_step(step)
+        if was_hidden and not self.method.isHidden():  # the method row just appeared: share the height
+            third = max(sum(self.splitter.sizes()) // 3, 120)
+            self.splitter.setSizes([third, third, third])
 
     def add_eval(self, data: dict) -> None:
         """Append one EvalMetrics dict's loss."""

@@ -106,7 +106,7 @@ def summary_html(lines: list[str]) -> str:
         if item:
             parts.append(f"<li>{text}</li>")
         else:
-            parts.append(f"<b>{text}</b><br>" if index == 0 else f"{text}<br>")
+            parts.append(f"<div>{f'<b>{text}</b>' if index == 0 else text}</div>")
     if in_list:
         parts.append("</ul>")
     return "".join(parts)

@@ -99,5 +99,5 @@ def test_summary_lines_become_readable_html():
         "  - Then restart Tunesmith; this check runs again.",
     ]
     text = summary_html(lines)
-    assert text.startswith("<b>Your NVIDIA driver (470.1)")
+    assert text.startswith("<div><b>Your NVIDIA driver (470.1)")
     assert text.count("<li>") == 2 and "<code>sudo ubuntu-drivers install</code>" in text
