@@ -1,18 +1,39 @@
 """Chat conversations with one model, or two side by side, streamed from a worker thread.
 
-`ChatSession` keeps one message history per side ("tuned", "base", "gguf"), holds the chat engines the
-controller gives it, and runs a `ChatWorker` on a QThread for each message.  Signals carry the streamed
-pieces to the Chat tab.  It knows nothing of widgets or of how engines are loaded.
+`ChatSession` keeps one message history per side ("tuned", "base", "gguf", "adapter", "base-gguf"),
+holds the chat engines the controller gives it, and runs a `ChatWorker` on a QThread for each message.
+Signals carry the streamed pieces to the Chat tab.  It also remembers the LoRA adapter choice
+(`LoraChoice`) shared by the "adapter" and "base-gguf" sides, which answer from one base GGUF.
+It knows nothing of widgets or of how engines are loaded.
 """
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
 from tunesmith.desktop.workers.chat import ChatWorker
 from tunesmith.desktop.workers.training import start_worker_thread
+
+
+@dataclass
+class LoraChoice:
+    """The adapter GGUF to apply to the base GGUF, how strongly, and the loaded pair (`switch`).
+
+    `switch` (the engine's LoraSwitch) is created by a background job under `lock`, then shared by
+    the "adapter" side (adapter on at `scale`) and the "base-gguf" side (adapter off).
+    """
+
+    path: str | None = None
+    run_dir: str | None = None  # the run the adapter came from: its base model and tokenizer
+    enabled: bool = True
+    scale: float = 1.0
+    switch: Any = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class ChatSession(QObject):
@@ -31,6 +52,7 @@ class ChatSession(QObject):
         self._answers: dict[str, list[str]] = {}
         self._worker: ChatWorker | None = None
         self._thread: QThread | None = None
+        self.lora = LoraChoice()
 
     def set_engine(self, side: str, engine: Any) -> None:
         """Use `engine` for `side` from now on (its history starts empty)."""
@@ -40,7 +62,28 @@ class ChatSession(QObject):
     def drop_engines(self) -> None:
         """Forget every engine (e.g. after a new training run) and every history."""
         self.engines.clear()
+        self.lora.switch = None  # the base GGUF closes once the last answer using it has ended
         self.clear()
+
+    def set_adapter_file(self, path: str, run_dir: str | None) -> None:
+        """Chat with the base GGUF + this LoRA adapter GGUF from now on (a run's gguf-lora export)."""
+        lora = self.lora
+        # No lock here: a background job may hold it for seconds while the base GGUF loads.
+        if lora.switch is not None and run_dir != lora.run_dir:
+            lora.switch = None  # another run may have another base model
+            self.engines.pop("base-gguf", None)
+        lora.path, lora.run_dir = path, run_dir
+        if lora.switch is not None:  # same base: only the adapter changes, nothing reloads
+            lora.switch.adapter_path = Path(path)
+        self.engines.pop("adapter", None)
+        self.histories["adapter"] = []
+
+    def set_adapter_options(self, enabled: bool, scale: float) -> None:
+        """Adapter on/off and its scale; the next answer of the "adapter" side uses them (no reload)."""
+        self.lora.enabled, self.lora.scale = bool(enabled), float(scale)
+        switch = self.lora.switch
+        if switch is not None:
+            switch.enabled, switch.scale = self.lora.enabled, self.lora.scale
 
     def clear(self) -> None:
         """Start the conversations over."""

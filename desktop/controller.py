@@ -247,11 +247,13 @@ class Controller(QObject):
             on_ready()
             return
         handle, source = self.training.run_handle, self.config.model.source
-        run_dir = self.training.last_run_dir
+        run_dir, lora = self.training.last_run_dir, self.chat.lora
         self.sig_busy.emit("Loading the model for chat…")
 
         def op():
-            return {side: engines.chat_engine(side, handle, source, gguf_path, run_dir) for side in needed}
+            return {
+                side: engines.chat_engine(side, handle, source, gguf_path, run_dir, lora) for side in needed
+            }
 
         def done(loaded: dict) -> None:
             self.sig_busy.emit("")
@@ -266,6 +268,10 @@ class Controller(QObject):
                 on_failed(error)
 
         run_in_background(op, done, failed)
+
+    def is_adapter_gguf(self, path: str) -> bool:
+        """Whether a .gguf file is a LoRA adapter rather than a whole model (reads its header only)."""
+        return engines.is_adapter_gguf(path)
 
     def chat_settings(self, values: dict) -> Any:
         """The engine's ChatSettings from plain values (system_prompt, temperature, top_p, max_new_tokens)."""

@@ -55,12 +55,19 @@ def chat_settings(values: dict) -> Any:
 
 
 def chat_engine(
-    side: str, run_handle: Any, base_source: str, gguf_path: str | None, run_dir: str | None
+    side: str,
+    run_handle: Any,
+    base_source: str,
+    gguf_path: str | None,
+    run_dir: str | None,
+    lora: Any = None,
 ) -> Any:
     """A chat engine for one side of the Chat tab.
 
     "tuned": the model just trained (through the engine's transformers chat);
-    "base": the untouched base model; "gguf": a GGUF file through llama.cpp.
+    "base": the untouched base model; "gguf": a GGUF file through llama.cpp;
+    "adapter" / "base-gguf": the base GGUF with the LoRA adapter GGUF on / off, one model shared by
+    both (`lora` is the chat session's LoraChoice).
     """
     if side == "tuned":
         if run_handle is None or getattr(run_handle, "model", None) is None:
@@ -72,7 +79,34 @@ def chat_engine(
         return _engine("chat", "LlamaCppChat")(gguf_path)
     if side == "base":
         return _base_chat(run_handle, base_source)
+    if side in ("adapter", "base-gguf"):
+        return _lora_side(side, lora, run_dir, base_source)
     raise ValueError(f"unknown chat side {side!r}")
+
+
+def _lora_side(side: str, lora: Any, run_dir: str | None, base_source: str) -> Any:
+    if side == "adapter" and not lora.path:
+        raise NotAvailable(
+            "Choose a LoRA adapter GGUF first: export one (Export → LoRA adapter as GGUF) or open it."
+        )
+    with lora.lock:  # both sides may be loading at once; the base GGUF is opened once
+        if lora.switch is None:
+            chat = _engine("chat", "LlamaCppChat")(base_gguf(lora.run_dir or run_dir, base_source))
+            # The choice is read after the (slow) load: the user may have changed it meanwhile.
+            lora.switch = _engine("chat", "LoraSwitch")(chat, lora.path, lora.scale, lora.enabled)
+        return lora.switch.side(tuned=side == "adapter")
+
+
+def base_gguf(run_dir: str | None, base_source: str) -> Path:
+    """The base model as a GGUF (converted once): the run's base and tokenizer when there is a run."""
+    if run_dir and (Path(run_dir) / "adapter" / "adapter_config.json").is_file():
+        return _engine("export.base_gguf", "run_base_gguf")(run_dir)
+    return _engine("export.base_gguf", "converted_base_gguf")(base_source)
+
+
+def is_adapter_gguf(path: str) -> bool:
+    """Whether a .gguf file is a LoRA adapter (to apply to a base) rather than a whole model."""
+    return _engine("export.gguf_export", "gguf_string")(Path(path), "general.type") == "adapter"
 
 
 def _base_chat(run_handle: Any, base_source: str) -> Any:

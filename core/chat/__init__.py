@@ -2,7 +2,7 @@
 
 from .session import ChatSession, ChatSettings
 
-__all__ = ["ChatSession", "ChatSettings", "LlamaCppChat", "TransformersChat"]
+__all__ = ["ChatSession", "ChatSettings", "LlamaCppChat", "LoraSwitch", "TransformersChat"]
 
 
 def __getattr__(name: str):
@@ -11,6 +11,10 @@ def __getattr__(name: str):
         from .llama_cpp_chat import LlamaCppChat
 
         return LlamaCppChat
+    if name == "LoraSwitch":
+        from .lora_switch import LoraSwitch
+
+        return LoraSwitch
     if name == "TransformersChat":
         from .transformers_chat import TransformersChat
 

@@ -184,21 +184,7 @@ def base_gguf_for(run: RunInfo, on_progress: ProgressFn | None = None) -> tuple[
     source = run.source_gguf()
     if source is not None:
         return source, "source"
-    from transformers import AutoModelForCausalLM
+    from .base_gguf import converted_base_gguf
 
-    from .gguf_writer import write_gguf
-
-    target = run.exports_dir / f"{run.base_model_dir().name}-base-f16.gguf"
-    if target.is_file():
-        return target, "f16"
-    tmp = reserve_output(target, overwrite=False)
-    base = AutoModelForCausalLM.from_pretrained(str(run.base_model_dir()), dtype="float32")
-    write_gguf(
-        base.state_dict(),
-        base.config,
-        run.base_model_dir(),
-        tmp,
-        "f16",
-        on_progress=lambda f, m: report(on_progress, 0.05 + 0.3 * f, "base model: " + m),
-    )
-    return commit_output(tmp, target), "f16"
+    step = lambda f, m: report(on_progress, 0.05 + 0.3 * f, m)  # noqa: E731
+    return converted_base_gguf(run.config.model.source, run.tokenizer_dir(), "f16", step), "f16"

@@ -1,5 +1,7 @@
-"""The Chat tab: talk to the model just trained, or to a GGUF file, with streamed answers; optionally
-side by side with the base model (the same message goes to both).
+"""The Chat tab: talk to the model just trained, to a GGUF file, or to the base GGUF with a LoRA
+adapter GGUF switched on or off and scaled; optionally side by side with the base model (the same
+message goes to both).  Next to a GGUF, the base is the base GGUF (llama.cpp); next to the model just
+trained, the transformers base.
 
 Engines are loaded by the controller in the background; answers stream from `controller.chat` (a
 ChatSession running on a QThread).  This tab only builds messages and shows text.
@@ -7,6 +9,7 @@ ChatSession running on a QThread).  This tab only builds messages and shows text
 
 from __future__ import annotations
 
+import contextlib
 import html
 
 from PySide6.QtCore import Qt
@@ -28,7 +31,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-SIDE_TITLES = {"tuned": "Your tuned model", "base": "Base model", "gguf": "GGUF model"}
+from tunesmith.desktop.adapter_controls import AdapterControls
+
+SIDE_TITLES = {
+    "tuned": "Your tuned model",
+    "base": "Base model",
+    "gguf": "GGUF model",
+    "adapter": "Base + your LoRA adapter",
+    "base-gguf": "Base model (GGUF)",
+}
 
 
 class ChatTab(QWidget):
@@ -42,8 +53,14 @@ class ChatTab(QWidget):
         self.model_combo = QComboBox()
         self.model_combo.addItem("The model you just trained", "tuned")
         self.model_combo.addItem("A GGUF file (llama.cpp)", "gguf")
-        self.model_combo.setToolTip("Which model answers. Train one first, or open an exported GGUF file.")
+        self.model_combo.addItem("Base GGUF + LoRA adapter GGUF (llama.cpp)", "adapter")
+        self.model_combo.setToolTip(
+            "Which model answers. Train one first, or open an exported GGUF file\n"
+            "(a whole model, or a LoRA adapter to apply to the base model)."
+        )
         self.gguf_button = QPushButton("Open GGUF…")
+        self.gguf_button.setToolTip("Open a GGUF model, or a LoRA adapter exported as GGUF.")
+        self.adapter_controls = AdapterControls()
         self.compare_check = QCheckBox("Compare with the base model")
         self.compare_check.setToolTip(
             "Send each message to the untouched base model as well, side by side,\n"
@@ -98,6 +115,7 @@ class ChatTab(QWidget):
         top.addWidget(self.gguf_button)
         top.addWidget(self.compare_check)
         top.addStretch(1)
+        top.addWidget(self.adapter_controls, 1)
         knobs = QHBoxLayout()
         knobs.addWidget(self.system_edit, 1)
         for label, widget in (
@@ -110,7 +128,7 @@ class ChatTab(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("chatSplitter")
         self.columns: dict[str, QWidget] = {}
-        for side in ("base", "tuned", "gguf"):
+        for side in ("base", "base-gguf", "tuned", "gguf", "adapter"):
             column = QWidget()
             column_layout = QVBoxLayout(column)
             column_layout.setContentsMargins(0, 0, 0, 0)
@@ -144,23 +162,38 @@ class ChatTab(QWidget):
         self.session.sig_failed.connect(self._on_failed)
         self.session.sig_busy.connect(self._set_busy)
         self.controller.sig_tuned_available.connect(self._on_tuned_available)
+        self.adapter_controls.sig_changed.connect(self._on_adapter_changed)
 
     # -- choices --------------------------------------------------------------------------------
     def sides(self) -> list[str]:
         """The sides that answer the next message, left to right."""
         main = self.model_combo.currentData()
-        return ["base", main] if self.compare_check.isChecked() else [main]
+        if not self.compare_check.isChecked():
+            return [main]
+        # A GGUF is compared with the base GGUF (same engine, same arithmetic), the trained model
+        # with the transformers base.
+        return ["base-gguf" if main in ("gguf", "adapter") else "base", main]
 
     def _update_sides(self) -> None:
         shown = self.sides()
         for side, column in self.columns.items():
             column.setVisible(side in shown)
-        self.gguf_button.setVisible(self.model_combo.currentData() == "gguf")
+        main = self.model_combo.currentData()
+        self.gguf_button.setVisible(main in ("gguf", "adapter"))
+        self.adapter_controls.setVisible(main == "adapter")
 
     def choose_gguf(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", "", "GGUF models (*.gguf)")
-        if path:
-            self.use_gguf(path)
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a GGUF model or LoRA adapter", "", "GGUF files (*.gguf)"
+        )
+        if not path:
+            return
+        try:
+            adapter = self.controller.is_adapter_gguf(path)
+        except Exception as exc:  # noqa: BLE001 - an unreadable file is reported, not raised
+            self.status_label.setText(f"{path} cannot be read as a GGUF file: {exc}")
+            return
+        self.use_adapter(path) if adapter else self.use_gguf(path)
 
     def use_gguf(self, path: str) -> None:
         """Chat with this GGUF file (e.g. right after exporting it)."""
@@ -169,6 +202,37 @@ class ChatTab(QWidget):
         self.model_combo.setCurrentIndex(self.model_combo.findData("gguf"))
         self.titles["gguf"].setText(f"<b>GGUF: {html.escape(path.rsplit('/', 1)[-1])}</b>")
         self.status_label.setText(f"Ready to chat with {path}.")
+
+    def use_adapter(self, path: str, run_dir: str | None = None) -> None:
+        """Chat with the base GGUF + this LoRA adapter GGUF (of `run_dir`, by default the last run)."""
+        self.session.set_adapter_file(path, run_dir or self.controller.training.last_run_dir)
+        self.model_combo.setCurrentIndex(self.model_combo.findData("adapter"))
+        self._update_adapter_title()
+        self.status_label.setText(
+            f"Ready to chat with the base model + {path.rsplit('/', 1)[-1]}. "
+            "Switch the adapter off or change its scale at any time."
+        )
+
+    def offer_export(self, result) -> bool:
+        """Open the chat on a finished export when it is a GGUF ("Chat with this model"); True if so."""
+        path = str(getattr(result, "path", ""))
+        fmt = getattr(result, "fmt", "")
+        if fmt == "gguf-lora":
+            self.use_adapter(path)
+        elif path.endswith(".gguf"):
+            self.use_gguf(path)
+        else:
+            return False
+        return True
+
+    def _on_adapter_changed(self, enabled: bool, scale: float) -> None:
+        self.session.set_adapter_options(enabled, scale)
+        self._update_adapter_title()
+
+    def _update_adapter_title(self) -> None:
+        name = (self.session.lora.path or "").rsplit("/", 1)[-1] or "no adapter chosen"
+        state = f"scale {self.adapter_controls.scale():.2f}" if self.adapter_controls.enabled() else "OFF"
+        self.titles["adapter"].setText(f"<b>Base + LoRA adapter {html.escape(name)} ({state})</b>")
 
     def _on_tuned_available(self, available: bool) -> None:
         if available:
@@ -186,8 +250,11 @@ class ChatTab(QWidget):
         for side in sides:
             self._append(side, f"<p><b>You:</b> {html.escape(text)}</p>")
         self._set_busy(True)
+        loading = "Loading the model…"
+        if self.session.lora.switch is None and {"base-gguf", "adapter"} & set(sides):
+            loading = "Loading the base GGUF (the first time, it is written from the base model)…"
         self.status_label.setText(
-            "Loading the model…" if any(s not in self.session.engines for s in sides) else "Thinking…"
+            loading if any(s not in self.session.engines for s in sides) else "Thinking…"
         )
         self.controller.prepare_chat(
             sides, self.gguf_path, lambda: self._send_now(text, sides), self._load_failed
@@ -199,21 +266,44 @@ class ChatTab(QWidget):
 
     def _send_now(self, text: str, sides: list[str]) -> None:
         try:
-            self.session.send(text, sides, self.controller.chat_settings(self.settings_values()))
+            self.session.send(text, sides, self.controller.chat_settings(self.generation_values()))
         except Exception as exc:  # noqa: BLE001 - shown, not raised
             self._set_busy(False)
             self.status_label.setText(str(exc))
             return
         self.status_label.setText("Answering…")
 
-    def settings_values(self) -> dict:
-        """The generation settings as plain values."""
+    def generation_values(self) -> dict:
+        """The generation settings as plain values (the engine's ChatSettings fields)."""
         return {
             "system_prompt": self.system_edit.text(),
             "temperature": self.temperature.value(),
             "top_p": self.top_p.value(),
             "max_new_tokens": self.max_tokens.value(),
         }
+
+    def settings_values(self) -> dict:
+        """Everything this tab remembers between launches: generation settings and the adapter's."""
+        return {
+            **self.generation_values(),
+            "adapter_on": self.adapter_controls.enabled(),
+            "adapter_scale": self.adapter_controls.scale(),
+        }
+
+    def restore_values(self, values: dict) -> None:
+        """Put back what `settings_values` returned (missing or broken values keep their defaults)."""
+        self.system_edit.setText(str(values.get("system_prompt", "")))
+        for key, widget in (
+            ("temperature", self.temperature),
+            ("top_p", self.top_p),
+            ("max_new_tokens", self.max_tokens),
+        ):
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                widget.setValue(type(widget.value())(values[key]))
+        with contextlib.suppress(TypeError, ValueError):
+            on = values.get("adapter_on", True)
+            on = on if isinstance(on, bool) else str(on).lower() == "true"
+            self.adapter_controls.set_values(on, float(values.get("adapter_scale", 1.0)))
 
     def clear(self) -> None:
         """Forget the conversation and empty the transcripts."""
@@ -256,6 +346,7 @@ class ChatTab(QWidget):
         self.stop_button.setEnabled(busy)
         self.model_combo.setEnabled(not busy)
         self.compare_check.setEnabled(not busy)
+        self.gguf_button.setEnabled(not busy)
         if not busy and self.status_label.text() in ("Answering…", "Thinking…"):
             self.status_label.setText("Done.")
 
