@@ -3,7 +3,8 @@
 The engine passes TRL's own log keys through in `StepMetrics.extra` (core.training.callbacks).  DPO and
 ORPO log `rewards/chosen`, `rewards/rejected`, `rewards/margins` and `rewards/accuracies`; GRPO logs
 `reward` (the mean over all reward functions), `rewards/<function>/mean` for each function,
-`completions/mean_length`, and `kl` when the KL weight is above 0.  The method is read from the keys
+`completions/mean_length`, and `kl` when the KL weight is above 0.  Evaluations log the same keys with
+an `eval_` prefix (EvalMetrics.extra).  The method is read from the keys
 themselves, so a run reopened from its metrics.jsonl plots the same as a live one.  Knows nothing of
 widgets or of how the numbers are drawn.
 """
@@ -54,6 +55,10 @@ _GRPO = (
 _REWARD_FUNCTION = re.compile(r"^rewards/(?P<name>.+)/mean$")
 
 
+EVAL_PREFIX = "eval_"  # the Trainer's prefix for the same numbers measured on the evaluation split
+EVAL_SUFFIX = " (eval)"
+
+
 def method_points(extra: dict[str, float]) -> list[Point]:
     """The plotted numbers among one step's `extra` (empty for SFT, whose extras are not plotted)."""
     points = [
@@ -64,3 +69,9 @@ def method_points(extra: dict[str, float]) -> list[Point]:
         if match:  # one curve per reward function, named as the user named it
             points.append(Point("reward", match["name"], float(value)))
     return points
+
+
+def eval_points(extra: dict[str, float]) -> list[Point]:
+    """The same numbers from an evaluation's `extra` ("eval_rewards/margins", ...), curves marked (eval)."""
+    stripped = {k[len(EVAL_PREFIX) :]: v for k, v in extra.items() if k.startswith(EVAL_PREFIX)}
+    return [Point(p.panel, p.curve + EVAL_SUFFIX, p.value) for p in method_points(stripped)]

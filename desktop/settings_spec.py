@@ -202,7 +202,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "train.eval_steps",
         "Evaluate every (steps)",
         "int",
-        "How often to measure the evaluation\nloss. 0 = only at the end.",
+        "How often to measure the loss on the rows kept aside\n(Evaluation split). 0 = never.",
         advanced=True,
     ),
     SettingSpec(

@@ -3,7 +3,8 @@
 Hidden until a step brings method numbers (an SFT run never shows it).  Panels and curves are created
 when their first number arrives (each once, as `method_metrics` names them), then fed like the other
 live plots: appended, redrawn by each LivePlot's throttled timer, downsampled.  `clear()` removes the
-panels, so a new run of another method starts with its own.  Knows only StepMetrics dicts.
+panels, so a new run of another method starts with its own.  Evaluations add dotted "(eval)" curves.
+Knows only StepMetrics / EvalMetrics dicts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from itertools import cycle
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
-from tunesmith.desktop.method_metrics import PANELS, method_points
+from tunesmith.desktop.method_metrics import EVAL_SUFFIX, PANELS, eval_points, method_points
 from tunesmith.desktop.widgets.live_plot import LivePlot
 
 # Fixed colours for the curves every run of a method has; reward functions take the next free one.
@@ -41,12 +42,18 @@ class MethodPlots(QWidget):
         self.panels: dict[str, LivePlot] = {}
         self._curves: list[tuple[str, str]] = []  # (panel, curve), in creation order
         self._extra_colors = cycle(EXTRA_COLORS)
+        self._function_colors: dict[str, str] = {}
         self.hide()
 
     def add_step(self, step: dict) -> None:
         """Append the method numbers of one StepMetrics dict (nothing happens for SFT steps)."""
         for point in method_points(step.get("extra") or {}):
             self._curve(point.panel, point.curve).append(point.curve, step["step"], point.value)
+
+    def add_eval(self, data: dict) -> None:
+        """Append the method numbers of one EvalMetrics dict, as dotted "(eval)" curves."""
+        for point in eval_points(data.get("extra") or {}):
+            self._curve(point.panel, point.curve).append(point.curve, data["step"], point.value)
 
     def curve_names(self, panel: str) -> list[str]:
         """The curves a panel shows, in creation order (for tests and the legend's order)."""
@@ -66,6 +73,7 @@ class MethodPlots(QWidget):
         self.panels.clear()
         self._curves.clear()
         self._extra_colors = cycle(EXTRA_COLORS)
+        self._function_colors.clear()
         self.hide()
 
     def _curve(self, panel: str, curve: str) -> LivePlot:
@@ -78,7 +86,11 @@ class MethodPlots(QWidget):
             self.splitter.addWidget(plot)
             self.show()
         if (panel, curve) not in self._curves:
-            color = CURVE_COLORS.get(curve) or next(self._extra_colors)
-            plot.add_curve(curve, color, dashed=panel == "reward" and curve != "mean reward")
+            evaluation = curve.endswith(EVAL_SUFFIX)
+            base = curve.removesuffix(EVAL_SUFFIX)
+            color = CURVE_COLORS.get(base) or self._function_colors.get(base) or next(self._extra_colors)
+            self._function_colors[base] = color  # a reward function's eval curve takes its colour
+            dashed = panel == "reward" and base != "mean reward"
+            plot.add_curve(curve, color, dashed=dashed, symbol="o" if evaluation else None)
             self._curves.append((panel, curve))
         return plot

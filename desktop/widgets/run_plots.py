@@ -59,8 +59,9 @@ class RunPlots(QWidget):
             self.splitter.setSizes([third, third, third])
 
     def add_eval(self, data: dict) -> None:
-        """Append one EvalMetrics dict's loss."""
+        """Append one EvalMetrics dict's loss (and its method numbers)."""
         self.loss.append("eval", data["step"], data.get("eval_loss"))
+        self.method.add_eval(data)
 
     def set_memory_label(self, on_gpu: bool) -> None:
         """Title the memory plot 'GPU memory' or 'RAM (this process)'."""

@@ -1,6 +1,6 @@
 """Method metrics in the Train tab, method settings, and preference / prompt-only previews (issue 6).
 
-One real DPO run (3 tiny steps on the embedded model, ~20 s on CPU) goes through the whole app path —
+One real DPO run (3 tiny steps and one evaluation on the embedded model, ~30 s on CPU) goes through the whole app path —
 engine, worker thread, session, Train tab — and the method plots must hold exactly the numbers the
 engine wrote to the run's metrics.jsonl.  GRPO is checked on a metrics.jsonl recorded from a real
 3-step run (tests/desktop/data/grpo_run: `tunesmith train --method grpo --reward length:3
@@ -16,16 +16,16 @@ import pytest
 from PySide6.QtCore import Qt
 
 from tunesmith.core.data import sample_dataset_path
-from tunesmith.desktop.method_metrics import method_points
+from tunesmith.desktop.method_metrics import eval_points, method_points
 from tunesmith.desktop.run_history import read_run
 
 GRPO_RUN = Path(__file__).parent / "data" / "grpo_run"
 TIMEOUT = 240_000
 
 
-def logged_steps(run_dir: str | Path) -> list[dict]:
+def logged(run_dir: str | Path, kind: str) -> list[dict]:
     lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines if json.loads(line)["event"] == "step"]
+    return [json.loads(line) for line in lines if json.loads(line)["event"] == kind]
 
 
 def curve(plot, name: str) -> tuple[list[float], list[float]]:
@@ -43,6 +43,8 @@ def test_a_real_dpo_run_plots_chosen_rejected_margin_and_accuracy(window, qtbot,
     config.train.batch_size = 2
     config.train.learning_rate = 5e-4
     config.train.lr_scheduler = "constant"
+    config.data.eval_ratio = 0.25  # two of the eight pairs, measured once, at step 3
+    config.train.eval_steps = 3
     train.load_from_config()
     assert not train.plots.method.isVisibleTo(train)
 
@@ -53,8 +55,8 @@ def test_a_real_dpo_run_plots_chosen_rejected_margin_and_accuracy(window, qtbot,
 
     method = train.plots.method
     assert method.isVisibleTo(train) and set(method.panels) == {"preference", "accuracy"}
-    assert method.curve_names("preference") == ["chosen", "rejected", "margin"]
-    steps = logged_steps(finished.args[0]["run_dir"])  # what the engine wrote, event by event
+    assert method.curve_names("preference")[:3] == ["chosen", "rejected", "margin"]
+    steps = logged(finished.args[0]["run_dir"], "step")  # what the engine wrote, event by event
     assert [s["step"] for s in steps] == [1, 2, 3]
     rewards = method.panels["preference"]
     for name, key in (
@@ -69,10 +71,19 @@ def test_a_real_dpo_run_plots_chosen_rejected_margin_and_accuracy(window, qtbot,
     assert margins[0] == pytest.approx(0.0, abs=1e-6) and margins[-1] > 0  # the adapter starts as a no-op
     assert train.plots.loss.values("train")[1] == [pytest.approx(s["loss"]) for s in steps]
     qtbot.waitUntil(lambda: rewards.drawn_points("margin") == 3, timeout=5_000)  # the timer draws them
+    (evaluation,) = logged(finished.args[0]["run_dir"], "eval")
+    assert curve(rewards, "margin (eval)") == (
+        [3.0],
+        [pytest.approx(evaluation["extra"]["eval_rewards/margins"])],
+    )
+    accuracy_eval = curve(method.panels["accuracy"], "accuracy (eval)")[1]
+    assert accuracy_eval == [pytest.approx(evaluation["extra"]["eval_rewards/accuracies"])]
 
     # Reopening the run folder redraws the very same points.
     shown = train.plots.method.panels
-    before = {name: curve(shown["preference"], name) for name in ("chosen", "rejected", "margin")}
+    before = {
+        name: curve(shown["preference"], name) for name in ("chosen", "rejected", "margin", "margin (eval)")
+    }
     window.show_past_run(finished.args[0]["run_dir"])
     after = {name: curve(train.plots.method.panels["preference"], name) for name in before}
     assert after == before
@@ -103,12 +114,19 @@ def test_grpo_metrics_from_a_real_run_plot_reward_per_function_length_and_kl(win
     assert train.plots.loss.points("train") == 0
 
 
-def test_sft_extras_are_not_method_plots_and_reward_functions_are_named():
+def test_sft_extras_are_not_method_plots_reward_functions_are_named_and_evals_marked():
     assert method_points({"mean_token_accuracy": 0.4, "entropy": 2.0, "num_tokens": 10.0}) == []
     points = method_points({"reward": 1.5, "rewards/my_reward/mean": 0.5, "rewards/my_reward/std": 0.1})
     assert [(p.panel, p.curve, p.value) for p in points] == [
         ("reward", "mean reward", 1.5),
         ("reward", "my_reward", 0.5),
+    ]
+    evaluation = eval_points(
+        {"eval_rewards/margins": 0.3, "eval_loss": 1.0, "eval_rewards/my_reward/mean": 2.0}
+    )
+    assert [(p.panel, p.curve) for p in evaluation] == [
+        ("preference", "margin (eval)"),
+        ("reward", "my_reward (eval)"),
     ]
 
 
