@@ -51,6 +51,28 @@ METHOD_TIPS = {
     "grpo": "Writes several answers to each prompt, scores them with your rewards, and learns from the\n"
     "better ones. Slow on a CPU (it writes text at every step). Data: prompts, optionally with answers.",
 }
+# The data each method learns from (the engine refuses a run on any other, with the same words).
+METHOD_DATA = {"dpo": "preference", "orpo": "preference", "grpo": "prompt"}
+DATA_WORDS = {
+    "preference": "preference pairs (prompt, chosen and rejected answers)",
+    "prompt": "prompts (and optional reference answers)",
+}
+
+
+def method_data_hint(method: str, data_format: str | None) -> str:
+    """Why the chosen dataset does not suit `method`, in words; "" when it does (or is not known yet)."""
+    if not data_format:
+        return ""
+    wanted = METHOD_DATA.get(method)
+    if wanted is None and data_format in DATA_WORDS:
+        suits = "DPO or ORPO" if data_format == "preference" else "GRPO"
+        return f"This dataset holds {DATA_WORDS[data_format]}: train it with {suits}, or pick example conversations."
+    if wanted is not None and data_format != wanted:
+        return (
+            f"{method.upper()} learns from {DATA_WORDS[wanted]}, but this dataset holds {data_format} data. "
+            "Pick another file in the Dataset tab, or another method."
+        )
+    return ""
 
 
 class TrainTab(QWidget):
@@ -65,6 +87,10 @@ class TrainTab(QWidget):
         for key, label in METHOD_LABELS.items():
             self.method_combo.addItem(label, key)
         self.method_combo.setToolTip(METHOD_TIP)
+        self.method_hint = QLabel()
+        self.method_hint.setObjectName("vramWarning")  # the app's red warning style
+        self.method_hint.setWordWrap(True)
+        self.method_hint.hide()
         self.preset_combo = QComboBox()
         self.preset_combo.addItems([*PRESETS, CUSTOM])
         self.preset_combo.setToolTip(PRESET_TIP)
@@ -96,6 +122,7 @@ class TrainTab(QWidget):
         settings_layout = QVBoxLayout(settings)
         top_form = QFormLayout()
         top_form.addRow("Method:", self.method_combo)
+        top_form.addRow(self.method_hint)
         top_form.addRow("Preset:", self.preset_combo)
         settings_layout.addLayout(top_form)
         settings_layout.addWidget(self.form, 1)
@@ -137,6 +164,7 @@ class TrainTab(QWidget):
         self.controller.sig_config.connect(lambda _config: self.load_from_config())
         self.controller.sig_hardware.connect(self._on_hardware)
         self.controller.sig_methods.connect(self._set_methods_enabled)
+        self.controller.sig_dataset.connect(lambda _preview: self._update_method_hint())
         s = self.session
         s.sig_state.connect(self._update_buttons)
         s.sig_started.connect(self._on_started)
@@ -161,6 +189,7 @@ class TrainTab(QWidget):
         self._sync_preset()
         self._set_methods_enabled(self._supported)
         self.form.set_method(config.train.method)
+        self._update_method_hint()
 
     def _sync_preset(self) -> None:
         self.preset_combo.blockSignals(True)
@@ -183,7 +212,14 @@ class TrainTab(QWidget):
         method = self.method_combo.currentData()
         self.controller.config.train.method = method
         self.form.set_method(method)
+        self._update_method_hint()
         self.controller.config_changed()
+
+    def _update_method_hint(self) -> None:
+        dataset = self.controller.dataset
+        hint = method_data_hint(self.controller.config.train.method, getattr(dataset, "format", None))
+        self.method_hint.setText(hint)
+        self.method_hint.setVisible(bool(hint))
 
     def _set_methods_enabled(self, supported: tuple[str, ...]) -> None:
         self._supported = tuple(supported)  # kept: reloading the config must not disable them again

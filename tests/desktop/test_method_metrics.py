@@ -177,6 +177,7 @@ def test_dataset_tab_previews_pairs_and_prompt_only_rows(window, qtbot, name):
     row = preview.rows[0]
     cell = tab.rows_table.item(0, 2).text()
     page = tab.row_view.toPlainText()
+    hint = window.train_tab.method_hint
     if name == "preferences.jsonl":
         assert preview.format == "preference" and "DPO or ORPO" in tab.summary_label.text()
         assert row.kind == "pair" and first["chosen"] in row.text and first["rejected"] in row.rejected_text
@@ -184,8 +185,17 @@ def test_dataset_tab_previews_pairs_and_prompt_only_rows(window, qtbot, name):
         assert cell.startswith(f"✔ {first['chosen']}") and f"✘ {first['rejected']}" in cell
         assert "Chosen answer" in page and "Rejected answer" in page and first["rejected"] in page
         assert "background-color:rgba(214,39,40" in tab.row_view.toHtml()  # the rejected answer, in red
+        assert "train it with DPO or ORPO" in hint.text() and not hint.isHidden()  # SFT is chosen
     else:
         assert preview.format == "prompt" and "GRPO" in tab.summary_label.text()
         assert row.kind == "prompt" and first["prompt"] in row.text and row.text.endswith("assistant\n")
         assert row.answer == first["answer"] and f"(answer: {first['answer']})" in cell
         assert f"Reference answer: {first['answer']}" in page
+        assert "train it with GRPO" in hint.text()
+    methods = window.train_tab.method_combo
+    methods.setCurrentIndex(methods.findData("dpo"))
+    assert hint.isHidden() == (name == "preferences.jsonl")
+    if name == "prompts.jsonl":
+        assert (
+            hint.text().startswith("DPO learns from preference pairs") and "holds prompt data" in hint.text()
+        )
