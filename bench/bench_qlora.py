@@ -12,6 +12,9 @@ fresh random token batches per step, identical across systems; labels = input id
   tunesmith  the same model and adapters, then tunesmith.kernels.patch_model(checkpointing=...).
   tunesmith_cpuemb  tunesmith with patch_model(embeddings_on_cpu=True): the frozen input embedding
              table (1 GiB) lives in host memory.
+  tunesmith_full  tunesmith with patch_model(lean_recompute=False): the checkpointed layers are
+             recomputed in full (down projection included, every weight dequantized again in the
+             backward) — the comparison point for the lean recompute, same values.
 Prints median step time, tokens/s, peak allocated VRAM, step-1 loss per config, the longest batch-1
 context that trained, and the ratios against hf.  Writes OUTDIR/<system>.json and OUTDIR/table.md.
 """
@@ -81,9 +84,11 @@ def load(args):
         from tunesmith.kernels import patch_model
 
         cpuemb = args.system == "tunesmith_cpuemb"
+        lean = args.system != "tunesmith_full"
         notes["patch"] = patch_model(
-            model, checkpointing=args.checkpointing, keep_layers=args.keep_layers, embeddings_on_cpu=cpuemb
-        ).replaced
+            model, checkpointing=args.checkpointing, keep_layers=args.keep_layers, embeddings_on_cpu=cpuemb,
+            lean_recompute=lean,
+        ).replaced  # fmt: skip
         notes["nf4_check_max_abs_err"] = check_nf4(model)
     model.train()
     return model, notes
@@ -149,7 +154,7 @@ def worker(args) -> None:
             json.dumps({k: v for k, v in rec.items() if k not in ("losses", "step_times_s")}),
         )
         out.write_text(json.dumps(res, indent=1))
-        if args.profile and "error" not in rec and (args.system == "tunesmith" or cfg == "2x2048"):
+        if args.profile and "error" not in rec and (args.system in ("tunesmith", "tunesmith_full") or cfg == "2x2048"):
             path = Path(args.out) / f"profile_{args.system}_{cfg}.txt"
             rec["profile_top"] = profile_step(model, opt, batch(b, s, 99), path)
             out.write_text(json.dumps(res, indent=1))

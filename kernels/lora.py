@@ -19,6 +19,24 @@ makes an extra pass over the [N, out] output, and their backward is one matmul t
 MLP block: [g | u] = proj_gate_up(x), h = act(g) * u, y = proj_down(h).  Saved: x, [g | u], xa.
 Backward recomputes h, forms dh = [dy | s dy B_d] @ [W_d ; A_d], then dg, du (one Triton pass, in
 the memory of g and u) and dX from the stacked gate/up weights.
+
+Inside the recompute of a checkpointed layer (`offload.recomputing()`), two things the backward of the
+same call does not need are not done again, exactly (no value changes, only less work):
+  * The MLP's output y = down(h) is never read when the layer's only use of it is the residual sum
+    (Llama, Mistral, Qwen2, Qwen3: out = r + y, whose backward passes dL/dout to dy unchanged): the
+    layer's output gradient arrives from above, and this backward needs x, [g | u], xa and
+    xa_d = h A_d^T only.  With `residual_out` set (kernels.patch, per model family; not Gemma 2/3,
+    whose post-feedforward norm needs y), the recompute skips the down GEMM, its dequant, its LoRA
+    and even h, and returns a zero-stride zero of y's shape (r + 0 costs no matmul).  The backward
+    recomputes h anyway (for dA_d), so it forms xa_d = h A_d^T there, from the same h: bit-identical.
+    Saves 1/3 of the MLP's and ~27% of the layer's base GEMM FLOPs in the recompute.
+  * The base weights the recompute dequantizes (the stacked [W | B] of q/k/v and of gate/up, W_o) are
+    the ones this call's backward needs next: they are kept on the autograd ctx of that call and
+    reused, then dropped when its backward ends.  The recompute of layer i is followed at once by the
+    backward of layer i, so at most one layer's weights are held (8B: q/k/v 50 MB, o 32 MB, gate/up
+    235 MB in bf16); outside a recompute nothing is kept (a plain forward is followed by the backward
+    of the whole model).  Each checkpointed layer then dequantizes every weight twice (forward,
+    recompute) and down once more, instead of three times each.
 """
 
 from __future__ import annotations
@@ -28,6 +46,7 @@ from dataclasses import dataclass
 import torch
 
 from .nf4 import NF4Weight, dense_weight, dequantize_nf4
+from .offload import recomputing
 from .swiglu import glu_backward, glu_forward
 
 
@@ -56,9 +75,12 @@ def _w(f: _Frozen, dtype: torch.dtype) -> torch.Tensor:
     return w if w.dtype == dtype else w.to(dtype)
 
 
-def proj_forward(x2: torch.Tensor, A: torch.Tensor, B: torch.Tensor, f: _Frozen, return_xa: bool = False):
-    """y = x W^T + bias + s (x A^T) B^T for x2 [N, in] (and xa = x A^T when asked)."""
-    y = x2 @ _w(f, x2.dtype).t()
+def proj_forward(
+    x2: torch.Tensor, A: torch.Tensor, B: torch.Tensor, f: _Frozen, return_xa: bool = False, w=None
+):
+    """y = x W^T + bias + s (x A^T) B^T for x2 [N, in] (and xa = x A^T when asked); `w`: W in x's dtype
+    when the caller already has it."""
+    y = x2 @ (_w(f, x2.dtype) if w is None else w).t()
     if f.bias is not None:
         y += f.bias.to(y.dtype)
     xa = x2 @ A.to(x2.dtype).t()
@@ -66,35 +88,38 @@ def proj_forward(x2: torch.Tensor, A: torch.Tensor, B: torch.Tensor, f: _Frozen,
     return (y, xa) if return_xa else y
 
 
-def proj_backward(dy, x2, A, B, f: _Frozen, dx=None, need=(True, True, True)):
-    """Returns (dx, dA, dB) for one projection; dx is accumulated into `dx` when given."""
+def proj_backward(dy, x2, A, B, f: _Frozen, dx=None, need=(True, True, True), w=None):
+    """Returns (dx, dA, dB) for one projection; dx is accumulated into `dx` when given; `w` as above."""
     dt = x2.dtype
     a, b = A.to(dt), B.to(dt)
     dya = (dy @ b).mul_(f.scaling)  # [N, r]
     dA = (dya.t() @ x2).to(A.dtype) if need[1] else None
     dB = (dy.t() @ (x2 @ a.t())).mul_(f.scaling).to(B.dtype) if need[2] else None
     if need[0]:
-        w = _w(f, dt)
+        w = _w(f, dt) if w is None else w
         dx = dy @ w if dx is None else dx.addmm_(dy, w)
         dx.addmm_(dya, a)
     return dx, dA, dB
 
 
 class LoRALinearFunction(torch.autograd.Function):
-    """One projection; saves x, A, B."""
+    """One projection; saves x, A, B (and W, during a recompute, for this call's backward)."""
 
     @staticmethod
     def forward(ctx, x, A, B, frozen):
         x2 = x.reshape(-1, x.shape[-1])
         ctx.save_for_backward(x2, A, B)
         ctx.frozen = frozen
-        return proj_forward(x2, A, B, frozen).view(*x.shape[:-1], -1)
+        w = _w(frozen, x2.dtype)
+        ctx.w = w if recomputing() else None
+        return proj_forward(x2, A, B, frozen, w=w).view(*x.shape[:-1], -1)
 
     @staticmethod
     def backward(ctx, dy):
         x2, A, B = ctx.saved_tensors
         dy2 = dy.reshape(-1, dy.shape[-1])
-        dx, dA, dB = proj_backward(dy2, x2, A, B, ctx.frozen, need=ctx.needs_input_grad[:3])
+        w, ctx.w = ctx.w, None
+        dx, dA, dB = proj_backward(dy2, x2, A, B, ctx.frozen, need=ctx.needs_input_grad[:3], w=w)
         return (None if dx is None else dx.view(*dy.shape[:-1], -1)), dA, dB, None
 
 
@@ -102,10 +127,13 @@ def _out_features(f: _Frozen) -> int:
     return f.weight.shape[0]
 
 
-def stacked_weight(frozens, in_f: int, extra: int, dtype: torch.dtype, device) -> torch.Tensor:
-    """[sum of out, in_f + extra]: the base weights one under the other, `extra` free columns right."""
+def stacked_weight(
+    frozens, in_f: int, extra: int, dtype: torch.dtype, device, extra_rows: int = 0
+) -> torch.Tensor:
+    """[sum of out (+ extra_rows), in_f + extra]: the base weights one under the other, `extra` free
+    columns right (and `extra_rows` free rows below)."""
     outs = [_out_features(f) for f in frozens]
-    wp = torch.empty(sum(outs), in_f + extra, dtype=dtype, device=device)
+    wp = torch.empty(sum(outs) + extra_rows, in_f + extra, dtype=dtype, device=device)
     r0 = 0
     for f, o in zip(frozens, outs, strict=True):
         dst = wp[r0 : r0 + o, :in_f]
@@ -142,7 +170,8 @@ def _ranks(As):
 
 
 def group_forward(x2, As, Bs, frozens):
-    """Y = [x | s xa] @ [W | blockdiag(B)]^T (+ biases) for projections sharing x2; returns (Y, xa)."""
+    """Y = [x | s xa] @ [W | blockdiag(B)]^T (+ biases) for projections sharing x2; returns (Y, xa, wp),
+    wp = [W | blockdiag(B)] being what group_backward needs again."""
     dt, (n, in_f) = x2.dtype, x2.shape
     offs = _ranks(As)
     a_cat = torch.cat([a.to(dt) for a in As])  # [R, in]
@@ -156,21 +185,24 @@ def group_forward(x2, As, Bs, frozens):
     wp = _with_b(stacked_weight(frozens, in_f, extra, dt, x2.device), in_f, Bs, frozens)
     biases = [f.bias for f in frozens]
     if all(b is None for b in biases):
-        return xp @ wp.t(), xa
+        return xp @ wp.t(), xa, wp
     bias = torch.cat(
         [
             b.to(dt) if b is not None else wp.new_zeros(_out_features(f))
             for b, f in zip(biases, frozens, strict=True)
         ]
     )
-    return torch.addmm(bias, xp, wp.t()), xa
+    return torch.addmm(bias, xp, wp.t()), xa, wp
 
 
-def group_backward(dY, x2, xa, As, Bs, frozens, need):
-    """From dY [N, sum of out] (the outputs side by side): (dX, [dA_i], [dB_i]) for group_forward."""
+def group_backward(dY, x2, xa, As, Bs, frozens, need, wp=None):
+    """From dY [N, sum of out] (the outputs side by side): (dX, [dA_i], [dB_i]) for group_forward;
+    `wp`: group_forward's [W | blockdiag(B)] when the caller kept it (same A, B: same values)."""
     dt, in_f = x2.dtype, x2.shape[1]
     offs = _ranks(As)
-    wp = _with_b(stacked_weight(frozens, in_f, _padded(in_f, xa.shape[1]), dt, x2.device), in_f, Bs, frozens)
+    if wp is None:
+        extra = _padded(in_f, xa.shape[1])
+        wp = _with_b(stacked_weight(frozens, in_f, extra, dt, x2.device), in_f, Bs, frozens)
     grad = dY @ wp  # [N, in + R (+ pad)] = [dY W | dY_i B_i ... | 0]
     dx, dyb = grad[:, :in_f], grad[:, in_f : in_f + xa.shape[1]]
     dAs, dBs, r0 = [], [], 0
@@ -190,65 +222,83 @@ def group_backward(dY, x2, xa, As, Bs, frozens, need):
 
 
 class LoRAQKVFunction(torch.autograd.Function):
-    """q, k, v projections of one input, one matmul each way; saves x, xa and the adapters."""
+    """q, k, v projections of one input, one matmul each way; saves x, xa and the adapters (and the
+    stacked [W | B], during a recompute, for this call's backward)."""
 
     @staticmethod
     def forward(ctx, x, qA, qB, kA, kB, vA, vB, frozen):
         x2 = x.reshape(-1, x.shape[-1])
-        y, xa = group_forward(x2, (qA, kA, vA), (qB, kB, vB), frozen)
+        y, xa, wp = group_forward(x2, (qA, kA, vA), (qB, kB, vB), frozen)
         ctx.save_for_backward(x2, xa, qA, qB, kA, kB, vA, vB)
-        ctx.frozen = frozen
+        ctx.frozen, ctx.wp = frozen, (wp if recomputing() else None)
         outs = y.split([_out_features(f) for f in frozen], dim=1)
         return tuple(o.view(*x.shape[:-1], -1) for o in outs)
 
     @staticmethod
     def backward(ctx, dq, dk, dv):
         x2, xa, qA, qB, kA, kB, vA, vB = ctx.saved_tensors
+        wp, ctx.wp = ctx.wp, None
         grads = [d if d is not None else x2.new_zeros(x2.shape[0], _out_features(f))
                  for d, f in zip((dq, dk, dv), ctx.frozen, strict=True)]  # fmt: skip
         dY = torch.cat([g.reshape(x2.shape[0], -1) for g in grads], dim=1)
         dx, dAs, dBs = group_backward(
-            dY, x2, xa, (qA, kA, vA), (qB, kB, vB), ctx.frozen, ctx.needs_input_grad
+            dY, x2, xa, (qA, kA, vA), (qB, kB, vB), ctx.frozen, ctx.needs_input_grad, wp=wp
         )
         lead = next(d for d in (dq, dk, dv) if d is not None).shape[:-1]
         return dx.view(*lead, -1), dAs[0], dBs[0], dAs[1], dBs[1], dAs[2], dBs[2], None
 
 
 class LoRAMLPFunction(torch.autograd.Function):
-    """down(act(gate(x)) * up(x)); saves x, [g | u], xa (gate/up) and xa (down), and the adapters."""
+    """down(act(gate(x)) * up(x)); saves x, [g | u], xa (gate/up) and xa (down), and the adapters.
+
+    In a recompute with `residual_out` (see the module docstring) the down projection is skipped:
+    xa_d is saved as None (the backward forms it from its own h) and the output is a zero of y's shape.
+    """
 
     @staticmethod
-    def forward(ctx, x, gA, gB, uA, uB, dA, dB, frozen, activation):
+    def forward(ctx, x, gA, gB, uA, uB, dA, dB, frozen, activation, residual_out=False):
         x2 = x.reshape(-1, x.shape[-1])
-        gu, xa = group_forward(x2, (gA, uA), (gB, uB), frozen[:2])  # [N, 2I]
-        inter = _out_features(frozen[0])
-        h = glu_forward(gu[:, :inter], gu[:, inter:], activation)
-        y, xa_d = proj_forward(h, dA, dB, frozen[2], return_xa=True)
+        gu, xa, wp = group_forward(x2, (gA, uA), (gB, uB), frozen[:2])  # [N, 2I]
+        lean = recomputing()
+        if lean and residual_out:  # nothing reads y: the layer adds it to the residual and returns
+            xa_d = None
+            y = x2.new_zeros(()).expand(*x.shape[:-1], _out_features(frozen[2]))
+        else:
+            inter = _out_features(frozen[0])
+            h = glu_forward(gu[:, :inter], gu[:, inter:], activation)
+            y, xa_d = proj_forward(h, dA, dB, frozen[2], return_xa=True)
+            y = y.view(*x.shape[:-1], -1)
         ctx.save_for_backward(x2, gu, xa, xa_d, gA, gB, uA, uB, dA, dB)
-        ctx.frozen, ctx.activation = frozen, activation
-        return y.view(*x.shape[:-1], -1)
+        ctx.frozen, ctx.activation, ctx.wp = frozen, activation, (wp if lean else None)
+        return y
 
     @staticmethod
     def backward(ctx, dy):
         x2, gu, xa, xa_d, gA, gB, uA, uB, dA, dB = ctx.saved_tensors
+        wp, ctx.wp = ctx.wp, None
         fg, fu, fd = ctx.frozen
         ng, dt = ctx.needs_input_grad, x2.dtype
         inter = _out_features(fg)
         g, u = gu[:, :inter], gu[:, inter:]
         dy2 = dy.reshape(-1, dy.shape[-1])
         dya_d = (dy2 @ dB.to(dt)).mul_(fd.scaling)  # [N, r]
-        d_dB = (dy2.t() @ xa_d).mul_(fd.scaling).to(dB.dtype) if ng[6] else None
         h = glu_forward(g, u, ctx.activation)
+        if xa_d is None:  # the recompute skipped the down projection: xa_d = h A_d^T, from this h
+            xa_d = h @ dA.to(dt).t()
+        d_dB = (dy2.t() @ xa_d).mul_(fd.scaling).to(dB.dtype) if ng[6] else None
         d_dA = (dya_d.t() @ h).to(dA.dtype) if ng[5] else None
-        del h
-        # dh = dy W_d + dya_d A_d = [dy | dya_d] @ [W_d ; A_d]
-        wd = stacked_weight((fd,), inter, 0, dt, x2.device)
-        wd = torch.cat([wd, dA.to(dt)]) if dA.shape[0] else wd
+        del h, xa_d
+        # dh = dy W_d + dya_d A_d = [dy | dya_d] @ [W_d ; A_d]  (A_d dequantized-into rows below W_d)
+        r = dA.shape[0]
+        wd = stacked_weight((fd,), inter, 0, dt, x2.device, extra_rows=r)
+        wd[wd.shape[0] - r :].copy_(dA)
         dh = torch.cat([dy2, dya_d], dim=1) @ wd
+        del wd
         glu_backward(dh, g, u, ctx.activation, inplace=True)  # gu now holds [dg | du]
         del dh
-        dx, dAs, dBs = group_backward(gu, x2, xa, (gA, uA), (gB, uB), (fg, fu), ng)
-        return dx.view(*dy.shape[:-1], -1), dAs[0], dBs[0], dAs[1], dBs[1], d_dA, d_dB, None, None
+        dx, dAs, dBs = group_backward(gu, x2, xa, (gA, uA), (gB, uB), (fg, fu), ng, wp=wp)
+        dx = dx.view(*dy.shape[:-1], -1)
+        return dx, dAs[0], dBs[0], dAs[1], dBs[1], d_dA, d_dB, None, None, None
 
 
 def _frozen(p: LoRAProj) -> _Frozen:
@@ -278,12 +328,24 @@ def lora_qkv(
     return _no_autocast(LoRAQKVFunction.apply, x, q.A, q.B, k.A, k.B, v.A, v.B, frozen)
 
 
-def lora_mlp(x: torch.Tensor, gate: LoRAProj, up: LoRAProj, down: LoRAProj, activation: str = "silu"):
-    """down(act(gate(x)) * up(x)) with activation in {"silu", "gelu", "gelu_tanh"}."""
+def lora_mlp(
+    x: torch.Tensor,
+    gate: LoRAProj,
+    up: LoRAProj,
+    down: LoRAProj,
+    activation: str = "silu",
+    residual_out: bool = False,
+):
+    """down(act(gate(x)) * up(x)) with activation in {"silu", "gelu", "gelu_tanh"}.
+
+    residual_out: the caller only adds the result to the residual stream and returns the sum from a
+    checkpointed layer, so the recompute of that layer may skip the down projection (module docstring).
+    """
     frozen = (_frozen(gate), _frozen(up), _frozen(down))
     return _no_autocast(
-        LoRAMLPFunction.apply, x, gate.A, gate.B, up.A, up.B, down.A, down.B, frozen, activation
-    )
+        LoRAMLPFunction.apply, x, gate.A, gate.B, up.A, up.B, down.A, down.B, frozen, activation,
+        residual_out,
+    )  # fmt: skip
 
 
 __all__ = ["LoRAProj", "NF4Weight", "lora_linear", "lora_mlp", "lora_qkv"]

@@ -8,6 +8,13 @@ on the copy stream, so the transfer overlaps layer i's recompute.  Each forward 
 chain, so several forwards before one backward stay correct (they only lose the prefetch).  With offload=False the input stays
 on the device (plain non-reentrant-style checkpointing).  On the CPU it simply keeps the input.
 
+Lean recompute (on by default): while a layer is recomputed for its backward, `recomputing()` is True
+(thread-local, only around that call of `fn`), and the LoRA Functions in kernels.lora use it to skip
+work whose result this backward never reads and to keep the weights they dequantize for the backward
+of the same call (see lora.py).  The recompute's *outputs* are only used for their graph: backward()
+is given the gradients that arrived from above, never their values.  `lean_recompute=False` turns the
+flag off (a full, plain recompute), for comparison.
+
 It does not know transformers: kernels.patch installs it as each decoder layer's
 `_gradient_checkpointing_func`.  It does not replay RNG state, so layers must be deterministic in
 training (no dropout), which the LoRA recipes here are (dropout 0), and a graph can be backpropagated
@@ -16,7 +23,16 @@ once (no retain_graph).
 
 from __future__ import annotations
 
+import threading
+
 import torch
+
+_LOCAL = threading.local()
+
+
+def recomputing() -> bool:
+    """True while a checkpointed function is being recomputed for its backward in lean mode."""
+    return getattr(_LOCAL, "recomputing", False)
 
 
 class _Stash:
@@ -76,12 +92,17 @@ class OffloadedCheckpointFunction(torch.autograd.Function):
     """out = fn(hidden, *args) without saved activations; hidden stashed (host or device)."""
 
     @staticmethod
-    def forward(ctx, fn, offload, anchor, hidden, *args):
+    def forward(ctx, fn, offload, lean, anchor, hidden, *args):
         offload = offload and hidden.is_cuda
         stream = _copy_stream(hidden.device) if offload else None
-        with torch.no_grad():
-            out = fn(hidden, *args)
-        ctx.fn, ctx.stash, ctx.stream = fn, _Stash(hidden, offload, stream), stream
+        before = recomputing()
+        _LOCAL.recomputing = False  # a checkpoint nested in a recompute runs a real forward first
+        try:
+            with torch.no_grad():
+                out = fn(hidden, *args)
+        finally:
+            _LOCAL.recomputing = before
+        ctx.fn, ctx.stash, ctx.stream, ctx.lean = fn, _Stash(hidden, offload, stream), stream, lean
         ctx.chain = _CURRENT[0]
         ctx.index = len(ctx.chain.stashes)
         ctx.chain.stashes.append(ctx.stash)
@@ -98,17 +119,25 @@ class OffloadedCheckpointFunction(torch.autograd.Function):
         x = stash.get(ctx.stream).detach().requires_grad_(stash.requires_grad)
         stashes[ctx.index] = ctx.stash = None  # nothing keeps the input once it is back
         args = ctx.saved_tensors
-        with torch.enable_grad():
-            out = ctx.fn(x, *args)
+        before = recomputing()
+        _LOCAL.recomputing = ctx.lean
+        try:
+            with torch.enable_grad():
+                out = ctx.fn(x, *args)
+        finally:
+            _LOCAL.recomputing = before
         outs = out if ctx.tuple_out else (out,)
         pairs = [(o, d) for o, d in zip(outs, douts, strict=False) if d is not None and o.requires_grad]
         if pairs:
             torch.autograd.backward([o for o, _ in pairs], [d for _, d in pairs])
-        return (None, None, None, x.grad if x.requires_grad else None) + (None,) * len(args)
+        return (None, None, None, None, x.grad if x.requires_grad else None) + (None,) * len(args)
 
 
-def offloaded_checkpoint(fn, hidden: torch.Tensor, *args, offload: bool = True, **kwargs):
-    """Checkpoint `fn(hidden, *args, **kwargs)`; keyword arguments are bound into fn, not saved."""
+def offloaded_checkpoint(
+    fn, hidden: torch.Tensor, *args, offload: bool = True, lean_recompute: bool = True, **kwargs
+):
+    """Checkpoint `fn(hidden, *args, **kwargs)`; keyword arguments are bound into fn, not saved.
+    lean_recompute: set `recomputing()` during the recompute (see the module docstring)."""
     if kwargs:
         inner = fn
 
@@ -119,7 +148,7 @@ def offloaded_checkpoint(fn, hidden: torch.Tensor, *args, offload: bool = True, 
         _CURRENT[0] = _Chain()
     # the anchor makes the output require grad even when no input does (the layer's LoRA weights do)
     anchor = _anchor(hidden.device)
-    return OffloadedCheckpointFunction.apply(fn, offload, anchor, hidden, *args)
+    return OffloadedCheckpointFunction.apply(fn, offload, lean_recompute, anchor, hidden, *args)
 
 
 _ANCHORS: dict[torch.device, torch.Tensor] = {}
@@ -137,11 +166,14 @@ def ctx_first_layer(hidden: torch.Tensor) -> bool:
     return node is None or "OffloadedCheckpoint" not in type(node).__name__
 
 
-def make_checkpoint_func(offload: bool = True):
+def make_checkpoint_func(offload: bool = True, lean_recompute: bool = True):
     """A `_gradient_checkpointing_func` for transformers layers: func(partial_forward, *args)."""
 
     def checkpoint_func(fn, hidden, *args, **kwargs):
-        return offloaded_checkpoint(fn, hidden, *args, offload=offload, **kwargs)
+        return offloaded_checkpoint(
+            fn, hidden, *args, offload=offload, lean_recompute=lean_recompute, **kwargs
+        )
 
     checkpoint_func.tunesmith_offload = offload
+    checkpoint_func.tunesmith_lean = lean_recompute
     return checkpoint_func

@@ -92,6 +92,7 @@ def patch_model(
     checkpointing: str | None = None,
     keep_layers: int = 0,
     embeddings_on_cpu: bool = False,
+    lean_recompute: bool = True,
 ) -> PatchReport:
     """Patch `model` (a transformers causal LM, bare or inside peft) in place; returns the report.
 
@@ -102,6 +103,10 @@ def patch_model(
     recompute, their activations stay in VRAM): the knob for trading free VRAM for speed.
     embeddings_on_cpu: move a frozen, untied input embedding table to host memory (saves its VRAM,
     vocab x hidden x 2 bytes: 1 GiB for Llama-3-8B; costs a host gather and one copy per forward).
+    lean_recompute: with checkpointing, the recompute of a layer skips what its backward does not read
+    (the MLP's down projection where the family allows it) and hands the weights it dequantizes to the
+    backward of the same layer (kernels.offload, kernels.lora); False recomputes in full (same values,
+    for comparison).
     """
     inner = _inner_model(model)
     old = getattr(inner, "_tunesmith_patch", None)
@@ -137,7 +142,7 @@ def patch_model(
             continue
         attrs = {"_tunesmith_offset": family.norm_offset} if kind == "rms_norm" else {}
         if kind == "mlp":
-            attrs = {"_tunesmith_act": act}
+            attrs = {"_tunesmith_act": act, "_tunesmith_residual_out": family.mlp_residual_out}
         _patch_forward(module, kind, report, **attrs)
         counts[kind] += 1
     if checkpointing is not None:
@@ -151,8 +156,9 @@ def patch_model(
                 getattr(layer, "_gradient_checkpointing_func", None),
                 report,
             )
-        counts[f"checkpoint_{checkpointing}"] = _checkpoint(layers, checkpointing == "offload", keep_layers)
-        _keep_checkpointing(inner, layers, checkpointing == "offload", keep_layers, report)
+        offload = checkpointing == "offload"
+        counts[f"checkpoint_{checkpointing}"] = _checkpoint(layers, offload, keep_layers, lean_recompute)
+        _keep_checkpointing(inner, layers, offload, keep_layers, lean_recompute, report)
     if embeddings_on_cpu:
         _embeddings_to_cpu(inner, report, counts)
     report.replaced = dict(counts)
@@ -161,17 +167,17 @@ def patch_model(
     return report
 
 
-def _checkpoint(layers: list[nn.Module], offload: bool, keep_layers: int) -> int:
+def _checkpoint(layers: list[nn.Module], offload: bool, keep_layers: int, lean: bool) -> int:
     """Checkpoints all but the last `keep_layers` decoder layers with our function; returns how many."""
     n = max(0, len(layers) - max(0, keep_layers))
     for i, layer in enumerate(layers):
         layer.gradient_checkpointing = i < n
-        layer._gradient_checkpointing_func = make_checkpoint_func(offload)
+        layer._gradient_checkpointing_func = make_checkpoint_func(offload, lean)
     return n
 
 
 def _keep_checkpointing(
-    inner: nn.Module, layers, offload: bool, keep_layers: int, report: PatchReport
+    inner: nn.Module, layers, offload: bool, keep_layers: int, lean: bool, report: PatchReport
 ) -> None:
     """A later gradient_checkpointing_enable() (TRL's trainers call it) re-installs our checkpointing."""
     stock = inner._set_gradient_checkpointing
@@ -179,7 +185,7 @@ def _keep_checkpointing(
     def set_gradient_checkpointing(*args, **kwargs):
         stock(*args, **kwargs)
         if kwargs.get("enable", args[0] if args else True):
-            _checkpoint(layers, offload, keep_layers)
+            _checkpoint(layers, offload, keep_layers, lean)
 
     _set(inner, "_set_gradient_checkpointing", set_gradient_checkpointing, report)
 

@@ -26,6 +26,9 @@ class Family:
     norm_offset: float = 0.0  # 1.0 for Gemma's (1 + w) RMSNorm
     act_attr: str = "hidden_act"  # config attribute naming the MLP activation
     causal_lm: str = "ForCausalLM"
+    # the decoder layer only adds the MLP's output to the residual (out = r + mlp(x)): the recompute of
+    # a checkpointed layer may skip the down projection (kernels.lora); False where a norm follows it
+    mlp_residual_out: bool = True
 
     def classes(self) -> dict[str, str]:
         p = self.prefix

@@ -39,11 +39,12 @@ def cpu_embedding_forward(self, input_ids):
 
 
 def mlp_forward(self, x):
-    """down(act(gate(x)) * up(x)) through the fused LoRA MLP, or stock projections + the GLU kernel."""
+    """down(act(gate(x)) * up(x)) through the fused LoRA MLP, or stock projections + the GLU kernel.
+    `_tunesmith_residual_out`: the family's decoder layer only adds this output to the residual."""
     act = self._tunesmith_act
     projs = [lora_proj_of(m) for m in (self.gate_proj, self.up_proj, self.down_proj)]
     if all(p is not None for p in projs):
-        return lora_mlp(x, *projs, act)
+        return lora_mlp(x, *projs, act, residual_out=self._tunesmith_residual_out)
     return self.down_proj(GLUFunction.apply(self.gate_proj(x), self.up_proj(x), act))
 
 

@@ -8,6 +8,7 @@ from kernel_compare import assert_close
 
 from tunesmith.kernels.lora import LoRAProj, lora_linear, lora_mlp, lora_qkv
 from tunesmith.kernels.nf4 import NF4Weight
+from tunesmith.kernels.offload import offloaded_checkpoint
 
 
 def make_proj(n_in, n_out, r, device, bias=False, nf4=False, scaling=0.7):
@@ -126,3 +127,47 @@ def test_lora_mlp_bf16_close_to_fp32_reference(device):
     for p, (Ar, Br) in zip(bf, ab, strict=True):
         assert_close("dA", p.A.grad.float(), Ar.grad, rtol=2e-2)
         assert_close("dB", p.B.grad.float(), Br.grad, rtol=2e-2)
+
+
+@pytest.mark.parametrize("nf4,nested", [(False, False), (True, False), (False, True)])
+def test_lean_recompute_of_a_residual_layer(nf4, nested, device):
+    """A checkpointed layer x1 = x + o(q * tanh(k) + v); out = x1 + mlp(x1) recomputed lean (down skipped,
+    weights handed from the recompute to the backward) against plain autograd: out, dx, every dA, dB."""
+    torch.manual_seed(5)
+    qkv = [make_proj(64, 64, 3, device, nf4=nf4, bias=not nf4) for _ in range(3)]
+    o = make_proj(64, 64, 2, device, nf4=nf4)
+    mlp = [make_proj(64, 96, 4, device, nf4=nf4), make_proj(64, 96, 4, device, nf4=nf4),
+           make_proj(96, 64, 4, device, nf4=nf4, scaling=2.0)]  # fmt: skip
+    projs = [*qkv, o, *mlp]
+    with torch.no_grad():  # keep two layers' values in a range where fp32 compares at 1e-5
+        for p in projs:
+            p.B.mul_(0.1)
+
+    def layer(x):
+        q, k, v = lora_qkv(x, *qkv)
+        x1 = x + lora_linear(q * torch.tanh(k) + v, o)
+        return x1 + lora_mlp(x1, *mlp, residual_out=True)
+
+    def ref_layer(x, ab):
+        q, k, v = (ref_proj(x, p, *a) for p, a in zip(qkv, ab[:3], strict=True))
+        x1 = x + ref_proj(q * torch.tanh(k) + v, o, *ab[3])
+        g, u = ref_proj(x1, mlp[0], *ab[4]), ref_proj(x1, mlp[1], *ab[5])
+        return x1 + ref_proj(F.silu(g) * u, mlp[2], *ab[6])
+
+    x = torch.randn(3, 7, 64, device=device, requires_grad=True) / 4
+    x = x.detach().requires_grad_()
+    dy = torch.randn(3, 7, 64, device=device)
+    if nested:  # a checkpoint inside a checkpointed function: its first forward must stay a real one
+        y = offloaded_checkpoint(lambda t: layer(offloaded_checkpoint(layer, t)), x)
+    else:  # a chain of two checkpointed layers
+        y = offloaded_checkpoint(layer, offloaded_checkpoint(layer, x))
+    y.backward(dy)
+    xr = x.detach().clone().requires_grad_()
+    ab = [clones(p.A, p.B) for p in projs]
+    yr = ref_layer(ref_layer(xr, ab), ab)
+    yr.backward(dy)
+    assert_close("y", y, yr)
+    assert_close("dx", x.grad, xr.grad)
+    for i, (p, (Ar, Br)) in enumerate(zip(projs, ab, strict=True)):
+        assert_close(f"dA{i}", p.A.grad, Ar.grad)
+        assert_close(f"dB{i}", p.B.grad, Br.grad)

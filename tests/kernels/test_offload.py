@@ -5,7 +5,7 @@ import pytest
 import torch
 from kernel_compare import assert_close
 
-from tunesmith.kernels.offload import offloaded_checkpoint
+from tunesmith.kernels.offload import offloaded_checkpoint, recomputing
 
 
 class Layer(torch.nn.Module):
@@ -65,3 +65,18 @@ def test_two_forwards_before_backward(device):
     (run(layers, xb, False, True).sum() + 2 * run(layers, xa, False, True).sum()).backward()
     for i, (g, p) in enumerate(zip(grads, layers.parameters(), strict=True)):
         assert_close(f"param{i}", g, p.grad)
+
+
+def test_recomputing_flag_only_inside_a_lean_recompute(device):
+    seen = []
+
+    def fn(x):
+        seen.append(recomputing())
+        return x * 2
+
+    x = torch.randn(3, device=device, requires_grad=True)
+    for lean in (True, False):
+        seen.clear()
+        offloaded_checkpoint(fn, x, lean_recompute=lean).sum().backward()
+        assert seen == [False, lean]  # the first forward never; the recompute when lean
+    assert not recomputing()

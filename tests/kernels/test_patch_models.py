@@ -2,9 +2,11 @@
 and LoRA gradients patched as unpatched (fp32 on the CPU), and the revert restores the stock model."""
 
 import os
+from collections import Counter
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("TRITON_INTERPRET") == "0", reason="whole-model tests run on the CPU interpreter"
@@ -138,6 +140,86 @@ def test_checkpointing_offload_mode_matches():
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     report = compare(model, ids, labels, checkpointing="offload")
     assert report.replaced["checkpoint_offload"] == 2
+
+
+@pytest.mark.parametrize("model_type", sorted(CONFIGS))
+@pytest.mark.parametrize("lean", [True, False])
+def test_offload_checkpointing_every_family_matches(model_type, lean):
+    """The recompute path of each family (lean: down projection skipped where the family allows it,
+    dequantized weights handed from the recompute to the backward) against the stock, unchecked model."""
+    ids, labels = batch(10)
+    report = compare(add_lora(build(model_type)), ids, labels, checkpointing="offload", lean_recompute=lean)
+    assert report.replaced["checkpoint_offload"] == 2
+
+
+class MatmulShapes(TorchDispatchMode):
+    """Records (K, N) of every 2-D matmul (mm, addmm) that runs under it."""
+
+    def __init__(self):
+        super().__init__()
+        self.kn = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        op = func.overloadpacket
+        if op in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.addmm_):
+            b = args[1] if op is torch.ops.aten.mm else args[2]
+            self.kn[tuple(b.shape)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_materializations(monkeypatch, model):
+    """Counts, per projection kind, how often the LoRA Functions materialize its base weight."""
+    from tunesmith.kernels import lora
+    from tunesmith.kernels.patch.projections import lora_proj_of
+
+    names = {}
+    for name, module in model.named_modules():
+        kind = name.rsplit(".", 1)[-1]
+        if kind in TARGETS:
+            names[id(lora_proj_of(module).weight)] = kind
+    counts = Counter()
+
+    def counting(fn):
+        def wrapped(w, *args, **kwargs):
+            counts[names.get(id(w), "?")] += 1
+            return fn(w, *args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(lora, "dense_weight", counting(lora.dense_weight))
+    monkeypatch.setattr(lora, "dequantize_nf4", counting(lora.dequantize_nf4))
+    return counts
+
+
+@pytest.mark.parametrize(
+    "model_type,lean,down_gemms,dequants",
+    [
+        # lean, Llama family: the recompute skips down (no GEMM, no dequant); the recompute's q/k/v, o,
+        # gate/up weights serve the backward: each weight materialized once per layer in the backward
+        ("llama", True, 0, dict.fromkeys(TARGETS, 1)),
+        # full recompute: down's forward GEMM once per layer, every weight twice (recompute + backward)
+        ("llama", False, 1, dict.fromkeys(TARGETS, 2)),
+        # Gemma: post_feedforward_layernorm needs the MLP output, so down runs; the rest is reused
+        ("gemma2", True, 1, {**dict.fromkeys(TARGETS, 1), "down_proj": 2}),
+    ],
+)
+def test_lean_recompute_does_less(monkeypatch, model_type, lean, down_gemms, dequants):
+    """Proves the saving: down-projection forward GEMMs ([N, I] @ [I, H]) and base-weight dequants
+    during one backward of a checkpointed model, per layer."""
+    ids, labels = batch(11)
+    model = add_lora(build(model_type))
+    model.train()
+    patch_model(model, checkpointing="offload", lean_recompute=lean)
+    counts = count_materializations(monkeypatch, model)
+    loss = model(input_ids=ids, labels=labels).loss
+    assert dict(counts) == dict.fromkeys(TARGETS, 2)  # the forward: each weight once, 2 layers
+    counts.clear()
+    with MatmulShapes() as mm:
+        loss.backward()
+    cfg = model.get_base_model().config
+    assert mm.kn[(cfg.intermediate_size, cfg.hidden_size)] == 2 * down_gemms
+    assert dict(counts) == {k: 2 * v for k, v in dequants.items()}
+    unpatch_model(model)
 
 
 def test_keep_layers_unchecked_matches():
