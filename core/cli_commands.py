@@ -120,6 +120,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reward-file", help="GRPO: a .py file with def reward(prompts, completions, **columns)")
     p.add_argument("--num-generations", type=int, help="GRPO: completions sampled per prompt")
     p.add_argument("--max-completion-length", type=int, help="GRPO: max tokens per sampled completion")
+    p.add_argument(
+        "--max-prompt-length", type=int, help="GRPO: prompts longer than this (tokens) are left out"
+    )
     p.add_argument("--kl-weight", type=float, help="GRPO: KL penalty towards the base model (0 = none)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     p.add_argument("--epochs", type=float, help="passes over the data (ignored with --max-steps)")
@@ -163,6 +166,7 @@ _FLAG_TO_FIELD = {
     "reward_file": ("train", "reward_file"),
     "num_generations": ("train", "num_generations"),
     "max_completion_length": ("train", "max_completion_length"),
+    "max_prompt_length": ("train", "max_prompt_length"),
     "kl_weight": ("train", "kl_weight"),
     "lora_r": ("lora", "r"),
     "lora_alpha": ("lora", "alpha"),

@@ -253,6 +253,18 @@ SETTINGS: tuple[SettingSpec, ...] = (
         methods=("grpo",),
     ),
     SettingSpec(
+        "train.max_prompt_length",
+        "Longest prompt (GRPO)",
+        "int",
+        "GRPO only: prompts longer than this many tokens are left out of training (the log says how\n"
+        "many). Raise it if your prompts are long; longer prompts need more memory.",
+        advanced=True,
+        minimum=16,
+        maximum=32768,
+        step=64,
+        methods=("grpo",),
+    ),
+    SettingSpec(
         "train.kl_weight",
         "Stay close to the base (GRPO)",
         "float",

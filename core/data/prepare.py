@@ -96,3 +96,23 @@ def preference_rows(dataset: DatasetFile, cfg: DataConfig, seed: int) -> tuple[A
     train = Dataset.from_list([rows[i] for i in train_idx])
     evaluation = Dataset.from_list([rows[i] for i in eval_idx]) if eval_idx else None
     return train, evaluation
+
+
+def prompt_token_count(prompt: Any, tokenizer: Any) -> int:
+    """Tokens the model reads for a prompt: plain text as is, a message list through the chat template."""
+    if isinstance(prompt, str):
+        return len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+    return len(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+
+def within_prompt_limit(rows: Any, tokenizer: Any, limit: int) -> tuple[Any, int]:
+    """The rows whose prompt fits in `limit` tokens, and how many were left out.
+
+    Why leave them out rather than cut them: a prompt cut from the left loses its instructions and one
+    cut from the right loses its question, so the rewards would score answers to a prompt nobody wrote.
+    """
+    if rows is None or limit <= 0:
+        return rows, 0
+    kept = rows.filter(lambda row: prompt_token_count(row["prompt"], tokenizer) <= limit)
+    return kept, len(rows) - len(kept)

@@ -43,6 +43,8 @@ def prepare_data(config: RunConfig, tokenizer: Any, emit: Callable[[Event], None
                 )
             )
         train, evaluation = preference_rows(dataset, config.data, config.train.seed)
+        if method == "grpo":
+            train, evaluation = _prompts_within_limit(train, evaluation, tokenizer, config, path, emit)
         return RowData(train, evaluation)
     prepared = prepare_sft(dataset, tokenizer, config.data, config.train.seed)
     emit(LogLine("info", prepared.stats.summary()))
@@ -55,6 +57,30 @@ def prepare_data(config: RunConfig, tokenizer: Any, emit: Callable[[Event], None
             )
         )
     return prepared
+
+
+def _prompts_within_limit(
+    train, evaluation, tokenizer, config: RunConfig, path: Path, emit
+) -> tuple[Any, Any]:
+    """GRPO reads at most max_prompt_length prompt tokens (TRL no longer cuts them): longer rows are left out."""
+    from tunesmith.core.data.prepare import within_prompt_limit
+
+    limit = config.train.max_prompt_length
+    train, dropped = within_prompt_limit(train, tokenizer, limit)
+    evaluation, dropped_eval = within_prompt_limit(evaluation, tokenizer, limit)
+    if len(train) == 0:
+        raise ValueError(
+            f"{path.name}: every prompt is longer than max_prompt_length ({limit} tokens); raise it to train on them."
+        )
+    if dropped or dropped_eval:
+        emit(
+            LogLine(
+                "warning",
+                f"{dropped + dropped_eval} prompts in {path.name} are longer than max_prompt_length ({limit} tokens) "
+                "and were left out; raise max_prompt_length to keep them.",
+            )
+        )
+    return train, evaluation
 
 
 @dataclass
