@@ -223,7 +223,8 @@ def group_backward(dY, x2, xa, As, Bs, frozens, need, wp=None):
 
 class LoRAQKVFunction(torch.autograd.Function):
     """q, k, v projections of one input, one matmul each way; saves x, xa and the adapters (and the
-    stacked [W | B], during a recompute, for this call's backward)."""
+    stacked [W | B], during a recompute, for this call's backward).  q, k, v are returned as separate
+    tensors (not views) over one [N, sum of out] buffer."""
 
     @staticmethod
     def forward(ctx, x, qA, qB, kA, kB, vA, vB, frozen):
@@ -232,7 +233,9 @@ class LoRAQKVFunction(torch.autograd.Function):
         ctx.save_for_backward(x2, xa, qA, qB, kA, kB, vA, vB)
         ctx.frozen, ctx.wp = frozen, (wp if recomputing() else None)
         outs = y.split([_out_features(f) for f in frozen], dim=1)
-        return tuple(o.view(*x.shape[:-1], -1) for o in outs)
+        # detached: q, k, v are tensors of their own to autograd (disjoint parts of y's memory, not
+        # views), so the in-place RoPE may rotate q and k where they lie (kernels.rope.rope_)
+        return tuple(o.view(*x.shape[:-1], -1).detach() for o in outs)
 
     @staticmethod
     def backward(ctx, dq, dk, dv):

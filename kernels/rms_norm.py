@@ -76,8 +76,12 @@ def rms_norm_forward(x, weight, eps, offset, residual=None):
         raise ValueError(f"weight shape {tuple(weight.shape)} does not match the last dim {n_cols}")
     x2 = as_rows(x)
     r2 = None if residual is None else as_rows(residual.expand_as(x))
-    h2 = torch.empty_like(x2) if r2 is not None else x2
-    y2 = torch.empty_like(x2)
+    # outputs allocated in x's shape, so the Functions return tensors that are not views (a later op
+    # may then work on them in place: the in-place RoPE after Qwen3's q/k norms)
+    y = torch.empty(x.shape, device=x.device, dtype=x.dtype)
+    h = torch.empty(x.shape, device=x.device, dtype=x.dtype) if r2 is not None else x2.view(x.shape)
+    h2 = h.view(x2.shape)
+    y2 = y.view(x2.shape)
     rstd = torch.empty(x2.shape[0], device=x.device, dtype=torch.float32)
     block = row_block(n_cols, "rms_norm")
     if x2.shape[0] > 0:
@@ -85,7 +89,7 @@ def rms_norm_forward(x, weight, eps, offset, residual=None):
             x2, r2 if r2 is not None else x2, h2, y2, weight, rstd, n_cols, eps, offset,
             HAS_RES=r2 is not None, BLOCK=block, num_warps=warps_for(block),
         )  # fmt: skip
-    return y2.view(x.shape), h2.view(x.shape), rstd
+    return y, h, rstd
 
 
 def rms_norm_backward(dy, h, weight, rstd, offset, dh_in=None, want_dw=False):

@@ -4,8 +4,21 @@ Knows torch and triton only.  It takes cos and sin exactly as transformers' rota
 them ([batch or 1, seq, rot_dim]), so every rope scaling (default, linear, llama3, yarn, ...) works
 without this module knowing about it.  rot_dim may be smaller than head_dim (partial rotary): the
 remaining dims pass through.  Uses the "rotate half" layout of transformers' Llama family; it does not
-know the interleaved (GPT-J) layout.  Outputs are new tensors with the inputs' strides (q and k are
-usually views of the projection output, [batch, heads, seq, head_dim] with seq outermost in memory).
+know the interleaved (GPT-J) layout.
+
+Two entry points, same kernel and math:
+  * `rope(q, k, cos, sin)` on [batch, heads, seq, head_dim] tensors (any strides with a unit last one,
+    e.g. views of the projection output with seq outermost) returns new tensors.
+  * `rope_(q, k, cos, sin, head_dim)` rotates q and k *in place*, in the projections' own layout
+    [batch, seq, heads * head_dim] (or [batch, seq, heads, head_dim]), and its backward rotates the
+    incoming gradients in place too (the transpose of the rotation, per position; pass-through dims are
+    left as they are).  No rotated copies of q and k exist (8B at 2x2048: 40 MB per layer in the
+    forward and in the recompute, the same again for dq, dk in the backward).  Conditions, which
+    kernels.patch checks before using it: q and k are tensors of their own, not autograd views and not
+    leaves (`can_rope_inplace`: the fused q/k/v projection's outputs, or the q/k norms' outputs), nothing
+    saved them for a backward (autograd's version counter would raise), and the gradients reaching the
+    rotated q and k are not read by anything else (they come straight from the attention's backward).
+    The Function marks q and k dirty, so autograd knows they changed.
 """
 
 from __future__ import annotations
@@ -82,13 +95,16 @@ def _check(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tenso
 
 
 def rope_apply(
-    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, half: int, backward: bool
+    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, half: int, backward: bool, inplace: bool = False
 ) -> torch.Tensor:
-    """Launches the kernel on one [batch, heads, seq, head_dim] tensor; returns a new tensor."""
+    """Launches the kernel on one [batch, heads, seq, head_dim] tensor; returns a new tensor, or x
+    rotated in its own memory with `inplace` (x must then have a unit last stride and no overlap)."""
+    if inplace and x.stride(-1) != 1:
+        raise ValueError("in-place RoPE needs a unit last stride")
     if x.stride(-1) != 1:
         x = x.contiguous()
     b, n_heads, t, d = x.shape
-    y = torch.empty_like(x)
+    y = x if inplace else torch.empty_like(x)
     if y.stride(-1) != 1:
         y = torch.empty(x.shape, device=x.device, dtype=x.dtype)
     cos = cos.expand(b, t, -1).contiguous() if cos.stride(-1) != 1 else cos
@@ -98,7 +114,7 @@ def rope_apply(
     scb = 0 if cos.shape[0] == 1 else cos.stride(0)
     block_r = triton.next_power_of_2(half)
     block_h = max(1, min(triton.next_power_of_2(n_heads), 4096 // block_r))
-    block_p = 0 if 2 * half == d else triton.next_power_of_2(d - 2 * half)
+    block_p = 0 if 2 * half == d or inplace else triton.next_power_of_2(d - 2 * half)
     if x.numel() > 0:
         _rope_kernel[(b * t,)](
             x, y, cos, sin, n_heads, t, x.stride(0), x.stride(1), x.stride(2), y.stride(0), y.stride(1),
@@ -124,6 +140,84 @@ class RoPEFunction(torch.autograd.Function):
         dq = None if dq is None else rope_apply(dq, cos, sin, ctx.half, True)
         dk = None if dk is None else rope_apply(dk, cos, sin, ctx.half, True)
         return dq, dk, None, None
+
+
+def _heads(t: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """[B, T, H * D] or [B, T, H, D] -> the [B, H, T, D] view the kernel takes (no copy)."""
+    if t.dim() == 3:
+        t = t.view(t.shape[0], t.shape[1], -1, head_dim)
+    if t.dim() != 4 or t.shape[-1] != head_dim:
+        raise ValueError(f"expected [batch, seq, heads * {head_dim}] or [batch, seq, heads, {head_dim}]")
+    return t.transpose(1, 2)
+
+
+def _dense(t: torch.Tensor) -> bool:
+    """True when t's elements never share memory (sorted strides each cover the dims below; gaps are
+    fine) and its last stride is 1, so the kernel can write it in place."""
+    if t.stride(-1) != 1:
+        return False
+    expected = 1
+    for stride, size in sorted((st, sz) for sz, st in zip(t.shape, t.stride(), strict=True) if sz > 1):
+        if stride < expected:
+            return False
+        expected = stride * size
+    return True
+
+
+def can_rope_inplace(t: torch.Tensor) -> bool:
+    """True when `rope_` may rotate t in place: a tensor of its own (not an autograd view, not a leaf
+    that requires grad), floating point, with a unit last stride."""
+    return (
+        not t._is_view()
+        and not (t.is_leaf and t.requires_grad)
+        and t.dtype.is_floating_point
+        and t.dim() in (3, 4)
+        and _dense(t)
+    )
+
+
+class RoPEInplaceFunction(torch.autograd.Function):
+    """(q, k) rotated in their own memory (marked dirty); saves cos and sin only.  The backward rotates
+    dq and dk in place as well (into a copy when a gradient cannot be written: expanded, overlapping)."""
+
+    @staticmethod
+    def forward(ctx, q, k, cos, sin, head_dim):
+        q4, k4 = _heads(q, head_dim), _heads(k, head_dim)
+        half = _check(q4, k4, cos, sin)
+        rope_apply(q4, cos, sin, half, False, inplace=True)
+        rope_apply(k4, cos, sin, half, False, inplace=True)
+        ctx.mark_dirty(q, k)
+        ctx.save_for_backward(cos, sin)
+        ctx.half, ctx.head_dim = half, head_dim
+        return q, k
+
+    @staticmethod
+    def backward(ctx, dq, dk):
+        cos, sin = ctx.saved_tensors
+
+        def rotate(d):
+            if d is None:
+                return None
+            if not _dense(d):  # e.g. an expanded zero: rotate a copy
+                d = d.contiguous()
+            rope_apply(_heads(d, ctx.head_dim), cos, sin, ctx.half, True, inplace=True)
+            return d
+
+        return rotate(dq), rotate(dk), None, None, None
+
+
+def rope_(
+    q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, head_dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary embedding of q [B, T, Hq * D] and k [B, T, Hk * D] (or [B, T, H, D]) in place; returns
+    q and k themselves.  cos/sin [B or 1, T, R], R <= D = head_dim.  See the module docstring for when
+    it applies (`can_rope_inplace(q) and can_rope_inplace(k)`, and gradients not shared)."""
+    if q is k or q.data_ptr() == k.data_ptr():
+        raise ValueError("rope_ needs q and k in separate memory")
+    for name, t in (("q", q), ("k", k)):
+        if not can_rope_inplace(t):
+            raise ValueError(f"{name} cannot be rotated in place (a view, a leaf or not dense): use rope()")
+    return RoPEInplaceFunction.apply(q, k, cos, sin, int(head_dim))
 
 
 def rope(

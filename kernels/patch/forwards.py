@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..cross_entropy import fused_linear_cross_entropy
 from ..lora import lora_linear, lora_mlp, lora_qkv
 from ..rms_norm import rms_norm
-from ..rope import rope
+from ..rope import can_rope_inplace, rope, rope_
 from ..swiglu import GLUFunction
 from .projections import lora_proj_of
 
@@ -64,7 +64,9 @@ def _attention_function(self):
 
 
 def attention_forward(self, hidden_states, position_embeddings=None, attention_mask=None, **kwargs):
-    """q/k/v (fused LoRA), optional q/k RMSNorm, RoPE kernel, the model's attention function, o."""
+    """q/k/v (fused LoRA), optional q/k RMSNorm, RoPE kernel, the model's attention function, o.
+    RoPE runs in place when q and k are tensors only this forward holds (the fused projection's
+    outputs, or our q/k norms' outputs) and go straight into the attention function."""
     cache = kwargs.pop("cache", None)
     if cache is None:
         cache = kwargs.pop("past_key_values", None)
@@ -75,16 +77,22 @@ def attention_forward(self, hidden_states, position_embeddings=None, attention_m
     input_shape = hidden_states.shape[:-1]
     hidden_shape = (*input_shape, -1, self.head_dim)
     projs = [lora_proj_of(m) for m in (self.q_proj, self.k_proj, self.v_proj)]
-    if all(p is not None for p in projs):
-        q, k, v = lora_qkv(hidden_states, *projs)
+    owned = all(p is not None for p in projs)  # q, k: the fused projection's own tensors
+    if owned:
+        q, k, v = lora_qkv(hidden_states, *projs)  # [B, T, H * D] each
     else:
         q, k, v = (m(hidden_states) for m in (self.q_proj, self.k_proj, self.v_proj))
-    q, k, v = q.view(hidden_shape), k.view(hidden_shape), v.view(hidden_shape)  # [B, T, H, D]
     if getattr(self, "q_norm", None) is not None:
-        q, k = self.q_norm(q), self.k_norm(k)
-    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T, D]
+        q, k = self.q_norm(q.view(hidden_shape)), self.k_norm(k.view(hidden_shape))  # [B, T, H, D]
+        owned = owned and all(hasattr(n, "_tunesmith_stock") for n in (self.q_norm, self.k_norm))
     cos, sin = position_embeddings
-    q, k = rope(q, k, cos, sin)
+    if owned and can_rope_inplace(q) and can_rope_inplace(k):  # rotated where they lie (rope.py)
+        q, k = rope_(q, k, cos, sin, self.head_dim)
+        q, k = q.view(hidden_shape).transpose(1, 2), k.view(hidden_shape).transpose(1, 2)  # [B, H, T, D]
+    else:
+        q, k = q.view(hidden_shape).transpose(1, 2), k.view(hidden_shape).transpose(1, 2)
+        q, k = rope(q, k, cos, sin)
+    v = v.view(hidden_shape).transpose(1, 2)
     extra = {}
     window = getattr(self, "sliding_window", getattr(self.config, "sliding_window", None))
     if window is not None:

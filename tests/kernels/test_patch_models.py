@@ -67,7 +67,7 @@ def loss_and_grads(model, ids, labels):
 
 
 FUSED = {
-    "RMSNormFunctionBackward", "LoRAQKVFunctionBackward", "RoPEFunctionBackward", "LoRALinearFunctionBackward",
+    "RMSNormFunctionBackward", "LoRAQKVFunctionBackward", "RoPEInplaceFunctionBackward", "LoRALinearFunctionBackward",
     "LoRAMLPFunctionBackward", "FusedLinearCrossEntropyFunctionBackward",
 }  # fmt: skip
 
