@@ -15,6 +15,7 @@ fresh random token batches per step, identical across systems; labels = input id
   tunesmith_full  tunesmith with patch_model(lean_recompute=False): the checkpointed layers are
              recomputed in full (down projection included, every weight dequantized again in the
              backward) — the comparison point for the lean recompute, same values.
+  tunesmith_ropecopy  tunesmith with patch_model(inplace_rope=False): RoPE into new tensors.
 Prints median step time, tokens/s, peak allocated VRAM, step-1 loss per config, the longest batch-1
 context that trained, and the ratios against hf.  Writes OUTDIR/<system>.json and OUTDIR/table.md.
 """
@@ -84,10 +85,9 @@ def load(args):
         from tunesmith.kernels import patch_model
 
         cpuemb = args.system == "tunesmith_cpuemb"
-        lean = args.system != "tunesmith_full"
         notes["patch"] = patch_model(
             model, checkpointing=args.checkpointing, keep_layers=args.keep_layers, embeddings_on_cpu=cpuemb,
-            lean_recompute=lean,
+            lean_recompute=args.system != "tunesmith_full", inplace_rope=args.system != "tunesmith_ropecopy",
         ).replaced  # fmt: skip
         notes["nf4_check_max_abs_err"] = check_nf4(model)
     model.train()
@@ -154,7 +154,7 @@ def worker(args) -> None:
             json.dumps({k: v for k, v in rec.items() if k not in ("losses", "step_times_s")}),
         )
         out.write_text(json.dumps(res, indent=1))
-        if args.profile and "error" not in rec and (args.system in ("tunesmith", "tunesmith_full") or cfg == "2x2048"):
+        if args.profile and "error" not in rec and (args.system.startswith("tunesmith") or cfg == "2x2048"):
             path = Path(args.out) / f"profile_{args.system}_{cfg}.txt"
             rec["profile_top"] = profile_step(model, opt, batch(b, s, 99), path)
             out.write_text(json.dumps(res, indent=1))

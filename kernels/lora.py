@@ -263,6 +263,8 @@ class LoRAMLPFunction(torch.autograd.Function):
         x2 = x.reshape(-1, x.shape[-1])
         gu, xa, wp = group_forward(x2, (gA, uA), (gB, uB), frozen[:2])  # [N, 2I]
         lean = recomputing()
+        ctx.wp = wp if lean else None
+        del wp  # outside a recompute, freed before down's weight is dequantized
         if lean and residual_out:  # nothing reads y: the layer adds it to the residual and returns
             xa_d = None
             y = x2.new_zeros(()).expand(*x.shape[:-1], _out_features(frozen[2]))
@@ -272,7 +274,7 @@ class LoRAMLPFunction(torch.autograd.Function):
             y, xa_d = proj_forward(h, dA, dB, frozen[2], return_xa=True)
             y = y.view(*x.shape[:-1], -1)
         ctx.save_for_backward(x2, gu, xa, xa_d, gA, gB, uA, uB, dA, dB)
-        ctx.frozen, ctx.activation, ctx.wp = frozen, activation, (wp if lean else None)
+        ctx.frozen, ctx.activation = frozen, activation
         return y
 
     @staticmethod

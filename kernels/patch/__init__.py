@@ -93,6 +93,7 @@ def patch_model(
     keep_layers: int = 0,
     embeddings_on_cpu: bool = False,
     lean_recompute: bool = True,
+    inplace_rope: bool = True,
 ) -> PatchReport:
     """Patch `model` (a transformers causal LM, bare or inside peft) in place; returns the report.
 
@@ -107,6 +108,8 @@ def patch_model(
     (the MLP's down projection where the family allows it) and hands the weights it dequantizes to the
     backward of the same layer (kernels.offload, kernels.lora); False recomputes in full (same values,
     for comparison).
+    inplace_rope: rotate q and k in their own memory (kernels.rope.rope_) where the fused q/k/v
+    projection made them; False rotates into new tensors (same values, for comparison).
     """
     inner = _inner_model(model)
     old = getattr(inner, "_tunesmith_patch", None)
@@ -143,6 +146,8 @@ def patch_model(
         attrs = {"_tunesmith_offset": family.norm_offset} if kind == "rms_norm" else {}
         if kind == "mlp":
             attrs = {"_tunesmith_act": act, "_tunesmith_residual_out": family.mlp_residual_out}
+        if kind == "attention":
+            attrs = {"_tunesmith_rope_inplace": inplace_rope}
         _patch_forward(module, kind, report, **attrs)
         counts[kind] += 1
     if checkpointing is not None:

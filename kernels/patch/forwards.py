@@ -77,8 +77,9 @@ def attention_forward(self, hidden_states, position_embeddings=None, attention_m
     input_shape = hidden_states.shape[:-1]
     hidden_shape = (*input_shape, -1, self.head_dim)
     projs = [lora_proj_of(m) for m in (self.q_proj, self.k_proj, self.v_proj)]
-    owned = all(p is not None for p in projs)  # q, k: the fused projection's own tensors
-    if owned:
+    fused = all(p is not None for p in projs)
+    owned = fused and self._tunesmith_rope_inplace  # q, k: the fused projection's own tensors
+    if fused:
         q, k, v = lora_qkv(hidden_states, *projs)  # [B, T, H * D] each
     else:
         q, k, v = (m(hidden_states) for m in (self.q_proj, self.k_proj, self.v_proj))
