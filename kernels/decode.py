@@ -104,7 +104,7 @@ class FastGenerator:
             nxt = next_tokens(logits, sampling, generator)
             nxt = torch.where(st.finished, pad, nxt)
             st.out.index_copy_(1, st.step, nxt[:, None])
-            st.finished |= torch.isin(nxt, eos)
+            st.finished |= (nxt[:, None] == eos).any(dim=1)
             st.tok.copy_(nxt)
             st.step += 1
 
@@ -128,7 +128,7 @@ class FastGenerator:
     @staticmethod
     def _kept(out: torch.Tensor, eos: torch.Tensor) -> int:
         """Steps transformers would have run: up to the step where the last row ended."""
-        hit = torch.isin(out, eos)
+        hit = (out[..., None] == eos).any(dim=-1)
         if not bool(hit.any(dim=1).all()):
             return out.shape[1]
         return int(hit.int().argmax(dim=1).max()) + 1

@@ -192,6 +192,9 @@ def _inner(model):
 def _projs(modules) -> Projs | str:
     weights, biases, adapters = [], [], []
     for m in modules:
+        qs = getattr(getattr(getattr(m, "base_layer", m), "weight", None), "quant_state", None)
+        if getattr(qs, "packing_format_for_cpu", False):
+            return "bitsandbytes repacked a 4-bit weight for its CPU kernel (not the NF4 layout)"
         p = lora_proj_of(m)
         if p is None:
             return f"{type(m).__name__} projection the fused path cannot read (merged, several adapters, dropout, ...)"
