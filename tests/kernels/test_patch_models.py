@@ -225,6 +225,14 @@ def test_lean_recompute_does_less(monkeypatch, model_type, lean, down_gemms, deq
     unpatch_model(model)
 
 
+@pytest.mark.parametrize("model_type", ["llama", "qwen3"])
+def test_sdpa_with_offload_checkpointing_matches(model_type):
+    """The benchmark's path: SDPA attention on in-place rotated q/k (strided views of the fused
+    projection's buffer), lean recompute, against the stock SDPA model."""
+    ids, labels = batch(14)
+    compare(add_lora(build(model_type, attn="sdpa")), ids, labels, checkpointing="offload")
+
+
 def test_rope_into_new_tensors_option_matches():
     ids, labels = batch(13)
     compare(add_lora(build("qwen3")), ids, labels, inplace_rope=False)
