@@ -102,6 +102,9 @@ class TrainSettings:
     rewards: list[str] = field(default_factory=list)
     # A Python file with your own reward function(s): def reward(prompts, completions, **columns).
     reward_file: str | None = None
+    # GRPO: make the completions with Tunesmith's KV-cached sampler (the tokens transformers' generate
+    # would make, without its per-token overhead) when our kernels run on a GPU.  Off = TRL's generate.
+    fast_rollout: bool = True
 
 
 @dataclass

@@ -229,9 +229,13 @@ def _build_grpo(config: RunConfig, loaded: Any, data: Any, output_dir: Path, cal
         max_completion_length=t.max_completion_length,
         temperature=1.0,
     )
-    return _make_trainer(
+    trainer = _make_trainer(
         GRPOTrainer, args, loaded, data, callbacks, reward_funcs=build_rewards(t.rewards, t.reward_file)
     )
+    from tunesmith.core.training.rollout import install_fast_rollout
+
+    trainer.tunesmith_rollout = install_fast_rollout(trainer, loaded, enabled=t.fast_rollout)
+    return trainer
 
 
 def _build_sft(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
