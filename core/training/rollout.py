@@ -139,8 +139,17 @@ class FastRollout:
                 log.info("GRPO rollouts: transformers generate for this call (%s)", reason)
             self.calls["stock"] += 1
             return self.stock(*args, **kwargs)
+        try:
+            out = run()
+        except Exception as exc:  # a rollout must not stop training: say so once, then generate stock
+            key = f"{type(exc).__name__}: {exc}"
+            if key not in self._said:
+                self._said.add(key)
+                log.warning("GRPO rollouts: the fast sampler failed (%s); transformers generate instead", key)
+            self.calls["stock"] += 1
+            return self.stock(*args, **kwargs)
         self.calls["fast"] += 1
-        return run()
+        return out
 
     def _plan(self, args, kwargs):
         import torch
