@@ -80,6 +80,70 @@ def _nf4_mm_kernel(
     tl.store(Y + rm[None, :] * sym + rn[:, None], y, mask=omask)
 
 
+@triton.jit
+def _nf4_mm_aligned_kernel(
+    X, PACKED, ABSMAX, CODE, ABSMAX2, CODE2, BIAS, ADD, Y, M, N, K, sxm, sam, sym, blocksize2, offset,
+    BS: tl.constexpr, NESTED: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr,
+    IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    """The same product when K is a multiple of the quantization block BS (and BLOCK_K of BS): every
+    row starts on a block, so each program reads whole bytes and one absmax per block.  Byte i of row n's
+    chunk at k0 holds W[n, k0 + 2i] (high nibble) and W[n, k0 + 2i + 1] (low nibble); instead of
+    interleaving the two halves, x is split the same way:
+
+        acc[n, m] += sum_i W[n, k0 + 2i] x[m, k0 + 2i] + sum_i W[n, k0 + 2i + 1] x[m, k0 + 2i + 1]
+        W[n, k]    = code[nibble] * absmax[(n K + k) // BS]   (absmax decoded as above when nested)
+    """
+    HALF: tl.constexpr = BLOCK_K // 2
+    NB: tl.constexpr = BLOCK_K // BS
+    pid = tl.program_id(0)
+    rn = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+    rm = tl.arange(0, BLOCK_M)
+    nmask = rn < N
+    mmask = rm < M
+    byte0 = rn.to(tl.int64)[:, None] * (K // 2)
+    blk0 = rn.to(tl.int64)[:, None] * (K // BS)
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        ri = tl.arange(0, HALF)
+        bmask = nmask[:, None] & ((k0 // 2 + ri)[None, :] < K // 2)
+        byte = tl.load(PACKED + byte0 + k0 // 2 + ri[None, :], mask=bmask, other=0).to(tl.int32)
+        rb = tl.arange(0, NB)
+        amask = nmask[:, None] & ((k0 // BS + rb)[None, :] < K // BS)
+        blk = blk0 + k0 // BS + rb[None, :]  # [BLOCK_N, NB]
+        if NESTED:
+            q = tl.load(ABSMAX + blk, mask=amask, other=0).to(tl.int32)
+            a = tl.load(CODE2 + q, mask=amask, other=0.0) * tl.load(
+                ABSMAX2 + blk // blocksize2, mask=amask, other=0.0
+            )
+            a = a + offset
+        else:
+            a = tl.load(ABSMAX + blk, mask=amask, other=0.0)
+        a = a[:, :, None]  # [BLOCK_N, NB, 1] against [BLOCK_N, NB, BS / 2] nibbles
+        hi = tl.reshape(tl.load(CODE + (byte >> 4)), (BLOCK_N, NB, BS // 2)) * a
+        lo = tl.reshape(tl.load(CODE + (byte & 15)), (BLOCK_N, NB, BS // 2)) * a
+        hi = tl.reshape(hi, (BLOCK_N, HALF))
+        lo = tl.reshape(lo, (BLOCK_N, HALF))
+        kx = k0 + 2 * ri
+        xmask = (kx < K)[:, None] & mmask[None, :]
+        xe = tl.load(X + rm[None, :] * sxm + kx[:, None], mask=xmask, other=0.0)  # [HALF, BLOCK_M]
+        xo = tl.load(X + rm[None, :] * sxm + kx[:, None] + 1, mask=xmask, other=0.0)
+        if IEEE:
+            acc += tl.dot(hi.to(xe.dtype).to(tl.float32), xe.to(tl.float32), input_precision="ieee")
+            acc += tl.dot(lo.to(xo.dtype).to(tl.float32), xo.to(tl.float32), input_precision="ieee")
+        else:
+            acc += tl.dot(hi.to(xe.dtype), xe)
+            acc += tl.dot(lo.to(xo.dtype), xo)
+    if HAS_BIAS:
+        acc += tl.load(BIAS + rn, mask=nmask, other=0.0).to(tl.float32)[:, None]
+    y = acc.to(Y.dtype.element_ty)
+    omask = nmask[:, None] & mmask[None, :]
+    if HAS_ADD:
+        add = tl.load(ADD + rm[None, :] * sam + rn[:, None], mask=omask, other=0.0)
+        y = (y.to(tl.float32) + add.to(tl.float32)).to(Y.dtype.element_ty)
+    tl.store(Y + rm[None, :] * sym + rn[:, None], y, mask=omask)
+
+
 # On the GPU the tile is tuned per weight shape (a handful in a model: q, k/v, o, gate/up, down).
 _nf4_mm_tuned = triton.autotune(
     configs=[
@@ -97,6 +161,23 @@ _nf4_mm_tuned = triton.autotune(
     ],  # fmt: skip
     key=["M", "N", "K", "BLOCK_M"],
 )(_nf4_mm_kernel)
+
+_nf4_mm_aligned_tuned = triton.autotune(
+    configs=[
+        triton.Config({"BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=st)
+        for bn, bk, w, st in [
+            (16, 256, 4, 3),
+            (16, 512, 4, 3),
+            (32, 256, 4, 3),
+            (32, 512, 4, 3),
+            (32, 512, 8, 2),
+            (64, 256, 4, 3),
+            (64, 512, 8, 2),
+            (16, 1024, 4, 2),
+        ]
+    ],  # fmt: skip
+    key=["M", "N", "K", "BLOCK_M", "BS"],
+)(_nf4_mm_aligned_kernel)
 
 _CPU_BLOCK_N, _CPU_BLOCK_K = 16, 64  # under the interpreter
 
@@ -131,11 +212,13 @@ def nf4_matmul(
     bias: torch.Tensor | None = None,
     add: torch.Tensor | None = None,
     out: torch.Tensor | None = None,
+    aligned: bool = True,
 ) -> torch.Tensor:
     """round(round(x @ dequant(w)^T + bias) + add) in x's dtype, for x [M <= 64, K] and w of shape [N, K].
 
     `add` [M, N] (e.g. a LoRA term) and `out` [M, N] may be column slices of wider buffers (unit column
     stride, any row stride).  No autograd: the weight is frozen and this is an inference op.
+    aligned=False forces the general kernel (for tests; the aligned one runs when K % blocksize == 0).
     """
     m, n, k = _check(x, w, bias, add, out)
     if out is None:
@@ -154,7 +237,16 @@ def nf4_matmul(
         NESTED=w.nested, HAS_BIAS=bias is not None, HAS_ADD=add is not None, IEEE=x.dtype == torch.float32 or not x.is_cuda,
         BLOCK_M=block_m,
     )  # fmt: skip
-    if x.is_cuda:
+    bs = w.blocksize
+    if aligned and k % bs == 0 and bs >= 2 and bs & (bs - 1) == 0 and bs <= 256:
+        args = args[:15] + args[16:]  # the aligned kernel takes the block size as a constexpr
+        if x.is_cuda:
+            _nf4_mm_aligned_tuned[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)](*args, BS=bs, **flags)
+        else:
+            block_k = max(_CPU_BLOCK_K, bs)
+            grid = (triton.cdiv(n, _CPU_BLOCK_N),)
+            _nf4_mm_aligned_kernel[grid](*args, BS=bs, **flags, BLOCK_N=_CPU_BLOCK_N, BLOCK_K=block_k)
+    elif x.is_cuda:
         _nf4_mm_tuned[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)](*args, **flags)
     else:
         grid = (triton.cdiv(n, _CPU_BLOCK_N),)

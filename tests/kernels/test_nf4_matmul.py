@@ -36,6 +36,21 @@ def test_fp32_matches_dequantize_then_matmul(nested, m, n, k):
     x = torch.randn(m, k)
     ref = x @ dequantize_nf4(w).t()
     assert_close("y", nf4_matmul(x, w), ref, rtol=1e-6)
+    assert_close("y general", nf4_matmul(x, w, aligned=False), ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("nested", [True, False])
+@pytest.mark.parametrize(
+    "m,n,k,blocksize", [(1, 37, 192, 64), (3, 21, 640, 128), (17, 18, 768, 256), (5, 40, 320, 64)]
+)
+def test_block_aligned_rows(nested, m, n, k, blocksize):
+    """K a multiple of the block (the usual case): whole bytes and one absmax per block; K not a multiple
+    of the kernel's tile (192, 320 with 64-element blocks; 640 with 128) leaves a partial last tile."""
+    w = quantized(n, k, blocksize=blocksize, nested=nested, seed=3)
+    x = torch.randn(m, k)
+    bias, add = torch.randn(n), torch.randn(m, n)
+    ref = x @ dequantize_nf4(w).t() + bias + add
+    assert_close("y", nf4_matmul(x, w, bias=bias, add=add), ref, rtol=1e-6)
 
 
 def test_bias_add_and_strided_slices():
