@@ -85,6 +85,7 @@ def _nf4_mm_aligned_kernel(
     X, PACKED, ABSMAX, CODE, ABSMAX2, CODE2, BIAS, ADD, Y, M, N, K, sxm, sam, sym, blocksize2, offset,
     BS: tl.constexpr, NESTED: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr,
     IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    GATHER: tl.constexpr,
 ):  # fmt: skip
     """The same product when K is a multiple of the quantization block BS (and BLOCK_K of BS): every
     row starts on a block, so each program reads whole bytes and one absmax per block.  Byte i of row n's
@@ -93,6 +94,9 @@ def _nf4_mm_aligned_kernel(
 
         acc[n, m] += sum_i W[n, k0 + 2i] x[m, k0 + 2i] + sum_i W[n, k0 + 2i + 1] x[m, k0 + 2i + 1]
         W[n, k]    = code[nibble] * absmax[(n K + k) // BS]   (absmax decoded as above when nested)
+
+    GATHER loads the absmax per byte; otherwise per block, broadcast by reshaping the tile to
+    [BLOCK_N, blocks, BS / 2] (fewer loads, a layout change): the autotuner picks per shape.
     """
     HALF: tl.constexpr = BLOCK_K // 2
     NB: tl.constexpr = BLOCK_K // BS
@@ -108,9 +112,14 @@ def _nf4_mm_aligned_kernel(
         ri = tl.arange(0, HALF)
         bmask = nmask[:, None] & ((k0 // 2 + ri)[None, :] < K // 2)
         byte = tl.load(PACKED + byte0 + k0 // 2 + ri[None, :], mask=bmask, other=0).to(tl.int32)
-        rb = tl.arange(0, NB)
-        amask = nmask[:, None] & ((k0 // BS + rb)[None, :] < K // BS)
-        blk = blk0 + k0 // BS + rb[None, :]  # [BLOCK_N, NB]
+        if GATHER:  # one absmax load per byte (from L1): no reshape of the tile
+            rb = (k0 + 2 * ri) // BS
+            amask = bmask
+            blk = blk0 + rb[None, :]  # [BLOCK_N, HALF]
+        else:  # one absmax load per block, broadcast over its BS / 2 bytes
+            rb = k0 // BS + tl.arange(0, NB)
+            amask = nmask[:, None] & (rb[None, :] < K // BS)
+            blk = blk0 + rb[None, :]  # [BLOCK_N, NB]
         if NESTED:
             q = tl.load(ABSMAX + blk, mask=amask, other=0).to(tl.int32)
             a = tl.load(CODE2 + q, mask=amask, other=0.0) * tl.load(
@@ -119,11 +128,15 @@ def _nf4_mm_aligned_kernel(
             a = a + offset
         else:
             a = tl.load(ABSMAX + blk, mask=amask, other=0.0)
-        a = a[:, :, None]  # [BLOCK_N, NB, 1] against [BLOCK_N, NB, BS / 2] nibbles
-        hi = tl.reshape(tl.load(CODE + (byte >> 4)), (BLOCK_N, NB, BS // 2)) * a
-        lo = tl.reshape(tl.load(CODE + (byte & 15)), (BLOCK_N, NB, BS // 2)) * a
-        hi = tl.reshape(hi, (BLOCK_N, HALF))
-        lo = tl.reshape(lo, (BLOCK_N, HALF))
+        if GATHER:
+            hi = tl.load(CODE + (byte >> 4)) * a
+            lo = tl.load(CODE + (byte & 15)) * a
+        else:
+            a = a[:, :, None]  # [BLOCK_N, NB, 1] against [BLOCK_N, NB, BS / 2] nibbles
+            hi = tl.reshape(tl.load(CODE + (byte >> 4)), (BLOCK_N, NB, BS // 2)) * a
+            lo = tl.reshape(tl.load(CODE + (byte & 15)), (BLOCK_N, NB, BS // 2)) * a
+            hi = tl.reshape(hi, (BLOCK_N, HALF))
+            lo = tl.reshape(lo, (BLOCK_N, HALF))
         kx = k0 + 2 * ri
         xmask = (kx < K)[:, None] & mmask[None, :]
         xe = tl.load(X + rm[None, :] * sxm + kx[:, None], mask=xmask, other=0.0)  # [HALF, BLOCK_M]
@@ -164,7 +177,7 @@ _nf4_mm_tuned = triton.autotune(
 
 _nf4_mm_aligned_tuned = triton.autotune(
     configs=[
-        triton.Config({"BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=st)
+        triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "GATHER": g}, num_warps=w, num_stages=st)
         for bn, bk, w, st in [
             (16, 256, 4, 3),
             (16, 512, 4, 3),
@@ -175,11 +188,13 @@ _nf4_mm_aligned_tuned = triton.autotune(
             (64, 512, 8, 2),
             (16, 1024, 4, 2),
         ]
+        for g in (True, False)
     ],  # fmt: skip
     key=["M", "N", "K", "BLOCK_M", "BS"],
 )(_nf4_mm_aligned_kernel)
 
 _CPU_BLOCK_N, _CPU_BLOCK_K = 16, 64  # under the interpreter
+_CPU_GATHER = False  # tests flip it to run both absmax forms
 
 
 def _check(x: torch.Tensor, w: NF4Weight, bias, add, out) -> tuple[int, int, int]:
@@ -245,7 +260,9 @@ def nf4_matmul(
         else:
             block_k = max(_CPU_BLOCK_K, bs)
             grid = (triton.cdiv(n, _CPU_BLOCK_N),)
-            _nf4_mm_aligned_kernel[grid](*args, BS=bs, **flags, BLOCK_N=_CPU_BLOCK_N, BLOCK_K=block_k)
+            _nf4_mm_aligned_kernel[grid](
+                *args, BS=bs, **flags, BLOCK_N=_CPU_BLOCK_N, BLOCK_K=block_k, GATHER=_CPU_GATHER
+            )
     elif x.is_cuda:
         _nf4_mm_tuned[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)](*args, **flags)
     else:

@@ -13,6 +13,7 @@ pytestmark = pytest.mark.skipif(
     os.environ.get("TRITON_INTERPRET") == "0", reason="quantizes on the CPU: runs under the interpreter"
 )
 
+import tunesmith.kernels.nf4_matmul as nf4_matmul_module  # noqa: E402
 from tunesmith.kernels.nf4 import NF4Weight, dequantize_nf4  # noqa: E402
 from tunesmith.kernels.nf4_matmul import nf4_matmul  # noqa: E402
 
@@ -43,9 +44,11 @@ def test_fp32_matches_dequantize_then_matmul(nested, m, n, k):
 @pytest.mark.parametrize(
     "m,n,k,blocksize", [(1, 37, 192, 64), (3, 21, 640, 128), (17, 18, 768, 256), (5, 40, 320, 64)]
 )
-def test_block_aligned_rows(nested, m, n, k, blocksize):
+@pytest.mark.parametrize("gather", [False, True])
+def test_block_aligned_rows(nested, m, n, k, blocksize, gather, monkeypatch):
     """K a multiple of the block (the usual case): whole bytes and one absmax per block; K not a multiple
     of the kernel's tile (192, 320 with 64-element blocks; 640 with 128) leaves a partial last tile."""
+    monkeypatch.setattr(nf4_matmul_module, "_CPU_GATHER", gather)
     w = quantized(n, k, blocksize=blocksize, nested=nested, seed=3)
     x = torch.randn(m, k)
     bias, add = torch.randn(n), torch.randn(m, n)
