@@ -10,6 +10,7 @@ end, so both make every token), sampling at temperature 1:
   (a) `model.generate` on the peft model   (b) our FastGenerator, CUDA graph   (c) ours without graph
 and prints ms per token step, total seconds and peak VRAM of each, plus greedy agreement of the first
 --check tokens between (a) and (b).  Run with TRITON_INTERPRET=0 and bitsandbytes on PYTHONPATH.
+Without a GPU (TRITON_INTERPRET=1, a tiny model) it loads the model dense: a smoke test of the script.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def load(path: str):
                            bnb_4bit_compute_dtype=torch.bfloat16)  # fmt: skip
     model = AutoModelForCausalLM.from_pretrained(
         path,
-        quantization_config=q,
+        quantization_config=q if CUDA else None,  # bitsandbytes repacks 4-bit weights for its CPU kernel
         dtype=torch.bfloat16,
         attn_implementation="sdpa",
         device_map={"": 0 if CUDA else "cpu"},
