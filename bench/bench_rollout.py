@@ -81,8 +81,9 @@ def step_logits(model, gen, ids, mask, eos, pad):
     stock_step = type(dec).step
 
     def spy(*a):
-        got["logits"] = stock_step(dec, *a).clone()
-        return got["logits"]
+        out = stock_step(dec, *a)
+        got["logits"] = out.clone()  # before the sampler bans EOS in place (min_new_tokens)
+        return out
 
     dec.step = spy
     try:

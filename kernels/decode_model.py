@@ -16,6 +16,7 @@ capture it in a CUDA graph.  It does not sample and does not know generation con
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -53,24 +54,32 @@ class Projs:
         self.outs = [int(w.shape[0]) for w in self.weights]
         self.adapters = [a if a is not None and a[0].shape[0] > 0 else None for a in self.adapters]
 
+    @torch.no_grad()
     def refresh(self) -> None:
-        """Copy the live A and B into the buffers (allocated at the first call)."""
+        """Copy the live A and B into the buffers (allocated at the first call).  A scaling that is a
+        power of two is folded into B (exact: x 2^e commutes with every rounding); others stay a
+        per-column multiply after the matmul, as peft applies them."""
         live = [a for a in self.adapters if a is not None]
         if not live:
             return
+        fold = all(math.frexp(a[2])[0] == 0.5 for a in live)
         if self.a_cat is None:
             a0 = live[0][0]
             rank = sum(a[0].shape[0] for a in live)
             self.a_cat = torch.zeros(rank, a0.shape[1], dtype=a0.dtype, device=a0.device)
             self.b_bd = torch.zeros(sum(self.outs), rank, dtype=a0.dtype, device=a0.device)
-            self.scale = torch.zeros(sum(self.outs), dtype=a0.dtype, device=a0.device)
+            if not fold:
+                self.scale = torch.zeros(sum(self.outs), dtype=a0.dtype, device=a0.device)
         r0 = n0 = 0
         for a, n in zip(self.adapters, self.outs, strict=True):
             if a is not None:
                 r = a[0].shape[0]
                 self.a_cat[r0 : r0 + r].copy_(a[0])
-                self.b_bd[n0 : n0 + n, r0 : r0 + r].copy_(a[1])
-                self.scale[n0 : n0 + n] = a[2]
+                if fold:
+                    torch.mul(a[1], a[2], out=self.b_bd[n0 : n0 + n, r0 : r0 + r])
+                else:
+                    self.b_bd[n0 : n0 + n, r0 : r0 + r].copy_(a[1])
+                    self.scale[n0 : n0 + n] = a[2]
                 r0 += r
             n0 += n
 
@@ -84,7 +93,8 @@ class Projs:
         lo = None
         if self.a_cat is not None:
             xa = x.to(self.a_cat.dtype) @ self.a_cat.t()
-            lo = ((xa @ self.b_bd.t()) * self.scale).to(x.dtype)
+            lo = xa @ self.b_bd.t()
+            lo = (lo if self.scale is None else lo * self.scale).to(x.dtype)
         y = torch.empty(x.shape[0], sum(self.outs), device=x.device, dtype=x.dtype)
         n0 = 0
         for w, b, n in zip(self.weights, self.biases, self.outs, strict=True):

@@ -32,7 +32,7 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 NEW = 20
 
 
-def build(model_type):
+def build(model_type, alpha=8):
     torch.manual_seed(0)
     cfg = transformers.AutoConfig.for_model(model_type, **COMMON, **CONFIGS[model_type])
     model = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").float()
@@ -40,7 +40,7 @@ def build(model_type):
         p.data.add_(0.05 * torch.randn_like(p))
         p.requires_grad_(False)
     lcfg = peft.LoraConfig(
-        r=4, lora_alpha=8, lora_dropout=0.0, target_modules=TARGETS, init_lora_weights=False
+        r=4, lora_alpha=alpha, lora_dropout=0.0, target_modules=TARGETS, init_lora_weights=False
     )
     model = peft.get_peft_model(model, lcfg)
     patch_model(model)
@@ -169,3 +169,24 @@ def test_unsupported_family_says_why():
     assert "gpt2" in gen.unsupported()
     with pytest.raises(UnsupportedModel):
         gen.generate(torch.ones(1, 3, dtype=torch.long), max_new_tokens=2)
+
+
+@pytest.mark.parametrize("alpha", [8, 6])
+def test_projection_groups_equal_peft_modules(alpha):
+    """Scaling 2 (folded into B) and 1.5 (applied after the matmul): each group's output is peft's."""
+    model = build("llama", alpha)
+    gen = FastGenerator(model)
+    assert gen.unsupported() is None
+    gen._decoder.refresh()
+    layer = model.get_base_model().model.layers[1]
+    groups = gen._decoder.layers[1]
+    x = torch.randn(3, 64)
+    with torch.no_grad():
+        for group, mods in (
+            (groups.qkv, ("q_proj", "k_proj", "v_proj")),
+            (groups.gate_up, ("gate_proj", "up_proj")),
+        ):
+            parent = layer.self_attn if mods[0] == "q_proj" else layer.mlp
+            ref = torch.cat([getattr(parent, m)(x) for m in mods], dim=1)
+            torch.testing.assert_close(group(x), ref, rtol=1e-5, atol=1e-6)
+    assert (groups.qkv.scale is None) == (alpha == 8)
