@@ -171,7 +171,9 @@ class Decoder:
         """
         b, d, hq, hkv = tok.shape[0], self.head_dim, self.n_heads, self.n_kv
         x = self.embed(tok)  # [B, H]
-        mask = key_ok[:, None, None, :]  # [B, 1, 1, L]
+        # [B, 1, 1, L] additive mask, made once per step (SDPA would convert a bool mask in every layer)
+        mask = torch.zeros(key_ok.shape, device=key_ok.device, dtype=self.dtype)
+        mask = mask.masked_fill_(~key_ok, float("-inf"))[:, None, None, :]
         for i, layer in enumerate(self.layers):
             h = rms_norm(x, layer.ln1, layer.eps)
             qkv = layer.qkv(h)  # [B, (Hq + 2 Hkv) D]
