@@ -165,6 +165,8 @@ class FastGenerator:
             input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
         )
         cache = out.past_key_values
+        if cache is None:  # e.g. gradient checkpointing left on in training mode drops the cache
+            raise UnsupportedModel("the model's forward returned no KV cache for the prompt")
         for i in range(len(dec.layers)):
             k, v = _layer_kv(cache, i)
             st.cache_k[i, :, :, :p].copy_(k)
