@@ -190,3 +190,21 @@ def test_projection_groups_equal_peft_modules(alpha):
             ref = torch.cat([getattr(parent, m)(x) for m in mods], dim=1)
             torch.testing.assert_close(group(x), ref, rtol=1e-5, atol=1e-6)
     assert (groups.qkv.scale is None) == (alpha == 8)
+
+
+def test_reused_generator_follows_in_place_adapter_updates():
+    """GRPO's case: one generator across optimizer steps that change A and B in place."""
+    model = build("qwen3")
+    ids, mask = prompts()
+    gen = FastGenerator(model)
+    greedy = Sampling(do_sample=False)
+    first = gen.generate(ids, mask, max_new_tokens=8, sampling=greedy, pad_token_id=0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    ref = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=8, do_sample=False, eos_token_id=None,
+                         pad_token_id=0)  # fmt: skip
+    got = gen.generate(ids, mask, max_new_tokens=8, sampling=greedy, pad_token_id=0)
+    assert got.tolist() == ref.tolist()
+    assert got.tolist() != first.tolist(), "the update should change the completions"
