@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .decode_ops import qk_rope_to_cache
 from .nf4 import NF4Weight
 from .nf4_matmul import MAX_ROWS, nf4_matmul
 from .patch.projections import lora_proj_of
@@ -142,6 +143,7 @@ class Decoder:
     window: int | None
     dtype: torch.dtype
     device: torch.device
+    fused_prologue: bool = True  # False: the separate norm / rope / cache-write ops (for comparison)
 
     def groups(self) -> list[Projs]:
         return [p for layer in self.layers for p in (layer.qkv, layer.o, layer.gate_up, layer.down)]
@@ -177,14 +179,18 @@ class Decoder:
         for i, layer in enumerate(self.layers):
             h = rms_norm(x, layer.ln1, layer.eps)
             qkv = layer.qkv(h)  # [B, (Hq + 2 Hkv) D]
-            q = qkv[:, : hq * d].view(b, hq, d)
-            k = qkv[:, hq * d : (hq + hkv) * d].view(b, hkv, d)
-            v = qkv[:, (hq + hkv) * d :].view(b, hkv, 1, d)
-            if layer.q_norm is not None:
-                q, k = rms_norm(q, layer.q_norm, layer.qk_eps), rms_norm(k, layer.k_norm, layer.qk_eps)
-            q, k = rope(q.reshape(b, hq, 1, d), k.reshape(b, hkv, 1, d), cos, sin)  # [B, H, 1, D]
-            cache_k[i].index_copy_(2, slot, k)
-            cache_v[i].index_copy_(2, slot, v)
+            if self.fused_prologue:  # q/k norms, rope and the cache write in one kernel
+                q = qk_rope_to_cache(qkv, hq, hkv, layer.q_norm, layer.k_norm, layer.qk_eps, cos[:, 0], sin[:, 0],
+                                     cache_k[i], cache_v[i], slot)  # fmt: skip
+            else:
+                q = qkv[:, : hq * d].view(b, hq, d)
+                k = qkv[:, hq * d : (hq + hkv) * d].view(b, hkv, d)
+                v = qkv[:, (hq + hkv) * d :].view(b, hkv, 1, d)
+                if layer.q_norm is not None:
+                    q, k = rms_norm(q, layer.q_norm, layer.qk_eps), rms_norm(k, layer.k_norm, layer.qk_eps)
+                q, k = rope(q.reshape(b, hq, 1, d), k.reshape(b, hkv, 1, d), cos, sin)  # [B, H, 1, D]
+                cache_k[i].index_copy_(2, slot, k)
+                cache_v[i].index_copy_(2, slot, v)
             qg = q.reshape(b, hkv, hq // hkv, d)  # query heads of one kv head as its query rows
             att = F.scaled_dot_product_attention(
                 qg, cache_k[i], cache_v[i], attn_mask=mask, scale=self.scaling
