@@ -8,6 +8,7 @@ given small random values so the adapters count), patches it with `tunesmith.ker
 for 1 prompt of --prompt-len random tokens x --seqs sequences x --new new tokens (EOS banned until the
 end, so both make every token), sampling at temperature 1:
   (a) `model.generate` on the peft model   (b) our FastGenerator, CUDA graph   (c) ours without graph
+  (d) ours with the graph but the attention prologue as separate ops (the fused kernel's gain)
 and prints ms per token step, total seconds and peak VRAM of each, plus greedy agreement of the first
 --check tokens between (a) and (b).  Run with TRITON_INTERPRET=0 and bitsandbytes on PYTHONPATH.
 Without a GPU (TRITON_INTERPRET=1, a tiny model) it loads the model dense: a smoke test of the script.
@@ -185,6 +186,16 @@ def main():
                 f"(c) fast, no graph:        {s:.2f} s, {1000 * s / n:.2f} ms/token, peak {mem:.2f} GiB",
                 flush=True,
             )
+            sep = FastGenerator(
+                model
+            )  # (d): the attention prologue as separate ops (norms, rope, cache write)
+            sep.unsupported()
+            sep._decoder.fused_prologue = False
+            ours(n, Sampling(), sep)
+            out, s, mem = timed(lambda: ours(n, Sampling(), sep))
+            res["fast_separate_prologue"] = {"total_s": s, "ms_per_token": 1000 * s / n, "peak_gib": mem}
+            print(f"(d) fast, graph, prologue unfused: {s:.2f} s, {1000 * s / n:.2f} ms/token", flush=True)
+            del sep
             if "hf" in res:
                 res["speedup"] = res["hf"]["total_s"] / res["fast"]["total_s"]
                 print(f"speed-up (a)/(b): {res['speedup']:.1f}x", flush=True)
