@@ -12,12 +12,15 @@ It does not know generation configs or trainers: the caller maps its settings on
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 
 from .decode_model import Decoder, read_decoder
 from .sampling import Sampling, next_tokens
+
+log = logging.getLogger(__name__)
 
 CACHE_ROUND = 64  # cache length rounded up, so prompts of similar lengths reuse one captured graph
 SYNC_EVERY = 8  # steps between host checks of "every row has ended"
@@ -192,9 +195,18 @@ class FastGenerator:
                     step()  # the real step (Triton autotunes here), on a side stream as capture wants
                 torch.cuda.current_stream().wait_stream(stream)
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
-                    step()  # recorded, not run
+                try:
+                    with torch.cuda.graph(graph):
+                        step()  # recorded, not run
+                except Exception as exc:  # e.g. an allocator setting capture refuses: stay eager
+                    log.warning("fast sampler: CUDA graph capture failed (%s); running eagerly", exc)
+                    self.cuda_graph = False
+                    state["eager_only"] = True
+                    return
                 self._graph, self._graph_key = graph, key
+                return
+            if state.get("eager_only"):
+                step()
                 return
             self._graph.replay()
 
