@@ -137,6 +137,9 @@ class TrainingRun:
         )
         if getattr(self.trainer, "tunesmith_log_probs", False):
             self._emit(LogLine("info", "Token log-probs from the LM head: Tunesmith's fused kernel"))
+        rollout = getattr(self.trainer, "tunesmith_rollout", None)
+        if isinstance(rollout, str):  # GRPO: which sampler writes the completions
+            self._emit(LogLine("info", rollout))
 
     def train(self) -> None:
         checkpoint = self._checkpoint_to_resume()
