@@ -141,6 +141,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-name", help="name of the run folder")
     p.add_argument("--skip-invalid", action="store_true", help="train on the good rows, skip broken ones")
     p.add_argument("--no-kernels", action="store_true", help="use stock transformers (no Triton kernels)")
+    p.add_argument(
+        "--no-fast-rollout", action="store_true", help="GRPO: sample with transformers' generate (slower)"
+    )
     p.add_argument("--quiet", action="store_true", help="print only the final result")
     p.set_defaults(handler=run_train)
 
@@ -188,6 +191,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             setattr(getattr(config, section) if section else config, name, value)
     if args.skip_invalid:
         config.data.skip_invalid = True
+    if args.no_fast_rollout:
+        config.train.fast_rollout = False
     if args.no_kernels:
         config.model.patch_kernels = False
     if args.full:

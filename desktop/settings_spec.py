@@ -265,6 +265,15 @@ SETTINGS: tuple[SettingSpec, ...] = (
         methods=("grpo",),
     ),
     SettingSpec(
+        "train.fast_rollout",
+        "Fast answer writing (GRPO)",
+        "bool",
+        "GRPO only, NVIDIA GPUs: write the answers with Tunesmith's fast sampler (several times\n"
+        "faster, same model). Turn off to use the standard, slower transformers sampler.",
+        advanced=True,
+        methods=("grpo",),
+    ),
+    SettingSpec(
         "train.kl_weight",
         "Stay close to the base (GRPO)",
         "float",

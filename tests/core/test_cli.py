@@ -100,3 +100,21 @@ def test_train_from_flags_then_from_the_saved_config(tmp_path):
     again = tunesmith("train", str(run_dir / "config.yaml"), "--quiet")
     assert again.returncode == 0, again.stderr
     assert len(list(tmp_path.iterdir())) == 2  # a new folder: runs are never reused
+
+
+def test_grpo_flags_reach_the_run_config():
+    import argparse
+
+    from tunesmith.core.cli_commands import add_train, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_train(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["train", "--method", "grpo", "--max-prompt-length", "96", "--max-completion-length", "48",
+         "--no-fast-rollout", "--reward", "length:20"]
+    )  # fmt: skip
+    config = config_from_args(args)
+    assert (config.train.max_prompt_length, config.train.max_completion_length) == (96, 48)
+    assert config.train.fast_rollout is False and config.train.rewards == ["length:20"]
+    default = config_from_args(parser.parse_args(["train", "--method", "grpo", "--reward", "length:20"]))
+    assert default.train.fast_rollout is True
