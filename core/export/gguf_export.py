@@ -180,9 +180,13 @@ def export_lora_gguf(
 
 
 def base_gguf_for(run: RunInfo, on_progress: ProgressFn | None = None) -> tuple[Path, str]:
-    """(GGUF of the untuned base model, its type): the source GGUF, else an F16 conversion made once."""
+    """(GGUF of the untuned base model, its type): the user's source GGUF, else an F16 conversion made once.
+
+    The embedded demo model is converted too: its bundled Q4_1 file talks nonsense in llama.cpp (STACK.md),
+    and the F16 conversion holds exactly the weights the adapter was trained on.
+    """
     source = run.source_gguf()
-    if source is not None:
+    if source is not None and run.config.model.source != "demo":
         return source, "source"
     from .base_gguf import converted_base_gguf
 
