@@ -223,8 +223,17 @@ class MainWindow(QMainWindow):
 
     def _on_exported(self, result) -> None:
         summary = result.summary() if hasattr(result, "summary") else str(result)
-        self.banner.show_message("Export finished.", summary, level="info")
-        if self.chat_tab.offer_export(result):  # a GGUF: "chat with this model" at once
+        fmt = getattr(result, "fmt", "")
+        action = (
+            ("Chat with this model", lambda: self.chat_with_export(result))
+            if fmt.startswith("gguf")
+            else None
+        )
+        self.banner.show_message("Export finished.", summary, level="info", action=action)
+
+    def chat_with_export(self, result) -> None:
+        """The export banner's "Chat with this model": the Chat tab opens on the exported GGUF."""
+        if self.chat_tab.offer_export(result):
             self.tabs.setCurrentWidget(self.chat_tab)
 
     def _about(self) -> None:

@@ -6,6 +6,8 @@ in a modal dialog; the full details (a traceback) are one click away.  Knows not
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout, QWidget
 
 
@@ -21,6 +23,9 @@ class Banner(QFrame):
         self.hint_label.setWordWrap(True)
         self.details_button = QPushButton("Details…")
         self.details_button.clicked.connect(self._show_details)
+        self.action_button = QPushButton()  # the one thing to do next, when the message offers it
+        self.action_button.clicked.connect(self._run_action)
+        self._action: Callable[[], None] | None = None
         close = QPushButton("✕")
         close.setFlat(True)
         close.setToolTip("Hide this message")
@@ -30,13 +35,21 @@ class Banner(QFrame):
         texts.addWidget(self.hint_label)
         layout = QHBoxLayout(self)
         layout.addLayout(texts, 1)
+        layout.addWidget(self.action_button)
         layout.addWidget(self.details_button)
         layout.addWidget(close)
         self._details = ""
         self.hide()
 
-    def show_message(self, message: str, hint: str = "", details: str = "", level: str = "error") -> None:
-        """Show the banner (replacing any earlier message)."""
+    def show_message(
+        self,
+        message: str,
+        hint: str = "",
+        details: str = "",
+        level: str = "error",
+        action: tuple[str, Callable[[], None]] | None = None,
+    ) -> None:
+        """Show the banner (replacing any earlier message); `action` adds a (label, callback) button."""
         self.setProperty("level", level)
         self.style().unpolish(self)
         self.style().polish(self)
@@ -46,11 +59,20 @@ class Banner(QFrame):
         self.hint_label.setVisible(bool(hint))
         self._details = details
         self.details_button.setVisible(bool(details))
+        self._action = action[1] if action else None
+        self.action_button.setText(action[0] if action else "")
+        self.action_button.setVisible(action is not None)
         self.show()
 
     def text(self) -> str:
         """The message and hint as plain text (for tests and logs)."""
         return f"{self.message_label.text()} {self.hint_label.text()}"
+
+    def _run_action(self) -> None:
+        action = self._action
+        self.hide()
+        if action is not None:
+            action()
 
     def _show_details(self) -> None:
         box = QMessageBox(self)

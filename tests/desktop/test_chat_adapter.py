@@ -156,7 +156,10 @@ def test_chat_with_this_model_after_a_gguf_lora_export_opens_base_plus_adapter(
     window.tabs.setCurrentWidget(window.train_tab)
     window.controller.sig_export_done.emit(lora_export)
     chat = window.chat_tab
-    assert window.tabs.currentWidget() is chat, "the Chat tab opens after the export"
+    assert window.tabs.currentWidget() is window.train_tab, "the export is announced, nothing jumps"
+    assert window.banner.action_button.text() == "Chat with this model"
+    window.banner.action_button.click()
+    assert window.tabs.currentWidget() is chat, "the Chat tab opens on the export"
     assert chat.model_combo.currentData() == "adapter"
     assert window.controller.chat.lora.path == str(lora_export.path)
     assert window.controller.chat.lora.run_dir == str(mascot_run)
@@ -169,6 +172,7 @@ def test_chat_with_this_model_after_a_gguf_export_opens_the_file(window):
 
     path = embedded_gguf_path()
     window.controller.sig_export_done.emit(ExportResult("gguf", path, "q8_0"))
+    window.banner.action_button.click()
     assert window.tabs.currentWidget() is window.chat_tab
     assert window.chat_tab.model_combo.currentData() == "gguf"
     assert window.chat_tab.gguf_path == str(path)
@@ -176,6 +180,7 @@ def test_chat_with_this_model_after_a_gguf_export_opens_the_file(window):
     window.tabs.setCurrentWidget(window.train_tab)
     window.controller.sig_export_done.emit(ExportResult("lora", path.parent, None))
     assert window.tabs.currentWidget() is window.train_tab
+    assert window.banner.action_button.isHidden(), "no chat offer for an adapter folder"
 
 
 def test_an_adapter_that_does_not_fit_the_base_is_a_message_not_a_crash(window, qtbot, mascot_run):
