@@ -139,7 +139,9 @@ def stacked_weight(
     wp = torch.empty(sum(outs) + extra_rows, in_f + extra, dtype=dtype, device=device)
     r0 = 0
     for f, o in zip(frozens, outs, strict=True):
-        dst = wp[r0 : r0 + o, :in_f]
+        dst = wp.narrow(0, r0, o)
+        if extra:
+            dst = dst.narrow(1, 0, in_f)
         if isinstance(f.weight, NF4Weight) and f.weight.dtype == dtype:
             dequantize_nf4(f.weight, out=dst)
         else:
@@ -150,11 +152,12 @@ def stacked_weight(
 
 def _with_b(wp, in_f, Bs, frozens):
     """Fills wp's extra columns with the block-diagonal B's: wp = [W | blockdiag(B)]."""
-    wp[:, in_f:].zero_()
-    r0, c0 = 0, in_f
+    right = wp.narrow(1, in_f, wp.shape[1] - in_f)
+    right.zero_()
+    r0, c0 = 0, 0
     for b, f in zip(Bs, frozens, strict=True):
         o, r = _out_features(f), b.shape[1]
-        wp[r0 : r0 + o, c0 : c0 + r].copy_(b)
+        right.narrow(0, r0, o).narrow(1, c0, r).copy_(b)
         r0, c0 = r0 + o, c0 + r
     return wp
 
@@ -167,60 +170,81 @@ def _padded(in_f: int, r: int) -> int:
 def _ranks(As):
     offs, o = [], 0
     for a in As:
-        offs.append((o, o + a.shape[0]))
+        offs.append((o, a.shape[0]))
         o += a.shape[0]
     return offs
 
 
+def _common_scaling(frozens) -> float | None:
+    """The scaling every adapter of a group shares (peft's usual case: one alpha / r), else None.
+    One multiply over all their columns then gives the same values as one per adapter."""
+    s = frozens[0].scaling
+    return s if all(f.scaling == s for f in frozens) else None
+
+
+def _a_cat(As, dt):
+    return torch.cat([a.to(dt) for a in As])  # [R, in]
+
+
 def group_forward(x2, As, Bs, frozens):
-    """Y = [x | s xa] @ [W | blockdiag(B)]^T (+ biases) for projections sharing x2; returns (Y, xa, wp),
-    wp = [W | blockdiag(B)] being what group_backward needs again."""
+    """Y = [x | s xa] @ [W | blockdiag(B)]^T (+ biases) for projections sharing x2; returns
+    (Y, xa, wp, a_cat), wp = [W | blockdiag(B)] and a_cat = [A_1; A_2; ...] being what group_backward
+    needs again."""
     dt, (n, in_f) = x2.dtype, x2.shape
-    offs = _ranks(As)
-    a_cat = torch.cat([a.to(dt) for a in As])  # [R, in]
+    a_cat = _a_cat(As, dt)
+    rank = a_cat.shape[0]
     xa = x2 @ a_cat.t()  # [N, R]
-    extra = _padded(in_f, a_cat.shape[0])
+    extra = _padded(in_f, rank)
     xp = torch.empty(n, in_f + extra, dtype=dt, device=x2.device)
-    xp[:, :in_f].copy_(x2)
-    xp[:, in_f + a_cat.shape[0] :].zero_()
-    for (c0, c1), f in zip(offs, frozens, strict=True):
-        torch.mul(xa[:, c0:c1], f.scaling, out=xp[:, in_f + c0 : in_f + c1])
+    xp.narrow(1, 0, in_f).copy_(x2)
+    if extra > rank:
+        xp.narrow(1, in_f + rank, extra - rank).zero_()
+    s = _common_scaling(frozens)
+    if s is not None:  # the same multiply per element as one per adapter
+        torch.mul(xa, s, out=xp.narrow(1, in_f, rank))
+    else:
+        for (c0, r), f in zip(_ranks(As), frozens, strict=True):
+            torch.mul(xa.narrow(1, c0, r), f.scaling, out=xp.narrow(1, in_f + c0, r))
     wp = _with_b(stacked_weight(frozens, in_f, extra, dt, x2.device), in_f, Bs, frozens)
     biases = [f.bias for f in frozens]
     if all(b is None for b in biases):
-        return xp @ wp.t(), xa, wp
+        return xp @ wp.t(), xa, wp, a_cat
     bias = torch.cat(
         [
             b.to(dt) if b is not None else wp.new_zeros(_out_features(f))
             for b, f in zip(biases, frozens, strict=True)
         ]
     )
-    return torch.addmm(bias, xp, wp.t()), xa, wp
+    return torch.addmm(bias, xp, wp.t()), xa, wp, a_cat
 
 
-def group_backward(dY, x2, xa, As, Bs, frozens, need, wp=None):
+def group_backward(dY, x2, xa, As, Bs, frozens, need, wp=None, a_cat=None):
     """From dY [N, sum of out] (the outputs side by side): (dX, [dA_i], [dB_i]) for group_forward;
-    `wp`: group_forward's [W | blockdiag(B)] when the caller kept it (same A, B: same values)."""
+    `wp`, `a_cat`: group_forward's when the caller kept them (same A, B: same values)."""
     dt, in_f = x2.dtype, x2.shape[1]
-    offs = _ranks(As)
+    rank = xa.shape[1]
     if wp is None:
-        extra = _padded(in_f, xa.shape[1])
+        extra = _padded(in_f, rank)
         wp = _with_b(stacked_weight(frozens, in_f, extra, dt, x2.device), in_f, Bs, frozens)
     grad = dY @ wp  # [N, in + R (+ pad)] = [dY W | dY_i B_i ... | 0]
-    dx, dyb = grad[:, :in_f], grad[:, in_f : in_f + xa.shape[1]]
+    dx, dyb = grad.narrow(1, 0, in_f), grad.narrow(1, in_f, rank)
+    s = _common_scaling(frozens)
+    if s is not None:
+        dyb.mul_(s)  # dya_i = s_i dY_i B_i, all adapters at once (the same multiply per element)
     dAs, dBs, r0 = [], [], 0
-    for i, ((c0, c1), f) in enumerate(zip(offs, frozens, strict=True)):
+    for i, ((c0, r), f) in enumerate(zip(_ranks(As), frozens, strict=True)):
         o = _out_features(f)
-        dyb[:, c0:c1].mul_(f.scaling)  # dya_i = s_i dY_i B_i
-        dAs.append((dyb[:, c0:c1].t() @ x2).to(As[i].dtype) if need[1 + 2 * i] else None)
+        dya = dyb.narrow(1, c0, r)
+        if s is None:
+            dya.mul_(f.scaling)  # dya_i = s_i dY_i B_i
+        dAs.append((dya.t() @ x2).to(As[i].dtype) if need[1 + 2 * i] else None)
         dBs.append(
-            (dY[:, r0 : r0 + o].t() @ xa[:, c0:c1]).mul_(f.scaling).to(Bs[i].dtype)
+            (dY.narrow(1, r0, o).t() @ xa.narrow(1, c0, r)).mul_(f.scaling).to(Bs[i].dtype)
             if need[2 + 2 * i]
             else None
         )
         r0 += o
-    a_cat = torch.cat([a.to(dt) for a in As])
-    dx.addmm_(dyb, a_cat)  # + dya A
+    dx.addmm_(dyb, _a_cat(As, dt) if a_cat is None else a_cat)  # + dya A
     return dx, dAs, dBs
 
 
@@ -232,9 +256,10 @@ class LoRAQKVFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, qA, qB, kA, kB, vA, vB, frozen):
         x2 = x.reshape(-1, x.shape[-1])
-        y, xa, wp = group_forward(x2, (qA, kA, vA), (qB, kB, vB), frozen)
+        y, xa, wp, a_cat = group_forward(x2, (qA, kA, vA), (qB, kB, vB), frozen)
         ctx.save_for_backward(x2, xa, qA, qB, kA, kB, vA, vB)
-        ctx.frozen, ctx.wp = frozen, (wp if recomputing() else None)
+        lean = recomputing()
+        ctx.frozen, ctx.wp, ctx.a_cat = frozen, (wp if lean else None), (a_cat if lean else None)
         outs = y.split([_out_features(f) for f in frozen], dim=1)
         # detached: q, k, v are tensors of their own to autograd (disjoint parts of y's memory, not
         # views), so the in-place RoPE may rotate q and k where they lie (kernels.rope.rope_)
@@ -243,12 +268,12 @@ class LoRAQKVFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dq, dk, dv):
         x2, xa, qA, qB, kA, kB, vA, vB = ctx.saved_tensors
-        wp, ctx.wp = ctx.wp, None
+        wp, a_cat, ctx.wp, ctx.a_cat = ctx.wp, ctx.a_cat, None, None
         grads = [d if d is not None else x2.new_zeros(x2.shape[0], _out_features(f))
                  for d, f in zip((dq, dk, dv), ctx.frozen, strict=True)]  # fmt: skip
         dY = torch.cat([g.reshape(x2.shape[0], -1) for g in grads], dim=1)
         dx, dAs, dBs = group_backward(
-            dY, x2, xa, (qA, kA, vA), (qB, kB, vB), ctx.frozen, ctx.needs_input_grad, wp=wp
+            dY, x2, xa, (qA, kA, vA), (qB, kB, vB), ctx.frozen, ctx.needs_input_grad, wp=wp, a_cat=a_cat
         )
         lead = next(d for d in (dq, dk, dv) if d is not None).shape[:-1]
         return dx.view(*lead, -1), dAs[0], dBs[0], dAs[1], dBs[1], dAs[2], dBs[2], None
@@ -264,16 +289,16 @@ class LoRAMLPFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, gA, gB, uA, uB, dA, dB, frozen, activation, residual_out=False):
         x2 = x.reshape(-1, x.shape[-1])
-        gu, xa, wp = group_forward(x2, (gA, uA), (gB, uB), frozen[:2])  # [N, 2I]
+        gu, xa, wp, a_cat = group_forward(x2, (gA, uA), (gB, uB), frozen[:2])  # [N, 2I]
         lean = recomputing()
-        ctx.wp = wp if lean else None
+        ctx.wp, ctx.a_cat = (wp, a_cat) if lean else (None, None)
         del wp  # outside a recompute, freed before down's weight is dequantized
         if lean and residual_out:  # nothing reads y: the layer adds it to the residual and returns
             xa_d = None
             y = x2.new_zeros(()).expand(*x.shape[:-1], _out_features(frozen[2]))
         else:
             inter = _out_features(frozen[0])
-            h = glu_forward(gu[:, :inter], gu[:, inter:], activation)
+            h = glu_forward(gu.narrow(1, 0, inter), gu.narrow(1, inter, gu.shape[1] - inter), activation)
             y, xa_d = proj_forward(h, dA, dB, frozen[2], return_xa=True)
             y = y.view(*x.shape[:-1], -1)
         ctx.save_for_backward(x2, gu, xa, xa_d, gA, gB, uA, uB, dA, dB)
@@ -283,11 +308,11 @@ class LoRAMLPFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         x2, gu, xa, xa_d, gA, gB, uA, uB, dA, dB = ctx.saved_tensors
-        wp, ctx.wp = ctx.wp, None
+        wp, a_cat, ctx.wp, ctx.a_cat = ctx.wp, ctx.a_cat, None, None
         fg, fu, fd = ctx.frozen
         ng, dt = ctx.needs_input_grad, x2.dtype
         inter = _out_features(fg)
-        g, u = gu[:, :inter], gu[:, inter:]
+        g, u = gu.narrow(1, 0, inter), gu.narrow(1, inter, gu.shape[1] - inter)
         dy2 = dy.reshape(-1, dy.shape[-1])
         dya_d = (dy2 @ dB.to(dt)).mul_(fd.scaling)  # [N, r]
         h = glu_forward(g, u, ctx.activation)
@@ -299,12 +324,12 @@ class LoRAMLPFunction(torch.autograd.Function):
         # dh = dy W_d + dya_d A_d = [dy | dya_d] @ [W_d ; A_d]  (A_d copied into the rows below W_d)
         r = dA.shape[0]
         wd = stacked_weight((fd,), inter, 0, dt, x2.device, extra_rows=r)
-        wd[wd.shape[0] - r :].copy_(dA)
+        wd.narrow(0, wd.shape[0] - r, r).copy_(dA)
         dh = torch.cat([dy2, dya_d], dim=1) @ wd
         del wd
         glu_backward(dh, g, u, ctx.activation, inplace=True)  # gu now holds [dg | du]
         del dh
-        dx, dAs, dBs = group_backward(gu, x2, xa, (gA, uA), (gB, uB), (fg, fu), ng, wp=wp)
+        dx, dAs, dBs = group_backward(gu, x2, xa, (gA, uA), (gB, uB), (fg, fu), ng, wp=wp, a_cat=a_cat)
         dx = dx.view(*dy.shape[:-1], -1)
         return dx, dAs[0], dBs[0], dAs[1], dBs[1], d_dA, d_dB, None, None, None
 

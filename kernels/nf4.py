@@ -89,6 +89,19 @@ class NF4Weight:
 
 
 def _check(w: NF4Weight, out: torch.Tensor | None) -> int:
+    # the weight's own checks run once per weight (13 dequants per layer and step otherwise repeat
+    # them); a field replaced by another object checks again
+    key = (id(w.packed), id(w.absmax), id(w.code2), w.blocksize, w.shape, w.dtype)
+    cached = w.__dict__.get("_checked")
+    n = cached[1] if cached is not None and cached[0] == key else _check_weight(w, key)
+    if out is not None:
+        rows, cols = _rows_cols(w.shape)
+        if out.shape != (rows, cols) or out.dtype != w.dtype or out.stride(1) != 1 or out.stride(0) < cols:
+            raise ValueError(f"out must be a [{rows}, {cols}] {w.dtype} matrix with unit column stride")
+    return n
+
+
+def _check_weight(w: NF4Weight, key) -> int:
     n = w.numel()
     if w.packed.dtype != torch.uint8 or w.packed.numel() * 2 < n:
         raise ValueError(
@@ -102,10 +115,7 @@ def _check(w: NF4Weight, out: torch.Tensor | None) -> int:
         raise ValueError(f"blocksize must be even, got {w.blocksize}")
     if w.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise TypeError(f"cannot dequantize to {w.dtype}")
-    if out is not None:
-        rows, cols = _rows_cols(w.shape)
-        if out.shape != (rows, cols) or out.dtype != w.dtype or out.stride(1) != 1 or out.stride(0) < cols:
-            raise ValueError(f"out must be a [{rows}, {cols}] {w.dtype} matrix with unit column stride")
+    w.__dict__["_checked"] = (key, n)
     return n
 
 

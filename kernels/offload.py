@@ -35,6 +35,14 @@ def recomputing() -> bool:
     return getattr(_LOCAL, "recomputing", False)
 
 
+def layer_memo() -> dict | None:
+    """A dict private to the checkpointed call running now (None outside one): its forward fills it and
+    its recompute sees the same dict again, so what the forward read once (kernels.patch: each
+    projection's adapters and base weight) is reused instead of read again.  It lives as long as that
+    call's autograd node, and is dropped when its backward starts the recompute's own backward."""
+    return getattr(_LOCAL, "memo", None)
+
+
 class _Stash:
     """A layer input kept for the backward: on the device, or in pinned host memory."""
 
@@ -95,13 +103,15 @@ class OffloadedCheckpointFunction(torch.autograd.Function):
     def forward(ctx, fn, offload, lean, anchor, hidden, *args):
         offload = offload and hidden.is_cuda
         stream = _copy_stream(hidden.device) if offload else None
-        before = recomputing()
+        before, memo_before, memo = recomputing(), layer_memo(), {}
         _LOCAL.recomputing = False  # a checkpoint nested in a recompute runs a real forward first
+        _LOCAL.memo = memo
         try:
             with torch.no_grad():
                 out = fn(hidden, *args)
         finally:
-            _LOCAL.recomputing = before
+            _LOCAL.recomputing, _LOCAL.memo = before, memo_before
+        ctx.memo = memo
         ctx.fn, ctx.stash, ctx.stream, ctx.lean = fn, _Stash(hidden, offload, stream), stream, lean
         ctx.chain = _CURRENT[0]
         ctx.index = len(ctx.chain.stashes)
@@ -119,13 +129,14 @@ class OffloadedCheckpointFunction(torch.autograd.Function):
         x = stash.get(ctx.stream).detach().requires_grad_(stash.requires_grad)
         stashes[ctx.index] = ctx.stash = None  # nothing keeps the input once it is back
         args = ctx.saved_tensors
-        before = recomputing()
-        _LOCAL.recomputing = ctx.lean
+        before, memo_before = recomputing(), layer_memo()
+        _LOCAL.recomputing, _LOCAL.memo = ctx.lean, ctx.memo
         try:
             with torch.enable_grad():
                 out = ctx.fn(x, *args)
         finally:
-            _LOCAL.recomputing = before
+            _LOCAL.recomputing, _LOCAL.memo = before, memo_before
+            ctx.memo = None
         outs = out if ctx.tuple_out else (out,)
         pairs = [(o, d) for o, d in zip(outs, douts, strict=False) if d is not None and o.requires_grad]
         if pairs:

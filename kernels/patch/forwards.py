@@ -54,13 +54,24 @@ def _project(module, x):
 
 
 def _attention_function(self):
+    """The attention function transformers would call (config._attn_implementation, else the family's
+    eager one); looked up once per (module class, implementation, registry entry)."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     impl = self.config._attn_implementation
-    eager = sys.modules[type(self).__module__].eager_attention_forward
-    if hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface"):
-        return ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager)
-    return eager if impl in (None, "eager") else ALL_ATTENTION_FUNCTIONS[impl]
+    key = (type(self), impl, ALL_ATTENTION_FUNCTIONS.get(impl) if impl else None)  # re-registration: new key
+    fn = _ATTENTION.get(key)
+    if fn is None:
+        eager = sys.modules[type(self).__module__].eager_attention_forward
+        if hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface"):
+            fn = ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager)
+        else:
+            fn = eager if impl in (None, "eager") else ALL_ATTENTION_FUNCTIONS[impl]
+        _ATTENTION[key] = fn
+    return fn
+
+
+_ATTENTION: dict = {}
 
 
 def attention_forward(self, hidden_states, position_embeddings=None, attention_mask=None, **kwargs):

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..lora import LoRAProj
 from ..nf4 import NF4Weight
+from ..offload import layer_memo
 
 
 def _nf4_weight(base: nn.Module) -> NF4Weight | None:
@@ -80,7 +81,21 @@ def _active_adapter(module: nn.Module):
 
 
 def lora_proj_of(module: nn.Module) -> LoRAProj | None:
-    """The projection as a LoRAProj (rank 0 when no adapter is active), or None to run it stock."""
+    """The projection as a LoRAProj (rank 0 when no adapter is active), or None to run it stock.
+
+    Inside a checkpointed layer the answer of its forward is kept (`offload.layer_memo`) and given
+    again in its recompute: the same adapters and weights as the forward by construction, and the
+    peft attributes are walked once per layer and step instead of twice."""
+    memo = layer_memo()
+    if memo is None:
+        return _read_proj(module)
+    key = ("lora_proj", module)
+    if key not in memo:
+        memo[key] = _read_proj(module)
+    return memo[key]
+
+
+def _read_proj(module: nn.Module) -> LoRAProj | None:
     if hasattr(module, "base_layer") and hasattr(module, "lora_A"):
         adapter = _active_adapter(module)
         if adapter is None:

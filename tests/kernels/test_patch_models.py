@@ -381,3 +381,86 @@ def test_cpu_model_without_interpreter_left_stock(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     report = patch_model(build("llama"))
     assert not report.patched and "CUDA" in report.notes[0]
+
+
+class StepOps(TorchDispatchMode):
+    """Counts ATen ops and Triton launches inside the checkpointed decoder layers of one step, per
+    phase: forward, recompute (the layer re-run inside its backward), backward."""
+
+    def __init__(self, monkeypatch):
+        super().__init__()
+        import triton.runtime.interpreter as interp
+        import triton.runtime.jit as jit
+
+        from tunesmith.kernels import offload
+
+        self.aten, self.triton, self.phase = Counter(), Counter(), "forward"
+        self.depth, self.in_triton, self._recomputing = 0, False, offload.recomputing
+        for cls in (jit.JITFunction, interp.InterpretedFunction):
+            monkeypatch.setattr(cls, "run", self._counting_run(cls.run))
+        fn_cls = offload.OffloadedCheckpointFunction
+        monkeypatch.setattr(fn_cls, "forward", staticmethod(self._inside(fn_cls.forward)))
+        monkeypatch.setattr(fn_cls, "backward", staticmethod(self._inside(fn_cls.backward)))
+
+    def where(self):
+        return "recompute" if self.phase == "backward" and self._recomputing() else self.phase
+
+    def _counting_run(self, run):
+        def counted(kernel, *args, **kwargs):
+            if self.in_triton:
+                return run(kernel, *args, **kwargs)
+            if self.depth:
+                self.triton[self.where()] += 1
+            self.in_triton = True
+            try:
+                return run(kernel, *args, **kwargs)
+            finally:
+                self.in_triton = False
+
+        return counted
+
+    def _inside(self, fn):
+        def wrapped(*args, **kwargs):
+            self.depth += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.depth -= 1
+
+        return wrapped
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if self.depth and not self.in_triton:
+            self.aten[self.where()] += 1
+        return func(*args, **(kwargs or {}))
+
+
+# Per decoder layer of one step (Llama family, dense base, LoRA on all 7 projections, SDPA, offload
+# checkpointing, lean recompute), measured after the host-overhead cuts of 2026-11-28 (before them:
+# ATen 126 / 116 / 141, bench/host_overhead.py with an NF4 base).  A change that adds ops per layer
+# fails here: each ATen op costs ~5 us of host time per layer and pass on the GPU machine, each Triton
+# launch ~20-40 us, 32 layers in Llama-3.1-8B (BENCHMARKS.md, run 7: the 2x2048 step is host-bound).
+MAX_OPS_PER_LAYER = {"forward": (116, 5), "recompute": (108, 4), "backward": (129.5, 5.5)}  # (ATen, Triton)
+
+
+def test_host_ops_per_layer_do_not_grow(monkeypatch):
+    ids, labels = batch(15)
+    model = add_lora(build("llama", attn="sdpa"))
+    model.train()
+    patch_model(model, checkpointing="offload")
+    model(input_ids=ids, labels=labels).loss.backward()  # warm-up
+    model.zero_grad(set_to_none=True)
+    counter = StepOps(monkeypatch)
+    with counter:
+        loss = model(input_ids=ids, labels=labels).loss
+        counter.phase = "backward"
+        loss.backward()
+    n = model.get_base_model().config.num_hidden_layers
+    got = {p: (counter.aten[p] / n, counter.triton[p] / n) for p in MAX_OPS_PER_LAYER}
+    print("ops per layer (ATen, Triton):", got)
+    for phase, (max_aten, max_triton) in MAX_OPS_PER_LAYER.items():
+        aten, launches = got[phase]
+        assert aten <= max_aten and launches <= max_triton, (
+            f"{phase}: {got[phase]} > {(max_aten, max_triton)}"
+        )
+    unpatch_model(model)
