@@ -1,4 +1,4 @@
-"""Our fused log-prob head in front of TRL's: on the embedded model with LoRA, inside a real DPO trainer,
+"""Our fused log-prob head in front of TRL's: on the embedded model with LoRA, inside real DPO and SFT trainers,
 `model(..., labels=..., fused_lm_head=True)` gives TRL's values and the same LoRA gradients."""
 
 import pytest
@@ -12,12 +12,12 @@ from tunesmith.core.training.log_probs import install_fused_log_probs
 pytestmark = pytest.mark.slow
 
 
-def _dpo_trainer(tmp_path):
+def _trainer(tmp_path, method):
     config = RunConfig(output_dir=str(tmp_path / "runs"))
-    config.train.method = "dpo"
+    config.train.method = method
     config.train.max_steps = 1
     config.lora.r = 8
-    config.data.path = str(sample_dataset_path("preferences.jsonl"))
+    config.data.path = str(sample_dataset_path("preferences.jsonl" if method == "dpo" else "identity.jsonl"))
     run = TrainingRun(config, lambda event: None)
     run.setup_run_dir()
     run.setup_model()
@@ -34,8 +34,9 @@ def _score(model, batch):
     return out, grads
 
 
-def test_kernel_head_matches_trl_head_in_a_dpo_trainer(tmp_path, demo_tokenizer):
-    trainer = _dpo_trainer(tmp_path)
+@pytest.mark.parametrize("method", ["dpo", "sft"])  # TRL 1.16's SFT trainer asks for the fused head too
+def test_kernel_head_matches_trl_head_in_a_trainer(tmp_path, demo_tokenizer, method):
+    trainer = _trainer(tmp_path, method)
     model = trainer.model
     text = ["Ahoy, who are you?", "Write one line about the sea, in plain words please."]
     enc = demo_tokenizer(text, return_tensors="pt", padding=True)
@@ -52,7 +53,7 @@ def test_kernel_head_matches_trl_head_in_a_dpo_trainer(tmp_path, demo_tokenizer)
     assert torch.equal(ours.label_mask, trl_out.label_mask)
     for name in ("loss", "log_probs", "entropy", "mean_logits", "log_sum_sq_probs"):  # None where TRL's is
         torch.testing.assert_close(getattr(ours, name), getattr(trl_out, name), rtol=1e-4, atol=1e-4)
-    assert trl_out.entropy is not None and trl_out.log_sum_sq_probs is None  # what DPO asks for by default
+    assert trl_out.entropy is not None and trl_out.log_sum_sq_probs is None  # what both ask for by default
     assert torch.equal(ours.is_top1, trl_out.is_top1)
     assert (ours.log_probs[~ours.label_mask] == 0).all() and (ours.log_probs[ours.label_mask] < 0).all()
     assert trl_grads.keys() == our_grads.keys() and any("lora_B" in n for n in our_grads)
