@@ -17,8 +17,12 @@ along K:  [x | s xa] @ [W | B]^T  over the base weights stacked by rows, so the 
 makes an extra pass over the [N, out] output, and their backward is one matmul too:
     dY @ [W | B] = [dy W | dy B]  gives the base dX and every dya at once.
 MLP block: [g | u] = proj_gate_up(x), h = act(g) * u, y = proj_down(h).  Saved: x, [g | u], xa.
-Backward recomputes h, forms dh = [dy | s dy B_d] @ [W_d ; A_d], then dg, du (one Triton pass, in
-the memory of g and u) and dX from the stacked gate/up weights.
+Backward forms dh = [dy | s dy B_d] @ [W_d ; A_d], then dg, du (one Triton pass, in the memory of
+g and u) that also recomputes h over dh as it reads it (SiLU; GELU forms recompute h in a pass of its
+own first), then dA_d, dB_d from h and dX from the stacked gate/up weights.  The NF4 weights of q/k/v
+and of gate/up are dequantized by one launch per group (kernels.nf4.dequantize_nf4_stacked).
+Host work per call is kept small (the 2x2048 8B step is bound by it): one multiply scales all
+adapters of a group when they share a scaling, column blocks are narrowed rather than indexed.
 
 Inside the recompute of a checkpointed layer (`offload.recomputing()`), two things the backward of the
 same call does not need are not done again, exactly (no value changes, only less work):
@@ -48,7 +52,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .nf4 import NF4Weight, dense_weight, dequantize_nf4
+from .nf4 import NF4Weight, can_dequantize_stacked, dense_weight, dequantize_nf4, dequantize_nf4_stacked
 from .offload import recomputing
 from .swiglu import glu_backward, glu_forward
 
@@ -137,6 +141,11 @@ def stacked_weight(
     columns right (and `extra_rows` free rows below)."""
     outs = [_out_features(f) for f in frozens]
     wp = torch.empty(sum(outs) + extra_rows, in_f + extra, dtype=dtype, device=device)
+    weights = [f.weight for f in frozens]
+    if can_dequantize_stacked(weights, dtype):  # q/k/v, gate/up: one launch (same values)
+        dst = wp.narrow(0, 0, sum(outs))
+        dequantize_nf4_stacked(weights, dst.narrow(1, 0, in_f) if extra else dst)
+        return wp
     r0 = 0
     for f, o in zip(frozens, outs, strict=True):
         dst = wp.narrow(0, r0, o)
@@ -315,20 +324,31 @@ class LoRAMLPFunction(torch.autograd.Function):
         g, u = gu.narrow(1, 0, inter), gu.narrow(1, inter, gu.shape[1] - inter)
         dy2 = dy.reshape(-1, dy.shape[-1])
         dya_d = (dy2 @ dB.to(dt)).mul_(fd.scaling)  # [N, r]
-        h = glu_forward(g, u, ctx.activation)
-        if xa_d is None:  # the recompute skipped the down projection: xa_d = h A_d^T, from this h
-            xa_d = h @ dA.to(dt).t()
-        d_dB = (dy2.t() @ xa_d).mul_(fd.scaling).to(dB.dtype) if ng[6] else None
-        d_dA = (dya_d.t() @ h).to(dA.dtype) if ng[5] else None
-        del h, xa_d
+
+        def down_grads(h, xa_d):
+            if xa_d is None:  # the recompute skipped the down projection: xa_d = h A_d^T, from this h
+                xa_d = h @ dA.to(dt).t()
+            d_dB = (dy2.t() @ xa_d).mul_(fd.scaling).to(dB.dtype) if ng[6] else None
+            d_dA = (dya_d.t() @ h).to(dA.dtype) if ng[5] else None
+            return d_dA, d_dB
+
+        # SiLU: h comes out of the GLU backward's own pass, written over dh as it is read (one launch
+        # and one read of g, u fewer; h = silu(g) * u by the same float ops as glu_forward: no
+        # multiply-add to contract).  The GELU forms keep h from glu_forward, before dh exists.
+        fused_h = ctx.activation == "silu"
+        if not fused_h:
+            d_dA, d_dB = down_grads(glu_forward(g, u, ctx.activation), xa_d)
         # dh = dy W_d + dya_d A_d = [dy | dya_d] @ [W_d ; A_d]  (A_d copied into the rows below W_d)
         r = dA.shape[0]
         wd = stacked_weight((fd,), inter, 0, dt, x2.device, extra_rows=r)
         wd.narrow(0, wd.shape[0] - r, r).copy_(dA)
         dh = torch.cat([dy2, dya_d], dim=1) @ wd
         del wd
-        glu_backward(dh, g, u, ctx.activation, inplace=True)  # gu now holds [dg | du]
-        del dh
+        # gu now holds [dg | du] (and dh holds h when fused_h)
+        glu_backward(dh, g, u, ctx.activation, inplace=True, h_into_dh=fused_h)
+        if fused_h:
+            d_dA, d_dB = down_grads(dh, xa_d)
+        del dh, xa_d
         dx, dAs, dBs = group_backward(gu, x2, xa, (gA, uA), (gB, uB), (fg, fu), ng, wp=wp, a_cat=a_cat)
         dx = dx.view(*dy.shape[:-1], -1)
         return dx, dAs[0], dBs[0], dAs[1], dBs[1], d_dA, d_dB, None, None, None

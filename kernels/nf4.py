@@ -59,6 +59,48 @@ _nf4_dequant_tuned = triton.autotune(
 )(_nf4_dequant_kernel)
 
 
+@triton.jit
+def _nf4_dequant_group_kernel(
+    P0, A0, C0, B0, D0, o0, P1, A1, C1, B1, D1, o1, P2, A2, C2, B2, D2, o2,
+    OUT, r1, r2, n, cols, ld, blocksize, blocksize2,
+    NESTED: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """Up to three weights of `cols` columns, one under the other in OUT: output rows [0, r1) from
+    weight 0 (packed P0, absmax A0, code C0, absmax2 B0, code2 D0, offset o0), [r1, r2) from weight 1,
+    [r2, ...) from weight 2.  Per element the arithmetic of _nf4_dequant_kernel, written the same way;
+    one launch instead of one per weight (q/k/v, gate/up)."""
+    orow = tl.program_id(0)
+    in1 = orow >= r1
+    in2 = orow >= r2
+    PACKED = tl.where(in2, P2, tl.where(in1, P1, P0))
+    ABSMAX = tl.where(in2, A2, tl.where(in1, A1, A0))
+    CODE = tl.where(in2, C2, tl.where(in1, C1, C0))
+    ABSMAX2 = tl.where(in2, B2, tl.where(in1, B1, B0))
+    CODE2 = tl.where(in2, D2, tl.where(in1, D1, D0))
+    offset = tl.where(in2, o2, tl.where(in1, o1, o0))
+    row = (orow - tl.where(in2, r2, tl.where(in1, r1, 0))).to(tl.int64)
+    col = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    m = col < cols
+    j = row * cols + col
+    byte = tl.load(PACKED + j // 2, mask=m, other=0).to(tl.int32)
+    nib = tl.where(j % 2 == 0, byte >> 4, byte & 15)
+    blk = j // blocksize
+    if NESTED:
+        q = tl.load(ABSMAX + blk, mask=m, other=0).to(tl.int32)
+        a = tl.load(CODE2 + q, mask=m, other=0.0) * tl.load(ABSMAX2 + blk // blocksize2, mask=m, other=0.0)
+        a = a + offset
+    else:
+        a = tl.load(ABSMAX + blk, mask=m, other=0.0)
+    w = tl.load(CODE + nib, mask=m, other=0.0) * a
+    tl.store(OUT + orow.to(tl.int64) * ld + col, w.to(OUT.dtype.element_ty), mask=m)
+
+
+_nf4_dequant_group_tuned = triton.autotune(
+    configs=[triton.Config({"BLOCK": b}, num_warps=w) for b in (1024, 2048, 4096) for w in (4, 8)],
+    key=["n", "cols"],
+)(_nf4_dequant_group_kernel)
+
+
 @dataclass(eq=False)
 class NF4Weight:
     """A 4-bit NF4 weight of `shape` as bitsandbytes stores it; `dtype` is the dequantized dtype."""
@@ -136,6 +178,56 @@ def dequantize_nf4(w: NF4Weight, out: torch.Tensor | None = None) -> torch.Tenso
         else:
             _nf4_dequant_kernel[(rows, triton.cdiv(cols, _BLOCK))](*args, NESTED=w.nested, BLOCK=_BLOCK)
     return out if out.stride(0) != cols else out.view(w.shape)
+
+
+def can_dequantize_stacked(ws, dtype: torch.dtype) -> bool:
+    """True when `dequantize_nf4_stacked` takes these weights: 2 or 3 NF4 weights to `dtype`, 2-D, the
+    same columns, block sizes, double quantization and absmax dtype, on one device."""
+    if not 2 <= len(ws) <= 3 or not all(isinstance(w, NF4Weight) for w in ws):
+        return False
+    w0 = ws[0]
+    return all(
+        w.dtype == dtype and len(w.shape) == 2 and w.shape[1] == w0.shape[1] and w.nested == w0.nested
+        and w.blocksize == w0.blocksize and w.blocksize2 == w0.blocksize2 and w.absmax.dtype == w0.absmax.dtype
+        and w.packed.device == w0.packed.device
+        for w in ws
+    )  # fmt: skip
+
+
+def dequantize_nf4_stacked(ws, out: torch.Tensor) -> torch.Tensor:
+    """The weights of `ws` (see can_dequantize_stacked) one under the other into `out` [sum of rows, cols]
+    (row stride >= cols, e.g. the left columns of a wider buffer), in one launch; the values of one
+    `dequantize_nf4` per weight."""
+    rows = [w.shape[0] for w in ws]
+    cols = ws[0].shape[1]
+    for w in ws:
+        _check(w, None)
+    if (
+        out.shape != (sum(rows), cols)
+        or out.dtype != ws[0].dtype
+        or out.stride(1) != 1
+        or out.stride(0) < cols
+    ):
+        raise ValueError(f"out must be a [{sum(rows)}, {cols}] {ws[0].dtype} matrix with unit column stride")
+    total = sum(rows)
+    if total * cols == 0:
+        return out
+    args = []
+    for w in (*ws, ws[-1])[:3]:
+        absmax2 = w.absmax2 if w.nested else w.absmax
+        code2 = w.code2 if w.nested else w.code
+        args += [w.packed, w.absmax, w.code, absmax2, code2, float(w.offset)]
+    r1 = rows[0]
+    r2 = rows[0] + rows[1] if len(ws) == 3 else total
+    args += [out, r1, r2, total * cols, cols, out.stride(0), ws[0].blocksize, ws[0].blocksize2]
+    if out.is_cuda:
+        grid = lambda meta: (total, triton.cdiv(cols, meta["BLOCK"]))  # noqa: E731
+        _nf4_dequant_group_tuned[grid](*args, NESTED=ws[0].nested)
+    else:
+        _nf4_dequant_group_kernel[(total, triton.cdiv(cols, _BLOCK))](
+            *args, NESTED=ws[0].nested, BLOCK=_BLOCK
+        )
+    return out
 
 
 def _rows_cols(shape: tuple[int, ...]) -> tuple[int, int]:

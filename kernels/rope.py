@@ -33,7 +33,9 @@ from ._launch import check_float, check_same_device
 @triton.jit
 def _rope_kernel(
     X, Y, COS, SIN, n_heads, seq_len, sxb, sxh, sxt, syb, syh, syt, scb, sct, half, head_dim,
+    X2, Y2, n_heads2, s2xb, s2xh, s2xt, s2yb, s2yh, s2yt,
     BACKWARD: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr,
+    PAIR: tl.constexpr,
 ):  # fmt: skip
     """One (batch, position), all heads.  With x = [x1, x2, pass] split at half and 2 * half,
     c = [c1, c2] = cos and s = [s1, s2] = sin:
@@ -41,7 +43,22 @@ def _rope_kernel(
         forward   y1 = x1 c1 - x2 s1     y2 = x2 c2 + x1 s2
         backward  y1 = x1 c1 + x2 s2     y2 = x2 c2 - x1 s1   (the transpose, applied to dy)
         pass-through dims are copied.
+
+    PAIR: a second tensor (X2 -> Y2, its own heads and strides, same batch, positions and head_dim:
+    k next to q) is rotated by the programs of grid column 1, so q and k take one launch; each element
+    gets the same arithmetic as in a launch of its own.
     """
+    if PAIR:
+        second = tl.program_id(1) == 1
+        X = tl.where(second, X2, X)
+        Y = tl.where(second, Y2, Y)
+        n_heads = tl.where(second, n_heads2, n_heads)
+        sxb = tl.where(second, s2xb, sxb)
+        sxh = tl.where(second, s2xh, sxh)
+        sxt = tl.where(second, s2xt, sxt)
+        syb = tl.where(second, s2yb, syb)
+        syh = tl.where(second, s2yh, syh)
+        syt = tl.where(second, s2yt, syt)
     pid = tl.program_id(0)
     b = pid // seq_len
     t = pid % seq_len
@@ -94,6 +111,14 @@ def _check(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tenso
     return rot // 2
 
 
+def _cos_sin(cos, sin, b, t):
+    cos = cos.expand(b, t, -1).contiguous() if cos.stride(-1) != 1 else cos
+    sin = sin.expand(b, t, -1).contiguous() if sin.stride(-1) != 1 else sin
+    if sin.stride() != cos.stride():
+        cos, sin = cos.contiguous(), sin.contiguous()
+    return cos, sin
+
+
 def rope_apply(
     x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, half: int, backward: bool, inplace: bool = False
 ) -> torch.Tensor:
@@ -107,21 +132,42 @@ def rope_apply(
     y = x if inplace else torch.empty_like(x)
     if y.stride(-1) != 1:
         y = torch.empty(x.shape, device=x.device, dtype=x.dtype)
-    cos = cos.expand(b, t, -1).contiguous() if cos.stride(-1) != 1 else cos
-    sin = sin.expand(b, t, -1).contiguous() if sin.stride(-1) != 1 else sin
-    if sin.stride() != cos.stride():
-        cos, sin = cos.contiguous(), sin.contiguous()
+    cos, sin = _cos_sin(cos, sin, b, t)
     scb = 0 if cos.shape[0] == 1 else cos.stride(0)
     block_r = triton.next_power_of_2(half)
     block_h = max(1, min(triton.next_power_of_2(n_heads), 4096 // block_r))
     block_p = 0 if 2 * half == d or inplace else triton.next_power_of_2(d - 2 * half)
     if x.numel() > 0:
+        sx, sy = x.stride(), y.stride()
         _rope_kernel[(b * t,)](
-            x, y, cos, sin, n_heads, t, x.stride(0), x.stride(1), x.stride(2), y.stride(0), y.stride(1),
-            y.stride(2), scb, cos.stride(1), half, d,
-            BACKWARD=backward, BLOCK_H=block_h, BLOCK_R=block_r, BLOCK_P=block_p,
+            x, y, cos, sin, n_heads, t, sx[0], sx[1], sx[2], sy[0], sy[1], sy[2], scb, cos.stride(1), half, d,
+            x, y, n_heads, sx[0], sx[1], sx[2], sy[0], sy[1], sy[2],
+            BACKWARD=backward, BLOCK_H=block_h, BLOCK_R=block_r, BLOCK_P=block_p, PAIR=False,
         )  # fmt: skip
     return y
+
+
+def rope_pair_(q: torch.Tensor, k: torch.Tensor, cos, sin, half: int, backward: bool) -> None:
+    """q and k ([batch, heads, seq, head_dim] views, unit last stride, no overlap, same dtype, batch,
+    seq and head_dim) rotated in place by one launch: the values of two `rope_apply(..., inplace=True)`."""
+    if q.stride(-1) != 1 or k.stride(-1) != 1:
+        raise ValueError("in-place RoPE needs a unit last stride")
+    b, hq, t, d = q.shape
+    cos, sin = _cos_sin(cos, sin, b, t)
+    scb = 0 if cos.shape[0] == 1 else cos.stride(0)
+    block_r = triton.next_power_of_2(half)
+    block_h = max(1, min(triton.next_power_of_2(max(hq, k.shape[1])), 4096 // block_r))
+    if q.numel() == 0 or k.numel() == 0 or q.dtype != k.dtype:  # one launch each
+        for x in (q, k):
+            if x.numel():
+                rope_apply(x, cos, sin, half, backward, inplace=True)
+        return
+    sq, sk = q.stride(), k.stride()
+    _rope_kernel[(b * t, 2)](
+        q, q, cos, sin, hq, t, sq[0], sq[1], sq[2], sq[0], sq[1], sq[2], scb, cos.stride(1), half, d,
+        k, k, k.shape[1], sk[0], sk[1], sk[2], sk[0], sk[1], sk[2],
+        BACKWARD=backward, BLOCK_H=block_h, BLOCK_R=block_r, BLOCK_P=0, PAIR=True,
+    )  # fmt: skip
 
 
 class RoPEFunction(torch.autograd.Function):
@@ -184,8 +230,7 @@ class RoPEInplaceFunction(torch.autograd.Function):
     def forward(ctx, q, k, cos, sin, head_dim):
         q4, k4 = _heads(q, head_dim), _heads(k, head_dim)
         half = _check(q4, k4, cos, sin)
-        rope_apply(q4, cos, sin, half, False, inplace=True)
-        rope_apply(k4, cos, sin, half, False, inplace=True)
+        rope_pair_(q4, k4, cos, sin, half, False)  # one launch for q and k
         ctx.mark_dirty(q, k)
         ctx.save_for_backward(cos, sin)
         ctx.half, ctx.head_dim = half, head_dim
@@ -195,12 +240,17 @@ class RoPEInplaceFunction(torch.autograd.Function):
     def backward(ctx, dq, dk):
         cos, sin = ctx.saved_tensors
 
+        def writable(d):  # e.g. an expanded zero: rotate a copy
+            return d if d is None or _dense(d) else d.contiguous()
+
+        dq, dk = writable(dq), writable(dk)
+        if dq is not None and dk is not None and dq.data_ptr() != dk.data_ptr():
+            rope_pair_(_heads(dq, ctx.head_dim), _heads(dk, ctx.head_dim), cos, sin, ctx.half, True)
+            return dq, dk, None, None, None
+
         def rotate(d):
-            if d is None:
-                return None
-            if not _dense(d):  # e.g. an expanded zero: rotate a copy
-                d = d.contiguous()
-            rope_apply(_heads(d, ctx.head_dim), cos, sin, ctx.half, True, inplace=True)
+            if d is not None:
+                rope_apply(_heads(d, ctx.head_dim), cos, sin, ctx.half, True, inplace=True)
             return d
 
         return rotate(dq), rotate(dk), None, None, None

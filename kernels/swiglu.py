@@ -95,19 +95,24 @@ def glu_forward(g: torch.Tensor, u: torch.Tensor, activation: str) -> torch.Tens
     return h.view(shape)
 
 
-def glu_backward(dh, g, u, activation: str, write_h: bool = False, inplace: bool = False):
-    """Returns (dg, du, h or None).  inplace=True writes dg into g's and du into u's memory."""
+def glu_backward(dh, g, u, activation: str, write_h: bool = False, inplace: bool = False, h_into_dh=False):
+    """Returns (dg, du, h or None).  inplace=True writes dg into g's and du into u's memory;
+    h_into_dh=True (implies write_h) writes h into dh's memory, which the kernel reads element by
+    element before writing the same element (no buffer for h: the fused MLP's backward)."""
     shape = g.shape
     g2, u2, act = _prep(g, u, activation)
     if inplace and (g2.data_ptr() != g.data_ptr() or u2.data_ptr() != u.data_ptr()):
         raise ValueError("inplace needs g and u with unit column stride")
     dh2 = _rows(dh)
+    if h_into_dh and (dh2.data_ptr() != dh.data_ptr() or dh2.shape != g2.shape or dh.dtype != g.dtype):
+        raise ValueError("h_into_dh needs dh of g's shape and dtype with unit column stride")
+    write_h = write_h or h_into_dh
 
     def new():
         return torch.empty(g2.shape, device=g.device, dtype=g.dtype)
 
     dg, du = (g2, u2) if inplace else (new(), new())
-    h = new() if write_h else dg
+    h = (dh2 if h_into_dh else new()) if write_h else dg
     rows, cols = g2.shape
     if g2.numel():
         _glu_bwd_kernel[(rows, triton.cdiv(cols, _BLOCK))](

@@ -202,3 +202,17 @@ def test_lean_recompute_is_bitwise_the_full_one(device):
             p.A.grad = p.B.grad = None
     for i, (a, b) in enumerate(zip(*grads, strict=True)):
         assert torch.equal(a, b), f"gradient {i} differs between lean and full recompute"
+
+
+@pytest.mark.parametrize("n_weights", [2, 3])
+def test_stacked_nf4_dequant_is_bitwise_the_separate_ones(n_weights, device):
+    """q/k/v (gate/up) NF4 weights dequantized by one launch into the stacked buffer the group matmul
+    uses: the same bits as one dequantize_nf4 per weight (on the GPU too, where the kernel is tuned)."""
+    from tunesmith.kernels.lora import _Frozen, stacked_weight
+    from tunesmith.kernels.nf4 import dequantize_nf4
+
+    torch.manual_seed(7)
+    projs = [make_proj(128, n, 4, device, nf4=True) for n in (96, 32, 160)[:n_weights]]
+    frozens = [_Frozen(p.weight, None, 1.0) for p in projs]
+    wp = stacked_weight(frozens, 128, 12, torch.float32, device)
+    assert torch.equal(wp[:, :128], torch.cat([dequantize_nf4(p.weight) for p in projs]))

@@ -94,3 +94,24 @@ def test_nf4_into_slice_of_wider_buffer():
     dequantize_nf4(to_nf4weight(packed, st), out=buf[1:49, 2:66])
     assert_close("slice", buf[1:49, 2:66], ref_dequant(packed, st), rtol=1e-7)
     assert (buf[0] == 7).all() and (buf[:, :2] == 7).all() and (buf[:, 66:] == 7).all()
+
+
+@pytest.mark.parametrize("nested", [True, False])
+@pytest.mark.parametrize("rows", [(37, 19, 50), (64, 96)])
+def test_nf4_stacked_is_the_separate_dequants(nested, rows):
+    """q/k/v (or gate/up) dequantized one under the other in one launch, into the left columns of a
+    wider buffer: bit-identical to one dequantize_nf4 per weight, the other columns untouched."""
+    from tunesmith.kernels.nf4 import can_dequantize_stacked, dequantize_nf4_stacked
+
+    torch.manual_seed(3)
+    cols = 130
+    ws = []
+    for r in rows:
+        packed, st = bnbf.quantize_4bit(torch.randn(r, cols), blocksize=64, quant_type="nf4",
+                                        compress_statistics=nested)  # fmt: skip
+        ws.append(to_nf4weight(packed, st))
+    assert can_dequantize_stacked(ws, torch.float32) and not can_dequantize_stacked(ws, torch.bfloat16)
+    buf = torch.full((sum(rows), cols + 6), 7.0)
+    dequantize_nf4_stacked(ws, buf[:, :cols])
+    assert torch.equal(buf[:, :cols], torch.cat([dequantize_nf4(w) for w in ws]))
+    assert (buf[:, cols:] == 7).all()

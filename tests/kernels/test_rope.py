@@ -131,3 +131,26 @@ def test_rope_inplace_guarded_by_version_counter(device):
     qo, ko = rope_(q, k, cos, sin, 8)
     with pytest.raises(RuntimeError, match="inplace"):
         (saved.sum() + qo.sum() + ko.sum()).backward()
+
+
+@pytest.mark.parametrize("hq,hk,d,r", [(4, 2, 16, 16), (3, 1, 12, 8), (1, 5, 6, 6)])
+def test_rope_pair_launch_is_two_single_launches(hq, hk, d, r, device):
+    """The in-place path rotates q and k in one launch (grid column 1 takes k); bit-identical to one
+    launch each, forward and backward, including pass-through dims and a batch-1 cos."""
+    from tunesmith.kernels.rope import rope_apply, rope_pair_
+
+    torch.manual_seed(5)
+    b, t = 2, 7
+    cos, sin = make_cos_sin(1, t, r, device, scale=1.1)
+    half = r // 2
+    for backward in (False, True):
+        buf = torch.randn(b, t, (hq + hk) * d + 3, device=device)  # q and k side by side, strided rows
+        q = buf[..., : hq * d].view(b, t, hq, d).transpose(1, 2)
+        k = buf[..., hq * d : (hq + hk) * d].view(b, t, hk, d).transpose(1, 2)
+        ref = buf.clone()
+        rq = ref[..., : hq * d].view(b, t, hq, d).transpose(1, 2)
+        rk = ref[..., hq * d : (hq + hk) * d].view(b, t, hk, d).transpose(1, 2)
+        rope_pair_(q, k, cos, sin, half, backward)
+        rope_apply(rq, cos, sin, half, backward, inplace=True)
+        rope_apply(rk, cos, sin, half, backward, inplace=True)
+        assert torch.equal(buf, ref)

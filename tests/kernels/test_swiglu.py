@@ -39,3 +39,19 @@ def test_glu_backward_recomputes_h_in_place(device):
     dg, du, h = glu_backward(dh, g.clone(), u.clone(), "silu", write_h=True, inplace=True)
     assert_close("h", h, h_ref)
     assert_close("du", du, dh * F.silu(g))
+
+
+@pytest.mark.parametrize("shape", [(5, 67), (3, 2100)])
+def test_glu_backward_h_into_dh_is_bitwise_the_forward(shape, device):
+    """The fused MLP's backward (SiLU) takes h from the backward pass, written over dh: the same bits
+    as glu_forward on g, u, and the same dg, du as without it."""
+    from tunesmith.kernels.swiglu import glu_forward
+
+    torch.manual_seed(3)
+    g, u, dh = (3 * torch.randn(shape, device=device) for _ in range(3))
+    h_ref = glu_forward(g, u, "silu")
+    dg_ref, du_ref, _ = glu_backward(dh, g, u, "silu")
+    d = dh.clone()
+    dg, du, h = glu_backward(d, g.clone(), u.clone(), "silu", inplace=True, h_into_dh=True)
+    assert h.data_ptr() == d.data_ptr()
+    assert torch.equal(h, h_ref) and torch.equal(dg, dg_ref) and torch.equal(du, du_ref)
