@@ -12,10 +12,10 @@ step (forward with labels, backward) it counts, per decoder layer and split by p
   * ATen ops dispatched (a TorchDispatchMode; ops run inside a Triton launch are not counted), split
     into ops that launch a device kernel on a GPU and metadata-only ops (views, detach, ...);
   * Triton kernel launches (JITFunction / InterpretedFunction `run`, per kernel);
-  * host wall time per layer: --repeat further steps without the dispatch mode, every Triton launch
-    made a no-op (its Python launcher is not timed; values are garbage, control flow is the same;
-    denormals flushed), the garbage collector off, the fastest step per phase (the machine may be
-    shared); at these tiny shapes the ATen ops' own compute is a few µs each.
+  * host time per layer: --repeat further steps without the dispatch mode, every Triton launch made
+    a no-op (its Python launcher is not timed; values are garbage, control flow is the same; denormals
+    flushed), the garbage collector off, CPU time of the process with one intra-op thread, the fastest
+    step per phase (the machine may be shared); at these tiny shapes an ATen op computes in a few µs.
 Ops outside the decoder layers (embedding, final norm, fused loss, optimizer) are reported once per step.
 
 The GPU estimate at the end uses --aten-us per ATen op (dispatcher + launch) and --triton-us per Triton
@@ -72,6 +72,9 @@ class _State:
 
 
 STATE = _State()
+# CPU time of this process, not wall time: a shared machine's other load does not count (with one
+# intra-op thread, see measure)
+_clock = time.process_time
 
 
 class OpCounter(TorchDispatchMode):
@@ -99,11 +102,11 @@ def _install_hooks(checkpoint_cls) -> None:
             if STATE.noop_triton:
                 return None
             STATE.in_triton = True
-            t0 = time.perf_counter()
+            t0 = _clock()
             try:
                 return _orig(self, *args, **kwargs)
             finally:
-                STATE.triton_s += time.perf_counter() - t0
+                STATE.triton_s += _clock() - t0
                 STATE.in_triton = False
 
         run._host_overhead = True
@@ -128,12 +131,12 @@ def _install_hooks(checkpoint_cls) -> None:
         def run_layer(*args, **kwargs):
             from tunesmith.kernels.offload import recomputing
 
-            t0, tr0 = time.perf_counter(), STATE.triton_s
+            t0, tr0 = _clock(), STATE.triton_s
             try:
                 return fn(*args, **kwargs)
             finally:
                 phase = "recompute" if recomputing() else "forward"
-                STATE.layer_s[phase] += (time.perf_counter() - t0) - (STATE.triton_s - tr0)
+                STATE.layer_s[phase] += (_clock() - t0) - (STATE.triton_s - tr0)
 
         return run_layer
 
@@ -141,11 +144,11 @@ def _install_hooks(checkpoint_cls) -> None:
         return fwd(ctx, timed_fn(fn), *args)
 
     def backward(ctx, *douts):
-        t0, tr0 = time.perf_counter(), STATE.triton_s
+        t0, tr0 = _clock(), STATE.triton_s
         try:
             return bwd(ctx, *douts)
         finally:
-            STATE.layer_s["checkpoint_backward"] += (time.perf_counter() - t0) - (STATE.triton_s - tr0)
+            STATE.layer_s["checkpoint_backward"] += (_clock() - t0) - (STATE.triton_s - tr0)
 
     checkpoint_cls.forward, checkpoint_cls.backward = inside(forward), inside(backward)
 
@@ -219,16 +222,19 @@ def measure(model_type: str, base: str, layers: int, repeat: int, tmp: str) -> d
     gc.disable()
     # the skipped kernels leave garbage in their outputs: denormals would make the CPU matmuls slow
     flush = torch.set_flush_denormal(True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         per_step = []
         for _ in range(repeat):
             STATE.layer_s.clear()
-            t0 = time.perf_counter()
+            t0 = _clock()
             one_step(model, ids, opt)
-            step_times.append(time.perf_counter() - t0)
+            step_times.append(_clock() - t0)
             per_step.append(dict(STATE.layer_s))
     finally:
         gc.enable()
+        torch.set_num_threads(threads)
         if flush:
             torch.set_flush_denormal(False)
         STATE.noop_triton = False
