@@ -20,6 +20,23 @@ _BLOCK = 2048  # outputs per program under the CPU interpreter
 
 
 @triton.jit
+def _nf4_values(
+    PACKED, ABSMAX, CODE, ABSMAX2, CODE2, offset, j, m, blocksize, blocksize2, NESTED: tl.constexpr
+):
+    """The fp32 values of flat weight elements j (masked by m): the arithmetic every dequant kernel shares."""
+    byte = tl.load(PACKED + j // 2, mask=m, other=0).to(tl.int32)
+    nib = tl.where(j % 2 == 0, byte >> 4, byte & 15)
+    blk = j // blocksize
+    if NESTED:
+        q = tl.load(ABSMAX + blk, mask=m, other=0).to(tl.int32)
+        a = tl.load(CODE2 + q, mask=m, other=0.0) * tl.load(ABSMAX2 + blk // blocksize2, mask=m, other=0.0)
+        a = a + offset
+    else:
+        a = tl.load(ABSMAX + blk, mask=m, other=0.0)
+    return tl.load(CODE + nib, mask=m, other=0.0) * a
+
+
+@triton.jit
 def _nf4_dequant_kernel(
     PACKED, ABSMAX, CODE, ABSMAX2, CODE2, OUT, n, cols, ld, blocksize, blocksize2, offset,
     NESTED: tl.constexpr, BLOCK: tl.constexpr,
@@ -38,17 +55,9 @@ def _nf4_dequant_kernel(
     row = tl.program_id(0).to(tl.int64)
     col = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     m = col < cols
-    j = row * cols + col
-    byte = tl.load(PACKED + j // 2, mask=m, other=0).to(tl.int32)
-    nib = tl.where(j % 2 == 0, byte >> 4, byte & 15)
-    blk = j // blocksize
-    if NESTED:
-        q = tl.load(ABSMAX + blk, mask=m, other=0).to(tl.int32)
-        a = tl.load(CODE2 + q, mask=m, other=0.0) * tl.load(ABSMAX2 + blk // blocksize2, mask=m, other=0.0)
-        a = a + offset
-    else:
-        a = tl.load(ABSMAX + blk, mask=m, other=0.0)
-    w = tl.load(CODE + nib, mask=m, other=0.0) * a
+    w = _nf4_values(
+        PACKED, ABSMAX, CODE, ABSMAX2, CODE2, offset, row * cols + col, m, blocksize, blocksize2, NESTED
+    )
     tl.store(OUT + row * ld + col, w.to(OUT.dtype.element_ty), mask=m)
 
 
@@ -81,17 +90,9 @@ def _nf4_dequant_group_kernel(
     row = (orow - tl.where(in2, r2, tl.where(in1, r1, 0))).to(tl.int64)
     col = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     m = col < cols
-    j = row * cols + col
-    byte = tl.load(PACKED + j // 2, mask=m, other=0).to(tl.int32)
-    nib = tl.where(j % 2 == 0, byte >> 4, byte & 15)
-    blk = j // blocksize
-    if NESTED:
-        q = tl.load(ABSMAX + blk, mask=m, other=0).to(tl.int32)
-        a = tl.load(CODE2 + q, mask=m, other=0.0) * tl.load(ABSMAX2 + blk // blocksize2, mask=m, other=0.0)
-        a = a + offset
-    else:
-        a = tl.load(ABSMAX + blk, mask=m, other=0.0)
-    w = tl.load(CODE + nib, mask=m, other=0.0) * a
+    w = _nf4_values(
+        PACKED, ABSMAX, CODE, ABSMAX2, CODE2, offset, row * cols + col, m, blocksize, blocksize2, NESTED
+    )
     tl.store(OUT + orow.to(tl.int64) * ld + col, w.to(OUT.dtype.element_ty), mask=m)
 
 
