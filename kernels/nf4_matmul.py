@@ -21,9 +21,22 @@ import torch
 import triton
 import triton.language as tl
 
-from .nf4 import NF4Weight
+from .nf4 import NF4Weight, _nf4_values
 
 MAX_ROWS = 64
+
+
+@triton.jit
+def _store(acc, BIAS, ADD, Y, rn, rm, nmask, mmask, sam, sym, HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr):
+    """y[m, n] = round(round(acc[n, m] + bias[n]) + add[m, n]), stored: both kernels end this way."""
+    if HAS_BIAS:
+        acc += tl.load(BIAS + rn, mask=nmask, other=0.0).to(tl.float32)[:, None]
+    y = acc.to(Y.dtype.element_ty)
+    omask = nmask[:, None] & mmask[None, :]
+    if HAS_ADD:
+        add = tl.load(ADD + rm[None, :] * sam + rn[:, None], mask=omask, other=0.0)
+        y = (y.to(tl.float32) + add.to(tl.float32)).to(Y.dtype.element_ty)
+    tl.store(Y + rm[None, :] * sym + rn[:, None], y, mask=omask)
 
 
 @triton.jit
@@ -53,31 +66,13 @@ def _nf4_mm_kernel(
         kmask = rk < K
         wmask = nmask[:, None] & kmask[None, :]
         j = row0 + rk[None, :]
-        byte = tl.load(PACKED + j // 2, mask=wmask, other=0).to(tl.int32)
-        nib = tl.where(j % 2 == 0, byte >> 4, byte & 15)
-        blk = j // blocksize
-        if NESTED:
-            q = tl.load(ABSMAX + blk, mask=wmask, other=0).to(tl.int32)
-            a = tl.load(CODE2 + q, mask=wmask, other=0.0) * tl.load(
-                ABSMAX2 + blk // blocksize2, mask=wmask, other=0.0
-            )
-            a = a + offset
-        else:
-            a = tl.load(ABSMAX + blk, mask=wmask, other=0.0)
-        w = tl.load(CODE + nib, mask=wmask, other=0.0) * a  # [BLOCK_N, BLOCK_K] fp32
+        w = _nf4_values(PACKED, ABSMAX, CODE, ABSMAX2, CODE2, offset, j, wmask, blocksize, blocksize2, NESTED)
         x = tl.load(X + rm[None, :] * sxm + rk[:, None], mask=kmask[:, None] & mmask[None, :], other=0.0)
         if IEEE:  # fp32, or the CPU interpreter (its bf16 dot is wrong): exact products of the rounded tile
             acc += tl.dot(w.to(x.dtype).to(tl.float32), x.to(tl.float32), input_precision="ieee")
         else:
             acc += tl.dot(w.to(x.dtype), x)
-    if HAS_BIAS:
-        acc += tl.load(BIAS + rn, mask=nmask, other=0.0).to(tl.float32)[:, None]
-    y = acc.to(Y.dtype.element_ty)
-    omask = nmask[:, None] & mmask[None, :]
-    if HAS_ADD:
-        add = tl.load(ADD + rm[None, :] * sam + rn[:, None], mask=omask, other=0.0)
-        y = (y.to(tl.float32) + add.to(tl.float32)).to(Y.dtype.element_ty)
-    tl.store(Y + rm[None, :] * sym + rn[:, None], y, mask=omask)
+    _store(acc, BIAS, ADD, Y, rn, rm, nmask, mmask, sam, sym, HAS_BIAS, HAS_ADD)
 
 
 @triton.jit
@@ -147,14 +142,7 @@ def _nf4_mm_aligned_kernel(
         else:
             acc += tl.dot(hi.to(xe.dtype), xe)
             acc += tl.dot(lo.to(xo.dtype), xo)
-    if HAS_BIAS:
-        acc += tl.load(BIAS + rn, mask=nmask, other=0.0).to(tl.float32)[:, None]
-    y = acc.to(Y.dtype.element_ty)
-    omask = nmask[:, None] & mmask[None, :]
-    if HAS_ADD:
-        add = tl.load(ADD + rm[None, :] * sam + rn[:, None], mask=omask, other=0.0)
-        y = (y.to(tl.float32) + add.to(tl.float32)).to(Y.dtype.element_ty)
-    tl.store(Y + rm[None, :] * sym + rn[:, None], y, mask=omask)
+    _store(acc, BIAS, ADD, Y, rn, rm, nmask, mmask, sam, sym, HAS_BIAS, HAS_ADD)
 
 
 # On the GPU the tile is tuned per weight shape (a handful in a model: q, k/v, o, gate/up, down).
