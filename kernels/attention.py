@@ -1,0 +1,215 @@
+"""Attention through torch's fused SDPA kernels, with a backward that can start from a forward done
+earlier: the recompute of a checkpointed layer need not run the attention kernel again.
+
+Knows torch only.  `attention(q, k, v, scale=, causal=)` equals
+F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale, enable_gqa=True) (no mask, no
+dropout) in value and gradient; `attention(..., saved=s)` with `s` from `attention_forward_only` on
+the same q, k, v returns s.out and backpropagates through it, running no forward kernel (the forward
+is deterministic, so the values are those a second run would give).  kernels.patch stashes `s` through
+kernels.offload.keep_for_recompute.
+
+Shapes: q [B, Hq, T, D], k and v [B, Hkv, T, D], Hq a multiple of Hkv (grouped-query attention).  The
+kernels take Hkv < Hq as it is, no k/v expanded: F.scaled_dot_product_attention(enable_gqa=True) hands
+them the same tensors (torch 2.11 aten/src/ATen/native/transformers/cuda/sdp_utils.cpp,
+can_use_cudnn_attention and can_use_flash_attention allow GQA; attention_backward.cu,
+_cudnn_attention_backward allocates dk, dv like k, v and MHA.cpp builds the cuDNN graph on their own
+shapes; flash's mha_fwd/mha_bwd take num_heads_k); the CPU op does too (tested).
+
+The kernel pair is the one F.scaled_dot_product_attention would run (torch._fused_sdp_choice): cuDNN's
+or flash's forward op (each also returns the log-sum-exp) and its backward op on CUDA, the flash pair
+for the CPU there.  It is looked up once per (device, dtype, head_dim, GQA, causal, torch's SDPA flags)
+and cached.  A forward op that raises is dropped for that key (cuDNN -> flash -> stock); where no
+fused pair applies (efficient, math) the stock function runs, with autograd's own backward and
+nothing to keep.
+
+Backward of one head, with P = softmax(scale q k^T + causal mask) (rows summing to 1), out = P v and
+lse the log of each row's softmax denominator:
+    dv = P^T dout    dP = dout v^T    ds = P * (dP - rowsum(dout * out))
+    dq = scale ds k  dk = scale ds^T q
+with P recomputed from q, k and lse: (q, k, v, out, lse) is all the backward ops read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend
+
+log = logging.getLogger(__name__)
+aten = torch.ops.aten
+
+
+@dataclass(frozen=True, eq=False)
+class _Backend:
+    """A fused forward op that returns the log-sum-exp, and its backward op."""
+
+    name: str
+    forward: Callable  # (q, k, v, scale, causal) -> (out, lse, extras)
+    backward: Callable  # (dout, q, k, v, out, lse, extras, scale, causal) -> (dq, dk, dv)
+
+
+def _cpu_forward(q, k, v, scale, causal):
+    out, lse = aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, causal, scale=scale)
+    return out, lse, ()
+
+
+def _cpu_backward(dout, q, k, v, out, lse, extras, scale, causal):
+    return aten._scaled_dot_product_flash_attention_for_cpu_backward(
+        dout, q, k, v, out, lse, 0.0, causal, scale=scale
+    )
+
+
+def _cudnn_forward(q, k, v, scale, causal):
+    out, lse, cum_q, cum_k, max_q, max_k, seed, offset, _ = aten._scaled_dot_product_cudnn_attention(
+        q, k, v, None, True, 0.0, causal, False, scale=scale
+    )
+    return out, lse, (seed, offset, cum_q, cum_k, max_q, max_k)
+
+
+def _cudnn_backward(dout, q, k, v, out, lse, extras, scale, causal):
+    seed, offset, cum_q, cum_k, max_q, max_k = extras
+    return aten._scaled_dot_product_cudnn_attention_backward(
+        dout, q, k, v, out, lse, seed, offset, None, cum_q, cum_k, max_q, max_k, 0.0, causal, scale=scale
+    )
+
+
+def _flash_forward(q, k, v, scale, causal):
+    out, lse, cum_q, cum_k, max_q, max_k, rng, unused, _ = aten._scaled_dot_product_flash_attention(
+        q, k, v, 0.0, causal, False, scale=scale
+    )
+    return out, lse, (cum_q, cum_k, max_q, max_k, rng, unused)
+
+
+def _flash_backward(dout, q, k, v, out, lse, extras, scale, causal):
+    cum_q, cum_k, max_q, max_k, rng, unused = extras
+    return aten._scaled_dot_product_flash_attention_backward(
+        dout, q, k, v, out, lse, cum_q, cum_k, max_q, max_k, 0.0, causal, rng, unused, scale=scale
+    )
+
+
+CPU = _Backend("cpu_flash", _cpu_forward, _cpu_backward)
+CUDNN = _Backend("cudnn", _cudnn_forward, _cudnn_backward)
+FLASH = _Backend("flash", _flash_forward, _flash_backward)
+
+
+class Saved(NamedTuple):
+    """What a forward leaves for a later backward: out [B, Hq, T, D], lse [B, Hq, T] (fp32), the op's
+    other outputs its backward takes (ints, tiny tensors), and the op pair."""
+
+    out: torch.Tensor
+    lse: torch.Tensor
+    extras: tuple
+    backend: _Backend
+
+
+_CHOICE: dict[tuple, list[_Backend]] = {}
+
+
+def _candidates(q, k, v, scale: float, causal: bool) -> list[_Backend]:
+    """The fused pair F.scaled_dot_product_attention picks for these inputs (it knows each backend's
+    limits: head dims, dtypes, architectures, cuDNN versions, deterministic mode), flash after cuDNN."""
+    choice = torch._fused_sdp_choice(q, k, v, None, 0.0, causal, scale=scale, enable_gqa=True)
+    if q.device.type == "cpu":
+        return [CPU] if choice == int(SDPBackend.FLASH_ATTENTION) else []
+    if q.device.type == "cuda" and choice == int(SDPBackend.CUDNN_ATTENTION):
+        return [CUDNN, FLASH]
+    if q.device.type == "cuda" and choice == int(SDPBackend.FLASH_ATTENTION):
+        return [FLASH]
+    return []
+
+
+def _key(q, k, causal: bool) -> tuple:
+    flags = (
+        torch.backends.cuda.cudnn_sdp_enabled(),
+        torch.backends.cuda.flash_sdp_enabled(),
+        torch.are_deterministic_algorithms_enabled(),
+    )  # an sdpa_kernel(...) context or deterministic mode changes the choice: a key of its own
+    return (q.device, q.dtype, q.shape[-1], q.shape[1] != k.shape[1], causal, flags)
+
+
+def _run_forward(q, k, v, scale: float, causal: bool) -> Saved | None:
+    """The forward through the cached pair, no graph recorded; None where only the stock one runs."""
+    key = _key(q, k, causal)
+    if key not in _CHOICE:
+        _CHOICE[key] = _candidates(q, k, v, scale, causal)
+    backends = _CHOICE[key]
+    while backends:
+        try:
+            with torch.no_grad():
+                return Saved(*backends[0].forward(q, k, v, scale, causal), backends[0])
+        except RuntimeError as err:  # e.g. a cuDNN graph this version cannot build
+            log.warning("tunesmith.kernels.attention: %s attention failed, not used again for %s: %s",
+                        backends[0].name, key[:5], err)  # fmt: skip
+            backends.pop(0)
+    return None
+
+
+@dataclass(eq=False)
+class _Args:
+    """AttentionFunction's non-tensor arguments."""
+
+    scale: float
+    causal: bool
+    extras: tuple
+    backend: _Backend
+
+
+class AttentionFunction(torch.autograd.Function):
+    """out = the given forward's output; backward through the backend's op from (q, k, v, out, lse).
+    The forward kernel ran before (no_grad), here or in the first forward of a checkpointed layer."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, out, lse, args: _Args):
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.args = args  # no tensor of the graph in it: extras are the op's own tiny outputs
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        q, k, v, out, lse = ctx.saved_tensors
+        a = ctx.args
+        dq, dk, dv = a.backend.backward(dout, q, k, v, out, lse, a.extras, a.scale, a.causal)
+        return dq, dk, dv, None, None, None
+
+
+def _stock(q, k, v, scale: float, causal: bool) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale, enable_gqa=True)
+
+
+def attention_forward_only(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float, causal: bool
+) -> tuple[torch.Tensor, Saved | None]:
+    """The forward alone, no graph: out [B, Hq, T, D] and what `attention(..., saved=)` needs to
+    backpropagate later without this kernel (None where only the stock function applies)."""
+    saved = _run_forward(q, k, v, scale, causal)
+    if saved is None:
+        with torch.no_grad():
+            return _stock(q, k, v, scale, causal), None
+    return saved.out, saved
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    scale: float,
+    causal: bool,
+    saved: Saved | None = None,
+) -> torch.Tensor:
+    """softmax(scale q k^T (+ causal mask)) v per head, heads grouped by Hq // Hkv: out [B, Hq, T, D].
+    `saved` (attention_forward_only's, on the same q, k, v) skips the forward kernel."""
+    if saved is None:
+        saved = _run_forward(q, k, v, scale, causal)
+        if saved is None:
+            return _stock(q, k, v, scale, causal)
+    args = _Args(scale, causal, saved.extras, saved.backend)
+    return AttentionFunction.apply(q, k, v, saved.out, saved.lse, args)
+
+
+__all__ = ["AttentionFunction", "Saved", "attention", "attention_forward_only"]
