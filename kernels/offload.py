@@ -5,8 +5,9 @@ it copies `hidden` (the layer input, the only tensor a checkpoint keeps) to pinn
 stream while the GPU computes, and in the backward brings it back, recomputes `fn` with grad and
 backpropagates.  Layers form a chain: when layer i starts its backward it prefetches layer i-1's input
 on the copy stream, so the transfer overlaps layer i's recompute.  Each forward pass has its own
-chain, so several forwards before one backward stay correct (they only lose the prefetch).  With offload=False the input stays
-on the device (plain non-reentrant-style checkpointing).  On the CPU it simply keeps the input.
+chain, so several forwards before one backward stay correct (they only lose the prefetch).  With
+offload=False the input stays on the device (plain non-reentrant-style checkpointing).  On the CPU it
+simply keeps the input.
 
 Lean recompute (on by default): while a layer is recomputed for its backward, `recomputing()` is True
 (thread-local, only around that call of `fn`), and the LoRA Functions in kernels.lora use it to skip
@@ -14,6 +15,16 @@ work whose result this backward never reads and to keep the weights they dequant
 of the same call (see lora.py).  The recompute's *outputs* are only used for their graph: backward()
 is given the gradients that arrived from above, never their values.  `lean_recompute=False` turns the
 flag off (a full, plain recompute), for comparison.
+
+Kept for the recompute: code inside the first forward of a checkpointed call may hand over results the
+recompute would otherwise compute again (`keep_for_recompute(key, items)`, where `keeping()` is True:
+kernels.patch gives each layer's attention output and log-sum-exp, so the recompute runs no attention
+kernel).  They travel like the input: to pinned host memory on the copy stream as soon as they are
+handed over, back to the device with the layer's prefetch (when the next layer's backward starts),
+and the recompute takes them with `kept_for_recompute(key)`.  Only with offload and lean recompute:
+device-mode checkpointing would hold them in VRAM for every layer (Llama-3.1-8B at 8192 tokens: 64 MiB
+a layer), and a full recompute is the comparison without them.  On the CPU they are simply held.
+Whatever the recompute does not take is dropped when it ends; nothing outlives the layer's backward.
 
 It does not know transformers: kernels.patch installs it as each decoder layer's
 `_gradient_checkpointing_func`.  It does not replay RNG state, so layers must be deterministic in
@@ -24,6 +35,7 @@ once (no retain_graph).
 from __future__ import annotations
 
 import threading
+import weakref
 
 import torch
 
@@ -43,47 +55,111 @@ def layer_memo() -> dict | None:
     return getattr(_LOCAL, "memo", None)
 
 
+def keeping() -> bool:
+    """True in the first forward of a checkpointed call whose recompute will take what
+    `keep_for_recompute` is given (offload and lean recompute)."""
+    return getattr(_LOCAL, "keeping", None) is not None
+
+
+def keep_for_recompute(key, items: tuple) -> bool:
+    """Hands `items` to the recompute of the checkpointed call running now, under `key`; its tensors
+    go to pinned host memory when offloading, other items (ints, tuples, None) are held as they are.
+    False (nothing kept) outside such a forward (see `keeping`)."""
+    call = getattr(_LOCAL, "keeping", None)
+    if call is None:
+        return False
+    call.kept[key] = _Stash(items, call.stream)
+    return True
+
+
+def kept_for_recompute(key) -> tuple | None:
+    """In a lean recompute: the items its forward kept under `key`, tensors on the device again, given
+    up by the stash (each is taken once); None when nothing was kept."""
+    kept = getattr(_LOCAL, "kept", None)
+    stash = None if kept is None else kept.pop(key, None)
+    return None if stash is None else stash.get()
+
+
+def _swap(state: tuple) -> tuple:
+    """Sets this thread's (recomputing, memo, keeping, kept) and returns the ones it replaces."""
+    old = (recomputing(), layer_memo(), getattr(_LOCAL, "keeping", None), getattr(_LOCAL, "kept", None))
+    _LOCAL.recomputing, _LOCAL.memo, _LOCAL.keeping, _LOCAL.kept = state
+    return old
+
+
 class _Stash:
-    """A layer input kept for the backward: on the device, or in pinned host memory."""
+    """Items kept for a backward: as they are, or (stream given) their tensors in pinned host memory,
+    copied on that side stream after the work queued so far, and brought back by prefetch/get."""
 
-    def __init__(self, x: torch.Tensor, offload: bool, stream) -> None:
-        self.device, self.requires_grad = x.device, x.requires_grad
-        self.x = None if offload else x
-        self.host = self.ready = self.back = None
-        if offload:
-            self.host = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
-            stream.wait_stream(torch.cuda.current_stream(x.device))
+    def __init__(self, items: tuple, stream) -> None:
+        self.items, self.stream, self.where, self.ready = items, None, "device", None
+        self.device = next((x.device for x in items if isinstance(x, torch.Tensor)), None)
+        if stream is not None and self.device is not None and self.device.type == "cuda":
+            self.stream, self.where = stream, "host"
+            stream.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(stream):
-                self.host.copy_(x, non_blocking=True)
-                x.record_stream(stream)  # keep x's memory until the copy is done
-                self.ready = torch.cuda.Event()
-                self.ready.record(stream)
+                self.items = tuple(_to_host(x, stream) if isinstance(x, torch.Tensor) else x for x in items)
+                self.ready = _event(stream)
 
-    def prefetch(self, stream) -> None:
-        if self.host is None or self.back is not None:
+    def prefetch(self) -> None:
+        if self.where != "host":
             return
-        with torch.cuda.stream(stream):
-            stream.wait_event(self.ready)
-            self.back = self.host.to(self.device, non_blocking=True)
-            self.ready = torch.cuda.Event()
-            self.ready.record(stream)
+        with torch.cuda.stream(self.stream):
+            self.stream.wait_event(self.ready)
+            back = (
+                x.to(self.device, non_blocking=True) if isinstance(x, torch.Tensor) else x for x in self.items
+            )
+            self.items, self.where, self.ready = tuple(back), "coming", _event(self.stream)
 
-    def get(self, stream) -> torch.Tensor:
-        if self.host is None:
-            return self.x
-        self.prefetch(stream)
-        cur = torch.cuda.current_stream(self.device)
-        cur.wait_event(self.ready)
-        self.back.record_stream(cur)
-        x, self.back, self.host = self.back, None, None
-        return x
+    def get(self) -> tuple:
+        """The items on the device, ordered after their copy on the current stream; the stash lets go."""
+        if self.where != "device":
+            self.prefetch()
+            cur = torch.cuda.current_stream(self.device)
+            cur.wait_event(self.ready)
+            for x in self.items:
+                if isinstance(x, torch.Tensor):
+                    x.record_stream(cur)
+        items, self.items, self.where = self.items, (), "taken"
+        return items
+
+
+def _to_host(x: torch.Tensor, stream) -> torch.Tensor:
+    # x's own strides where dense: the attention output (transposed heads) comes back laid out as the
+    # backward kernels expect, with no copy to re-layout it
+    host = torch.empty_like(x, device="cpu", pin_memory=True)
+    host.copy_(x, non_blocking=True)
+    x.record_stream(stream)  # keep x's memory until the copy is done
+    return host
+
+
+def _event(stream):
+    event = torch.cuda.Event()
+    event.record(stream)
+    return event
+
+
+class _Call:
+    """What one checkpointed call keeps for its backward: its input, and what its forward handed to
+    keep_for_recompute (by key)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream  # the copy stream when offloading, else None
+        self.input: _Stash | None = None
+        self.kept: dict = {}
+
+    def prefetch(self) -> None:
+        for stash in (self.input, *self.kept.values()):
+            if stash is not None:
+                stash.prefetch()
 
 
 class _Chain:
-    """Stashes of one forward pass, in layer order, so a backward can prefetch the previous layer."""
+    """Calls of one forward pass, in layer order, so a backward can prefetch the previous layer.
+    Weak references: a forward whose graph is dropped without a backward leaves nothing held here."""
 
     def __init__(self) -> None:
-        self.stashes: list[_Stash | None] = []
+        self.calls: list[weakref.ref[_Call] | None] = []
 
 
 _CURRENT = [_Chain()]  # the chain the next checkpointed layer joins
@@ -101,42 +177,45 @@ class OffloadedCheckpointFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, fn, offload, lean, anchor, hidden, *args):
+        keep = offload and lean  # offload requested: on the CPU the stash simply holds the items
         offload = offload and hidden.is_cuda
-        stream = _copy_stream(hidden.device) if offload else None
-        before, memo_before, memo = recomputing(), layer_memo(), {}
-        _LOCAL.recomputing = False  # a checkpoint nested in a recompute runs a real forward first
-        _LOCAL.memo = memo
+        call, memo = _Call(_copy_stream(hidden.device) if offload else None), {}
+        # recomputing off: a checkpoint nested in a recompute runs a real forward first
+        old = _swap((False, memo, call if keep else None, None))
         try:
             with torch.no_grad():
                 out = fn(hidden, *args)
         finally:
-            _LOCAL.recomputing, _LOCAL.memo = before, memo_before
-        ctx.memo = memo
-        ctx.fn, ctx.stash, ctx.stream, ctx.lean = fn, _Stash(hidden, offload, stream), stream, lean
+            _swap(old)
+        call.input = _Stash((hidden,), call.stream)
+        ctx.fn, ctx.call, ctx.memo, ctx.lean = fn, call, memo, lean
+        ctx.input_requires_grad = hidden.requires_grad
         ctx.chain = _CURRENT[0]
-        ctx.index = len(ctx.chain.stashes)
-        ctx.chain.stashes.append(ctx.stash)
+        ctx.index = len(ctx.chain.calls)
+        ctx.chain.calls.append(weakref.ref(call))
         ctx.save_for_backward(*args)
         ctx.tuple_out = isinstance(out, tuple)
         return out
 
     @staticmethod
     def backward(ctx, *douts):
-        stash, stashes = ctx.stash, ctx.chain.stashes
-        prev = stashes[ctx.index - 1] if ctx.index > 0 else None
-        if prev is not None and prev.host is not None:
-            prev.prefetch(_copy_stream(prev.device))  # overlaps this layer's recompute
-        x = stash.get(ctx.stream).detach().requires_grad_(stash.requires_grad)
-        stashes[ctx.index] = ctx.stash = None  # nothing keeps the input once it is back
+        call, calls = ctx.call, ctx.chain.calls
+        prev = calls[ctx.index - 1] if ctx.index > 0 else None
+        prev = prev() if prev is not None else None
+        if prev is not None:
+            prev.prefetch()  # overlaps this layer's recompute
+        (x,) = call.input.get()
+        x = x.detach().requires_grad_(ctx.input_requires_grad)
+        calls[ctx.index] = ctx.call = None  # nothing keeps the input once it is back
         args = ctx.saved_tensors
-        before, memo_before = recomputing(), layer_memo()
-        _LOCAL.recomputing, _LOCAL.memo = ctx.lean, ctx.memo
+        old = _swap((ctx.lean, ctx.memo, None, call.kept if ctx.lean else None))
         try:
             with torch.enable_grad():
                 out = ctx.fn(x, *args)
         finally:
-            _LOCAL.recomputing, _LOCAL.memo = before, memo_before
+            _swap(old)
             ctx.memo = None
+            call.kept.clear()  # what the recompute did not take goes now
         outs = out if ctx.tuple_out else (out,)
         pairs = [(o, d) for o, d in zip(outs, douts, strict=False) if d is not None and o.requires_grad]
         if pairs:

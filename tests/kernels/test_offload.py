@@ -1,11 +1,20 @@
 """Offloaded checkpointing against running the layers directly: outputs and every gradient, on a
 chain of layers (CPU keeps the inputs; the GPU test moves them to pinned host memory and back)."""
 
+import gc
+import weakref
+
 import pytest
 import torch
 from kernel_compare import assert_close
 
-from tunesmith.kernels.offload import offloaded_checkpoint, recomputing
+from tunesmith.kernels.offload import (
+    keep_for_recompute,
+    keeping,
+    kept_for_recompute,
+    offloaded_checkpoint,
+    recomputing,
+)
 
 
 class Layer(torch.nn.Module):
@@ -80,3 +89,86 @@ def test_recomputing_flag_only_inside_a_lean_recompute(device):
         offloaded_checkpoint(fn, x, lean_recompute=lean).sum().backward()
         assert seen == [False, lean]  # the first forward never; the recompute when lean
     assert not recomputing()
+
+
+class KeepingLayer(Layer):
+    """Keeps a transposed tensor (made from its input) and a tag in its first forward; records what its
+    recompute gets back, twice asked (the second time must be None: each item is taken once)."""
+
+    def __init__(self, d, log):
+        super().__init__(d)
+        self.log = log
+
+    def forward(self, x, scale=1.0):
+        if keeping():
+            made = (x.detach() * 2).transpose(-1, -2)
+            self.log.append(("kept", self, made.clone(), keep_for_recompute("made", (made, self, None))))
+        elif recomputing():
+            self.log.append(("got", self, kept_for_recompute("made"), kept_for_recompute("made")))
+        return super().forward(x, scale)
+
+
+def check_kept_items_reach_their_own_recompute(device, offload):
+    torch.manual_seed(2)
+    log = []
+    layers = torch.nn.ModuleList(KeepingLayer(9, log) for _ in range(3)).to(device)
+    xa, xb = torch.randn(2, 5, 9, device=device), torch.randn(4, 9, device=device)
+    ya, yb = run(layers, xa, True, offload), run(layers, xb, True, offload)  # two forwards, one backward
+    (yb.sum() + 2 * ya.sum()).backward()
+    kept = [e for e in log if e[0] == "kept"]
+    got = [e for e in log if e[0] == "got"]
+    assert len(kept) == len(got) == 6 and all(e[3] for e in kept)
+    for _, layer, made, _ in kept:  # each recompute got its own forward's items, exactly, in layout
+        matches = [g for g in got if g[1] is layer and g[2][0].shape == made.shape]
+        assert len(matches) == 1
+        back, again = matches[0][2], matches[0][3]
+        assert (
+            torch.equal(back[0], made) and back[0].stride() == made.stride() and back[0].device == made.device
+        )
+        assert back[1] is layer and back[2] is None and again is None
+
+
+def test_kept_items_reach_their_own_recompute(device):
+    check_kept_items_reach_their_own_recompute(device, offload=True)
+
+
+@pytest.mark.gpu
+def test_kept_items_through_pinned_host_memory(device):
+    check_kept_items_reach_their_own_recompute(device, offload=True)
+
+
+@pytest.mark.parametrize("offload,lean", [(False, True), (True, False)])
+def test_nothing_kept_without_offload_and_lean_recompute(offload, lean, device):
+    """Device-mode checkpointing would hold kept items in VRAM for every layer; a full recompute is the
+    comparison without them: neither keeps."""
+    seen = []
+
+    def fn(x):
+        seen.append((keeping(), keep_for_recompute("k", (x * 2,)), kept_for_recompute("k")))
+        return x * 3
+
+    x = torch.randn(5, device=device, requires_grad=True)
+    offloaded_checkpoint(fn, x, offload=offload, lean_recompute=lean).sum().backward()
+    assert seen == [(False, False, None)] * 2
+    assert torch.equal(x.grad, torch.full_like(x, 3.0))
+
+
+def test_kept_items_not_taken_or_not_backpropagated_are_released(device):
+    """What the recompute does not take is dropped when it ends; a forward whose graph is dropped
+    without a backward leaves nothing behind either."""
+    refs = []
+
+    def fn(x):
+        if keeping():
+            item = torch.randn(64, device=device)
+            refs.append(weakref.ref(item))
+            keep_for_recompute("unused", (item,))
+        return x * 3
+
+    x = torch.randn(5, device=device, requires_grad=True)
+    offloaded_checkpoint(fn, x).sum().backward()
+    y = offloaded_checkpoint(fn, x)
+    assert refs[1]() is not None  # held for y's backward
+    del y
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
