@@ -94,6 +94,7 @@ def patch_model(
     embeddings_on_cpu: bool = False,
     lean_recompute: bool = True,
     inplace_rope: bool = True,
+    stash_attention: bool = True,
 ) -> PatchReport:
     """Patch `model` (a transformers causal LM, bare or inside peft) in place; returns the report.
 
@@ -110,6 +111,12 @@ def patch_model(
     for comparison).
     inplace_rope: rotate q and k in their own memory (kernels.rope.rope_) where the fused q/k/v
     projection made them; False rotates into new tensors (same values, for comparison).
+    stash_attention: where the model's attention is transformers' SDPA on plain causal attention (no
+    padding or sliding-window mask), run it through kernels.attention, and with checkpointing="offload"
+    and lean_recompute keep each layer's attention output and log-sum-exp from the forward (pinned host
+    memory, with the layer input: 64 MiB a layer for Llama-3.1-8B at 8192 tokens) so the recompute runs
+    no attention kernel; False calls the model's attention function everywhere, computed again in the
+    recompute (same values, for comparison).
     """
     inner = _inner_model(model)
     old = getattr(inner, "_tunesmith_patch", None)
@@ -147,7 +154,7 @@ def patch_model(
         if kind == "mlp":
             attrs = {"_tunesmith_act": act, "_tunesmith_residual_out": family.mlp_residual_out}
         if kind == "attention":
-            attrs = {"_tunesmith_rope_inplace": inplace_rope}
+            attrs = {"_tunesmith_rope_inplace": inplace_rope, "_tunesmith_stash_attention": stash_attention}
         _patch_forward(module, kind, report, **attrs)
         counts[kind] += 1
     if checkpointing is not None:

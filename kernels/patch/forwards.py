@@ -3,20 +3,32 @@ and the causal-LM head with its loss.
 
 Knows transformers' module attributes (head_dim, scaling, q_norm/k_norm, sliding_window,
 attn_logit_softcapping, config._attn_implementation, final_logit_softcapping, the attention-function
-registry and the family's own eager attention).  Each forward falls back to the stock one (kept as
-`module._tunesmith_stock`) when it meets something it does not handle: a KV cache (generation),
-adapters it cannot fuse, logits requested by the caller.
+registry, its SDPA function and the family's own eager attention).  Each forward falls back to the
+stock one (kept as `module._tunesmith_stock`) when it meets something it does not handle: a KV cache
+(generation), adapters it cannot fuse, logits requested by the caller.
+
+Attention: where transformers would call its own SDPA function on plain attention (no mask: causal,
+or full; no dropout, softcapping or position bias), kernels.attention computes the same through
+the fused kernel pair that function would run, and stashes: in the first forward of a checkpointed
+layer (kernels.offload.keeping()) the output and log-sum-exp are kept for the layer's recompute
+(kernels.offload.keep_for_recompute, to pinned host memory with the layer input), which then
+backpropagates through them without running the attention forward again.  Anything else (padding or
+sliding-window masks, eager/flash/flex implementations, `stash_attention=False`) calls the model's
+own attention function.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import torch
 import torch.nn.functional as F
 
+from ..attention import Saved, attention, attention_forward_only
 from ..cross_entropy import fused_linear_cross_entropy
 from ..lora import lora_linear, lora_mlp, lora_qkv
+from ..offload import keep_for_recompute, keeping, kept_for_recompute
 from ..rms_norm import rms_norm
 from ..rope import can_rope_inplace, rope, rope_
 from ..swiglu import GLUFunction
@@ -74,8 +86,50 @@ def _attention_function(self):
 _ATTENTION: dict = {}
 
 
+@functools.cache
+def _sdpa_function():
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    return sdpa_attention_forward
+
+
+def _plain_sdpa_causal(self, q, k, v, attention_mask, dropout, extra, kwargs) -> bool | None:
+    """Whether transformers' SDPA function, called here, would compute plain attention with
+    is_causal True or False (kernels.attention computes the same); None where it would do more
+    (a mask: padding, packing, a sliding window that binds; dropout, softcap, position bias), where
+    another function is registered, or where autocast would change its dtypes."""
+    if not self._tunesmith_stash_attention or attention_mask is not None or dropout:
+        return None
+    if extra.get("softcap") is not None or kwargs.get("position_bias") is not None:
+        return None  # sdpa raises on softcap: the stock call says so
+    if kwargs.get("output_attentions") or torch.is_autocast_enabled(q.device.type):
+        return None
+    if not (q.dtype == k.dtype == v.dtype and q.shape[2] == k.shape[2] and q.shape[1] % k.shape[1] == 0):
+        return None
+    if _attention_function(self) is not _sdpa_function():
+        return None
+    causal = kwargs.get("is_causal")
+    causal = getattr(self, "is_causal", True) if causal is None else causal
+    return bool(causal) and q.shape[2] > 1  # transformers' rule for is_causal without a mask
+
+
+def _sdpa(self, q, k, v, causal: bool):
+    """kernels.attention, stashing for the recompute of a checkpointed layer: its first forward keeps
+    out and lse (keeping()), its recompute backpropagates through them and runs no forward kernel."""
+    key = ("attention", self)
+    if keeping():
+        out, saved = attention_forward_only(q, k, v, scale=self.scaling, causal=causal)
+        if saved is not None:
+            keep_for_recompute(key, tuple(saved))
+        return out
+    items = kept_for_recompute(key)  # None outside a recompute, or where the forward kept nothing
+    saved = None if items is None else Saved(*items)
+    return attention(q, k, v, scale=self.scaling, causal=causal, saved=saved)
+
+
 def attention_forward(self, hidden_states, position_embeddings=None, attention_mask=None, **kwargs):
-    """q/k/v (fused LoRA), optional q/k RMSNorm, RoPE kernel, the model's attention function, o.
+    """q/k/v (fused LoRA), optional q/k RMSNorm, RoPE kernel, the model's attention function (or
+    kernels.attention with the recompute stash, where that computes the same: module docstring), o.
     RoPE runs in place when q and k are tensors only this forward holds (the fused projection's
     outputs, or our q/k norms' outputs) and go straight into the attention function."""
     cache = kwargs.pop("cache", None)
@@ -111,10 +165,14 @@ def attention_forward(self, hidden_states, position_embeddings=None, attention_m
         extra["sliding_window"] = window
     if getattr(self, "attn_logit_softcapping", None) is not None:
         extra["softcap"] = self.attn_logit_softcapping
-    out, weights = _attention_function(self)(
-        self, q, k, v, attention_mask,
-        dropout=self.attention_dropout if self.training else 0.0, scaling=self.scaling, **extra, **kwargs,
-    )  # fmt: skip
+    dropout = self.attention_dropout if self.training else 0.0
+    causal = _plain_sdpa_causal(self, q, k, v, attention_mask, dropout, extra, kwargs)
+    if causal is not None:
+        out, weights = _sdpa(self, q, k, v, causal).transpose(1, 2), None  # [B, T, H, D]
+    else:
+        out, weights = _attention_function(self)(
+            self, q, k, v, attention_mask, dropout=dropout, scaling=self.scaling, **extra, **kwargs
+        )
     out = out.reshape(*input_shape, -1).contiguous()
     return _project(self.o_proj, out), weights
 
