@@ -16,6 +16,8 @@ fresh random token batches per step, identical across systems; labels = input id
              recomputed in full (down projection included, every weight dequantized again in the
              backward) — the comparison point for the lean recompute, same values.
   tunesmith_ropecopy  tunesmith with patch_model(inplace_rope=False): RoPE into new tensors.
+  tunesmith_nostash  tunesmith with patch_model(stash_attention=False): transformers' SDPA function,
+             its forward run again in each layer's recompute (no attention output kept in host memory).
 Prints median step time, tokens/s, peak allocated VRAM, step-1 loss per config, the longest batch-1
 context that trained, and the ratios against hf.  Writes OUTDIR/<system>.json and OUTDIR/table.md.
 """
@@ -88,6 +90,7 @@ def load(args):
         notes["patch"] = patch_model(
             model, checkpointing=args.checkpointing, keep_layers=args.keep_layers, embeddings_on_cpu=cpuemb,
             lean_recompute=args.system != "tunesmith_full", inplace_rope=args.system != "tunesmith_ropecopy",
+            stash_attention=args.system != "tunesmith_nostash",
         ).replaced  # fmt: skip
         notes["nf4_check_max_abs_err"] = check_nf4(model)
     model.train()

@@ -1,8 +1,8 @@
 """Tunesmith's Triton training kernels and the patching that puts them into transformers models.
 
-The op modules (rms_norm, rope, swiglu, cross_entropy, nf4, lora, offload) know torch and triton only;
-`tunesmith.kernels.patch` is the one place that knows transformers', peft's and bitsandbytes' modules.
-Importing this package imports neither transformers nor peft.
+The op modules (rms_norm, rope, swiglu, cross_entropy, nf4, lora, attention, offload) know torch and
+triton only; `tunesmith.kernels.patch` is the one place that knows transformers', peft's and
+bitsandbytes' modules.  Importing this package imports neither transformers nor peft.
 
 Typical use, on a loaded (QLoRA) model, before or after peft wraps it:
 
@@ -14,6 +14,7 @@ Exactness: every op is tested against plain PyTorch (tests/kernels); the patched
 LoRA gradients equal the stock ones to rounding.  Speed and memory: BENCHMARKS.md.
 """
 
+from .attention import attention
 from .cross_entropy import fused_linear_cross_entropy
 from .log_probs import TokenLogProbs, fused_linear_log_probs
 from .lora import LoRAProj, lora_linear, lora_mlp, lora_qkv
@@ -30,6 +31,7 @@ __all__ = [
     "TokenLogProbs",
     "NF4Weight",
     "add_rms_norm",
+    "attention",
     "dequantize_nf4",
     "fused_linear_cross_entropy",
     "fused_linear_log_probs",
