@@ -24,6 +24,7 @@ handed over, back to the device with the layer's prefetch (when the next layer's
 and the recompute takes them with `kept_for_recompute(key)`.  Only with offload and lean recompute:
 device-mode checkpointing would hold them in VRAM for every layer (Llama-3.1-8B at 8192 tokens: 64 MiB
 a layer), and a full recompute is the comparison without them.  On the CPU they are simply held.
+(H200, pinned memory: those 64 MiB take 1.2 ms each way on the copy stream, overlapped.)
 Whatever the recompute does not take is dropped when it ends; nothing outlives the layer's backward.
 
 It does not know transformers: kernels.patch installs it as each decoder layer's

@@ -113,3 +113,25 @@ def test_stock_path_where_no_fused_pair_applies(device):
     for name, g, r in zip(("out", "dq", "dk", "dv"), got, ref, strict=True):
         assert_close(name, g, r, rtol=1e-5)
     assert_close("forward only", out, ref[0], rtol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    "backend,name", [(SDPBackend.CUDNN_ATTENTION, "cudnn"), (SDPBackend.FLASH_ATTENTION, "flash")]
+)
+@pytest.mark.parametrize("hq,hkv,t,d", [(8, 2, 300, 128), (4, 4, 257, 64)])
+def test_each_cuda_pair_matches_sdpa_on_grouped_heads(backend, name, hq, hkv, t, d, device):
+    """Each fused pair, as F.sdpa runs it inside sdpa_kernel(backend): k and v keep their Hkv heads."""
+    qkv, dout = inputs(2, hq, hkv, t, d, device, torch.bfloat16, seed=7)
+    with sdpa_kernel(backend):
+        _, saved = attention_forward_only(*(x.detach() for x in qkv), scale=d**-0.5, causal=True)
+        got = out_and_grads(lambda q, k, v: attention(q, k, v, scale=d**-0.5, causal=True), qkv, dout)
+        sdpa = out_and_grads(
+            lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True),
+            qkv,
+            dout,
+        )
+    assert saved is not None and saved.backend.name == name
+    assert torch.equal(got[0], sdpa[0])  # the same kernel on the same inputs
+    for label, g, s in zip(("dq", "dk", "dv"), got[1:], sdpa[1:], strict=True):
+        assert_close(label, g, s, rtol=1e-2)
