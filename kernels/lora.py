@@ -54,6 +54,7 @@ import torch
 
 from .nf4 import NF4Weight, can_dequantize_stacked, dense_weight, dequantize_nf4, dequantize_nf4_stacked
 from .offload import recomputing
+from .rope import rope_backward_
 from .swiglu import glu_backward, glu_forward
 
 
@@ -276,16 +277,58 @@ class LoRAQKVFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dq, dk, dv):
-        x2, xa, qA, qB, kA, kB, vA, vB = ctx.saved_tensors
         wp, a_cat, ctx.wp, ctx.a_cat = ctx.wp, ctx.a_cat, None, None
-        grads = [d if d is not None else x2.new_zeros(x2.shape[0], _out_features(f))
-                 for d, f in zip((dq, dk, dv), ctx.frozen, strict=True)]  # fmt: skip
-        dY = torch.cat([g.reshape(x2.shape[0], -1) for g in grads], dim=1)
-        dx, dAs, dBs = group_backward(
-            dY, x2, xa, (qA, kA, vA), (qB, kB, vB), ctx.frozen, ctx.needs_input_grad, wp=wp, a_cat=a_cat
-        )
-        lead = next(d for d in (dq, dk, dv) if d is not None).shape[:-1]
-        return dx.view(*lead, -1), dAs[0], dBs[0], dAs[1], dBs[1], dAs[2], dBs[2], None
+        return _qkv_backward(ctx, dq, dk, dv, wp, a_cat) + (None,)
+
+
+def _qkv_backward(ctx, dq, dk, dv, wp, a_cat) -> tuple:
+    """(dx, dA_q, dB_q, dA_k, dB_k, dA_v, dB_v) of the q/k/v projections from ctx's saved x2, xa and
+    adapters; `wp`, `a_cat` as in group_backward."""
+    x2, xa, qA, qB, kA, kB, vA, vB = ctx.saved_tensors[:8]
+    grads = [d if d is not None else x2.new_zeros(x2.shape[0], _out_features(f))
+             for d, f in zip((dq, dk, dv), ctx.frozen, strict=True)]  # fmt: skip
+    dY = torch.cat([g.reshape(x2.shape[0], -1) for g in grads], dim=1)
+    dx, dAs, dBs = group_backward(
+        dY, x2, xa, (qA, kA, vA), (qB, kB, vB), ctx.frozen, ctx.needs_input_grad, wp=wp, a_cat=a_cat
+    )
+    lead = next(d for d in (dq, dk, dv) if d is not None).shape[:-1]
+    return dx.view(*lead, -1), dAs[0], dBs[0], dAs[1], dBs[1], dAs[2], dBs[2]
+
+
+@dataclass(eq=False)
+class KeptQKV:
+    """What the first forward of a checkpointed layer kept for its recompute: q and k rotated in place
+    by RoPE (`kernels.rope.rope_`, [B, T, H * D]), v, and the rotation (cos, sin, half, head_dim)."""
+
+    q: torch.Tensor
+    k: torch.Tensor
+    v: torch.Tensor
+    cos: torch.Tensor
+    sin: torch.Tensor
+    half: int
+    head_dim: int
+
+
+class LoRAQKVKeptFunction(torch.autograd.Function):
+    """The recompute's q/k/v projections and RoPE when the first forward kept their results: the
+    forward returns the kept (rotated) q, k and v, running no GEMM, dequant or rotation (only xa =
+    x A^T, which dB needs); the backward takes dq and dk back through the rotation and runs the
+    projections' backward, dequantizing the base weights there.  Same values as LoRAQKVFunction
+    followed by RoPEInplaceFunction, whose outputs the kept tensors are."""
+
+    @staticmethod
+    def forward(ctx, x, qA, qB, kA, kB, vA, vB, frozen, kept: KeptQKV):
+        x2 = x.reshape(-1, x.shape[-1])
+        xa = x2 @ _a_cat((qA, kA, vA), x2.dtype).t()
+        ctx.save_for_backward(x2, xa, qA, qB, kA, kB, vA, vB, kept.cos, kept.sin)
+        ctx.frozen, ctx.half, ctx.head_dim = frozen, kept.half, kept.head_dim
+        return kept.q, kept.k, kept.v
+
+    @staticmethod
+    def backward(ctx, dq, dk, dv):
+        cos, sin = ctx.saved_tensors[-2:]
+        dq, dk = rope_backward_(dq, dk, cos, sin, ctx.half, ctx.head_dim)
+        return _qkv_backward(ctx, dq, dk, dv, None, None) + (None, None)
 
 
 class LoRAMLPFunction(torch.autograd.Function):
@@ -381,6 +424,15 @@ def lora_qkv(
     return _no_autocast(LoRAQKVFunction.apply, x, q.A, q.B, k.A, k.B, v.A, v.B, frozen)
 
 
+def lora_qkv_kept(
+    x: torch.Tensor, q: LoRAProj, k: LoRAProj, v: LoRAProj, kept: KeptQKV
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """In the recompute of a checkpointed layer: the rotated q, k and v its first forward kept, as
+    the outputs of one autograd node that backpropagates through RoPE and the three projections."""
+    frozen = (_frozen(q), _frozen(k), _frozen(v))
+    return _no_autocast(LoRAQKVKeptFunction.apply, x, q.A, q.B, k.A, k.B, v.A, v.B, frozen, kept)
+
+
 def lora_mlp(
     x: torch.Tensor,
     gate: LoRAProj,
@@ -401,4 +453,4 @@ def lora_mlp(
     )  # fmt: skip
 
 
-__all__ = ["LoRAProj", "NF4Weight", "lora_linear", "lora_mlp", "lora_qkv"]
+__all__ = ["KeptQKV", "LoRAProj", "NF4Weight", "lora_linear", "lora_mlp", "lora_qkv", "lora_qkv_kept"]

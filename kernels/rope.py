@@ -239,21 +239,34 @@ class RoPEInplaceFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dq, dk):
         cos, sin = ctx.saved_tensors
+        dq, dk = rope_backward_(dq, dk, cos, sin, ctx.half, ctx.head_dim)
+        return dq, dk, None, None, None
 
-        def writable(d):  # e.g. an expanded zero: rotate a copy
-            return d if d is None or _dense(d) else d.contiguous()
 
-        dq, dk = writable(dq), writable(dk)
-        if dq is not None and dk is not None and dq.data_ptr() != dk.data_ptr():
-            rope_pair_(_heads(dq, ctx.head_dim), _heads(dk, ctx.head_dim), cos, sin, ctx.half, True)
-            return dq, dk, None, None, None
+def rope_backward_(dq, dk, cos, sin, half: int, head_dim: int):
+    """The gradients of rotated q and k ([B, T, H * D] or [B, T, H, D], either may be None) taken back
+    through the rotation, in their own memory where it can be written (else into a copy: an expanded
+    zero, overlapping strides); returns them."""
 
-        def rotate(d):
-            if d is not None:
-                rope_apply(_heads(d, ctx.head_dim), cos, sin, ctx.half, True, inplace=True)
-            return d
+    def writable(d):
+        return d if d is None or _dense(d) else d.contiguous()
 
-        return rotate(dq), rotate(dk), None, None, None
+    dq, dk = writable(dq), writable(dk)
+    if dq is not None and dk is not None and dq.data_ptr() != dk.data_ptr():
+        rope_pair_(_heads(dq, head_dim), _heads(dk, head_dim), cos, sin, half, True)
+        return dq, dk
+
+    def rotate(d):
+        if d is not None:
+            rope_apply(_heads(d, head_dim), cos, sin, half, True, inplace=True)
+        return d
+
+    return rotate(dq), rotate(dk)
+
+
+def rope_half(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, head_dim: int) -> int:
+    """Half the rotated width for q and k as `rope_` takes them (checks their shapes against cos/sin)."""
+    return _check(_heads(q, head_dim), _heads(k, head_dim), cos, sin)
 
 
 def rope_(

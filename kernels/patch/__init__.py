@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import types
 from collections import Counter
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ def patch_model(
     lean_recompute: bool = True,
     inplace_rope: bool = True,
     stash_attention: bool = True,
+    stash_budget_gib: float | None = None,
 ) -> PatchReport:
     """Patch `model` (a transformers causal LM, bare or inside peft) in place; returns the report.
 
@@ -116,7 +118,11 @@ def patch_model(
     and lean_recompute keep each layer's attention output and log-sum-exp from the forward (pinned host
     memory, with the layer input: 64 MiB a layer for Llama-3.1-8B at 8192 tokens) so the recompute runs
     no attention kernel; False calls the model's attention function everywhere, computed again in the
-    recompute (same values, for comparison).
+    recompute (same values, for comparison).  Where q and k are rotated in place (and no q/k norm
+    sits between), the rotated q, k and v are kept too (96 MiB a layer at 8192 tokens), and the
+    recompute runs no q/k/v projection or rotation either (kernels.lora.lora_qkv_kept).
+    stash_budget_gib: host memory the stash may hold per forward pass (default: a quarter of this
+    machine's RAM); layers past it are recomputed as without the stash.
     """
     inner = _inner_model(model)
     old = getattr(inner, "_tunesmith_patch", None)
@@ -168,9 +174,10 @@ def patch_model(
                 getattr(layer, "_gradient_checkpointing_func", None),
                 report,
             )
-        offload = checkpointing == "offload"
-        counts[f"checkpoint_{checkpointing}"] = _checkpoint(layers, offload, keep_layers, lean_recompute)
-        _keep_checkpointing(inner, layers, offload, keep_layers, lean_recompute, report)
+        budget = default_stash_budget() if stash_budget_gib is None else int(stash_budget_gib * 2**30)
+        func = make_checkpoint_func(checkpointing == "offload", lean_recompute, budget)
+        counts[f"checkpoint_{checkpointing}"] = _checkpoint(layers, func, keep_layers)
+        _keep_checkpointing(inner, layers, func, keep_layers, report)
     if embeddings_on_cpu:
         _embeddings_to_cpu(inner, report, counts)
     report.replaced = dict(counts)
@@ -179,25 +186,31 @@ def patch_model(
     return report
 
 
-def _checkpoint(layers: list[nn.Module], offload: bool, keep_layers: int, lean: bool) -> int:
-    """Checkpoints all but the last `keep_layers` decoder layers with our function; returns how many."""
+def default_stash_budget() -> int:
+    """A quarter of the machine's physical memory, in bytes (8 GiB where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (AttributeError, ValueError, OSError):  # Windows has no sysconf
+        return 8 * 2**30
+
+
+def _checkpoint(layers: list[nn.Module], func, keep_layers: int) -> int:
+    """Checkpoints all but the last `keep_layers` decoder layers with `func`; returns how many."""
     n = max(0, len(layers) - max(0, keep_layers))
     for i, layer in enumerate(layers):
         layer.gradient_checkpointing = i < n
-        layer._gradient_checkpointing_func = make_checkpoint_func(offload, lean)
+        layer._gradient_checkpointing_func = func
     return n
 
 
-def _keep_checkpointing(
-    inner: nn.Module, layers, offload: bool, keep_layers: int, lean: bool, report: PatchReport
-) -> None:
+def _keep_checkpointing(inner: nn.Module, layers, func, keep_layers: int, report: PatchReport) -> None:
     """A later gradient_checkpointing_enable() (TRL's trainers call it) re-installs our checkpointing."""
     stock = inner._set_gradient_checkpointing
 
     def set_gradient_checkpointing(*args, **kwargs):
         stock(*args, **kwargs)
         if kwargs.get("enable", args[0] if args else True):
-            _checkpoint(layers, offload, keep_layers, lean)
+            _checkpoint(layers, func, keep_layers)
 
     _set(inner, "_set_gradient_checkpointing", set_gradient_checkpointing, report)
 

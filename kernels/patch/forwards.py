@@ -12,7 +12,10 @@ or full; no dropout, softcapping or position bias), kernels.attention computes t
 the fused kernel pair that function would run, and stashes: in the first forward of a checkpointed
 layer (kernels.offload.keeping()) the output and log-sum-exp are kept for the layer's recompute
 (kernels.offload.keep_for_recompute, to pinned host memory with the layer input), which then
-backpropagates through them without running the attention forward again.  Anything else (padding or
+backpropagates through them without running the attention forward again.  Where q and k were
+rotated in place and no q/k norm sits between (Llama, Mistral, Qwen2), the rotated q, k and v are kept
+too, and the recompute runs no q/k/v projection or rotation either (kernels.lora.lora_qkv_kept); the
+offload budget (patch_model's stash_budget_gib) bounds what a forward pass keeps.  Anything else (padding or
 sliding-window masks, eager/flash/flex implementations, `stash_attention=False`) calls the model's
 own attention function.
 """
@@ -27,10 +30,10 @@ import torch.nn.functional as F
 
 from ..attention import Saved, attention, attention_forward_only
 from ..cross_entropy import fused_linear_cross_entropy
-from ..lora import lora_linear, lora_mlp, lora_qkv
-from ..offload import keep_for_recompute, keeping, kept_for_recompute
+from ..lora import KeptQKV, lora_linear, lora_mlp, lora_qkv, lora_qkv_kept
+from ..offload import keep_for_recompute, keeping, kept_for_recompute, recomputing
 from ..rms_norm import rms_norm
-from ..rope import can_rope_inplace, rope, rope_
+from ..rope import can_rope_inplace, rope, rope_, rope_half
 from ..swiglu import GLUFunction
 from .projections import lora_proj_of
 
@@ -102,7 +105,10 @@ def _plain_sdpa_causal(self, q, k, v, attention_mask, dropout, extra, kwargs) ->
         return None
     if extra.get("softcap") is not None or kwargs.get("position_bias") is not None:
         return None  # sdpa raises on softcap: the stock call says so
-    if kwargs.get("output_attentions") or torch.is_autocast_enabled(q.device.type):
+    dev = q.device.type
+    if kwargs.get("output_attentions") or (
+        torch.is_autocast_enabled(dev) and q.dtype != torch.get_autocast_dtype(dev)
+    ):  # autocast would cast q, k, v for SDPA (TRL trains under bf16 autocast: there they are bf16)
         return None
     if not (q.dtype == k.dtype == v.dtype and q.shape[2] == k.shape[2] and q.shape[1] % k.shape[1] == 0):
         return None
@@ -127,6 +133,20 @@ def _sdpa(self, q, k, v, causal: bool):
     return attention(q, k, v, scale=self.scaling, causal=causal, saved=saved)
 
 
+def _kept_qkv(self, x, projs, cos, sin):
+    """In a recompute whose first forward kept the rotated q, k, v (only where they fed the stashed
+    SDPA): them, as outputs of kernels.lora.lora_qkv_kept (backward through RoPE and the projections);
+    else None."""
+    if not recomputing():
+        return None
+    items = kept_for_recompute(("qkv", self))
+    if items is None:
+        return None
+    q, k, v = items
+    kept = KeptQKV(q, k, v, cos, sin, rope_half(q, k, cos, sin, self.head_dim), self.head_dim)
+    return lora_qkv_kept(x, *projs, kept)
+
+
 def attention_forward(self, hidden_states, position_embeddings=None, attention_mask=None, **kwargs):
     """q/k/v (fused LoRA), optional q/k RMSNorm, RoPE kernel, the model's attention function (or
     kernels.attention with the recompute stash, where that computes the same: module docstring), o.
@@ -144,16 +164,24 @@ def attention_forward(self, hidden_states, position_embeddings=None, attention_m
     projs = [lora_proj_of(m) for m in (self.q_proj, self.k_proj, self.v_proj)]
     fused = all(p is not None for p in projs)
     owned = fused and self._tunesmith_rope_inplace  # q, k: the fused projection's own tensors
-    if fused:
+    cos, sin = position_embeddings
+    q_norm = getattr(self, "q_norm", None)
+    kept = _kept_qkv(self, hidden_states, projs, cos, sin) if owned and q_norm is None else None
+    rotated = None  # q, k, v as rotated in place: what a first forward may keep for its recompute
+    if kept is not None:
+        q, k, v = kept
+    elif fused:
         q, k, v = lora_qkv(hidden_states, *projs)  # [B, T, H * D] each
     else:
         q, k, v = (m(hidden_states) for m in (self.q_proj, self.k_proj, self.v_proj))
-    if getattr(self, "q_norm", None) is not None:
-        q, k = self.q_norm(q.view(hidden_shape)), self.k_norm(k.view(hidden_shape))  # [B, T, H, D]
-        owned = owned and all(hasattr(n, "_tunesmith_stock") for n in (self.q_norm, self.k_norm))
-    cos, sin = position_embeddings
-    if owned and can_rope_inplace(q) and can_rope_inplace(k):  # rotated where they lie (rope.py)
+    if kept is None and q_norm is not None:
+        q, k = q_norm(q.view(hidden_shape)), self.k_norm(k.view(hidden_shape))  # [B, T, H, D]
+        owned = owned and all(hasattr(n, "_tunesmith_stock") for n in (q_norm, self.k_norm))
+    if kept is not None:  # rotated in the first forward; lora_qkv_kept's backward undoes the rotation
+        q, k = q.view(hidden_shape).transpose(1, 2), k.view(hidden_shape).transpose(1, 2)
+    elif owned and can_rope_inplace(q) and can_rope_inplace(k):  # rotated where they lie (rope.py)
         q, k = rope_(q, k, cos, sin, self.head_dim)
+        rotated = (q, k, v) if q_norm is None and keeping() else None
         q, k = q.view(hidden_shape).transpose(1, 2), k.view(hidden_shape).transpose(1, 2)  # [B, H, T, D]
     else:
         q, k = q.view(hidden_shape).transpose(1, 2), k.view(hidden_shape).transpose(1, 2)
@@ -168,6 +196,8 @@ def attention_forward(self, hidden_states, position_embeddings=None, attention_m
     dropout = self.attention_dropout if self.training else 0.0
     causal = _plain_sdpa_causal(self, q, k, v, attention_mask, dropout, extra, kwargs)
     if causal is not None:
+        if rotated is not None:  # the recompute then runs no q/k/v projection or rotation either
+            keep_for_recompute(("qkv", self), rotated)
         out, weights = _sdpa(self, q, k, v, causal).transpose(1, 2), None  # [B, T, H, D]
     else:
         out, weights = _attention_function(self)(
