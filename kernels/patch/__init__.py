@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from .._launch import interpreting
+from ..host_memory import device_view
 from ..offload import make_checkpoint_func
 from . import gemma, llama, qwen3  # noqa: F401  (register their families)
 from .families import ACTIVATIONS, FAMILIES
@@ -106,7 +107,9 @@ def patch_model(
     keep_layers: with checkpointing, the last `keep_layers` decoder layers are not checkpointed (no
     recompute, their activations stay in VRAM): the knob for trading free VRAM for speed.
     embeddings_on_cpu: move a frozen, untied input embedding table to host memory (saves its VRAM,
-    vocab x hidden x 2 bytes: 1 GiB for Llama-3-8B; costs a host gather and one copy per forward).
+    vocab x hidden x 2 bytes: 1 GiB for Llama-3-8B); on a GPU the table is pinned and the GPU gathers
+    each batch's rows from it over PCIe (kernels.host_memory), else a host gather and one copy per
+    forward.
     lean_recompute: with checkpointing, the recompute of a layer skips what its backward does not read
     (the MLP's down projection where the family allows it) and hands the weights it dequantizes to the
     backward of the same layer (kernels.offload, kernels.lora); False recomputes in full (same values,
@@ -223,8 +226,16 @@ def _embeddings_to_cpu(inner: nn.Module, report: PatchReport, counts: Counter) -
     device = emb.weight.device
     emb.to("cpu")
     report._undo.append(lambda: emb.to(device))
-    _patch_forward(emb, "cpu_embedding", report, _tunesmith_device=device)
+    table = None
+    if device.type == "cuda" and type(emb) is nn.Embedding and emb.max_norm is None:
+        # pinned, the GPU gathers the rows it needs in place (kernels.host_memory); scaled or
+        # renormalising embeddings keep their own forward, on the CPU
+        emb.weight.data = emb.weight.data.pin_memory()
+        table = device_view(emb.weight.data, device)
+    _patch_forward(emb, "cpu_embedding", report, _tunesmith_device=device, _tunesmith_device_table=table)
     counts["embeddings_on_cpu"] += 1
+    if table is not None:
+        counts["embeddings_gathered_by_gpu"] += 1
 
 
 def unpatch_model(model: nn.Module) -> bool:

@@ -45,7 +45,12 @@ def norm_forward(self, hidden_states):
 
 
 def cpu_embedding_forward(self, input_ids):
-    """A frozen embedding table kept in host memory: gather on the CPU, one copy of the rows to the GPU."""
+    """A frozen embedding table kept in host memory: the GPU gathers its rows in place (a device view of
+    the pinned table, kernels.host_memory) where it can, else a gather on the CPU and one copy of the
+    rows to the GPU."""
+    table = self._tunesmith_device_table
+    if table is not None and input_ids.device == table.device:
+        return F.embedding(input_ids, table, self.padding_idx)
     device = self._tunesmith_device
     out = self._tunesmith_stock(input_ids.to("cpu"))
     if device.type == "cuda":
