@@ -111,13 +111,18 @@ def proj_backward(dy, x2, A, B, f: _Frozen, dx=None, need=(True, True, True), w=
 
 
 class LoRALinearFunction(torch.autograd.Function):
-    """One projection; saves x, A, B (and W, during a recompute, for this call's backward)."""
+    """One projection; saves x, A, B (and W, during a recompute, for this call's backward).
+    `output_unused`: the caller never reads y's value (a recompute handed the sum it feeds, see
+    kernels.patch), so no GEMM or dequant runs: y is a zero of its shape, and the backward is the same."""
 
     @staticmethod
-    def forward(ctx, x, A, B, frozen):
+    def forward(ctx, x, A, B, frozen, output_unused=False):
         x2 = x.reshape(-1, x.shape[-1])
         ctx.save_for_backward(x2, A, B)
         ctx.frozen = frozen
+        if output_unused:
+            ctx.w = None
+            return x2.new_zeros(()).expand(*x.shape[:-1], _out_features(frozen))
         w = _w(frozen, x2.dtype)
         ctx.w = w if recomputing() else None
         return proj_forward(x2, A, B, frozen, w=w).view(*x.shape[:-1], -1)
@@ -128,7 +133,7 @@ class LoRALinearFunction(torch.autograd.Function):
         dy2 = dy.reshape(-1, dy.shape[-1])
         w, ctx.w = ctx.w, None
         dx, dA, dB = proj_backward(dy2, x2, A, B, ctx.frozen, need=ctx.needs_input_grad[:3], w=w)
-        return (None if dx is None else dx.view(*dy.shape[:-1], -1)), dA, dB, None
+        return (None if dx is None else dx.view(*dy.shape[:-1], -1)), dA, dB, None, None
 
 
 def _out_features(f: _Frozen) -> int:
@@ -411,9 +416,10 @@ def _no_autocast(fn, x, *args):
         return fn(x.to(torch.get_autocast_dtype(dev)), *args)
 
 
-def lora_linear(x: torch.Tensor, proj: LoRAProj) -> torch.Tensor:
-    """x W^T + bias + scaling * (x A^T) B^T, with a manual backward (dX, dA, dB)."""
-    return _no_autocast(LoRALinearFunction.apply, x, proj.A, proj.B, _frozen(proj))
+def lora_linear(x: torch.Tensor, proj: LoRAProj, output_unused: bool = False) -> torch.Tensor:
+    """x W^T + bias + scaling * (x A^T) B^T, with a manual backward (dX, dA, dB).
+    output_unused: only the backward matters, the value is a zero (LoRALinearFunction)."""
+    return _no_autocast(LoRALinearFunction.apply, x, proj.A, proj.B, _frozen(proj), output_unused)
 
 
 def lora_qkv(

@@ -87,6 +87,35 @@ def kept_for_recompute(key) -> tuple | None:
     return None if stash is None else stash.get()
 
 
+def is_kept(key) -> bool:
+    """In a lean recompute: whether its forward kept something under `key` not taken yet."""
+    kept = getattr(_LOCAL, "kept", None)
+    return kept is not None and key in kept
+
+
+class _KeptValue(torch.autograd.Function):
+    """Returns the kept tensor (held by a non-tensor box, so autograd sees no input of it); its
+    gradient goes to `graph` unchanged."""
+
+    @staticmethod
+    def forward(ctx, graph, box):
+        return box[0]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def with_kept_value(graph: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """`value` (what the first forward computed, kept for this recompute) in place of `graph`'s value,
+    with `graph`'s place in the autograd graph: for a recompute that did not form `graph` for real
+    (kernels.patch: a layer's residual stream after its attention block, whose o projection it
+    skipped).  Same shape and dtype required."""
+    if value.shape != graph.shape or value.dtype != graph.dtype:
+        raise ValueError(f"kept {tuple(value.shape)} {value.dtype} for {tuple(graph.shape)} {graph.dtype}")
+    return _KeptValue.apply(graph, [value])
+
+
 def _swap(state: tuple) -> tuple:
     """Sets this thread's (recomputing, memo, keeping, kept) and returns the ones it replaces."""
     old = (recomputing(), layer_memo(), getattr(_LOCAL, "keeping", None), getattr(_LOCAL, "kept", None))

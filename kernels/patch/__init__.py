@@ -123,7 +123,9 @@ def patch_model(
     no attention kernel; False calls the model's attention function everywhere, computed again in the
     recompute (same values, for comparison).  Where q and k are rotated in place (and no q/k norm
     sits between), the rotated q, k and v are kept too (96 MiB a layer at 8192 tokens), and the
-    recompute runs no q/k/v projection or rotation either (kernels.lora.lora_qkv_kept).
+    recompute runs no q/k/v projection or rotation either (kernels.lora.lora_qkv_kept); and where the
+    family's layer reads the attention output only through the residual sum (Llama, Mistral, Qwen2,
+    Qwen3), that sum is kept (64 MiB) and the recompute skips the o projection's GEMM.
     stash_budget_gib: host memory the stash may hold per forward pass (default: a quarter of this
     machine's RAM); layers past it are recomputed as without the stash.
     """
@@ -166,6 +168,8 @@ def patch_model(
             attrs = {"_tunesmith_rope_inplace": inplace_rope, "_tunesmith_stash_attention": stash_attention}
         _patch_forward(module, kind, report, **attrs)
         counts[kind] += 1
+    if stash_attention and family.residual_norm is not None:
+        _link_residual_norms(layers, family.residual_norm, report)
     if checkpointing is not None:
         if checkpointing not in ("offload", "device"):
             raise ValueError(f'checkpointing must be None, "offload" or "device", got {checkpointing!r}')
@@ -187,6 +191,19 @@ def patch_model(
     _set(inner, "_tunesmith_patch", report, report)
     log.info("tunesmith.kernels: patched %s: %s", model_type, report.replaced)
     return report
+
+
+def _link_residual_norms(layers: list[nn.Module], norm_name: str, report: PatchReport) -> None:
+    """Each decoder layer's norm of the residual stream after attention keeps its input for the
+    recompute, and the layer's attention then skips its o projection there (forwards.norm_forward,
+    forwards.attention_forward); both must be patched, else neither changes."""
+    for layer in layers:
+        norm, attn = getattr(layer, norm_name, None), getattr(layer, "self_attn", None)
+        if norm is None or attn is None or not all("_tunesmith_stock" in m.__dict__ for m in (norm, attn)):
+            continue
+        key = ("residual", norm)
+        _set(norm, "_tunesmith_kept_input", key, report)
+        _set(attn, "_tunesmith_residual_key", key, report)
 
 
 def default_stash_budget() -> int:

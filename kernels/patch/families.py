@@ -29,6 +29,11 @@ class Family:
     # the decoder layer only adds the MLP's output to the residual (out = r + mlp(x)): the recompute of
     # a checkpointed layer may skip the down projection (kernels.lora); False where a norm follows it
     mlp_residual_out: bool = True
+    # the norm that reads the residual stream after the attention block, h = x + attention(norm(x)),
+    # the attention's output entering the layer only through that sum: a recompute that is handed h
+    # (kernels.offload.keep_for_recompute) need not form attention's o projection; None where a norm
+    # reads the attention output itself (Gemma 2/3's post_attention_layernorm)
+    residual_norm: str | None = "post_attention_layernorm"
 
     def classes(self) -> dict[str, str]:
         p = self.prefix

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from ..attention import Saved, attention, attention_forward_only
 from ..cross_entropy import fused_linear_cross_entropy
 from ..lora import KeptQKV, lora_linear, lora_mlp, lora_qkv, lora_qkv_kept
-from ..offload import keep_for_recompute, keeping, kept_for_recompute, recomputing
+from ..offload import is_kept, keep_for_recompute, keeping, kept_for_recompute, recomputing, with_kept_value
 from ..rms_norm import rms_norm
 from ..rope import can_rope_inplace, rope, rope_, rope_half
 from ..swiglu import GLUFunction
@@ -39,9 +39,25 @@ from .projections import lora_proj_of
 
 
 def norm_forward(self, hidden_states):
-    """RMSNorm; `_tunesmith_offset` is 0 (w) or 1 (Gemma's 1 + w)."""
+    """RMSNorm; `_tunesmith_offset` is 0 (w) or 1 (Gemma's 1 + w).  The norm that reads a layer's
+    residual stream after its attention block (`_tunesmith_kept_input`, set by patch_model) keeps that
+    input for the layer's recompute, which uses the kept value (see attention_forward)."""
+    key = self.__dict__.get("_tunesmith_kept_input")
+    if key is not None:
+        hidden_states = _residual_for_recompute(key, hidden_states)
     eps = getattr(self, "variance_epsilon", getattr(self, "eps", 1e-6))
     return rms_norm(hidden_states, self.weight, eps, self._tunesmith_offset)
+
+
+def _residual_for_recompute(key, h):
+    """First forward of a checkpointed layer: keep h for the recompute.  Recompute: h's kept value, in
+    h's place in the graph (the attention block's o projection was not formed again: its output was a
+    zero, kernels.lora.lora_linear(output_unused=True)); the gradient flows on to h's graph as before."""
+    if keeping():
+        keep_for_recompute(key, (h,))
+        return h
+    kept = kept_for_recompute(key) if recomputing() else None
+    return h if kept is None else with_kept_value(h, kept[0])
 
 
 def cpu_embedding_forward(self, input_ids):
@@ -209,6 +225,11 @@ def attention_forward(self, hidden_states, position_embeddings=None, attention_m
             self, q, k, v, attention_mask, dropout=dropout, scaling=self.scaling, **extra, **kwargs
         )
     out = out.reshape(*input_shape, -1).contiguous()
+    key = self.__dict__.get("_tunesmith_residual_key")
+    if key is not None and recomputing() and is_kept(key):  # the layer's h = x + o(out) was kept
+        proj = lora_proj_of(self.o_proj)
+        if proj is not None:  # o's backward only: its output enters the layer through h alone
+            return lora_linear(out, proj, output_unused=True), weights
     return _project(self.o_proj, out), weights
 
 
