@@ -287,6 +287,8 @@ def offloaded_checkpoint(
         def fn(*a):
             return inner(*a, **kwargs)
 
+    if not torch.is_grad_enabled():  # no backward can follow (evaluation, a reference model's
+        return fn(hidden, *args)  # log-probs under no_grad): nothing to stash or keep
     if ctx_first_layer(hidden):
         _CURRENT[0] = _Chain(keep_budget)
     # the anchor makes the output require grad even when no input does (the layer's LoRA weights do)

@@ -153,6 +153,22 @@ def test_nothing_kept_without_offload_and_lean_recompute(offload, lean, device):
     assert torch.equal(x.grad, torch.full_like(x, 3.0))
 
 
+def test_no_grad_forward_runs_the_layer_plainly(device):
+    """Under no_grad (evaluation, TRL's reference log-probs) no backward can follow: the layer runs as
+    it is, its input is not stashed and nothing is kept."""
+    seen = []
+
+    def fn(x):
+        seen.append((keeping(), keep_for_recompute("k", (x * 2,))))
+        return x * 3
+
+    x = torch.randn(5, device=device)
+    with torch.no_grad():
+        out = offloaded_checkpoint(fn, x, offload=True, lean_recompute=True)
+    assert seen == [(False, False)] and out.grad_fn is None
+    assert torch.equal(out, x * 3)
+
+
 def test_kept_items_not_taken_or_not_backpropagated_are_released():
     """What the recompute does not take is dropped when it ends; a forward whose graph is dropped
     without a backward leaves nothing behind either.  On the CPU, where the stash holds the item itself
