@@ -1,12 +1,12 @@
 """Tunesmith's Triton training kernels and the patching that puts them into transformers models.
 
-The op modules (rms_norm, rope, swiglu, cross_entropy, nf4, lora, attention, offload) know torch and
-triton only; `tunesmith.kernels.patch` is the one place that knows transformers', peft's and
+The op modules (rms_norm, rope, swiglu, cross_entropy, nf4, lora, attention, offload, host_memory, ...)
+know torch and triton only; `tunesmith.kernels.patch` is the one place that knows transformers', peft's and
 bitsandbytes' modules.  Importing this package imports neither transformers nor peft.
 
 Typical use, on a loaded (QLoRA) model, before or after peft wraps it:
 
-    report = patch_model(model, checkpointing="offload")   # + embeddings_on_cpu=True when VRAM is tight
+    report = patch_model(model, checkpointing="offload", embeddings_on_cpu=True)  # what the engine does
     ...train...
     report.revert()                                        # or unpatch_model(model)
 

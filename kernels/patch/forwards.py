@@ -14,10 +14,13 @@ layer (kernels.offload.keeping()) the output and log-sum-exp are kept for the la
 (kernels.offload.keep_for_recompute, to pinned host memory with the layer input), which then
 backpropagates through them without running the attention forward again.  Where q and k were
 rotated in place and no q/k norm sits between (Llama, Mistral, Qwen2), the rotated q, k and v are kept
-too, and the recompute runs no q/k/v projection or rotation either (kernels.lora.lora_qkv_kept); the
-offload budget (patch_model's stash_budget_gib) bounds what a forward pass keeps.  Anything else (padding or
-sliding-window masks, eager/flash/flex implementations, `stash_attention=False`) calls the model's
-own attention function.
+too, and the recompute runs no q/k/v projection or rotation either (kernels.lora.lora_qkv_kept).
+Where the layer reads the attention output only through the residual sum h = x + o(out) (the family's
+`residual_norm` reads h), the norm keeps h, and the recompute forms o's backward only (its output a
+zero, h's value taken from the stash: norm_forward, kernels.offload.with_kept_value).  The offload
+budget (patch_model's stash_budget_gib) bounds what a forward pass keeps; what is not kept is
+recomputed.  Anything else (padding or sliding-window masks, eager/flash/flex implementations,
+`stash_attention=False`) calls the model's own attention function, computed again in the recompute.
 """
 
 from __future__ import annotations
