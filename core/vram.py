@@ -4,6 +4,12 @@ Reads only the model's config.json (parameter count from its shapes), the precis
 settings.  The estimate adds the parts people can act on — weights, LoRA and optimizer state,
 activations, the logits of the loss, and a fixed CUDA overhead — so the warning can say which
 setting to lower.  It is an estimate for planning, not a measurement.
+
+On a GPU with Tunesmith's kernels (config.model.patch_kernels, a family they know) it counts what the
+engine then does (core.models.loading): layer inputs checkpointed to host memory, the frozen input
+embedding table in host memory, the loss in chunks without full logits.  Checked against run 11 in
+BENCHMARKS.md (Llama-3.1-8B QLoRA, 1x8192: 6.6 GiB allocated; this estimate 7.2 GiB with the CUDA
+context).  Without a GPU (the welcome's reference sizes) it counts stock transformers: the cautious side.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class ModelShape:
     kv_heads: int
     head_dim: int
     tied_embeddings: bool
+    model_type: str | None = None  # config.json's model_type: whether Tunesmith's kernels apply
 
     @property
     def parameters(self) -> int:
@@ -75,7 +82,18 @@ def model_shape(config: dict[str, Any]) -> ModelShape:
         kv_heads=int(text.get("num_key_value_heads") or heads),
         head_dim=int(text.get("head_dim") or hidden // heads),
         tied_embeddings=bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
+        model_type=text.get("model_type", config.get("model_type")),
     )
+
+
+def kernels_will_run(config: RunConfig, hardware: HardwareInfo | None, model_type: str | None) -> bool:
+    """Whether the engine will train with Tunesmith's kernels: on a CUDA GPU, patch_kernels on, a model
+    family the kernels know (kernels.patch.families)."""
+    if not (hardware is not None and hardware.has_gpu and config.model.patch_kernels and model_type):
+        return False
+    from tunesmith.kernels.patch.families import FAMILIES  # imports torch and triton: on a GPU only
+
+    return model_type in FAMILIES
 
 
 def estimate_vram(
@@ -98,7 +116,15 @@ def estimate_for_shape(
 ) -> VramEstimate:
     t, data = config.train, config.data
     tokens = t.batch_size * data.max_length
-    weights = shape.parameters * BYTES_PER_WEIGHT[precision] / GIB
+    kernels = kernels_will_run(config, hardware, shape.model_type)
+    # bitsandbytes quantizes the linear layers only: the embedding table(s) stay 16-bit; with the
+    # kernels a frozen, untied input table lives in host memory (patch_model(embeddings_on_cpu=True))
+    table = shape.vocab * shape.hidden
+    tables = 1 if shape.tied_embeddings else 2
+    linear = shape.parameters - tables * table
+    table_bytes = 2.0 if precision in ("4bit", "8bit") else BYTES_PER_WEIGHT[precision]
+    tables_on_gpu = tables - (1 if kernels and config.lora.enabled and not shape.tied_embeddings else 0)
+    weights = (linear * BYTES_PER_WEIGHT[precision] + tables_on_gpu * table * table_bytes) / GIB
     if config.lora.enabled:
         trainable = shape.lora_parameters(config.lora.r, config.lora.target_modules)
     else:
@@ -108,10 +134,14 @@ def estimate_for_shape(
     training_state = trainable * (4 + 4 + optimizer_bytes) / GIB
     checkpointing = t.gradient_checkpointing is not False
     # Per token and layer: ~34 * hidden bytes kept without checkpointing; with it, one bf16 input per layer
-    # plus one layer's worth recomputed at a time.
-    per_layer = 2 * shape.hidden if checkpointing else 34 * shape.hidden
+    # plus one layer's worth recomputed at a time.  The kernels' checkpointing keeps the inputs in host
+    # memory.
+    per_layer = (0 if kernels else 2 * shape.hidden) if checkpointing else 34 * shape.hidden
     activations = tokens * (shape.layers * per_layer + 34 * shape.hidden) / GIB
-    logits = tokens * shape.vocab * 4 * 2 / GIB  # fp32 logits and their gradient
+    if kernels:  # the fused loss: one chunk of bf16 logits (kernels.cross_entropy), then its gradient
+        logits = min(tokens * shape.vocab, 1 << 26) * 2 * 2 / GIB
+    else:
+        logits = tokens * shape.vocab * 4 * 2 / GIB  # fp32 logits and their gradient
     parts = {
         "weights": weights,
         "adapter + optimizer": training_state,

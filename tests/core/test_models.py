@@ -1,5 +1,6 @@
 """Model sources, precision choices and the hardware report."""
 
+import dataclasses
 import json
 import os
 
@@ -88,6 +89,30 @@ def test_hardware_report_on_this_machine():
         assert hw.ram_total_gb > 0 and not hw.supports_4bit
 
 
+def test_vram_estimate_counts_what_the_kernels_save_on_a_gpu():
+    """Llama-3.1-8B QLoRA at 1x8192 (BENCHMARKS.md run 11, H200): stock transformers + peft + bnb
+    allocated 19.5 GiB, Tunesmith's engine 6.6 GiB; the estimate follows both (plus the CUDA context),
+    and says a 12 GB card fits the run only with the kernels."""
+    from tunesmith.core.config import RunConfig
+    from tunesmith.core.vram import ModelShape, estimate_for_shape
+
+    llama8b = ModelShape(4096, 14336, 32, 128256, 32, 8, 128, False, "llama")
+    config = RunConfig()
+    config.train.batch_size, config.data.max_length = 1, 8192
+    card = dataclasses.replace(hardware(), vram_total_gb=12.0, vram_free_gb=11.5)  # an RTX 3060 12 GB
+    with_kernels = estimate_for_shape(llama8b, "4bit", config, card)
+    config.model.patch_kernels = False
+    stock = estimate_for_shape(llama8b, "4bit", config, card)
+    assert 6.6 <= with_kernels.total_gb <= 8.5 and with_kernels.fits
+    assert 16.0 <= stock.total_gb <= 22.0 and not stock.fits
+    assert with_kernels.parts["logits"] < 0.3 < 7 < stock.parts["logits"]
+    # an unknown family or no GPU: counted as stock
+    config.model.patch_kernels = True
+    other = ModelShape(4096, 14336, 32, 128256, 32, 8, 128, False, "mamba")
+    assert estimate_for_shape(other, "4bit", config, card).total_gb == stock.total_gb
+    assert estimate_for_shape(llama8b, "4bit", config, None).total_gb == stock.total_gb
+
+
 def test_vram_estimate_counts_the_real_model_and_warns_when_it_will_not_fit(demo_model_dir):
     import torch
     from transformers import AutoModelForCausalLM
@@ -102,11 +127,17 @@ def test_vram_estimate_counts_the_real_model_and_warns_when_it_will_not_fit(demo
     config = RunConfig()
     small = estimate_vram(config, hardware(), model_dir=demo_model_dir)
     assert small.fits and "fits" in small.message
-    config.train.batch_size, config.data.max_length = 64, 8192
+    config.train.batch_size, config.data.max_length = 256, 8192
     big = estimate_vram(config, hardware(), model_dir=demo_model_dir)
     assert not big.fits and big.total_gb > 20
     assert "will not fit" in big.message and "lower the batch size" in big.message
+    # bitsandbytes quantizes the model's Linear layers; its (tied) embedding table stays 16-bit
     four_bit = estimate_vram(RunConfig(), hardware(), model_dir=demo_model_dir).parts["weights"]
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    linear -= model.lm_head.weight.numel()  # tied: the embedding table itself
+    table = model.get_input_embeddings().weight.numel()
+    assert four_bit * 1024**3 == pytest.approx(linear * (0.5 + 0.0625) + table * 2, rel=0.01)
     config16 = RunConfig()
     config16.model.precision = "bf16"
-    assert estimate_vram(config16, hardware(), model_dir=demo_model_dir).parts["weights"] > 3 * four_bit
+    sixteen = estimate_vram(config16, hardware(), model_dir=demo_model_dir).parts["weights"]
+    assert sixteen * 1024**3 == pytest.approx(2 * sum(p.numel() for p in model.parameters()), rel=0.01)
