@@ -173,9 +173,7 @@ def _kept_qkv(self, x, projs, cos, sin):
 
 def attention_forward(self, hidden_states, position_embeddings=None, attention_mask=None, **kwargs):
     """q/k/v (fused LoRA), optional q/k RMSNorm, RoPE kernel, the model's attention function (or
-    kernels.attention with the recompute stash, where that computes the same: module docstring), o.
-    RoPE runs in place when q and k are tensors only this forward holds (the fused projection's
-    outputs, or our q/k norms' outputs) and go straight into the attention function."""
+    kernels.attention with the recompute stash, where that computes the same: module docstring), o."""
     cache = kwargs.pop("cache", None)
     if cache is None:
         cache = kwargs.pop("past_key_values", None)
@@ -183,34 +181,48 @@ def attention_forward(self, hidden_states, position_embeddings=None, attention_m
         if cache is not None:
             kwargs["cache" if "cache" in self._tunesmith_params else "past_key_values"] = cache
         return self._tunesmith_stock(hidden_states, position_embeddings, attention_mask, **kwargs)
-    input_shape = hidden_states.shape[:-1]
-    hidden_shape = (*input_shape, -1, self.head_dim)
+    q, k, v, rotated = _rotated_qkv(self, hidden_states, *position_embeddings)
+    out, weights = _attend(self, q, k, v, attention_mask, rotated, kwargs)
+    out = out.reshape(*hidden_states.shape[:-1], -1).contiguous()
+    return _output_projection(self, out), weights
+
+
+def _rotated_qkv(self, x, cos, sin):
+    """q, k, v [B, H, T, D] with RoPE applied to q and k, and what a first forward may keep for its
+    recompute (q, k, v as rotated in place, else None).  RoPE runs in place when q and k are tensors
+    only this forward holds (the fused projection's outputs, or our q/k norms' outputs); a recompute
+    handed the kept ones runs no projection or rotation (_kept_qkv)."""
+    hidden_shape = (*x.shape[:-1], -1, self.head_dim)
+
+    def heads(t):  # [B, T, H * D] or [B, T, H, D] -> [B, H, T, D]
+        return t.view(hidden_shape).transpose(1, 2)
+
     projs = [lora_proj_of(m) for m in (self.q_proj, self.k_proj, self.v_proj)]
     fused = all(p is not None for p in projs)
     owned = fused and self._tunesmith_rope_inplace  # q, k: the fused projection's own tensors
-    cos, sin = position_embeddings
     q_norm = getattr(self, "q_norm", None)
-    kept = _kept_qkv(self, hidden_states, projs, cos, sin) if owned and q_norm is None else None
-    rotated = None  # q, k, v as rotated in place: what a first forward may keep for its recompute
-    if kept is not None:
+    kept = _kept_qkv(self, x, projs, cos, sin) if owned and q_norm is None else None
+    if kept is not None:  # rotated in the first forward; lora_qkv_kept's backward undoes the rotation
         q, k, v = kept
-    elif fused:
-        q, k, v = lora_qkv(hidden_states, *projs)  # [B, T, H * D] each
+        return heads(q), heads(k), heads(v), None
+    if fused:
+        q, k, v = lora_qkv(x, *projs)  # [B, T, H * D] each
     else:
-        q, k, v = (m(hidden_states) for m in (self.q_proj, self.k_proj, self.v_proj))
-    if kept is None and q_norm is not None:
+        q, k, v = (m(x) for m in (self.q_proj, self.k_proj, self.v_proj))
+    if q_norm is not None:
         q, k = q_norm(q.view(hidden_shape)), self.k_norm(k.view(hidden_shape))  # [B, T, H, D]
         owned = owned and all(hasattr(n, "_tunesmith_stock") for n in (q_norm, self.k_norm))
-    if kept is not None:  # rotated in the first forward; lora_qkv_kept's backward undoes the rotation
-        q, k = q.view(hidden_shape).transpose(1, 2), k.view(hidden_shape).transpose(1, 2)
-    elif owned and can_rope_inplace(q) and can_rope_inplace(k):  # rotated where they lie (rope.py)
+    if owned and can_rope_inplace(q) and can_rope_inplace(k):  # rotated where they lie (rope.py)
         q, k = rope_(q, k, cos, sin, self.head_dim)
         rotated = (q, k, v) if q_norm is None and keeping() else None
-        q, k = q.view(hidden_shape).transpose(1, 2), k.view(hidden_shape).transpose(1, 2)  # [B, H, T, D]
-    else:
-        q, k = q.view(hidden_shape).transpose(1, 2), k.view(hidden_shape).transpose(1, 2)
-        q, k = rope(q, k, cos, sin)
-    v = v.view(hidden_shape).transpose(1, 2)
+        return heads(q), heads(k), heads(v), rotated
+    q, k = rope(heads(q), heads(k), cos, sin)
+    return q, k, heads(v), None
+
+
+def _attend(self, q, k, v, attention_mask, rotated, kwargs):
+    """(out [B, T, H, D], weights): kernels.attention with the recompute stash where transformers' SDPA
+    would compute plain attention (then `rotated` q, k, v are kept too), else the model's function."""
     extra = {}
     window = getattr(self, "sliding_window", getattr(self.config, "sliding_window", None))
     if window is not None:
@@ -219,21 +231,24 @@ def attention_forward(self, hidden_states, position_embeddings=None, attention_m
         extra["softcap"] = self.attn_logit_softcapping
     dropout = self.attention_dropout if self.training else 0.0
     causal = _plain_sdpa_causal(self, q, k, v, attention_mask, dropout, extra, kwargs)
-    if causal is not None:
-        if rotated is not None:  # the recompute then runs no q/k/v projection or rotation either
-            keep_for_recompute(("qkv", self), rotated)
-        out, weights = _sdpa(self, q, k, v, causal).transpose(1, 2), None  # [B, T, H, D]
-    else:
-        out, weights = _attention_function(self)(
+    if causal is None:
+        return _attention_function(self)(
             self, q, k, v, attention_mask, dropout=dropout, scaling=self.scaling, **extra, **kwargs
         )
-    out = out.reshape(*input_shape, -1).contiguous()
+    if rotated is not None:  # the recompute then runs no q/k/v projection or rotation either
+        keep_for_recompute(("qkv", self), rotated)
+    return _sdpa(self, q, k, v, causal).transpose(1, 2), None
+
+
+def _output_projection(self, out):
+    """o(out); in a recompute whose layer kept h = x + o(out) (norm_forward), o's backward only: its
+    output enters the layer through h alone, so its value is a zero and no GEMM runs."""
     key = self.__dict__.get("_tunesmith_residual_key")
-    if key is not None and recomputing() and is_kept(key):  # the layer's h = x + o(out) was kept
+    if key is not None and recomputing() and is_kept(key):
         proj = lora_proj_of(self.o_proj)
-        if proj is not None:  # o's backward only: its output enters the layer through h alone
-            return lora_linear(out, proj, output_unused=True), weights
-    return _project(self.o_proj, out), weights
+        if proj is not None:
+            return lora_linear(out, proj, output_unused=True)
+    return _project(self.o_proj, out)
 
 
 def _shift_labels(labels, kwargs):
