@@ -18,8 +18,8 @@ flag off (a full, plain recompute), for comparison.
 
 Kept for the recompute: code inside the first forward of a checkpointed call may hand over results the
 recompute would otherwise compute again (`keep_for_recompute(key, items)`, where `keeping()` is True:
-kernels.patch gives each layer's attention output and log-sum-exp, so the recompute runs no attention
-kernel).  They travel like the input: to pinned host memory on the copy stream as soon as they are
+kernels.patch gives each layer's attention output and log-sum-exp, its rotated q, k, v and the residual
+stream after attention, so the recompute runs no attention kernel, q/k/v or o projection).  They travel like the input: to pinned host memory on the copy stream as soon as they are
 handed over, back to the device with the layer's prefetch (when the next layer's backward starts),
 and the recompute takes them with `kept_for_recompute(key)`.  Only with offload and lean recompute:
 device-mode checkpointing would hold them in VRAM for every layer (Llama-3.1-8B at 8192 tokens: 64 MiB
@@ -27,8 +27,9 @@ a layer), and a full recompute is the comparison without them.  On the CPU they 
 (H200, pinned memory: those 64 MiB take 1.2 ms each way on the copy stream, overlapped.)
 Whatever the recompute does not take is dropped when it ends; nothing outlives the layer's backward.
 What is kept is bounded per forward pass (`keep_budget` bytes, pinned host memory when offloading:
-Llama-3.1-8B keeps ~160 MiB a layer at 8192 tokens, 2.5 GiB at 131,072): past it, keep_for_recompute
+Llama-3.1-8B keeps ~225 MiB a layer at 8192 tokens, 3.5 GiB at 131,072): past it, keep_for_recompute
 says no and those layers recompute as before, so long contexts cannot exhaust host memory.
+Under no_grad (evaluation, a reference model's log-probs) no backward can follow: the layer simply runs.
 
 It does not know transformers: kernels.patch installs it as each decoder layer's
 `_gradient_checkpointing_func`.  It does not replay RNG state, so layers must be deterministic in
