@@ -324,16 +324,18 @@ class LoRAQKVKeptFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, qA, qB, kA, kB, vA, vB, frozen, kept: KeptQKV):
         x2 = x.reshape(-1, x.shape[-1])
-        xa = x2 @ _a_cat((qA, kA, vA), x2.dtype).t()
+        a_cat = _a_cat((qA, kA, vA), x2.dtype)
+        xa = x2 @ a_cat.t()
         ctx.save_for_backward(x2, xa, qA, qB, kA, kB, vA, vB, kept.cos, kept.sin)
-        ctx.frozen, ctx.half, ctx.head_dim = frozen, kept.half, kept.head_dim
+        ctx.frozen, ctx.a_cat, ctx.half, ctx.head_dim = frozen, a_cat, kept.half, kept.head_dim
         return kept.q, kept.k, kept.v
 
     @staticmethod
     def backward(ctx, dq, dk, dv):
         cos, sin = ctx.saved_tensors[-2:]
+        a_cat, ctx.a_cat = ctx.a_cat, None
         dq, dk = rope_backward_(dq, dk, cos, sin, ctx.half, ctx.head_dim)
-        return _qkv_backward(ctx, dq, dk, dv, None, None) + (None, None)
+        return _qkv_backward(ctx, dq, dk, dv, None, a_cat) + (None, None)
 
 
 class LoRAMLPFunction(torch.autograd.Function):

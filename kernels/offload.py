@@ -19,12 +19,12 @@ flag off (a full, plain recompute), for comparison.
 Kept for the recompute: code inside the first forward of a checkpointed call may hand over results the
 recompute would otherwise compute again (`keep_for_recompute(key, items)`, where `keeping()` is True:
 kernels.patch gives each layer's attention output and log-sum-exp, its rotated q, k, v and the residual
-stream after attention, so the recompute runs no attention kernel, q/k/v or o projection).  They travel like the input: to pinned host memory on the copy stream as soon as they are
-handed over, back to the device with the layer's prefetch (when the next layer's backward starts),
-and the recompute takes them with `kept_for_recompute(key)`.  Only with offload and lean recompute:
-device-mode checkpointing would hold them in VRAM for every layer (Llama-3.1-8B at 8192 tokens: 64 MiB
-a layer), and a full recompute is the comparison without them.  On the CPU they are simply held.
-(H200, pinned memory: those 64 MiB take 1.2 ms each way on the copy stream, overlapped.)
+stream after attention, so the recompute runs no attention kernel, q/k/v or o projection).  They travel
+like the input: to pinned host memory on the copy stream as soon as they are handed over, back to the
+device with the layer's prefetch (when the next layer's backward starts), and the recompute takes them
+with `kept_for_recompute(key)`.  Only with offload and lean recompute: device-mode checkpointing would
+hold them in VRAM for every layer, and a full recompute is the comparison without them.  On the CPU
+they are simply held.  (H200, pinned memory: 64 MiB take 1.2 ms each way on the copy stream, overlapped.)
 Whatever the recompute does not take is dropped when it ends; nothing outlives the layer's backward.
 What is kept is bounded per forward pass (`keep_budget` bytes, pinned host memory when offloading:
 Llama-3.1-8B keeps ~225 MiB a layer at 8192 tokens, 3.5 GiB at 131,072): past it, keep_for_recompute
