@@ -10,6 +10,8 @@ engine then does (core.models.loading): layer inputs checkpointed to host memory
 embedding table in host memory, the loss in chunks without full logits.  Checked against run 11 in
 BENCHMARKS.md (Llama-3.1-8B QLoRA, 1x8192: 6.6 GiB allocated; this estimate 7.2 GiB with the CUDA
 context).  Without a GPU (the welcome's reference sizes) it counts stock transformers: the cautious side.
+Activations and logits are counted in the run's compute dtype (`core.models.precision.compute_dtype_for`:
+2 bytes for bf16 or fp16, 4 for fp32 weights).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from tunesmith.core.config import RunConfig
 from tunesmith.core.hardware import HardwareInfo
+from tunesmith.core.models.precision import ComputeDtype, choose_precision, compute_dtype_for
 
 GIB = 1024**3
 BYTES_PER_WEIGHT = {"4bit": 0.5 + 0.0625, "8bit": 1.0 + 0.03, "bf16": 2.0, "fp16": 2.0, "fp32": 4.0}
@@ -99,7 +102,6 @@ def kernels_will_run(config: RunConfig, hardware: HardwareInfo | None, model_typ
 def estimate_vram(
     config: RunConfig, hardware: HardwareInfo | None = None, model_dir: str | Path | None = None
 ) -> VramEstimate:
-    from tunesmith.core.models.precision import choose_precision
     from tunesmith.core.models.sources import resolve_dense_model_dir
 
     folder = Path(model_dir) if model_dir else resolve_dense_model_dir(config.model.source)
@@ -117,6 +119,8 @@ def estimate_for_shape(
     t, data = config.train, config.data
     tokens = t.batch_size * data.max_length
     kernels = kernels_will_run(config, hardware, shape.model_type)
+    # activations per element, relative to the 2 bytes of a 16-bit float the constants below count
+    widen = _compute_dtype(precision, hardware).itemsize / 2
     # bitsandbytes quantizes the linear layers only: the embedding table(s) stay 16-bit; with the
     # kernels a frozen, untied input table lives in host memory (patch_model(embeddings_on_cpu=True))
     table = shape.vocab * shape.hidden
@@ -137,9 +141,9 @@ def estimate_for_shape(
     # plus one layer's worth recomputed at a time.  The kernels' checkpointing keeps the inputs in host
     # memory.
     per_layer = (0 if kernels else 2 * shape.hidden) if checkpointing else 34 * shape.hidden
-    activations = tokens * (shape.layers * per_layer + 34 * shape.hidden) / GIB
-    if kernels:  # the fused loss: one chunk of bf16 logits (kernels.cross_entropy), then its gradient
-        logits = min(tokens * shape.vocab, 1 << 26) * 2 * 2 / GIB
+    activations = widen * tokens * (shape.layers * per_layer + 34 * shape.hidden) / GIB
+    if kernels:  # the fused loss: one chunk of 16-bit logits (kernels.cross_entropy), then its gradient
+        logits = widen * min(tokens * shape.vocab, 1 << 26) * 2 * 2 / GIB
     else:
         logits = tokens * shape.vocab * 4 * 2 / GIB  # fp32 logits and their gradient
     parts = {
@@ -163,6 +167,13 @@ def estimate_for_shape(
             f"is {biggest} ({parts[biggest]:.1f} GiB); " + _advice(biggest)
         )
     return VramEstimate(total, parts, available, fits, message)
+
+
+def _compute_dtype(precision: str, hardware: HardwareInfo | None) -> ComputeDtype:
+    """The run's compute dtype on this GPU; without one, what a GPU with bf16 would use."""
+    if hardware is not None and hardware.has_gpu:
+        return compute_dtype_for(hardware, precision)
+    return ComputeDtype("fp32" if precision == "fp32" else "bf16")
 
 
 def _advice(part: str) -> str:

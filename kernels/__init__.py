@@ -14,6 +14,7 @@ Exactness: every op is tested against plain PyTorch (tests/kernels); the patched
 LoRA gradients equal the stock ones to rounding.  Speed and memory: BENCHMARKS.md.
 """
 
+from ._launch import FLOAT_DTYPES as COMPUTE_DTYPES  # fp16 (with loss scaling), bf16, fp32: all tested
 from .attention import attention
 from .cross_entropy import fused_linear_cross_entropy
 from .log_probs import TokenLogProbs, fused_linear_log_probs
@@ -26,6 +27,7 @@ from .rope import rope
 from .swiglu import geglu, swiglu
 
 __all__ = [
+    "COMPUTE_DTYPES",
     "LoRAProj",
     "PatchReport",
     "TokenLogProbs",

@@ -1,6 +1,8 @@
 """Load a model for training: the chosen precision, LoRA adapters, and our kernels when on CUDA.
 
-Takes a `ModelConfig` and `LoraSettings`, returns the model, its tokenizer and notes for the user.
+Takes a `ModelConfig` and `LoraSettings`, returns the model, its tokenizer, the compute dtype the trainer
+must use (`core.models.precision.compute_dtype_for`: bf16, or fp16 with loss scaling on GPUs without
+bf16) and notes for the user.
 It knows how to call transformers, bitsandbytes and peft; it does not know about datasets or trainers.
 """
 
@@ -12,7 +14,7 @@ from typing import Any
 
 from tunesmith.core.config import LoraSettings, ModelConfig
 from tunesmith.core.hardware import HardwareInfo
-from tunesmith.core.models.precision import PrecisionChoice, choose_precision
+from tunesmith.core.models.precision import ComputeDtype, PrecisionChoice, choose_precision, compute_dtype_for
 from tunesmith.core.models.sources import resolve_dense_model_dir
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ class LoadedModel:
     device: str
     notes: list[str] = field(default_factory=list)
     kernel_report: Any = None
+    compute: ComputeDtype = ComputeDtype("fp32")  # what the trainer computes in (its bf16/fp16 flags)
 
     def parameter_counts(self) -> tuple[int, int]:
         """(trainable, total) parameters."""
@@ -41,19 +44,20 @@ def load_for_training(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     choice = choose_precision(model_cfg.precision, hw)
+    compute = compute_dtype_for(hw, choice.precision)
     folder = resolve_dense_model_dir(model_cfg.source)
     tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=model_cfg.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     device = "cuda" if hw.has_gpu and hw.trainable_gpu else "cpu"
-    kwargs = _load_kwargs(choice, device)
+    kwargs = _load_kwargs(choice, compute, full_finetune=not lora.enabled)
     model = AutoModelForCausalLM.from_pretrained(
         str(folder), trust_remote_code=model_cfg.trust_remote_code, use_safetensors=True, **kwargs
     )
     if device == "cuda" and not choice.quantized:
         model.to(device)
     model.config.use_cache = False  # the KV cache is useless while training and costs memory
-    notes = list(choice.notes)
+    notes = list(choice.notes) + _compute_notes(choice, compute, hw, lora.enabled)
     if choice.quantized and not lora.enabled:
         raise ValueError(
             f"Full fine-tuning cannot train {choice.precision} weights: turn LoRA on, or pick bf16/fp32."
@@ -64,15 +68,31 @@ def load_for_training(
         model.requires_grad_(True)
     report = None
     if model_cfg.patch_kernels and device == "cuda":
-        report = _patch_kernels(model, notes, checkpointing is not False)
-    log.info("Loaded %s in %s on %s", folder.name, choice.precision, device)
-    return LoadedModel(model, tokenizer, choice.precision, device, notes, report)
+        report = _patch_kernels(model, notes, checkpointing is not False, compute)
+    log.info("Loaded %s in %s on %s, computing in %s", folder.name, choice.precision, device, compute.name)
+    return LoadedModel(model, tokenizer, choice.precision, device, notes, report, compute)
 
 
-def _load_kwargs(choice: PrecisionChoice, device: str) -> dict[str, Any]:
+def _compute_notes(choice: PrecisionChoice, compute: ComputeDtype, hw: HardwareInfo, lora: bool) -> list[str]:
+    """Say so when an older GPU makes the run compute in fp16 rather than bf16."""
+    notes = []
+    if compute.fp16_amp and choice.quantized and not hw.supports_bf16:
+        notes.append(
+            f"{hw.gpu_name} has no bf16 support: the {choice.precision} model computes in fp16 "
+            "with loss scaling (same results, an occasional skipped step if a gradient overflows)."
+        )
+    if compute.fp16_amp and not lora:
+        notes.append(
+            "Full fine-tuning in fp16 keeps the weights in fp32 (loss scaling cannot update fp16 weights) "
+            "and computes in fp16: twice the weight memory of LoRA's frozen fp16 copy."
+        )
+    return notes
+
+
+def _load_kwargs(choice: PrecisionChoice, compute_dtype: ComputeDtype, full_finetune: bool) -> dict[str, Any]:
     import torch
 
-    compute = torch.bfloat16 if device == "cuda" and choice.precision != "fp16" else torch.float16
+    compute = compute_dtype.torch_dtype
     if choice.precision == "4bit":
         from transformers import BitsAndBytesConfig
 
@@ -92,6 +112,8 @@ def _load_kwargs(choice: PrecisionChoice, device: str) -> dict[str, Any]:
             "device_map": {"": 0},
         }
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[choice.precision]
+    if choice.precision == "fp16" and full_finetune:  # fp32 master weights, fp16 autocast
+        dtype = torch.float32
     return {"dtype": dtype}
 
 
@@ -120,7 +142,7 @@ def _add_lora(model: Any, lora: LoraSettings) -> Any:
     return get_peft_model(model, config)
 
 
-def _patch_kernels(model: Any, notes: list[str], checkpointing: bool) -> Any:
+def _patch_kernels(model: Any, notes: list[str], checkpointing: bool, compute: ComputeDtype) -> Any:
     from tunesmith.core.capabilities import kernel_build_problem
 
     # Triton compiles its launchers at the first training step, not here: check for a C compiler
@@ -130,9 +152,14 @@ def _patch_kernels(model: Any, notes: list[str], checkpointing: bool) -> Any:
         notes.append(problem)
         return None
     try:
-        from tunesmith.kernels import patch_model
+        from tunesmith.kernels import COMPUTE_DTYPES, patch_model
     except ImportError as exc:
         notes.append(f"Tunesmith's kernels are unavailable ({exc}); training with stock transformers.")
+        return None
+    if compute.torch_dtype not in COMPUTE_DTYPES:
+        notes.append(
+            f"Tunesmith's kernels do not compute in {compute.name}; training with stock transformers."
+        )
         return None
     try:
         # "offload": checkpointed layer inputs (and what their recompute can reuse, within a quarter
