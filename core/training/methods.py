@@ -121,8 +121,10 @@ def common_arguments(config: RunConfig, loaded: Any, output_dir: Path) -> dict[s
         "logging_first_step": True,
         "report_to": [],
         "use_cpu": not on_gpu,
-        "bf16": on_gpu and loaded.precision in ("4bit", "8bit", "bf16"),
-        "fp16": on_gpu and loaded.precision == "fp16",
+        # the compute dtype chosen once (core.models.precision.compute_dtype_for): fp16 with loss
+        # scaling where the GPU has no bf16 (T4, V100, RTX 20xx), whatever the weights are stored in
+        "bf16": on_gpu and loaded.compute.bf16_amp,
+        "fp16": on_gpu and loaded.compute.fp16_amp,
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,
