@@ -3,7 +3,9 @@
 # in a form that runs on every x86-64 CPU Tunesmith supports, never with the build machine's CPU flags.
 #   bash installer/llama_cpp.sh PYTHON        PYTHON: the venv's interpreter
 # Environment: TUNESMITH_LLAMA_GPU=auto|cuda|cpu (default auto: CUDA when an NVIDIA GPU and nvcc are
-# present), CUDA_ARCHS (e.g. "75;86;89"; default: the GPU's own), LLAMA_CPP_WHEELS (wheel cache folder).
+# present), CUDA_ARCHS (e.g. "75;86;89"; default: the GPU's own), LLAMA_CPP_WHEELS (wheel cache folder),
+# LLAMA_CPP_SOURCE (a local sdist, for machines without an index), LLAMA_CPP_EXTRA_CMAKE (more -D options,
+# e.g. -DGGML_CUDA_NO_VMM=ON where no libcuda stub exists), LLAMA_CPP_PIP_OPTS (e.g. --no-build-isolation).
 # Why these flags: installer/LLAMA_CPP.md. The wheel is cached under a name made of the version and
 # the flags, so a wheel built natively (pip's own cache keys only on the version) is never reused.
 set -euo pipefail
@@ -47,7 +49,7 @@ if [ "$GPU_MODE" != "cpu" ] && { [ "$GPU_MODE" = "cuda" ] || nvidia-smi -L >/dev
   fi
 fi
 
-CMAKE_FLAGS="$CPU_FLAGS $GPU_FLAGS"
+CMAKE_FLAGS="$CPU_FLAGS $GPU_FLAGS ${LLAMA_CPP_EXTRA_CMAKE:-}"
 TAG="$LLAMA_CPP_VERSION-$BUILD_KIND-$(echo "$CMAKE_FLAGS" | sha1sum | cut -c1-10)"
 MARKER="$("$PY" -c 'import sys; print(sys.prefix)')/tunesmith-llama-cpp-build.txt"
 if [ -f "$MARKER" ] && [ "$(head -n1 "$MARKER")" = "$TAG" ] && "$PY" -c "import llama_cpp" 2>/dev/null; then
@@ -59,9 +61,10 @@ WHEELS=${LLAMA_CPP_WHEELS:-${XDG_CACHE_HOME:-$HOME/.cache}/tunesmith/llama-cpp-w
 if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   echo "Compiling llama.cpp ($TAG; 4-6 minutes on 2 cores, once per machine)"
   mkdir -p "$WHEELS.tmp"
+  # shellcheck disable=SC2086  # LLAMA_CPP_PIP_OPTS holds several options
   CMAKE_ARGS="$CMAKE_FLAGS" FORCE_CMAKE=1 CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
     "$PY" -m pip wheel --disable-pip-version-check -q --no-deps --no-cache-dir --no-binary llama-cpp-python \
-    -w "$WHEELS.tmp" "llama-cpp-python==$LLAMA_CPP_VERSION"
+    ${LLAMA_CPP_PIP_OPTS:-} -w "$WHEELS.tmp" "${LLAMA_CPP_SOURCE:-llama-cpp-python==$LLAMA_CPP_VERSION}"
   rm -rf "$WHEELS" && mv "$WHEELS.tmp" "$WHEELS"   # only a finished build counts as cached
 fi
 # Its pure-Python dependencies (numpy, jinja2, diskcache, typing-extensions) come from the index.

@@ -7,6 +7,11 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 WORK=${WORK:-$ROOT/build/pyinstaller}
+# The bundle carries the venv's llama.cpp to other machines: it must be the portable build that
+# installer/llama_cpp.sh makes (installer/LLAMA_CPP.md), never pip's native one.  A venv without its
+# build record gets it now (a CUDA build for a bundle needs CUDA_ARCHS, e.g. "75;86;89", set).
+"$PYTHON" -c 'import sys, pathlib; sys.exit(0 if (pathlib.Path(sys.prefix) / "tunesmith-llama-cpp-build.txt").is_file() else 1)' \
+  || bash "$ROOT/installer/llama_cpp.sh" "$PYTHON"
 start=$(date +%s)
 TUNESMITH_FLAVOR=$FLAVOR "$PYTHON" -m PyInstaller --noconfirm --log-level WARN \
   --workpath "$WORK" --distpath "$DIST" "$ROOT/build_spec.spec"
