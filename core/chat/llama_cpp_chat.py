@@ -1,33 +1,39 @@
-"""Chat with a GGUF file through llama-cpp-python, using the chat template stored in the file.
+"""Chat with a GGUF file through llama.cpp, which runs in a child process (`tunesmith.core.native`).
 
-The prompt is rendered by the GGUF's own Jinja template (as llama.cpp's chat path does), tokenized
-with special tokens, and tokens are sampled one at a time so that Stop (`should_stop`) and the
-model's end-of-generation tokens end the answer at once.  Layers go to the GPU when the installed
-llama-cpp-python was built with CUDA (or Metal/Vulkan), else everything stays on the CPU.  A LoRA
-adapter GGUF can be applied, scaled or removed on the open context (`set_adapter`): the base weights
-stay loaded, only the KV cache is cleared because it was computed with the old weights.
-Knows llama-cpp-python; not transformers, not Qt.
+`LlamaCppChat` is the parent's handle: the same constructor, methods and attributes as when llama.cpp
+ran in this process, but the model lives in a child (`core/native/llama_chat.py` holds the engine:
+the GGUF's own chat template, one token sampled per request, LoRA adapters switched on the open
+context).  A native crash there ends only the child: the call in progress raises `NativeCrash`
+(what happened, the signal, the child's log, what to try), and the next call starts a new child,
+reopens the model and re-applies the adapter.  Stop (`should_stop`) is checked before every token,
+as before.  Knows the child's requests; not llama-cpp-python, not Qt.
 """
 
 from __future__ import annotations
 
-import codecs
-import ctypes
 import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-from .session import ChatSettings, fit_history, with_system
+from tunesmith.core.native import NativeCrash, NativeHost
+from tunesmith.core.native.crash import REINSTALL
+
+from .session import ChatSettings
 
 log = logging.getLogger(__name__)
 
+ENGINE = "tunesmith.core.native.llama_chat:LlamaChatEngine"
+ADVICE = (
+    "send the message again: a new llama.cpp process starts and reopens the model. "
+    f"If it crashes again, try another GGUF type (F16 is the safest), or {REINSTALL}."
+)
+
 
 def gpu_offload_available() -> bool:
-    import llama_cpp
-
-    return bool(llama_cpp.llama_supports_gpu_offload())
+    """Whether the installed llama.cpp can put layers on a GPU (asked in a short-lived child)."""
+    with NativeHost("checking llama.cpp's GPU support") as host:
+        return bool(host.run("tunesmith.core.native.llama_chat:gpu_offload_available"))
 
 
 class LlamaCppChat:
@@ -46,56 +52,81 @@ class LlamaCppChat:
         self.lora_scale = float(lora_scale)
         self.n_ctx = int(n_ctx)
         self.n_threads = n_threads
-        self.llm: Any = None
-        self._adapters: dict[Path, Any] = {}  # adapter file -> llama_adapter_lora pointer (per model)
-        self._open()
+        self.gpu = False
+        self.loads = 0  # how many times the model was (re)opened: after a crash, or a new context length
+        self._host = NativeHost(f"opening {self.gguf_path.name}", ADVICE)
+        self._open_model = False
+        try:
+            self._open()
+        except BaseException:
+            self._host.close()
+            raise
 
-    # -- loading ---------------------------------------------------------------------------------
+    # -- the child -------------------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        """The process id of the child running llama.cpp (None while none runs)."""
+        return self._host.pid
+
+    @property
+    def log_path(self) -> Path | None:
+        """The current (or last) child's log file."""
+        return self._host.log_path
+
     def _open(self) -> None:
-        from llama_cpp import Llama
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        """Load the model in the child (starting one if needed); a bad adapter leaves the base open."""
+        self._open_model = False
+        self._host.task = f"opening {self.gguf_path.name}"
+        try:
+            self._host.new(
+                ENGINE,
+                _absolute(self.gguf_path),
+                _absolute(self.lora_path),
+                self.lora_scale,
+                self.n_ctx,
+                self.n_threads,
+            )
+        except NativeCrash:
+            raise
+        except Exception:
+            if self.lora_path is None:
+                raise
+            self.lora_path = None  # as when llama.cpp ran here: the base alone stays usable
+            self._host.new(
+                ENGINE, _absolute(self.gguf_path), None, self.lora_scale, self.n_ctx, self.n_threads
+            )
+            self._opened()
+            raise
+        self._opened()
 
-        self.close()
-        self.gpu = gpu_offload_available()
-        # Adapters are attached by us after loading (not Llama's lora_path=), so that they can be
-        # switched and scaled later without loading the base again.
-        self.llm = Llama(
-            model_path=str(self.gguf_path),
-            n_ctx=self.n_ctx,
-            n_gpu_layers=-1 if self.gpu else 0,
-            n_threads=self.n_threads,
-            verbose=False,
-        )
-        self._apply_adapter()
-        template = self.llm.metadata.get("tokenizer.chat_template")
-        if not template:
-            log.warning("%s has no chat template; using ChatML", self.gguf_path.name)
-            template = _CHATML
-        self._formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=self._piece(self.llm.token_eos()),
-            bos_token=self._piece(self.llm.token_bos()),
-            add_generation_prompt=True,
-        )
-        log.info("opened %s (%s, n_ctx %d)", self.gguf_path.name, "GPU" if self.gpu else "CPU", self.n_ctx)
+    def _opened(self) -> None:
+        self._open_model = True
+        self.loads += 1
+        self.gpu = bool(self._host.call("info")["gpu"])
 
-    def _piece(self, token: int) -> str:
-        if token < 0:
-            return ""
-        return self.llm.detokenize([token], special=True).decode("utf-8", "replace")
+    def _ready(self, task: str) -> None:
+        """A child with the model open (a new one after a crash), its work named `task` for messages."""
+        if not (self._host.alive and self._open_model):
+            self._open()
+        self._host.task = task
 
+    # -- adapter ---------------------------------------------------------------------------------
     def set_adapter(self, lora_path: str | os.PathLike[str] | None, lora_scale: float = 1.0) -> None:
         """Switch the LoRA adapter on (with a scale) or off (None or scale 0), keeping the base loaded."""
         new_path = Path(lora_path) if lora_path else None
         if new_path == self.lora_path and float(lora_scale) == self.lora_scale:
             return
         self.lora_path, self.lora_scale = new_path, float(lora_scale)
+        if not (self._host.alive and self._open_model):
+            self._open()  # a new child opens straight with the new choice
+            return
+        self._host.task = f"applying the LoRA adapter {new_path.name if new_path else '(off)'}"
         try:
-            self._apply_adapter()
+            self._host.call("set_adapter", _absolute(new_path), self.lora_scale)
+        except NativeCrash:
+            raise  # the choice stays; the next call reopens with it
         except Exception:
-            # Leave a usable chat behind: the base model alone.
-            self.lora_path = None
-            self._apply_adapter()
+            self.lora_path = None  # the child left the base alone, usable
             raise
 
     @property
@@ -103,106 +134,52 @@ class LlamaCppChat:
         """Whether answers currently go through the adapter."""
         return self.lora_path is not None and self.lora_scale != 0
 
-    def _apply_adapter(self) -> None:
-        import llama_cpp
-
-        ctx = self.llm._ctx.ctx
-        if self.adapter_active:
-            adapter = self._load_adapter(self.lora_path)
-            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
-            scales = (ctypes.c_float * 1)(self.lora_scale)
-            failed = llama_cpp.llama_set_adapters_lora(ctx, adapters, 1, scales)
-        else:
-            failed = llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
-        if failed:
-            raise RuntimeError(f"llama.cpp could not apply the LoRA adapter {self.lora_path}")
-        # The KV cache holds keys and values computed with the old weights: never reuse a prefix of it.
-        self.llm.reset()
-        log.info(
-            "LoRA adapter %s",
-            f"{self.lora_path.name} at scale {self.lora_scale}" if self.adapter_active else "off",
-        )
-
-    def _load_adapter(self, path: Path) -> Any:
-        import llama_cpp
-
-        if path not in self._adapters:
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such LoRA adapter GGUF")
-            adapter = llama_cpp.llama_adapter_lora_init(self.llm._model.model, str(path).encode("utf-8"))
-            if not adapter:
-                raise ValueError(
-                    f"{path.name}: llama.cpp could not load this LoRA adapter onto {self.gguf_path.name}. "
-                    "The adapter must be exported (as 'LoRA adapter as GGUF') from a run on this same base model."
-                )
-            self._adapters[path] = adapter
-        return self._adapters[path]
-
     # -- chatting --------------------------------------------------------------------------------
     def prompt_tokens(self, messages: list[dict]) -> list[int]:
         """The token ids the GGUF's template gives for `messages` (plus the generation prompt)."""
-        prompt = self._formatter(messages=messages).prompt
-        # The template writes BOS itself where the model wants one, as transformers' templates do.
-        return list(self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+        self._ready(f"reading the prompt with {self.gguf_path.name}")
+        return self._host.call("prompt_tokens", messages)
+
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        """The GGUF's token ids for `text` (no BOS added)."""
+        self._ready(f"tokenizing with {self.gguf_path.name}")
+        return self._host.call("tokenize", text, special)
+
+    def detokenize(self, ids: list[int], special: bool = True) -> str:
+        """The text of token ids (special tokens spelled out when `special`)."""
+        self._ready(f"decoding tokens with {self.gguf_path.name}")
+        return self._host.call("detokenize", list(ids), special)
 
     def stream(
         self, messages: list[dict], settings: ChatSettings, should_stop: Callable[[], bool]
     ) -> Iterator[str]:
+        """Yield the answer piece by piece; NativeCrash if llama.cpp dies meanwhile."""
         if settings.context_length != self.n_ctx:
             self.n_ctx = int(settings.context_length)
-            self._open()
-        budget = max(1, self.n_ctx - settings.max_new_tokens)
-        msgs = fit_history(with_system(messages, settings), lambda m: len(self.prompt_tokens(m)), budget)
-        tokens = self.prompt_tokens(msgs)
-        if len(tokens) >= self.n_ctx:
-            raise ValueError(f"the message is {len(tokens)} tokens, more than the context of {self.n_ctx}")
-        limit = min(settings.max_new_tokens, self.n_ctx - len(tokens))
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        greedy = settings.temperature <= 0
-        gen = self.llm.generate(
-            tokens,
-            temp=0.0 if greedy else settings.temperature,
-            top_p=1.0 if greedy else settings.top_p,
-            top_k=1 if greedy else 0,
-            min_p=0.0,
-            repeat_penalty=1.0,
-            reset=True,
-        )
-        try:
-            for n, token in enumerate(gen):
-                if should_stop() or self._is_end(token):
-                    break
-                text = decoder.decode(self.llm.detokenize([token], special=False))
-                if text:
-                    yield text
-                if n + 1 >= limit:
-                    break
-            tail = decoder.decode(b"", final=True)
-            if tail:
-                yield tail
-        finally:
-            gen.close()
-
-    def _is_end(self, token: int) -> bool:
-        import llama_cpp
-
-        return bool(llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token))
+            if self._host.alive and self._open_model:
+                self._host.task = f"reopening {self.gguf_path.name} with a context of {self.n_ctx}"
+                self._open_model = False  # until the reopen succeeds
+                self._host.call("open", self.n_ctx)
+                self._open_model = True
+                self.loads += 1
+        self._ready(f"answering with {self.gguf_path.name}")
+        self._host.call("begin", messages, settings)
+        while not should_stop():
+            text, done = self._host.call("step")  # one token per round trip: Stop is checked per token
+            if text:
+                yield text
+            if done:
+                break
+        tail = self._host.call("finish")
+        if tail:
+            yield tail
 
     def close(self) -> None:
-        if self.llm is None:
-            return
-        import llama_cpp
-
-        # Detach and free our adapters before the context and model they belong to go away.
-        llama_cpp.llama_set_adapters_lora(self.llm._ctx.ctx, None, 0, None)
-        for adapter in self._adapters.values():
-            llama_cpp.llama_adapter_lora_free(adapter)
-        self._adapters.clear()
-        self.llm.close()
-        self.llm = None
+        """End the child (it frees the adapters and the model)."""
+        self._open_model = False
+        self._host.close()
 
 
-_CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+def _absolute(path: Path | None) -> Path | None:
+    # The child resolves nothing against the parent's folder: give it absolute paths.
+    return None if path is None else path.expanduser().absolute()
