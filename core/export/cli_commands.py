@@ -2,6 +2,7 @@
 
 Thin layers over `export_run` and the chat sessions; they print for people (this is the CLI) and
 return exit codes: 0 success, 1 a failure with a message, 2 bad arguments (argparse's own code).
+A crash of llama.cpp (which runs in a child process) is such a failure: its words, no traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+
+from tunesmith.core.native import NativeCrash
 
 from .api import ALL_FORMATS, export_run
 from .result import GGUF_QUANTS, ExportError
@@ -60,7 +63,7 @@ def run_export_command(args: argparse.Namespace) -> int:
             check=not args.no_check,
             system_prompt=args.system,
         )
-    except ExportError as exc:
+    except (ExportError, NativeCrash) as exc:
         print(f"\nexport failed: {exc}", file=sys.stderr)
         return 1
     print(file=sys.stderr)
@@ -113,6 +116,9 @@ def run_chat_command(args: argparse.Namespace) -> int:
             print()
             return 0
         return _interactive(session, settings)
+    except NativeCrash as exc:
+        print(f"\nchat: {exc}", file=sys.stderr)
+        return 1
     finally:
         session.close()
 
@@ -138,5 +144,9 @@ def _interactive(session, settings) -> int:
                 print(piece, end="", flush=True)
         except KeyboardInterrupt:
             pass  # Ctrl-C stops this answer, keeps the conversation
+        except NativeCrash as exc:  # the next message starts a new llama.cpp process
+            print(f"\n{exc}", file=sys.stderr)
+            history.pop()
+            continue
         print()
         history.append({"role": "assistant", "content": "".join(answer)})

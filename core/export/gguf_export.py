@@ -2,7 +2,10 @@
 
 Orchestrates the steps (refuse early, merge, write, quantize, check, rename, Modelfile) and leaves
 the craft to the modules that know it: `gguf_writer`, `gguf_lora`, `quantize`, `verify`, `ollama`.
-A failed check is an error: the file is removed and the message says what differed.
+A failed check is an error: the file is removed and the message says what differed.  A check that
+could not finish because llama.cpp crashed (in its child process) proves nothing either way: the
+file is kept under its final name with its Modelfile, marked by a `<name>.unverified.txt` beside it,
+and `ExportUnverified` says so (the CLI exits non-zero, the app shows the words).
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from typing import Any
 
 import gguf
 
+from tunesmith.core.native import NativeCrash
+
 from .gguf_arch import arch_for_config
 from .quantize import K_QUANTS, llama_cpp_available, quantize_gguf, require_llama_cpp
-from .result import CheckResult, ExportError, ExportResult, ProgressFn, report
+from .result import CheckResult, ExportError, ExportResult, ExportUnverified, ProgressFn, report
 from .runs import RunInfo, commit_output, reserve_output
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,29 @@ def _check(
     return result
 
 
+def unverified_marker(path: Path) -> Path:
+    """The sidecar that marks an exported file as not checked (model.gguf -> model.unverified.txt)."""
+    return path.with_suffix(".unverified.txt")
+
+
+def _unverified(result: ExportResult, crash: NativeCrash) -> ExportUnverified:
+    """Mark the kept file as unverified (sidecar + result field) and build the error that reports it."""
+    marker = unverified_marker(result.path)
+    result.unverified = str(crash)
+    marker.write_text(
+        f"NOT VERIFIED: {result.path.name} was exported but could not be checked against the trained model.\n"
+        f"The file may well be fine; nothing showed it wrong, but nothing showed it right.\n\n{crash}\n",
+        encoding="utf-8",
+    )
+    result.extra_files.append(marker)
+    log.error("export kept unverified: %s", result.path)
+    return ExportUnverified(
+        f"The export could not be checked. {crash}\n"
+        f"The file is kept at {result.path} (with its Modelfile), marked unverified by {marker.name}.",
+        result,
+    )
+
+
 def _modelfile_target(out: Path, overwrite: bool) -> Path:
     path = out.with_suffix(".Modelfile")
     if path.exists() and not overwrite:
@@ -90,6 +118,7 @@ def export_gguf(
     def step(lo: float, hi: float) -> ProgressFn:
         return lambda f, msg: report(on_progress, lo + (hi - lo) * f, msg)
 
+    crash: NativeCrash | None = None  # llama.cpp died during the check: the file is kept unverified
     try:
         if quant in K_QUANTS:
             f16 = tmp.with_name(tmp.name + ".f16")
@@ -118,7 +147,10 @@ def export_gguf(
                 step(0.1, 0.75),
             )
         report(on_progress, 0.8, "checking the GGUF against the trained model")
-        result_check = _check(tmp, model, tok, quant) if check else None
+        try:
+            result_check = _check(tmp, model, tok, quant) if check else None
+        except NativeCrash as exc:
+            crash, result_check = exc, None
     except BaseException:
         tmp.unlink(missing_ok=True)
         tmp.with_name(tmp.name + ".f16").unlink(missing_ok=True)
@@ -131,7 +163,11 @@ def export_gguf(
         system_prompt or default_system_prompt(tok),
         path=modelfile,
     )
-    return ExportResult("gguf", path, quant, [mf], result_check)
+    result = ExportResult("gguf", path, quant, [mf], result_check)
+    if crash is not None:
+        raise _unverified(result, crash)
+    unverified_marker(path).unlink(missing_ok=True)  # from an earlier export to this name
+    return result
 
 
 def export_lora_gguf(
@@ -156,11 +192,14 @@ def export_lora_gguf(
     report(on_progress, 0.4, "converting the adapter")
     try:
         write_lora_gguf(run.adapter_dir, config, tmp)
-        result_check = None
+        result_check, crash = None, None
         if check:
             report(on_progress, 0.6, "checking base + adapter against the merged model")
             model, tok = load_merged_model(run)
-            result_check = _check(base_gguf, model, tok, base_type, lora_path=tmp)
+            try:
+                result_check = _check(base_gguf, model, tok, base_type, lora_path=tmp)
+            except NativeCrash as exc:
+                crash = exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -176,7 +215,11 @@ def export_lora_gguf(
         adapter_path=path,
         path=modelfile,
     )
-    return ExportResult("gguf-lora", path, None, [mf], result_check, info={"base_gguf": str(base_gguf)})
+    result = ExportResult("gguf-lora", path, None, [mf], result_check, info={"base_gguf": str(base_gguf)})
+    if crash is not None:
+        raise _unverified(result, crash)
+    unverified_marker(path).unlink(missing_ok=True)  # from an earlier export to this name
+    return result
 
 
 def base_gguf_for(run: RunInfo, on_progress: ProgressFn | None = None) -> tuple[Path, str]:

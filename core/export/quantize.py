@@ -1,16 +1,19 @@
-"""K-quants (Q4_K_M, Q5_K_M, Q6_K) through llama.cpp's own quantizer, as llama-cpp-python exposes it.
+"""K-quants (Q4_K_M, Q5_K_M, Q6_K) through llama.cpp's own quantizer, run in a child process.
 
 gguf-py cannot produce K-quants, so an F16 GGUF is written first and llama.cpp requantizes it
 (tensors whose rows do not split into 256-wide blocks fall back to other types by llama.cpp's
-rules).  Knows the llama_cpp C API; nothing about models.
+rules).  The quantizer runs in a llama.cpp child (`core/native/llama_quantize.py`): if it crashes,
+the half-written output is removed and the error says so.  Knows which llama.cpp file types exist;
+nothing about models.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
 from pathlib import Path
+
+from tunesmith.core.native import NativeCrash, NativeHost, llama_cpp_installed
+from tunesmith.core.native.crash import REINSTALL
 
 from .result import ExportError
 
@@ -21,14 +24,15 @@ K_QUANTS = {
     "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
     "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K",
 }
+QUANTIZE = "tunesmith.core.native.llama_quantize:quantize"
+QUANT_ADVICE = (
+    f"export as Q8_0 or F16 (Tunesmith writes those itself, without llama.cpp's quantizer), or {REINSTALL}."
+)
 
 
 def llama_cpp_available() -> bool:
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether llama-cpp-python is installed (it is never loaded into this process)."""
+    return llama_cpp_installed()
 
 
 def require_llama_cpp(what: str) -> None:
@@ -40,21 +44,21 @@ def require_llama_cpp(what: str) -> None:
 
 
 def quantize_gguf(src: Path, dst: Path, quant: str) -> Path:
-    """Requantize the F16/F32 GGUF `src` to `quant` at `dst` with llama.cpp."""
+    """Requantize the F16/F32 GGUF `src` to `quant` at `dst` with llama.cpp (in a child process)."""
     if quant not in K_QUANTS:
         raise ExportError(f"llama.cpp quantization supports {', '.join(K_QUANTS)}, not {quant!r}")
     require_llama_cpp(f"{quant.upper()} export")
-    import llama_cpp
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, K_QUANTS[quant])
-    params.nthread = max(1, (os.cpu_count() or 1))
-    from llama_cpp._utils import suppress_stdout_stderr
-
-    # llama.cpp prints a line per tensor (and per fallback type) straight to the C streams.
-    with suppress_stdout_stderr(disable=log.isEnabledFor(logging.DEBUG)):
-        code = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
-    if code != 0 or not Path(dst).is_file():
+    src, dst = Path(src).absolute(), Path(dst).absolute()
+    try:
+        with NativeHost(f"quantizing {src.name} to {quant.upper()}", QUANT_ADVICE) as host:
+            code = host.run(QUANTIZE, src, dst, K_QUANTS[quant])
+    except NativeCrash as crash:
+        dst.unlink(missing_ok=True)
+        raise ExportError(
+            f"{crash}\nNo {quant.upper()} file was kept: the half-written one was removed."
+        ) from crash
+    if code != 0 or not dst.is_file():
+        dst.unlink(missing_ok=True)
         raise ExportError(f"llama.cpp could not quantize {src.name} to {quant.upper()} (code {code})")
     log.info("quantized %s -> %s (%s)", src.name, dst.name, quant.upper())
-    return Path(dst)
+    return dst

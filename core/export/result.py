@@ -18,21 +18,43 @@ FORMATS = ("lora", "merged", "gguf")
 GGUF_QUANTS = ("f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k")
 
 
-# Largest transformers logit margin still counted as a tie when F16/BF16 greedy tokens part ways.
-NEAR_TIE = 0.05
+# Largest transformers logit margin (top logit minus the logit of llama.cpp's choice) at which an
+# F16/BF16/F32 GGUF may choose differently: a near tie, decided by arithmetic noise.  Measured: F16
+# moves SmolLM2's logits by up to 0.12, the difference of two logits far less (a divergence between
+# llama.cpp builds came at a margin of 0.018); a wrong conversion (q/k not permuted) disagrees at
+# margins of whole units.  Absolute, not relative to the observed noise, which would excuse a broken file.
+NEAR_TIE = 0.1
 
 
 class ExportError(RuntimeError):
     """An export cannot start or did not produce a correct file; the message says why and what to do."""
 
 
+class ExportUnverified(ExportError):
+    """The file was written and kept, but the check could not run to its end (llama.cpp crashed).
+
+    `result` is the export's ExportResult (with `unverified` set), for callers that want the paths.
+    """
+
+    hint = ""  # the message already says what to try
+
+    def __init__(self, message: str, result: ExportResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 @dataclass
 class CheckResult:
-    """Outcome of the post-export check of a GGUF against the trained model (see `verify.py`)."""
+    """Outcome of the post-export check of a GGUF against the trained model (see `verify.py`).
+
+    The verdict rests on teacher-forced agreement (both engines see transformers' greedy tokens), so
+    it does not depend on where a near tie happens to fall in one llama.cpp build or another.
+    """
 
     template_match: bool
     token_ids_match: bool
-    # Greedy tokens of a fixed prompt: how many of the first `n_tokens` agree, free-running from the start.
+    # Greedy tokens of a fixed prompt: how many of the first `n_tokens` agree, free-running from the
+    # start.  Reported, not judged: one near tie sends the rest down another path.
     greedy_prefix_match: int
     n_tokens: int
     # Teacher-forced: fraction of positions where llama.cpp's argmax equals transformers' argmax.
@@ -41,19 +63,26 @@ class CheckResult:
     exact_required: bool
     details: list[str] = field(default_factory=list)
     # Where free-running greedy output first differs, transformers' own logit margin between its token
-    # and llama.cpp's: a margin within arithmetic noise is a near tie, not a wrong file.
+    # and llama.cpp's (information for the summary).
     divergence_margin: float | None = None
-    # The largest such margin over the teacher-forced positions where the argmaxes differ (0 if none).
+    # The largest transformers margin over the teacher-forced positions where the argmaxes differ (0 if none).
     worst_disagreement_margin: float = 0.0
+    # transformers' margin at each teacher-forced position where llama.cpp chose differently.
+    disagreement_margins: list[float] = field(default_factory=list)
+
+    @property
+    def near_ties(self) -> int:
+        """Disagreements excused as near ties (exact types only)."""
+        if not self.exact_required:
+            return 0
+        return sum(1 for m in self.disagreement_margins if m <= NEAR_TIE)
 
     @property
     def near_tie(self) -> bool:
-        # An absolute bound: F16 arithmetic moves logits by ~0.01-0.1, and a file that is wrong moves
-        # them by more, so a bound relative to the observed difference would excuse broken files.
+        """The GGUF disagreed somewhere, and only at near ties."""
         return (
             self.exact_required
-            and self.divergence_margin is not None
-            and self.divergence_margin <= NEAR_TIE
+            and bool(self.disagreement_margins)
             and self.worst_disagreement_margin <= NEAR_TIE
         )
 
@@ -62,19 +91,28 @@ class CheckResult:
         if not (self.template_match and self.token_ids_match):
             return False
         if self.exact_required:
-            return self.greedy_prefix_match == self.n_tokens or self.near_tie
+            return self.worst_disagreement_margin <= NEAR_TIE
         # Quantized: agreement is reported, not demanded; but a file that disagrees on nearly
         # everything is broken (wrong layout), not merely lossy.
         return self.argmax_agreement >= 0.5
 
     def summary(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
+        agreed = round(self.argmax_agreement * self.n_tokens)
+        if self.near_ties:
+            excused = f" ({self.near_ties} near tie{'s' if self.near_ties > 1 else ''} excused)"
+        elif self.disagreement_margins and self.exact_required:
+            excused = (
+                f" (worst margin {self.worst_disagreement_margin:.3f}, above the {NEAR_TIE} of a near tie)"
+            )
+        else:
+            excused = ""
         return (
             f"check {verdict}: chat template {'same' if self.template_match else 'DIFFERENT'}, "
             f"token ids {'same' if self.token_ids_match else 'DIFFERENT'}, "
-            f"greedy tokens {self.greedy_prefix_match}/{self.n_tokens} identical"
-            f"{f' (then a near tie, margin {self.divergence_margin:.4f})' if self.near_tie else ''}, "
-            f"argmax agreement {self.argmax_agreement:.0%}, max logit difference {self.max_logit_diff:.3f}"
+            f"next-token agreement {agreed}/{self.n_tokens}{excused}, "
+            f"greedy tokens {self.greedy_prefix_match}/{self.n_tokens} identical, "
+            f"max logit difference {self.max_logit_diff:.3f}"
         )
 
 
@@ -89,6 +127,8 @@ class ExportResult:
     check: CheckResult | None = None
     seconds: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    # Why the file could not be checked (it was kept, marked by a sidecar file), or None.
+    unverified: str | None = None
 
     def summary(self) -> str:
         what = f"{self.fmt}{' ' + self.quant.upper() if self.quant else ''}"
@@ -96,6 +136,8 @@ class ExportResult:
         lines += [f"  also wrote {p}" for p in self.extra_files]
         if self.check is not None:
             lines.append(f"  {self.check.summary()}")
+        if self.unverified:
+            lines.append(f"  NOT CHECKED: {self.unverified}")
         return "\n".join(lines)
 
 

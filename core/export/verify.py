@@ -2,9 +2,15 @@
 
 Three comparisons against the merged transformers model: the chat template stored in the GGUF renders
 the same prompt text; llama.cpp's tokenizer gives the same ids (chat prompt and a probe with digits,
-contractions, code and newlines); and the greedy continuation of a fixed prompt agrees (identical for
-F16/BF16/F32; for quantized types the teacher-forced argmax agreement rate is reported).  Runs on the
-CPU.  Knows transformers and llama-cpp-python; knows nothing about how the file was written.
+contractions, code and newlines); and llama.cpp's next-token choices agree with transformers' along
+transformers' own greedy continuation of a fixed prompt (teacher forcing: both models see the same
+tokens at every position, so one near-tie cannot send the rest of the comparison down another path).
+`CheckResult` judges: for F16/BF16/F32 every disagreement must be a near tie in transformers' logits;
+for quantized types the agreement rate is reported.
+
+transformers runs here; llama.cpp runs in a child process (`core/native/llama_check.py`), so a crash
+of llama.cpp raises `NativeCrash` here instead of ending the export.  Runs on the CPU.  Knows
+transformers and the child's request; knows nothing about how the file was written.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from tunesmith.core.native import NativeHost
+from tunesmith.core.native.crash import REINSTALL
 
 from .quantize import require_llama_cpp
 from .result import CheckResult
@@ -30,6 +39,8 @@ CHECK_MESSAGES = [
 ]
 PROBE_TEXT = "Café ✓ Hello world! It's 2024: 12345 apples, don't\n\tdef f(x):\n        return x**2  # ok?"
 EXACT_TYPES = ("f32", "f16", "bf16")
+MEASURE = "tunesmith.core.native.llama_check:measure"
+CHECK_ADVICE = f"export as F16 (the safest type for this llama.cpp), or {REINSTALL}."
 
 
 def render_hf(tokenizer: Any, messages: list[dict[str, str]]) -> str:
@@ -43,29 +54,6 @@ def check_messages(tokenizer: Any) -> list[dict[str, str]]:
         return CHECK_MESSAGES
     except Exception:
         return [m for m in CHECK_MESSAGES if m["role"] != "system"]
-
-
-def render_gguf(llm: Any, messages: list[dict[str, str]]) -> str | None:
-    """The prompt text llama-cpp-python's chat path builds from the template stored in the GGUF."""
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-    template = llm.metadata.get("tokenizer.chat_template")
-    if not template:
-        return None
-    bos = (
-        llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace")
-        if llm.token_bos() >= 0
-        else ""
-    )
-    eos = (
-        llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace")
-        if llm.token_eos() >= 0
-        else ""
-    )
-    formatter = Jinja2ChatFormatter(
-        template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True
-    )
-    return formatter(messages=messages).prompt
 
 
 def hf_greedy(model: Any, ids: list[int], n: int) -> tuple[list[int], np.ndarray]:
@@ -85,41 +73,7 @@ def hf_greedy(model: Any, ids: list[int], n: int) -> tuple[list[int], np.ndarray
             out.append(int(torch.argmax(logits)))
             cache = getattr(res, "cache", None) or res.past_key_values
             res = model(torch.tensor([[out[-1]]], device=model.device), use_cache=True, **{cache_arg: cache})
-    return out, np.stack(rows)
-
-
-def llama_greedy(llm: Any, ids: list[int], n: int) -> list[int]:
-    llm.reset()
-    llm.eval(ids)
-    out: list[int] = []
-    for _ in range(n):
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-        out.append(tok)
-        llm.eval([tok])
-    return out
-
-
-def llama_forced_logits(llm: Any, ids: list[int], n_prompt: int) -> np.ndarray:
-    """Logits at each position after the prompt, with the given continuation fed in (needs logits_all)."""
-    llm.reset()
-    llm.eval(ids)
-    return np.array(llm.scores[n_prompt - 1 : len(ids) - 1], dtype=np.float32)
-
-
-def open_llama(gguf_path: Path, n_ctx: int = 512, lora_path: Path | None = None) -> Any:
-    require_llama_cpp("The GGUF check")
-    from llama_cpp import Llama
-
-    kwargs: dict[str, Any] = {"lora_path": str(lora_path)} if lora_path else {}
-    return Llama(
-        model_path=str(gguf_path),
-        n_ctx=n_ctx,
-        n_gpu_layers=0,
-        logits_all=True,
-        verbose=False,
-        seed=0,
-        **kwargs,
-    )
+    return out, np.stack(rows)  # rows: [n, vocab]
 
 
 def verify_gguf(
@@ -130,64 +84,80 @@ def verify_gguf(
     n_tokens: int = 16,
     lora_path: Path | None = None,
 ) -> CheckResult:
-    """Compare `gguf_path` (optionally with a LoRA GGUF) against `model` + `tokenizer` in transformers."""
-    llm = open_llama(gguf_path, lora_path=lora_path)
-    try:
-        return _compare(llm, model, tokenizer, gguf_type, n_tokens)
-    finally:
-        llm.close()
+    """Compare `gguf_path` (optionally with a LoRA GGUF) against `model` + `tokenizer` in transformers.
 
-
-def _compare(llm: Any, model: Any, tokenizer: Any, gguf_type: str, n_tokens: int) -> CheckResult:
-    details: list[str] = []
+    Raises `NativeCrash` when llama.cpp dies during the check (the file is then unverified, not wrong).
+    """
+    require_llama_cpp("The GGUF check")
     messages = check_messages(tokenizer)
     hf_prompt = render_hf(tokenizer, messages)
-    try:
-        gg_prompt = render_gguf(llm, messages)
-    except Exception as exc:  # a template llama-cpp-python's Jinja cannot run is a failed check
-        gg_prompt = f"<template error: {exc}>"
-    template_ok = gg_prompt == hf_prompt
-    if not template_ok:
-        details.append(f"chat prompt differs:\n  transformers: {hf_prompt!r}\n  gguf:         {gg_prompt!r}")
-
     ids = tokenizer(hf_prompt, add_special_tokens=False).input_ids
-    gg_ids = llm.tokenize(hf_prompt.encode("utf-8"), add_bos=False, special=True)
     probe_hf = tokenizer(PROBE_TEXT).input_ids  # with the tokenizer's own BOS/EOS rules
-    probe_gg = llm.tokenize(PROBE_TEXT.encode("utf-8"), add_bos=True, special=False)
-    ids_ok = list(gg_ids) == list(ids) and list(probe_gg) == list(probe_hf)
+    ref_tokens, ref_logits = hf_greedy(model, ids, n_tokens)
+    name = Path(lora_path or gguf_path).name
+    with NativeHost(f"checking {name} against the trained model", CHECK_ADVICE) as host:
+        seen = host.run(
+            MEASURE,
+            Path(gguf_path).absolute(),
+            Path(lora_path).absolute() if lora_path else None,
+            messages,
+            hf_prompt,
+            PROBE_TEXT,
+            list(ids),
+            ref_tokens,
+        )
+    return judge(seen, hf_prompt, list(ids), list(probe_hf), ref_tokens, ref_logits, gguf_type)
+
+
+def judge(
+    seen: dict[str, Any],
+    hf_prompt: str,
+    ids: list[int],
+    probe_hf: list[int],
+    ref_tokens: list[int],
+    ref_logits: np.ndarray,
+    gguf_type: str,
+) -> CheckResult:
+    """Compare llama.cpp's measurements (`llama_check.measure`) with transformers' and build the result."""
+    details: list[str] = []
+    template_ok = seen["prompt"] == hf_prompt
+    if not template_ok:
+        details.append(
+            f"chat prompt differs:\n  transformers: {hf_prompt!r}\n  gguf:         {seen['prompt']!r}"
+        )
+    ids_ok = seen["prompt_ids"] == ids and seen["probe_ids"] == probe_hf
     if not ids_ok:
         details.append(
-            f"token ids differ: prompt {ids[:24]} vs {list(gg_ids)[:24]}; "
-            f"probe {probe_hf[:24]} vs {list(probe_gg)[:24]}"
+            f"token ids differ: prompt {ids[:24]} vs {seen['prompt_ids'][:24]}; "
+            f"probe {probe_hf[:24]} vs {seen['probe_ids'][:24]}"
         )
-
-    ref_tokens, ref_logits = hf_greedy(model, ids, n_tokens)
-    own = llama_greedy(llm, ids, n_tokens)
-    prefix = next((i for i, (a, b) in enumerate(zip(ref_tokens, own, strict=True)) if a != b), n_tokens)
-    forced = llama_forced_logits(llm, ids + ref_tokens, len(ids))
+    n_tokens, own, forced = len(ref_tokens), seen["greedy"], seen["forced_logits"]  # forced: [n, vocab]
     ref_arg, own_arg = np.argmax(ref_logits, axis=-1), np.argmax(forced, axis=-1)
-    agree = float(np.mean(own_arg == ref_arg))
-    rows = np.arange(len(ref_arg))
-    margins = ref_logits[rows, ref_arg] - ref_logits[rows, own_arg]  # 0 where they agree
-    max_diff = float(np.max(np.abs(forced - ref_logits)))
-    margin = None
+    rows = np.arange(n_tokens)
+    # transformers' own margin between its choice and llama.cpp's at each position (0 where they agree).
+    margins = ref_logits[rows, ref_arg] - ref_logits[rows, own_arg]
+    disagreements = [(int(i), float(margins[i])) for i in np.flatnonzero(own_arg != ref_arg)]
+    for i, m in disagreements:
+        details.append(
+            f"position {i}: transformers chose {int(ref_arg[i])}, llama.cpp {int(own_arg[i])} (margin {m:.4f})"
+        )
+    prefix = next((i for i, (a, b) in enumerate(zip(ref_tokens, own, strict=True)) if a != b), n_tokens)
+    divergence = None
     if prefix < n_tokens:
         # Same context up to here, so transformers' logits at `prefix` rank both choices.
-        margin = float(ref_logits[prefix, ref_tokens[prefix]] - ref_logits[prefix, own[prefix]])
-        details.append(
-            f"greedy tokens differ from position {prefix} (transformers' margin {margin:.4f}): {ref_tokens} vs {own}"
-        )
+        divergence = float(ref_logits[prefix, ref_tokens[prefix]] - ref_logits[prefix, own[prefix]])
     result = CheckResult(
         template_ok,
         ids_ok,
         prefix,
         n_tokens,
-        agree,
-        max_diff,
+        float(np.mean(own_arg == ref_arg)),
+        float(np.max(np.abs(forced - ref_logits))),
         exact_required=gguf_type in EXACT_TYPES,
         details=details,
-        divergence_margin=margin,
-        worst_disagreement_margin=float(margins.max()),
+        divergence_margin=divergence,
+        worst_disagreement_margin=max((m for _, m in disagreements), default=0.0),
+        disagreement_margins=[m for _, m in disagreements],
     )
     log.info("%s", result.summary())
     return result

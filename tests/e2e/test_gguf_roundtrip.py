@@ -4,7 +4,9 @@ and llama.cpp.  One tuned run is shared by the whole module (~1 minute on 2 CPU 
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,9 +14,10 @@ import torch
 
 from tunesmith.core.config import RunConfig
 from tunesmith.core.export.api import export_run
-from tunesmith.core.export.result import ExportError
+from tunesmith.core.export.result import NEAR_TIE, ExportError
 
-llama_cpp = pytest.importorskip("llama_cpp")
+if importlib.util.find_spec("llama_cpp") is None:  # found, never loaded here: it runs in a child
+    pytest.skip("llama-cpp-python is not installed", allow_module_level=True)
 
 pytestmark = pytest.mark.slow
 
@@ -144,20 +147,46 @@ def test_merged_export_is_16_bit_and_reproduces_the_tuned_answer(tuned_run, merg
     assert "Quaver" in _greedy_text(reloaded, tok)  # bf16 storage: the fact survives, not every token
 
 
-def test_f16_gguf_matches_transformers_exactly(tuned_run, merged):
+def test_f16_gguf_agrees_with_transformers_but_for_near_ties(tuned_run, merged):
+    """The criterion that survives llama.cpp builds: teacher-forced, every disagreement a near tie.
+
+    (Identical free-running greedy tokens were asked for before; one build broke a 0.018 near tie and
+    the rest of the continuation went another way, though the file was right.)
+    """
     seen = []
     result = export_run(tuned_run, "gguf", quant="f16", on_progress=lambda f, m: seen.append(f))
     check = result.check
     assert check is not None and check.passed, check and check.details
-    assert check.template_match and check.token_ids_match
-    assert check.greedy_prefix_match == check.n_tokens == 16
-    assert check.argmax_agreement == 1.0
+    assert check.template_match and check.token_ids_match and check.exact_required
+    assert check.n_tokens == 16
+    assert all(margin <= NEAR_TIE for margin in check.disagreement_margins), check.details
+    assert check.argmax_agreement == 1 - len(check.disagreement_margins) / check.n_tokens
+    assert len(check.disagreement_margins) <= 2, "F16 may break a rare near tie, not many"
     assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+    assert not result.unverified and not result.path.with_suffix(".unverified.txt").exists()
     modelfile = result.path.with_suffix(".Modelfile").read_text()
     assert f"FROM ./{result.path.name}" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
     # SmolLM2's template adds its own system turn when there is none; Ollama gets it as SYSTEM.
     assert 'SYSTEM """You are a helpful AI assistant named SmolLM' in modelfile
     print(f"\nF16: {check.summary()}")
+
+
+def test_a_broken_f16_conversion_still_fails_the_check(tuned_run, merged, tmp_path, monkeypatch):
+    """q/k left in transformers' layout (STACK.md pitfall 1): the file loads and talks, but wrongly."""
+    import dataclasses
+
+    from tunesmith.core.export import gguf_writer
+
+    real = gguf_writer.arch_for_config
+    monkeypatch.setattr(
+        gguf_writer, "arch_for_config", lambda c: dataclasses.replace(real(c), permute_qk=False)
+    )
+    out = tmp_path / "broken-f16.gguf"
+    with pytest.raises(ExportError, match="does not behave like the trained model") as caught:
+        export_run(tuned_run, "gguf", quant="f16", output=out)
+    print(f"\nbroken F16: {caught.value}")
+    assert "check FAILED" in str(caught.value) and "above the" in str(caught.value)
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
 
 
 def test_f16_gguf_chats_the_tuned_answer_like_transformers(tuned_run, merged):
@@ -206,7 +235,8 @@ def test_lora_gguf_on_base_matches_merged(tuned_run):
     modelfile = result.extra_files[0].read_text()
     assert f"ADAPTER ./{result.path.name}" in modelfile and f"FROM {base_f16}" in modelfile
     print(f"\nLoRA GGUF on an F16 base: {result.check.summary()}")
-    assert result.check.passed and result.check.greedy_prefix_match == 16
+    assert result.check.passed and result.check.exact_required
+    assert all(margin <= NEAR_TIE for margin in result.check.disagreement_margins)
 
     # The Chat tab switches the adapter on and off without re-exporting.
     from tunesmith.core.chat import ChatSettings
@@ -222,6 +252,51 @@ def test_lora_gguf_on_base_matches_merged(tuned_run):
     finally:
         chat.close()
     assert "Quaver" in with_adapter and "Quaver" not in without
+
+
+def test_cli_export_whose_check_crashes_keeps_the_file_unverified_and_exits_non_zero(tuned_run, tmp_path):
+    """`tunesmith export` as a user runs it; llama.cpp's process is killed by SIGSEGV during the check."""
+    import subprocess
+    import sys
+
+    native = _load_test_module(
+        "test_native_crash", Path(__file__).parents[1] / "core" / "test_native_crash.py"
+    )
+    out = tmp_path / "crash-q8_0.gguf"
+    cmd = [Path(sys.executable).with_name("tunesmith"), "export", tuned_run, "--format", "gguf"]
+    cmd += ["--quant", "q8_0", "--output", out]
+    env = {**os.environ, "TUNESMITH_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    killer = native.HostKiller(root_pid=proc.pid)  # Q8_0 needs no quantizer: the first child is the check
+    killer.start()
+    stdout, stderr = proc.communicate(timeout=600)
+    killer.join()
+    assert killer.killed is not None, "no llama.cpp child was seen"
+    assert proc.returncode == 1, (stdout, stderr)
+    words = stderr + stdout
+    assert "Traceback" not in words
+    assert (
+        "export failed: The export could not be checked. llama.cpp stopped unexpectedly while checking"
+        in words
+    )
+    assert "killed by signal SIGSEGV" in words and "What to try: export as F16" in words
+    logs = list((tmp_path / "home" / ".app" / "logs").glob("llama-*.log"))
+    assert len(logs) == 1 and f"Its log is {logs[0]}." in words
+    marker = out.with_suffix(".unverified.txt")
+    assert out.is_file() and out.stat().st_size > 0, "the exported file is kept"
+    assert marker.is_file() and "NOT VERIFIED" in marker.read_text() and "SIGSEGV" in marker.read_text()
+    assert f"marked unverified by {marker.name}" in words
+    assert out.with_suffix(".Modelfile").is_file()
+    assert not list(tmp_path.glob(".*.partial")) and not list(tmp_path.glob("*.f16"))
+
+
+def _load_test_module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_existing_output_is_refused_before_work(tuned_run):
