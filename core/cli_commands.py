@@ -271,7 +271,7 @@ def format_step(event: Any) -> str:
     eta = int(event.eta_seconds)
     return (
         f"step {event.step}/{event.total_steps}  loss {event.loss:.4f}  lr {event.learning_rate:.2e}  "
-        f"{event.tokens_per_second:,.0f} tok/s  mem {event.memory_allocated_gb:.1f} GiB  "
+        f"{event.tokens_per_second:,.0f} tok/s  peak mem {event.peak_allocated_gb:.1f} GiB  "
         f"ETA {eta // 60}m{eta % 60:02d}s"
     )
 

@@ -37,7 +37,10 @@ class RunStarted(Event):
 
 @dataclass(frozen=True)
 class StepMetrics(Event):
-    """One optimizer step.  Memory is GPU memory on CUDA and process RAM (RSS) on the CPU."""
+    """One logged optimizer step.  Memory is the *peak* since the previous step event (the allocator's
+    highest allocated and reserved bytes over that interval, counters reset after each report; what a
+    step needs at its height, not what is left between steps): GPU memory on CUDA, the highest sampled
+    process RAM (RSS) on the CPU.  `memory_total_gb` is the card's (or the machine's) total."""
 
     kind: ClassVar[str] = "step"
     step: int
@@ -47,8 +50,8 @@ class StepMetrics(Event):
     learning_rate: float
     grad_norm: float | None
     tokens_per_second: float
-    memory_allocated_gb: float
-    memory_reserved_gb: float
+    peak_allocated_gb: float
+    peak_reserved_gb: float
     memory_total_gb: float
     eta_seconds: float
     # Method-specific numbers (DPO rewards and margins, GRPO rewards, ...), name -> value.
@@ -110,8 +113,15 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
+# metrics.jsonl of runs made before the step events reported peaks: their between-steps numbers
+LEGACY_FIELDS = {"memory_allocated_gb": "peak_allocated_gb", "memory_reserved_gb": "peak_reserved_gb"}
+
+
 def event_from_dict(data: dict[str, Any]) -> Event:
-    """Rebuild an event from a metrics.jsonl line (the inverse of `Event.to_dict`)."""
+    """Rebuild an event from a metrics.jsonl line (the inverse of `Event.to_dict`); older run folders'
+    step lines are read with their memory numbers in the peak fields."""
     fields = dict(data)
     kind = fields.pop("event")
+    if kind == StepMetrics.kind:
+        fields = {LEGACY_FIELDS.get(k, k): v for k, v in fields.items()}
     return EVENT_TYPES[kind](**fields)

@@ -1,7 +1,9 @@
 """What this machine can train on: the one place that reads GPU, CUDA, torch and triton facts.
 
-Used by the VRAM estimator, the precision chooser, the app's GPU panel and `tunesmith info`.
-It reads facts; it does not decide what to do with them.
+Used by the VRAM estimator, the precision chooser, the app's GPU panel and `tunesmith info`, and (the
+memory sources and `PeakMemory`) by the training events' memory numbers: the peak of each reporting
+interval, from CUDA's allocator counters or this process's RAM.  It reads facts; it does not decide
+what to do with them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 GIB = 1024**3
 
@@ -124,17 +127,104 @@ def _ram_total_gb() -> float:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
 
 
-def memory_in_use_gb() -> tuple[float, float, float]:
-    """(allocated, reserved, total) GiB: GPU memory on CUDA, this process's RAM on the CPU."""
+class MemorySource(Protocol):
+    """Where memory numbers come from (bytes): CUDA's allocator counters, or this process's RAM."""
+
+    def peak(self) -> tuple[int, int]:
+        """(allocated, reserved) at their highest since the last `reset_peak`."""
+
+    def reset_peak(self) -> None:
+        """Start a new interval: the peaks become the current values."""
+
+    def sample(self) -> None:
+        """Note the current use where no counter keeps the peak by itself (the CPU)."""
+
+    def total(self) -> int:
+        """What the device holds in all."""
+
+
+class CudaMemory:
+    """torch's caching-allocator counters: the peaks are tracked by the allocator itself, at every
+    allocation, so a step's transient buffers (the recompute, the loss's logits) are counted."""
+
+    def __init__(self, device: int | None = None) -> None:
+        import torch
+
+        self._cuda = torch.cuda
+        self.device = torch.cuda.current_device() if device is None else device
+        self._total = torch.cuda.get_device_properties(self.device).total_memory
+
+    def peak(self) -> tuple[int, int]:
+        return self._cuda.max_memory_allocated(self.device), self._cuda.max_memory_reserved(self.device)
+
+    def reset_peak(self) -> None:
+        self._cuda.reset_peak_memory_stats(self.device)
+
+    def sample(self) -> None:  # the allocator keeps its own peaks
+        pass
+
+    def total(self) -> int:
+        return self._total
+
+
+class ProcessMemory:
+    """This process's resident memory (RSS) on a machine without CUDA.  The OS keeps no resettable peak,
+    so the peak is the highest of the samples taken (each step's end and each report)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+        self._total = int(_ram_total_gb() * GIB)
+        self._peak = self._rss()
+
+    def _rss(self) -> int:
+        return self._process.memory_info().rss
+
+    def peak(self) -> tuple[int, int]:
+        self.sample()
+        return self._peak, self._peak
+
+    def reset_peak(self) -> None:
+        self._peak = self._rss()
+
+    def sample(self) -> None:
+        self._peak = max(self._peak, self._rss())
+
+    def total(self) -> int:
+        return self._total
+
+
+def default_memory_source() -> MemorySource:
+    """CUDA's counters where torch sees a GPU, else this process's RAM."""
     import torch
 
-    if torch.cuda.is_available():
-        return (
-            torch.cuda.memory_allocated() / GIB,
-            torch.cuda.memory_reserved() / GIB,
-            torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GIB,
-        )
-    import psutil
+    return CudaMemory() if torch.cuda.is_available() else ProcessMemory()
 
-    rss = psutil.Process().memory_info().rss / GIB
-    return rss, rss, _ram_total_gb()
+
+@dataclass(frozen=True)
+class MemoryPeak:
+    """The highest memory use in one reporting interval, GiB."""
+
+    allocated_gb: float
+    reserved_gb: float
+    total_gb: float
+
+
+class PeakMemory:
+    """Peak allocated and reserved memory per reporting interval: `start()` at the beginning,
+    `sample()` at each step's end, `report()` at each logged step (it starts the next interval)."""
+
+    def __init__(self, source: MemorySource | None = None) -> None:
+        self.source = source if source is not None else default_memory_source()
+
+    def start(self) -> None:
+        self.source.reset_peak()
+
+    def sample(self) -> None:
+        self.source.sample()
+
+    def report(self) -> MemoryPeak:
+        allocated, reserved = self.source.peak()
+        self.source.reset_peak()
+        return MemoryPeak(allocated / GIB, reserved / GIB, self.source.total() / GIB)

@@ -1,9 +1,9 @@
 """The bridge from TRL/transformers' Trainer to Tunesmith events, and the stop flag.
 
 `EventBridge` is a TrainerCallback: it turns the Trainer's logs into StepMetrics / EvalMetrics events
-(adding tokens/s, memory and ETA), reports saved checkpoints, and stops training within one step when
-`cancel()` was called (saving a checkpoint first).  It knows the Trainer's callback protocol and our
-events, nothing about models or datasets.
+(adding tokens/s, the peak memory since the previous step event and ETA), reports saved checkpoints,
+and stops training within one step when `cancel()` was called (saving a checkpoint first).  It knows
+the Trainer's callback protocol and our events, nothing about models or datasets.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from tunesmith.core.events import CheckpointSaved, EvalMetrics, EventCallback, StepMetrics
-from tunesmith.core.hardware import memory_in_use_gb
+from tunesmith.core.hardware import MemorySource, PeakMemory
 
 # Log keys that are part of StepMetrics itself; everything else numeric goes to `extra`.
 _STANDARD_KEYS = {"loss", "learning_rate", "grad_norm", "epoch", "step", "num_tokens"}
@@ -38,9 +38,13 @@ class TokenCounter:
 
 
 class EventBridge(TrainerCallback):
-    def __init__(self, emit: EventCallback, counter: TokenCounter | None = None):
+    def __init__(
+        self, emit: EventCallback, counter: TokenCounter | None = None, memory: MemorySource | None = None
+    ):
         self.emit = emit
         self.counter = counter
+        self._memory_source = memory
+        self._memory: PeakMemory | None = None  # made at train begin: the GPU is set up by then
         self.stop_requested = threading.Event()
         self.last_loss: float | None = None
         self.last_checkpoint: str | None = None
@@ -53,6 +57,8 @@ class EventBridge(TrainerCallback):
         self.stop_requested.set()
 
     def on_train_begin(self, args, state, control, **kwargs):
+        self._memory = PeakMemory(self._memory_source)
+        self._memory.start()  # loading's peak is not the first step's
         self._mark_time = time.perf_counter()
         self._mark_step = state.global_step
         self._mark_tokens = None
@@ -68,6 +74,8 @@ class EventBridge(TrainerCallback):
         return float(self.counter.tokens if self.counter else 0)
 
     def on_step_end(self, args, state, control, **kwargs):
+        if self._memory is not None:
+            self._memory.sample()
         return self._maybe_stop(control)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -106,7 +114,9 @@ class EventBridge(TrainerCallback):
         )
         self._mark_time, self._mark_step = now, state.global_step
         self._mark_tokens = self._tokens_seen(logs)
-        allocated, reserved, total = memory_in_use_gb()
+        if self._memory is None:  # logged outside train(): its interval starts now
+            self._memory = PeakMemory(self._memory_source)
+        peak = self._memory.report()
         self.last_loss = float(logs["loss"])
         grad = logs.get("grad_norm")
         self.emit(
@@ -118,9 +128,9 @@ class EventBridge(TrainerCallback):
                 learning_rate=float(logs.get("learning_rate", 0.0)),
                 grad_norm=float(grad) if _is_number(grad) else None,
                 tokens_per_second=tokens / elapsed if elapsed > 0 else 0.0,
-                memory_allocated_gb=allocated,
-                memory_reserved_gb=reserved,
-                memory_total_gb=total,
+                peak_allocated_gb=peak.allocated_gb,
+                peak_reserved_gb=peak.reserved_gb,
+                memory_total_gb=peak.total_gb,
                 eta_seconds=max(state.max_steps - state.global_step, 0) * self._seconds_per_step,
                 extra={k: float(v) for k, v in logs.items() if k not in _STANDARD_KEYS and _is_number(v)},
             )

@@ -64,11 +64,21 @@ class LivePlot(QWidget):
             style_plot(self.plot_widget, self.palette())
         super().changeEvent(event)
 
-    def add_curve(self, name: str, color: str, dashed: bool = False, symbol: str | None = None) -> None:
-        """Create the curve once; later points go through `append`."""
+    def add_curve(
+        self, name: str, color: str, dashed: bool = False, symbol: str | None = None, label: str | None = None
+    ) -> None:
+        """Create the curve once; later points go through `append`.  `label`: the legend's words (default
+        `name`, the key `append` takes)."""
         pen = pg.mkPen(color=color, width=2, style=_dash(dashed))
         curve = self.plot_item.plot(
-            [], [], pen=pen, name=name, symbol=symbol, symbolBrush=color, symbolSize=6, symbolPen=None
+            [],
+            [],
+            pen=pen,
+            name=label or name,
+            symbol=symbol,
+            symbolBrush=color,
+            symbolSize=6,
+            symbolPen=None,
         )
         self._curves[name] = curve
         self._buffers[name] = _Buffer()
@@ -96,6 +106,10 @@ class LivePlot(QWidget):
         line.setVisible(value is not None)
         if value is not None:
             line.setValue(value)
+
+    def set_y_range(self, low: float, high: float) -> None:
+        """Fix the y axis to [low, high] (e.g. 0 to the GPU's total memory), no auto-range."""
+        self.plot_item.setYRange(low, high, padding=0.02)
 
     def flush(self) -> None:
         """Push the points added since the last tick to their curves."""

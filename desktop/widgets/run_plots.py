@@ -1,6 +1,11 @@
 """The Train tab's live plots: loss (train and eval), learning rate, memory against the total, and the
 method's own numbers (DPO/ORPO rewards, GRPO rewards) in a row that appears only for those methods.
 
+The memory plot draws each step event's *peak* allocated and reserved memory (the highest since the
+previous event, what the run needs at its height) on an axis from 0 to the card's total, so the
+distance to an out-of-memory is what the user sees.  Run folders from before the peaks read their
+between-steps numbers in the same place.
+
 Fed with StepMetrics / EvalMetrics dicts; curves are created once and redrawn by each LivePlot's
 throttled timer.  Knows nothing about the engine beyond those dict keys.
 """
@@ -26,8 +31,9 @@ class RunPlots(QWidget):
         self.lr = LivePlot("Learning rate", "lr")
         self.lr.add_curve("learning rate", COLORS["lr"])
         self.memory = LivePlot("Memory", "GiB")
-        self.memory.add_curve("allocated", COLORS["allocated"])
-        self.memory.add_curve("reserved", COLORS["reserved"], dashed=True)
+        self.memory.add_curve("allocated", COLORS["allocated"], label="peak allocated")
+        self.memory.add_curve("reserved", COLORS["reserved"], dashed=True, label="peak reserved")
+        self._memory_total: float | None = None
         lower = QSplitter(Qt.Orientation.Horizontal)
         lower.addWidget(self.lr)
         lower.addWidget(self.memory)
@@ -47,11 +53,13 @@ class RunPlots(QWidget):
         x = step["step"]
         self.loss.append("train", x, step.get("loss"))
         self.lr.append("learning rate", x, step.get("learning_rate"))
-        self.memory.append("allocated", x, step.get("memory_allocated_gb"))
-        self.memory.append("reserved", x, step.get("memory_reserved_gb"))
+        self.memory.append("allocated", x, _peak(step, "allocated"))
+        self.memory.append("reserved", x, _peak(step, "reserved"))
         total = step.get("memory_total_gb")
-        if total:
+        if total and total != self._memory_total:
+            self._memory_total = total
             self.memory.set_level("total", total, COLORS["total"], f"total {total:.1f} GiB")
+            self.memory.set_y_range(0.0, total)
         was_hidden = self.method.isHidden()
         self.method.add_step(step)
         if was_hidden and not self.method.isHidden():  # the method row just appeared: share the height
@@ -71,6 +79,7 @@ class RunPlots(QWidget):
         """Start over (a new run): every curve emptied, the method plots removed."""
         for plot in (self.loss, self.lr, self.memory):
             plot.clear()
+        self._memory_total = None
         self.method.clear()
 
     def flush(self) -> None:
@@ -78,3 +87,9 @@ class RunPlots(QWidget):
         for plot in (self.loss, self.lr, self.memory):
             plot.flush()
         self.method.flush()
+
+
+def _peak(step: dict, which: str) -> float | None:
+    """A step dict's peak memory (GiB); a run folder from before the peaks has the between-steps value."""
+    value = step.get(f"peak_{which}_gb")
+    return step.get(f"memory_{which}_gb") if value is None else value

@@ -60,7 +60,7 @@ def test_short_run_learns_and_writes_its_folder(tmp_path):
     evals = [e for e in events if isinstance(e, EvalMetrics)]
     assert [e.step for e in evals] == [4, 8] and evals[1].eval_loss < evals[0].eval_loss
     step = next(e for e in events if isinstance(e, StepMetrics))
-    assert step.tokens_per_second > 0 and step.memory_allocated_gb > 0 and step.total_steps == 8
+    assert step.tokens_per_second > 0 and step.peak_allocated_gb > 0 and step.total_steps == 8
     started = next(e for e in events if isinstance(e, RunStarted))
     assert 0 < started.trainable_params < started.total_params
     run_dir = Path(result.run_dir)

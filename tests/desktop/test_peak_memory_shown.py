@@ -1,0 +1,39 @@
+"""The step event's peak memory is what the CLI's step line and the app's memory plot show."""
+
+import pytest
+
+from tunesmith.core.cli_commands import format_step
+from tunesmith.core.events import StepMetrics
+from tunesmith.desktop.widgets.run_plots import RunPlots
+
+EVENT = StepMetrics(
+    step=4, total_steps=10, epoch=0.4, loss=1.25, learning_rate=2e-4, grad_norm=0.5,
+    tokens_per_second=1500.0, peak_allocated_gb=13.5, peak_reserved_gb=14.25, memory_total_gb=24.0,
+    eta_seconds=90.0,
+)  # fmt: skip
+
+
+def test_cli_step_line_says_peak():
+    line = format_step(EVENT)
+    assert "peak mem 13.5 GiB" in line
+
+
+def test_memory_plot_draws_the_peaks_against_the_total(qtbot):
+    plots = RunPlots()
+    qtbot.addWidget(plots)
+    plots.add_step(EVENT.to_dict())
+    plots.flush()
+    assert plots.memory.values("allocated") == ([4.0], [13.5])
+    assert plots.memory.values("reserved") == ([4.0], [14.25])
+    legend = [label.text for _, label in plots.memory.plot_item.legend.items]
+    assert legend == ["peak allocated", "peak reserved"]
+    low, high = plots.memory.plot_item.viewRange()[1]
+    assert low <= 0.0 and high == pytest.approx(24.0, rel=0.05)  # the axis runs to the card's total
+
+
+def test_memory_plot_reads_old_run_folders():
+    old = {"step": 1, "memory_allocated_gb": 5.6, "memory_reserved_gb": 6.0, "memory_total_gb": 24.0}
+    plots = RunPlots()
+    plots.add_step(old)
+    assert plots.memory.values("allocated") == ([1.0], [5.6])
+    plots.deleteLater()
