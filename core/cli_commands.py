@@ -98,7 +98,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         help="fine-tune a model (from CONFIG.yaml, flags, or both: flags win)",
         description="Fine-tune a model. Each run gets a new folder under --output with its config, "
         "metrics.jsonl, log, checkpoints and the trained adapter. Ctrl-C stops after the current step "
-        "and keeps a checkpoint; --resume RUN_DIR continues it.",
+        "and keeps a checkpoint, as does every --checkpoint-minutes of training; --resume RUN_DIR continues "
+        "from the newest complete one, even after a crash.",
     )
     p.add_argument("config", nargs="?", help="a run's config.yaml (optional)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
@@ -135,7 +136,12 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
     p.add_argument("--eval-ratio", type=float, help="fraction of rows held out for evaluation")
     p.add_argument("--eval-steps", type=int, help="evaluate every N steps")
-    p.add_argument("--save-steps", type=int, help="save a checkpoint every N steps")
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        help="save a checkpoint every N minutes of training, the last two kept (default 5; 0 = off)",
+    )
+    p.add_argument("--save-steps", type=int, help="also save a checkpoint every N steps (0 = off)")
     p.add_argument("--seed", type=int, help="random seed (same seed, same run)")
     p.add_argument("--output", help="folder in which the run folder is created (default: runs)")
     p.add_argument("--run-name", help="name of the run folder")
@@ -163,6 +169,7 @@ _FLAG_TO_FIELD = {
     "lr": ("train", "learning_rate"),
     "eval_steps": ("train", "eval_steps"),
     "save_steps": ("train", "save_steps"),
+    "checkpoint_minutes": ("train", "checkpoint_minutes"),
     "seed": ("train", "seed"),
     "beta": ("train", "beta"),
     "rewards": ("train", "rewards"),

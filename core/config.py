@@ -89,7 +89,11 @@ class TrainSettings:
     gradient_checkpointing: bool | None = None
     # 0 = never.
     eval_steps: int = 0
+    # A checkpoint every N steps as well (0 = only the timed ones and the one on Stop).
     save_steps: int = 0
+    # A checkpoint every this many minutes of training, so a crash loses at most that much (0 = off).
+    # Cheap with LoRA: adapter, optimizer, scheduler, RNG and data position; the last two are kept.
+    checkpoint_minutes: float = 5.0
     logging_steps: int = 1
     # Preference methods (DPO / ORPO): strength of the preference (higher = stay closer to the base).
     beta: float = 0.1
@@ -134,6 +138,8 @@ class RunConfig:
             ("lora.r", self.lora.r >= 1, "1 or more"),
             ("lora.dropout", 0 <= self.lora.dropout < 1, "at least 0 and below 1"),
             ("train.num_generations", self.train.num_generations >= 2, "2 or more"),
+            ("train.save_steps", self.train.save_steps >= 0, "0 (off) or more"),
+            ("train.checkpoint_minutes", self.train.checkpoint_minutes >= 0, "0 (off) or more"),
         ]
         for name, ok, expected in checks:
             if not ok:

@@ -5,6 +5,9 @@ cleanup — and never raises for training problems: `run()` returns the final `F
 event, which was also emitted and written to `metrics.jsonl`.  `cancel()` may be called from any
 thread; training stops within one step and keeps a checkpoint.  TRL does the optimisation; this class
 only wires config, data, model, events and files together.
+
+Checkpoints are crash-safe (core.training.checkpoints): written aside and renamed when complete, one
+every `train.checkpoint_minutes` and one on Stop; resume takes the newest complete one and says which.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class TrainingRun:
         self.data: Any = None
         self.trainer: Any = None
         self._log_handler: logging.Handler | None = None
+        self._checkpoint: Path | None = None  # the one this run resumes from
 
     # ----------------------------------------------------------------- public
     def cancel(self) -> None:
@@ -87,8 +91,10 @@ class TrainingRun:
             self.run_dir = _run_dir_of(self._resume_from)
         else:
             self.run_dir = new_run_dir(self.config.output_dir, self.config.run_name)
+        _end_last_line(self.run_dir / METRICS_FILE)  # a killed run may have left half a line
         self.config.to_yaml(self.run_dir / CONFIG_FILE)
         self._log_handler = _attach_log_file(self.run_dir / LOG_FILE)
+        self._checkpoint = self._checkpoint_to_resume()  # before the model loads: a wrong folder fails fast
 
     def setup_model(self) -> None:
         _quiet_progress_bars()
@@ -123,18 +129,21 @@ class TrainingRun:
 
     def setup_trainer(self) -> None:
         from tunesmith.core.training.callbacks import EventBridge
+        from tunesmith.core.training.checkpoints import CheckpointTimer, install_atomic_saving
         from tunesmith.core.training.methods import build_trainer
 
         self._bridge = EventBridge(self._emit)
         if self.cancelled:
             self._bridge.cancel()
+        timer = CheckpointTimer(self.config.train.checkpoint_minutes * 60)
         self.trainer = build_trainer(
             self.config,
             self.loaded,
             self.data,
             self.run_dir / CHECKPOINTS,
-            [self._bridge, *self._extra_callbacks],
+            [self._bridge, timer, *self._extra_callbacks],
         )
+        install_atomic_saving(self.trainer)
         if getattr(self.trainer, "tunesmith_log_probs", False):
             self._emit(LogLine("info", "Token log-probs from the LM head: Tunesmith's fused kernel"))
         rollout = getattr(self.trainer, "tunesmith_rollout", None)
@@ -142,7 +151,7 @@ class TrainingRun:
             self._emit(LogLine("info", rollout))
 
     def train(self) -> None:
-        checkpoint = self._checkpoint_to_resume()
+        checkpoint = self._checkpoint
         trainable, total = self.loaded.parameter_counts()
         self._emit(
             RunStarted(
@@ -221,14 +230,28 @@ class TrainingRun:
         return event
 
     def _checkpoint_to_resume(self) -> Path | None:
+        """The newest complete checkpoint (or the one named), saying which and what was passed over."""
+        from tunesmith.core.training.checkpoints import choose_resume, problem_with, step_of
+
         if self._resume_from is None:
             return None
         if self._resume_from.name.startswith("checkpoint-"):
-            return self._resume_from
-        found = _latest_checkpoint(self.run_dir / CHECKPOINTS)
-        if found is None:
-            raise ValueError(f"{self.run_dir}: no checkpoint to resume from (nothing was saved yet)")
-        return Path(found)
+            chosen = self._resume_from.expanduser().resolve()
+            problem = problem_with(chosen)
+            if problem is not None:
+                raise ValueError(
+                    f"{chosen.name} cannot be resumed from: {problem}. Resume from the run folder "
+                    f"({self.run_dir}) to use its newest complete checkpoint."
+                )
+        else:
+            chosen, skipped = choose_resume(self.run_dir / CHECKPOINTS)
+            for item in skipped:
+                self._emit(LogLine("warning", str(item)))
+            if chosen is None:
+                broken = f" ({len(skipped)} incomplete)" if skipped else ""
+                raise ValueError(f"{self.run_dir}: no complete checkpoint to resume from{broken}")
+        self._emit(LogLine("info", f"Resuming from {chosen.name} (step {step_of(chosen)})"))
+        return chosen
 
     def _planned_steps(self) -> int:
         return int(getattr(self.trainer.args, "max_steps", 0) or 0)
@@ -249,10 +272,21 @@ def _step_of(checkpoint: Path) -> int:
 
 
 def _latest_checkpoint(folder: Path) -> str | None:
-    if not folder.is_dir():
-        return None
-    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.rsplit("-", 1)[-1].isdigit()]
-    return str(max(found, key=_step_of)) if found else None
+    """The newest complete checkpoint: the one a resume would take."""
+    from tunesmith.core.training.checkpoints import latest_complete
+
+    found = latest_complete(folder)
+    return str(found) if found else None
+
+
+def _end_last_line(path: Path) -> None:
+    """A run killed mid-write leaves a last line without its newline; end it so new lines stay whole."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as handle:
+        handle.seek(-1, 2)
+        if handle.read(1) != b"\n":
+            handle.write(b"\n")
 
 
 def _attach_log_file(path: Path) -> logging.Handler:
