@@ -1,5 +1,6 @@
 """Lint and architecture checks, run with the tests: ruff, the import-linter layers, package names."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -44,10 +45,26 @@ def test_import_contracts_hold(tmp_path):
 
 
 def test_bare_kernels_name_is_not_ours(tmp_path):
-    """transformers probes for a `kernels` distribution; our folder must not answer to that name."""
-    code = "import importlib.util as u; s = u.find_spec('kernels'); print(s.origin if s else None)"
+    """transformers probes for a `kernels` distribution; our folder must not answer to that name.
+
+    PyPI's own `kernels` may be installed (in a `.venv` inside the checkout, its path starts with the
+    checkout's): what matters is that the module found is not our `kernels/` folder, compared exactly.
+    """
+    code = (
+        "import importlib.util as u, json; s = u.find_spec('kernels'); "
+        "print(json.dumps(None if s is None else "
+        "[s.origin, list(s.submodule_search_locations or [])]))"
+    )
     result = run(sys.executable, "-c", code, cwd=tmp_path)
-    assert str(ROOT) not in result.stdout
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    if found is not None:
+        origin, locations = found
+        ours = (ROOT / "kernels").resolve()
+        folders = [Path(p).resolve() for p in locations]
+        if origin and origin not in ("namespace", "built-in", "frozen"):
+            folders.append(Path(origin).resolve().parent)
+        assert ours not in folders, f"`import kernels` finds Tunesmith's kernels folder: {found}"
     result = run(
         sys.executable,
         "-c",
