@@ -2,7 +2,9 @@
 
 `install_excepthook` replaces `sys.excepthook` (and `threading.excepthook`) so that an exception that
 escapes a slot is logged with its traceback to the app's log file and shown to the user in words.
-`setup_logging` sends the `tunesmith` loggers to that file.  Knows nothing about the engine.
+`setup_logging` sends the `tunesmith` loggers to that file, in the folder `tunesmith.core.paths.log_dir()`
+names, where the engine's child processes log too; `log_file()` says which file it is.  Knows nothing
+about the engine.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import threading
 import traceback
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QStandardPaths, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QApplication, QMessageBox
+
+from tunesmith.core import paths
 
 log = logging.getLogger("tunesmith.desktop")
 _shown: list[QMessageBox] = []
@@ -37,24 +41,35 @@ class _ErrorBridge(QObject):
 _bridge: _ErrorBridge | None = None
 
 
+LOG_NAME = "tunesmith.log"
+# The handler setup_logging installed (once per process), so it is found again by identity: the engine
+# adds FileHandlers of its own (a run's train.log) to the same logger while a run goes.
+_handler: logging.FileHandler | None = None
+
+
 def log_dir() -> Path:
-    """Where the app writes its own log (the per-user app data folder)."""
-    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
-    path = Path(base or Path.home() / ".tunesmith") / "logs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Where the app writes its own log: the per-user app data folder the engine's processes share."""
+    return paths.log_dir()
 
 
 def setup_logging(level: int = logging.INFO) -> Path:
-    """Log to `log_dir()/tunesmith.log` (and stderr for warnings); returns the log file."""
-    path = log_dir() / "tunesmith.log"
-    root = logging.getLogger("tunesmith")
-    if not any(isinstance(h, logging.FileHandler) for h in root.handlers):
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(level)
-    return path
+    """Log to `log_dir()/tunesmith.log`, once per process; returns the file the log really goes to
+    (the first call's, should the folder have moved since)."""
+    global _handler
+    if _handler is None:
+        path = log_dir() / LOG_NAME
+        _handler = logging.FileHandler(path, encoding="utf-8")
+        _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger("tunesmith")
+        root.addHandler(_handler)
+        if root.level == logging.NOTSET or root.level > level:
+            root.setLevel(level)
+    return Path(_handler.baseFilename)
+
+
+def log_file() -> Path | None:
+    """The file the app logs to, or None before `setup_logging`."""
+    return Path(_handler.baseFilename) if _handler is not None else None
 
 
 def install_excepthook() -> None:

@@ -1,7 +1,8 @@
 """Fixtures for the desktop tests: offscreen Qt, settings in a temporary folder, a small fast config.
 
 The whole suite's conftest already sets the hub offline and the shared model cache; here Qt is made to
-render offscreen and QSettings / QStandardPaths are pointed away from the user's real files.
+render offscreen, and QSettings, QStandardPaths and the user's Tunesmith folder (TUNESMITH_HOME: the
+app's runs and logs) are pointed away from the user's real files.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from tunesmith.desktop.workers.background import pending_jobs  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, qapp):
-    """QSettings and app data live in a per-test folder; the user's real settings are never touched."""
+def isolated_settings(tmp_path, qapp, monkeypatch):
+    """QSettings, app data and the user folder live in a per-test folder; the real ones are never touched."""
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
     QStandardPaths.setTestModeEnabled(True)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
     yield tmp_path / "settings"
