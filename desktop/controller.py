@@ -45,6 +45,7 @@ class Controller(QObject):
     sig_busy(str):               a short job is running ("" when none)
     sig_methods(tuple):          training methods the engine supports ("sft", ...)
     sig_capabilities(object):    the engine's Capabilities (what this machine can train), None if unknown
+    sig_output_dir(str):         the folder new runs are created in changed
     """
 
     sig_hardware = Signal(object)
@@ -60,6 +61,7 @@ class Controller(QObject):
     sig_busy = Signal(str)
     sig_methods = Signal(tuple)
     sig_capabilities = Signal(object)
+    sig_output_dir = Signal(str)
 
     def __init__(self, config: RunConfig | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -83,7 +85,9 @@ class Controller(QObject):
 
     # -- configuration --------------------------------------------------------------------------
     def set_config(self, config: RunConfig) -> None:
-        """Replace the whole configuration (editors reload from sig_config)."""
+        """Replace the whole configuration (editors reload from sig_config).  Runs keep going to the
+        app's run folder: a config from elsewhere (a CLI run's relative "runs") must not move them."""
+        config.output_dir = self.config.output_dir
         self.config = config
         self.sig_config.emit(config)
         self.config_changed()
@@ -91,6 +95,11 @@ class Controller(QObject):
     def config_changed(self) -> None:
         """Call after editing `self.config`: refreshes the VRAM estimate (debounced)."""
         self._vram_timer.start()
+
+    def set_output_dir(self, folder: str) -> None:
+        """Create new runs inside `folder` from now on (emits sig_output_dir; the window remembers it)."""
+        self.config.output_dir = str(folder)
+        self.sig_output_dir.emit(str(folder))
 
     def set_model_source(self, source: str) -> None:
         """Choose the model ("demo", a folder, a .gguf file or a hub id)."""

@@ -1,8 +1,10 @@
-"""Numbers into short words for the UI: durations, progress lines, sizes.  Pure functions, no Qt."""
+"""Numbers and paths into short words for the UI: durations, progress lines, folders.  Pure functions, no Qt."""
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 
 def format_duration(seconds: float | None) -> str:
@@ -44,3 +46,17 @@ def finished_line(data: dict) -> str:
     return (
         f"Finished at step {data.get('step', '?')}{loss_text}. Try the model in the Chat tab, or export it."
     )
+
+
+def friendly_path(path: str | Path, home: str | Path | None = None) -> str:
+    """A folder as a person reads it: '~/Tunesmith/runs' under the home folder on Linux and macOS.
+
+    Windows users know their folders by full path (C:\\Users\\…\\Documents), so it stays whole there.
+    """
+    text = str(path)
+    if os.name == "nt":
+        return text
+    home_text = str(home if home is not None else Path.home()).rstrip("/")
+    if home_text and (text == home_text or text.startswith(home_text + "/")):
+        return "~" + text[len(home_text) :]
+    return text

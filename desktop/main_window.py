@@ -50,6 +50,8 @@ class MainWindow(QMainWindow):
         if controller is None and remembered is None:  # first launch: a run that finishes in minutes
             remembered = RunConfig()
             apply_preset(remembered, FIRST_PRESET)
+        if controller is None:  # runs go to the user's folder, not wherever the app was started from
+            remembered.output_dir = str(persistence.runs_dir(self.settings))
         self.controller = controller or Controller(remembered)
         self.setObjectName("mainWindow")
         self.setWindowTitle("Tunesmith — fine-tune a language model on your own data")
@@ -134,6 +136,7 @@ class MainWindow(QMainWindow):
         c.training.sig_run_ended.connect(self._maybe_close_after_run)
         self.train_tab.form.sig_changed.connect(self._on_setting_changed)
         c.sig_capabilities.connect(self.welcome.set_capabilities)
+        c.sig_output_dir.connect(lambda folder: persistence.set_runs_dir(self.settings, folder))
         self.welcome.sig_dismissed.connect(lambda: persistence.set_welcome_seen(self.settings))
 
     # -- start-up -------------------------------------------------------------------------------

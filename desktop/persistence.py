@@ -1,6 +1,6 @@
 """What the app remembers between launches, through QSettings: the run configuration (so the last model
-and dataset return), window geometry, splitter sizes, the open tab, the chat settings, and
-whether the first-start welcome was dismissed.
+and dataset return), the folder runs are saved in, window geometry, splitter sizes, the open tab, the
+chat settings, and whether the first-start welcome was dismissed.
 
 Settings live in an INI file under the user's config folder ("Tunesmith/Tunesmith.ini"); tests point
 QSettings at a temporary folder with `QSettings.setPath`.  Knows nothing about the engine beyond
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QSplitter, QWidget
 
 from tunesmith.core.config import RunConfig
+from tunesmith.core.paths import default_runs_dir
 from tunesmith.desktop.theme import APPLICATION, ORGANIZATION
 
 log = logging.getLogger(__name__)
@@ -83,4 +85,20 @@ def welcome_seen(settings: QSettings) -> bool:
 def set_welcome_seen(settings: QSettings, seen: bool = True) -> None:
     """Remember (now, not at quit) that the welcome was dismissed, so a crash does not bring it back."""
     settings.setValue(WELCOME_KEY, seen)
+    settings.sync()
+
+
+RUNS_KEY = "run/output_dir"
+
+
+def runs_dir(settings: QSettings) -> Path:
+    """The folder the app creates runs in: the user's choice, else `~/Tunesmith/runs` (or the platform's
+    equivalent) — never the working folder, which for a desktop launch may be `/` or Program Files."""
+    value = settings.value(RUNS_KEY)
+    return Path(str(value)) if value else default_runs_dir()
+
+
+def set_runs_dir(settings: QSettings, folder: str | Path) -> None:
+    """Remember (now, not at quit) the folder new runs go in."""
+    settings.setValue(RUNS_KEY, str(folder))
     settings.sync()

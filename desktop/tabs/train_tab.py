@@ -1,5 +1,5 @@
-"""The Train tab: method, preset and settings on the left; Start / Stop / Resume, progress, live plots
-and the log on the right.
+"""The Train tab: method, preset and settings on the left; Start / Stop / Resume, progress, where the
+run is saved (with a button to choose the folder), live plots and the log on the right.
 
 Settings edit `controller.config`; runs go through `controller.training` (a TrainingSession), whose
 signals feed the progress bar, the plots and the log.  A past run's plots can be redrawn from its
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from tunesmith.desktop.formatting import finished_line, progress_line
 from tunesmith.desktop.presets import METHOD_LABELS, PRESETS, apply_preset, machine_limits, matching_preset
 from tunesmith.desktop.run_history import read_run
+from tunesmith.desktop.widgets.run_folder import RunFolderRow
 from tunesmith.desktop.widgets.run_plots import RunPlots
 from tunesmith.desktop.widgets.settings_form import SettingsForm
 
@@ -108,6 +109,7 @@ class TrainTab(QWidget):
         self.progress.setFormat("%v / %m steps")
         self.status_label = QLabel("Ready. Press Start to train on the chosen dataset.")
         self.status_label.setWordWrap(True)
+        self.run_folder = RunFolderRow()
         self.plots = RunPlots()
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
@@ -145,6 +147,7 @@ class TrainTab(QWidget):
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addLayout(buttons)
         right_layout.addWidget(self.status_label)
+        right_layout.addWidget(self.run_folder)
         right_layout.addWidget(right_split, 1)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("trainSplitter")
@@ -162,6 +165,8 @@ class TrainTab(QWidget):
         self.resume_button.clicked.connect(self.resume)
         self.folder_button.clicked.connect(self.open_run_folder)
         self.controller.sig_config.connect(lambda _config: self.load_from_config())
+        self.controller.sig_output_dir.connect(self.run_folder.show_folder)
+        self.run_folder.sig_chosen.connect(self.controller.set_output_dir)
         self.controller.sig_hardware.connect(self._on_hardware)
         self.controller.sig_methods.connect(self._set_methods_enabled)
         self.controller.sig_dataset.connect(lambda _preview: self._update_method_hint())
@@ -177,12 +182,15 @@ class TrainTab(QWidget):
         s.sig_finished.connect(self._on_finished)
         s.sig_failed.connect(self._on_failed)
         s.sig_run_ended.connect(lambda: self._update_buttons(s.state))
+        s.sig_run_ended.connect(lambda: self.run_folder.show_folder(self.controller.config.output_dir))
 
     # -- settings -------------------------------------------------------------------------------
     def load_from_config(self) -> None:
         """Show the controller's config in the form, preset and method fields."""
         config = self.controller.config
         self.form.load(config)
+        if not self.session.is_running():
+            self.run_folder.show_folder(config.output_dir)
         self.method_combo.blockSignals(True)
         self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(config.train.method)))
         self.method_combo.blockSignals(False)
@@ -293,6 +301,7 @@ class TrainTab(QWidget):
         self.form.setEnabled(not running)
         self.preset_combo.setEnabled(not running)
         self.method_combo.setEnabled(not running)
+        self.run_folder.change_button.setEnabled(not running)
 
     def _on_started(self, data: dict) -> None:
         self.progress.setRange(0, max(1, int(data.get("total_steps") or 1)))
@@ -301,6 +310,8 @@ class TrainTab(QWidget):
         what = f"Resumed from step {resumed}" if resumed else "Training"
         self.status_label.setText(f"{what} on {data.get('device', '?')} ({data.get('precision', '?')}).")
         self.append_log("info", f"Run folder: {data.get('run_dir')}")
+        if data.get("run_dir"):
+            self.run_folder.show_run(str(data["run_dir"]))
         self.folder_button.setEnabled(True)
 
     def _on_step(self, step: dict) -> None:
