@@ -19,6 +19,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from tunesmith.core.config import RunConfig
+from tunesmith.core.free_memory import free_memory
 from tunesmith.core.heavy_imports import import_heavy
 from tunesmith.desktop import engines
 from tunesmith.desktop.chat_session import ChatSession
@@ -81,7 +82,8 @@ class Controller(QObject):
         self._vram_timer = QTimer(self, singleShot=True, interval=300)
         self._vram_timer.timeout.connect(self._estimate_vram_now)
         self.training.sig_finished.connect(self._on_run_finished)
-        self.training.sig_started.connect(lambda _data: self._forget_tuned_chat())
+        # Before the next run loads, the chat engines let go of the last run's model (and the base).
+        self.training.sig_releasing.connect(self._forget_tuned_chat)
 
     # -- configuration --------------------------------------------------------------------------
     def set_config(self, config: RunConfig) -> None:
@@ -246,9 +248,10 @@ class Controller(QObject):
         return True
 
     def _on_run_finished(self, data: dict) -> None:
-        self.sig_tuned_available.emit(self.training.run_handle is not None or bool(data.get("adapter_dir")))
+        self.sig_tuned_available.emit(self.training.tuned is not None or bool(data.get("adapter_dir")))
 
     def _forget_tuned_chat(self) -> None:
+        self.chat.stop()  # an answer being written holds its engine until it ends
         self.chat.drop_engines()
         self.sig_tuned_available.emit(False)
 
@@ -259,13 +262,14 @@ class Controller(QObject):
         if not needed:
             on_ready()
             return
-        handle, source = self.training.run_handle, self.config.model.source
+        tuned, source = self.training.tuned, self.config.model.source
         run_dir, lora = self.training.last_run_dir, self.chat.lora
         self.sig_busy.emit("Loading the model for chat…")
 
         def op():
+            free_memory()  # engines replaced since (dropped on the GUI thread) leave before new ones load
             return {
-                side: engines.chat_engine(side, handle, source, gguf_path, run_dir, lora) for side in needed
+                side: engines.chat_engine(side, tuned, source, gguf_path, run_dir, lora) for side in needed
             }
 
         def done(loaded: dict) -> None:

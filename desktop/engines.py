@@ -56,7 +56,7 @@ def chat_settings(values: dict) -> Any:
 
 def chat_engine(
     side: str,
-    run_handle: Any,
+    tuned: Any,
     base_source: str,
     gguf_path: str | None,
     run_dir: str | None,
@@ -64,21 +64,22 @@ def chat_engine(
 ) -> Any:
     """A chat engine for one side of the Chat tab.
 
-    "tuned": the model just trained (through the engine's transformers chat);
+    "tuned": the model just trained (`tuned`: the training session's TunedModel), through the engine's
+    transformers chat;
     "base": the untouched base model; "gguf": a GGUF file through llama.cpp;
     "adapter" / "base-gguf": the base GGUF with the LoRA adapter GGUF on / off, one model shared by
     both (`lora` is the chat session's LoraChoice).
     """
     if side == "tuned":
-        if run_handle is None or getattr(run_handle, "model", None) is None:
+        if tuned is None or getattr(tuned, "model", None) is None:
             raise NotAvailable("There is no trained model yet: train one in the Train tab first.")
-        return _engine("chat", "TransformersChat")(run_handle.model, run_handle.tokenizer)
+        return _engine("chat", "TransformersChat")(tuned.model, tuned.tokenizer)
     if side == "gguf":
         if not gguf_path:
             raise NotAvailable("Choose a GGUF file first.")
         return _engine("chat", "LlamaCppChat")(gguf_path)
     if side == "base":
-        return _base_chat(run_handle, base_source)
+        return _base_chat(base_source)
     if side in ("adapter", "base-gguf"):
         return _lora_side(side, lora, run_dir, base_source)
     raise ValueError(f"unknown chat side {side!r}")
@@ -109,7 +110,7 @@ def is_adapter_gguf(path: str) -> bool:
     return _engine("export.gguf_export", "gguf_string")(Path(path), "general.type") == "adapter"
 
 
-def _base_chat(run_handle: Any, base_source: str) -> Any:
+def _base_chat(base_source: str) -> Any:
     """The untouched base model for side-by-side chat (loaded without LoRA, through the engine's loader)."""
     chat = importlib.import_module("tunesmith.core.chat")
     factory = getattr(chat, "load_base_chat", None)

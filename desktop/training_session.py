@@ -2,8 +2,11 @@
 
 `TrainingSession` owns the `TrainingWorker` and its QThread, re-emits the worker's signals so tabs can
 connect once (not per run), and keeps what later steps need: the last run folder, its newest
-checkpoint, and the engine's run handle (whose trained model the Chat tab talks to).  It knows nothing
-of widgets and does not import torch.
+checkpoint, and the last finished run's model and tokenizer (`tuned`, which the Chat tab talks to).
+
+A new run (or a resume) first lets go of that model and says so (`sig_releasing`), so whoever holds it
+(the chat engines) drops it too before the next model loads: one model on the GPU at a time.  It
+knows nothing of widgets and does not import torch.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class TrainingSession(QObject):
     Extra signals:
         sig_state(str):  "idle" | "running" | "stopping"
         sig_run_ended(): the worker thread is finished (after sig_finished or sig_failed)
+        sig_releasing(): a new run is about to load: drop every reference to the last run's model now
+                         (emitted synchronously on the GUI thread, before the worker starts)
     """
 
     sig_started = Signal(dict)
@@ -38,6 +43,7 @@ class TrainingSession(QObject):
     sig_failed = Signal(dict)
     sig_state = Signal(str)
     sig_run_ended = Signal()
+    sig_releasing = Signal()
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -45,7 +51,8 @@ class TrainingSession(QObject):
         self.last_run_dir: str | None = None
         self.last_checkpoint: str | None = None
         self.last_result: dict | None = None
-        self.run_handle: Any = None  # the engine's TrainingRun of the last finished run
+        self.tuned: Any = None  # the last finished run's TunedModel (model and tokenizer), for chat
+        self.training_started = False  # the current run got past loading: its steps are under way
         self.last_config: Any = None
         self._worker: TrainingWorker | None = None
         self._thread: QThread | None = None
@@ -88,6 +95,9 @@ class TrainingSession(QObject):
             raise RuntimeError("A run is already going.")
         self.last_config = config
         self.last_result = None
+        self.training_started = False
+        self.tuned = None  # the last model goes before the next loads (the worker frees its memory)
+        self.sig_releasing.emit()
         worker = TrainingWorker(config, resume_from=resume_from)
         worker.sig_started.connect(self._on_started)
         worker.sig_step.connect(self.sig_step)
@@ -106,6 +116,7 @@ class TrainingSession(QObject):
         self.sig_state.emit(state)
 
     def _on_started(self, data: dict) -> None:
+        self.training_started = True
         self.last_run_dir = data.get("run_dir") or self.last_run_dir
         self.sig_started.emit(data)
 
@@ -128,7 +139,7 @@ class TrainingSession(QObject):
 
     def _on_done(self) -> None:
         if self._worker is not None and (self.last_result or {}).get("adapter_dir"):
-            self.run_handle = self._worker.run_handle
+            self.tuned = self._worker.tuned
 
     def _on_thread_finished(self) -> None:
         if self._thread is not None:

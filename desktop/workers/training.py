@@ -3,8 +3,12 @@
 `TrainingWorker` is a QObject moved to its own QThread.  Its `run` slot builds the engine's
 `TrainingRun` and blocks in it; every event the engine reports (on this worker thread) is re-emitted as a
 `sig_<event>` signal carrying plain data (dicts of numbers and strings from `Event.to_dict()`), which Qt
-queues to the GUI thread.  `cancel()` may be called from any thread.  The worker knows nothing of
-widgets; it does not import torch itself (the engine does, on the worker thread).
+queues to the GUI thread.  `cancel()` may be called from any thread.
+
+Memory: before loading, the worker frees what earlier runs left (the session has let go of them); when
+the run ends it keeps only the trained model and tokenizer (`tuned`, for chatting) and drops the run
+handle, so the trainer, its optimizer and the data are freed at once rather than at the next run.  The
+worker knows nothing of widgets; it does not import torch itself (the engine does, on the worker thread).
 """
 
 from __future__ import annotations
@@ -12,12 +16,21 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TunedModel:
+    """What chatting with a finished run needs: its trained model and tokenizer, not its trainer."""
+
+    model: Any
+    tokenizer: Any
 
 
 class TrainingWorker(QObject):
@@ -49,17 +62,19 @@ class TrainingWorker(QObject):
         self._resume_from = resume_from
         self._lock = threading.Lock()
         self._cancel_requested = False
-        self.run_handle: Any = None  # the engine's TrainingRun, kept for chatting with the result
+        self.run_handle: Any = None  # the engine's TrainingRun while it runs (cancel() reaches it)
+        self.tuned: TunedModel | None = None  # after a finished run: its model, to chat with
 
     @Slot()
     def run(self) -> None:
         """Build and run the engine's TrainingRun; emits signals until sig_done."""
+        handle = None
         try:
             from tunesmith.core.heavy_imports import import_heavy
             from tunesmith.core.training.engine import TrainingRun
 
             import_heavy()  # a background probe may be importing them right now: wait for it, never race it
-
+            _free_memory_quietly()  # the last run's model, let go of by the session, leaves before this loads
             handle = TrainingRun(self._config, self._on_event, resume_from=self._resume_from)
             with self._lock:
                 self.run_handle = handle
@@ -69,6 +84,8 @@ class TrainingWorker(QObject):
             result = handle.run()
             if result is not None and getattr(result, "kind", "") not in ("finished", "failed"):
                 log.warning("engine returned %r instead of a Finished/Failed event", result)
+            if getattr(result, "kind", "") == "finished" and handle.model is not None:
+                self.tuned = TunedModel(handle.model, handle.tokenizer)
         except ImportError as exc:
             self.sig_failed.emit(
                 {
@@ -85,11 +102,15 @@ class TrainingWorker(QObject):
                     "message": f"The training run stopped with an unexpected error: {exc}",
                     "hint": "See the log for details.",
                     "details": traceback.format_exc(),
-                    "run_dir": getattr(self.run_handle, "run_dir", None) and str(self.run_handle.run_dir),
+                    "run_dir": getattr(handle, "run_dir", None) and str(handle.run_dir),
                     "last_checkpoint": None,
                 }
             )
         finally:
+            with self._lock:
+                self.run_handle = None
+            handle = None  # the trainer, its optimizer and the data go now; the model stays in `tuned`
+            _free_memory_quietly()
             self.sig_done.emit()
 
     def cancel(self) -> None:
@@ -120,6 +141,15 @@ class TrainingWorker(QObject):
             self.sig_failed.emit(data)
         else:
             log.debug("unhandled engine event %s", kind)
+
+
+def _free_memory_quietly() -> None:
+    try:
+        from tunesmith.core.free_memory import free_memory
+
+        free_memory()
+    except Exception:  # noqa: BLE001 - freeing memory early is a courtesy; the run's outcome is reported
+        log.debug("could not free memory after the run", exc_info=True)
 
 
 def start_worker_thread(worker: QObject, name: str, on_finished=None) -> QThread:
