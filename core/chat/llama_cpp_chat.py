@@ -69,6 +69,11 @@ class LlamaCppChat:
         return self._host.pid
 
     @property
+    def alive(self) -> bool:
+        """Whether the child is running (after a crash the next call starts another)."""
+        return self._host.alive
+
+    @property
     def log_path(self) -> Path | None:
         """The current (or last) child's log file."""
         return self._host.log_path

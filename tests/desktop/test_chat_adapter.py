@@ -19,7 +19,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is an optional extra (pip install tunesmith[chat])")
+if importlib.util.find_spec("llama_cpp") is None:  # found, never loaded here: it runs in a child
+    pytest.skip(
+        "llama-cpp-python is an optional extra (pip install tunesmith[chat])", allow_module_level=True
+    )
 
 pytestmark = pytest.mark.slow
 
@@ -117,7 +120,8 @@ def test_adapter_switches_on_off_and_scales_without_reloading_the_base(
     tuned = _ask(chat, qtbot, ["adapter"])["adapter"]
     assert "Quaver" in tuned and "Quaver" not in base_answer
     assert "Quaver" in chat.answer_text("adapter")
-    llm = window.controller.chat.lora.switch.chat.llm
+    engine = window.controller.chat.lora.switch.chat
+    pid, loads = engine.pid, engine.loads
 
     chat.adapter_controls.enabled_check.setChecked(False)
     assert _ask(chat, qtbot, ["adapter"])["adapter"] == base_answer  # off: exactly the base GGUF
@@ -130,7 +134,28 @@ def test_adapter_switches_on_off_and_scales_without_reloading_the_base(
     chat.adapter_controls.slider.setValue(20)  # the slider moves the number: 20 steps of 0.05
     assert chat.adapter_controls.scale() == 1.0
     assert _ask(chat, qtbot, ["adapter"])["adapter"] == tuned  # back on: the tuned answer again
-    assert window.controller.chat.lora.switch.chat.llm is llm, "the base model was never reloaded"
+    assert window.controller.chat.lora.switch.chat is engine
+    assert (engine.pid, engine.loads) == (pid, loads), "the base model was never reloaded"
+
+
+def test_after_llama_cpp_is_killed_the_next_answer_has_the_adapter_again(
+    window, qtbot, mascot_run, lora_export, tmp_path, monkeypatch
+):
+    import signal
+
+    import psutil
+
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+    chat = window.chat_tab
+    chat.use_adapter(str(lora_export.path), str(mascot_run))
+    assert "Quaver" in _ask(chat, qtbot, ["adapter"])["adapter"]
+    engine = window.controller.chat.lora.switch.chat
+    first, loads = engine.pid, engine.loads
+    child = psutil.Process(first)
+    child.send_signal(signal.SIGSEGV)  # between answers: the next one starts a new llama.cpp process
+    qtbot.waitUntil(lambda: not engine.alive, timeout=10_000)
+    assert "Quaver" in _ask(chat, qtbot, ["adapter"])["adapter"], "the adapter was applied again"
+    assert engine.pid not in (None, first) and engine.loads == loads + 1
 
 
 def test_side_by_side_puts_the_base_gguf_left_and_the_tuned_right(
