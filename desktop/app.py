@@ -1,7 +1,8 @@
 """Create the QApplication and the main window, and run the event loop.
 
 Sets the organisation/app names (used by QSettings), the style, logging and the exception hook.
-With `screenshots_dir`, renders every tab to PNG instead of waiting for the user.
+With `screenshots_dir`, renders every tab to PNG instead of waiting for the user.  Once the window has
+closed, lets running work finish within a bound (`desktop.shutdown`).
 """
 
 from __future__ import annotations
@@ -66,4 +67,9 @@ def run_app(
         from tunesmith.desktop.screenshots import take_screenshots
 
         return take_screenshots(window, screenshots_dir, steps=screenshot_steps)
-    return app.exec()
+    status = app.exec()
+    from tunesmith.desktop.shutdown import finish_work, hard_exit
+
+    if not finish_work(window.controller):
+        hard_exit(status)  # a thread still runs: tearing it down would abort, and nothing waits on it
+    return status

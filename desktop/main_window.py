@@ -1,5 +1,7 @@
 """The main window: banner, first-start welcome, model panel, the Dataset / Train / Chat tabs, menus
-with shortcuts, the export action, settings that persist, and a close that never loses a run.
+with shortcuts, the export action, settings that persist, and a close that never loses a run and
+never hangs: it asks the run to stop (a checkpoint is saved) and closes when the run has ended or
+after a few seconds, whichever is first; `desktop.shutdown` lets the stop finish after that.
 
 It wires the tabs to the one controller and remembers layout and settings between launches.  Engine
 work starts only after the window is shown (hardware detection imports torch in the background); the
@@ -38,6 +40,9 @@ from tunesmith.desktop.widgets.welcome_panel import WelcomePanel
 
 log = logging.getLogger(__name__)
 FIRST_PRESET = "Quick test"
+# How long a close waits for a stopping run before the window goes anyway (a model load or a GRPO
+# rollout step cannot be cut short; the process finishes the stop after the window, see shutdown.py).
+CLOSE_WAIT_MS = 3000
 
 
 class MainWindow(QMainWindow):
@@ -261,19 +266,23 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         training = self.controller.training
-        if training.is_running():
-            if self._close_after_run or self.confirm_stop_on_close():
-                self._close_after_run = True
-                training.stop()
-                self.busy_label.setText("Stopping the run and saving a checkpoint…")
+        if training.is_running() and not self._close_after_run:
+            if not self.confirm_stop_on_close():
+                event.ignore()
+                return
+            self._close_after_run = True
+            training.stop()
+            self.busy_label.setText("Stopping the run and saving a checkpoint…")
+            # Closes when the run has ended (sig_run_ended) or after CLOSE_WAIT_MS, whichever comes first.
+            QTimer.singleShot(CLOSE_WAIT_MS, self.close)
             event.ignore()
             return
-        self.controller.chat.stop_and_wait()  # a QThread must not outlive the window that owns it
+        self.controller.chat.stop()  # the chat thread ends after its current piece; shutdown.py waits
         self.save_layout()
         super().closeEvent(event)
 
     def _maybe_close_after_run(self) -> None:
-        if self._close_after_run:
+        if self._close_after_run and self.isVisible():
             QTimer.singleShot(0, self.close)
 
     def save_layout(self) -> None:

