@@ -13,6 +13,7 @@ bundle (installer/entry.py hands that argument to the host).  Knows processes; n
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -115,6 +116,14 @@ class NativeHost:
                 pass  # already gone: nothing to ask
             _end(proc, wait=10)
 
+    def __del__(self) -> None:
+        # A host dropped without close() (an engine the app let go): Popen keeps itself alive to be
+        # reaped later, pipes open, so close the child's stdin here; it sees the end and exits.
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+
     def __enter__(self) -> NativeHost:
         return self
 
@@ -169,9 +178,7 @@ def _end(proc: subprocess.Popen, wait: float) -> int | None:
         proc.wait()
         returncode = None  # it did not die by itself: "stopped answering"
     for pipe in (proc.stdin, proc.stdout):
-        try:
-            if pipe is not None:
+        if pipe is not None:
+            with contextlib.suppress(OSError):
                 pipe.close()
-        except OSError:
-            pass
     return returncode

@@ -12,6 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# llama_cpp before numpy: with numpy loaded first, the CUDA build of llama-cpp-python 0.3.36
+# segfaulted in llama_model_load_from_file on the H100 (bench/bench_llama_chat.py).
+import llama_cpp  # noqa: F401
 import numpy as np
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter

@@ -163,6 +163,24 @@ def test_a_child_that_died_while_idle_is_replaced_quietly(tmp_path, monkeypatch)
 
 
 @needs_llama
+def test_a_chat_dropped_without_close_ends_its_child(tmp_path, monkeypatch):
+    import gc
+
+    from tunesmith.core.chat.llama_cpp_chat import LlamaCppChat
+    from tunesmith.core.models.sources import embedded_gguf_path
+
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path))
+    chat = LlamaCppChat(embedded_gguf_path(), n_ctx=256)
+    child = psutil.Process(chat.pid)
+    del chat
+    gc.collect()
+    deadline = time.monotonic() + 30
+    while child.is_running() and child.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, "the child outlived its chat"
+
+
+@needs_llama
 def test_errors_raised_in_the_child_come_back_as_themselves(tmp_path):
     from tunesmith.core.chat.llama_cpp_chat import LlamaCppChat
     from tunesmith.core.models.sources import embedded_gguf_path
