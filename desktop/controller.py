@@ -74,6 +74,7 @@ class Controller(QObject):
         self._capabilities_pending = False
         self._hardware_pending = False
         self._capabilities_wanted = False  # asked for while the hardware was still being detected
+        self.exports_running = 0  # a quit lets these finish (within a bound) rather than cut them off
         self.training = TrainingSession(self)
         self.chat = ChatSession(self)
         self._tokenizers: dict[str, Any] = {}
@@ -302,6 +303,7 @@ class Controller(QObject):
             self.sig_error.emit("There is no trained run to export yet.", "Train a model first.", "")
             return
         self.sig_busy.emit("Exporting…")
+        self.exports_running += 1
 
         def progress(fraction: float, message: str = "") -> None:
             self.sig_info.emit(f"Exporting: {message} ({fraction:.0%})")
@@ -310,10 +312,16 @@ class Controller(QObject):
             return engines.export_run(run_dir, fmt, quant=quant, output=output, on_progress=progress)
 
         def done(result: Any) -> None:
+            self.exports_running -= 1
             self.sig_busy.emit("")
             self.sig_export_done.emit(result)
 
-        _engine_job(op, done, lambda error: (self.sig_busy.emit(""), self._report(error, "Export failed.")))
+        def failed(error: BaseException) -> None:
+            self.exports_running -= 1
+            self.sig_busy.emit("")
+            self._report(error, "Export failed.")
+
+        _engine_job(op, done, failed)
 
     # -- errors ---------------------------------------------------------------------------------
     def _report(self, error: BaseException, context: str) -> None:

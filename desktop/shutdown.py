@@ -5,7 +5,8 @@ a few seconds.  Work may still be going on then — a model that loads (from_pre
 interrupted), a long GRPO step, a chat model loading in the thread pool — and Python must not tear
 down a QThread that still runs (Qt aborts the process).  `finish_work` asks every worker to stop and
 waits for them, up to a limit: long enough for a run that was training to finish its step and save
-the checkpoint it keeps on Stop; short when nothing is at stake (loading only).  If work is still
+the checkpoint it keeps on Stop, or for an export to finish its file; short when nothing is at stake
+(a model loading, a preview).  If work is still
 going at the limit, the caller ends the process without tearing anything down (`hard_exit`): what a
 run saved before (its time-based checkpoints) is complete on disk.  Knows nothing of widgets.
 """
@@ -23,7 +24,8 @@ from PySide6.QtCore import QThreadPool
 
 log = logging.getLogger(__name__)
 
-# A run that was training: time to end its step and write the checkpoint it saves on Stop.
+# A run that was training: time to end its step and write the checkpoint it saves on Stop (or for an
+# export to write its file).
 SAVE_LIMIT_S = 120.0
 # Nothing to save (a model loading, a short job): the process ends almost at once.
 QUICK_LIMIT_S = 3.0
@@ -32,7 +34,8 @@ QUICK_LIMIT_S = 3.0
 def exit_limit_s(controller: Any) -> float:
     """How long the process may keep working after the window closed."""
     training = controller.training
-    return SAVE_LIMIT_S if training.is_running() and training.training_started else QUICK_LIMIT_S
+    saving = training.is_running() and training.training_started
+    return SAVE_LIMIT_S if saving or controller.exports_running else QUICK_LIMIT_S
 
 
 def finish_work(controller: Any, limit_s: float | None = None) -> bool:

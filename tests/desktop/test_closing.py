@@ -93,6 +93,13 @@ def test_closing_during_a_long_step_closes_within_seconds_and_keeps_a_checkpoint
     )
 
 
+def test_an_export_under_way_is_given_time_to_finish_its_file(qtbot):
+    controller = Controller()
+    assert shutdown.exit_limit_s(controller) == shutdown.QUICK_LIMIT_S
+    controller.exports_running = 1
+    assert shutdown.exit_limit_s(controller) == shutdown.SAVE_LIMIT_S
+
+
 def test_after_the_window_leftover_work_is_awaited_only_within_a_bound(qtbot):
     controller = Controller()
     gate = threading.Event()
