@@ -41,6 +41,7 @@ PROBE_TEXT = "Café ✓ Hello world! It's 2024: 12345 apples, don't\n\tdef f(x):
 EXACT_TYPES = ("f32", "f16", "bf16")
 MEASURE = "tunesmith.core.native.llama_check:measure"
 CHECK_ADVICE = f"export as F16 (the safest type for this llama.cpp), or {REINSTALL}."
+CHECK_ADVICE_EXACT = f"{REINSTALL}, then export again."
 
 
 def render_hf(tokenizer: Any, messages: list[dict[str, str]]) -> str:
@@ -95,7 +96,8 @@ def verify_gguf(
     probe_hf = tokenizer(PROBE_TEXT).input_ids  # with the tokenizer's own BOS/EOS rules
     ref_tokens, ref_logits = hf_greedy(model, ids, n_tokens)
     name = Path(lora_path or gguf_path).name
-    with NativeHost(f"checking {name} against the trained model", CHECK_ADVICE) as host:
+    advice = CHECK_ADVICE_EXACT if gguf_type in EXACT_TYPES else CHECK_ADVICE
+    with NativeHost(f"checking {name} against the trained model", advice) as host:
         seen = host.run(
             MEASURE,
             Path(gguf_path).absolute(),

@@ -108,6 +108,32 @@ def test_only_core_native_imports_llama_cpp():
     assert offenders == [], "llama.cpp must run in the child process (tunesmith.core.native)"
 
 
+def test_the_bundle_entry_hands_llama_host_to_the_host(tmp_path):
+    """installer/entry.py --llama-host (how the frozen app starts its child) serves the protocol."""
+    from tunesmith.core.native import protocol
+
+    entry = Path(__file__).resolve().parents[2] / "installer" / "entry.py"
+    with open(tmp_path / "host.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(entry), "--llama-host", "a test"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
+    try:
+        protocol.send(proc.stdin, ("run", "tunesmith.core.native.crash:exit_name", (-11,), {}))
+        assert protocol.receive(proc.stdout) == ("ok", "SIGSEGV")
+        protocol.send(proc.stdin, ("run", "os:getcwd", (), {}))  # only tunesmith.core.native is served
+        status, error, _ = protocol.receive(proc.stdout)
+        assert status == "error" and isinstance(error, ValueError)
+        protocol.send(proc.stdin, ("exit", "", (), {}))
+        assert protocol.receive(proc.stdout) == ("ok", None)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    assert "started (a test)" in (tmp_path / "host.log").read_text()
+
+
 # -- chat ------------------------------------------------------------------------------------------
 @needs_llama
 def test_a_chat_child_killed_mid_answer_is_a_worded_error_and_the_next_message_works(tmp_path, monkeypatch):
