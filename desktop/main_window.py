@@ -1,7 +1,8 @@
 """The main window: banner, first-start welcome, model panel, the Dataset / Train / Chat tabs, menus
 with shortcuts, the export action, settings that persist, and a close that never loses a run and
 never hangs: it asks the run to stop (a checkpoint is saved) and closes when the run has ended or
-after a few seconds, whichever is first; `desktop.shutdown` lets the stop finish after that.
+after a few seconds, whichever is first (at once while the model still loads); `desktop.shutdown`
+lets the stop finish after that.
 
 It wires the tabs to the one controller and remembers layout and settings between launches.  Engine
 work starts only after the window is shown (hardware detection imports torch in the background); the
@@ -272,11 +273,13 @@ class MainWindow(QMainWindow):
                 return
             self._close_after_run = True
             training.stop()
-            self.busy_label.setText("Stopping the run and saving a checkpoint…")
-            # Closes when the run has ended (sig_run_ended) or after CLOSE_WAIT_MS, whichever comes first.
-            QTimer.singleShot(CLOSE_WAIT_MS, self.close)
-            event.ignore()
-            return
+            if training.training_started:  # a step is under way: let it end and save, for a moment
+                self.busy_label.setText("Stopping the run and saving a checkpoint…")
+                # Closes when the run has ended (sig_run_ended) or after CLOSE_WAIT_MS, whichever is first.
+                QTimer.singleShot(CLOSE_WAIT_MS, self.close)
+                event.ignore()
+                return
+            # Still loading: nothing to save yet, so the window goes at once (the load ends on its own).
         self.controller.chat.stop()  # the chat thread ends after its current piece; shutdown.py waits
         self.save_layout()
         super().closeEvent(event)

@@ -9,6 +9,10 @@ of the app: the window, session and worker are the real ones.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,6 +27,7 @@ from tunesmith.desktop.workers.background import pending_jobs, run_in_background
 
 TIMEOUT = 240_000
 CLOSE_LIMIT_S = 6.0  # "within a few seconds": the window's own wait is 3 s
+QUIT_PROBE = Path(__file__).with_name("quit_probe.py")
 
 
 def close_and_time(window, qtbot, monkeypatch) -> float:
@@ -110,3 +115,22 @@ def test_after_the_window_leftover_work_is_awaited_only_within_a_bound(qtbot):
     gate.set()
     qtbot.waitUntil(lambda: pending_jobs() == 0, timeout=10_000)
     assert shutdown.finish_work(controller, limit_s=5.0)
+
+
+@pytest.mark.slow
+def test_the_app_process_ends_within_seconds_of_a_close_during_a_model_load(tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}  # TUNESMITH_HOME: the test's own (conftest)
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [sys.executable, str(QUIT_PROBE), str(tmp_path / "settings")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    ended = time.time()
+    assert result.returncode == 0, result.stderr[-3000:]
+    closing_at = json.loads(result.stdout.strip().splitlines()[-1])["closing_at"]
+    assert ended - closing_at < shutdown.QUICK_LIMIT_S + 5, f"the process lived {ended - closing_at:.1f} s on"
+    assert "Destroyed while thread" not in result.stderr
