@@ -5,6 +5,8 @@ Both sides share one `LlamaCppChat`, so the base weights are in memory once; eac
 own adapter setting just before it answers (`set_adapter` swaps the adapter on the open context, the
 base is not reloaded).  The sides must answer one after the other, never at the same time: the chat
 worker streams sides in turn.  `enabled` and `scale` may be changed between answers from any thread.
+llama.cpp itself runs in the chat's child process: if it crashes, the answer in progress fails with
+its words, and the next answer opens the base in a new child with this side's adapter applied.
 Knows `LlamaCppChat`; not Qt.
 """
 
