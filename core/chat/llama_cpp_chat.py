@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tunesmith.core.native import NativeCrash, NativeHost
+from tunesmith.core.native import NativeCrash, NativeHost, llama_cpp_installed
 from tunesmith.core.native.crash import REINSTALL
 
 from .session import ChatSettings
@@ -48,6 +48,11 @@ class LlamaCppChat:
         self.gguf_path = Path(gguf_path)
         if not self.gguf_path.is_file():
             raise FileNotFoundError(f"{self.gguf_path}: no such GGUF file")
+        if not llama_cpp_installed():
+            raise ImportError(
+                "chatting with a GGUF needs llama-cpp-python, which is not installed: "
+                "pip install 'tunesmith[chat]' (it compiles llama.cpp, a few minutes)"
+            )
         self.lora_path = Path(lora_path) if lora_path else None
         self.lora_scale = float(lora_scale)
         self.n_ctx = int(n_ctx)

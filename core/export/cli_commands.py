@@ -106,7 +106,7 @@ def run_chat_command(args: argparse.Namespace) -> int:
     )
     try:
         session = LlamaCppChat(args.model, lora_path=args.lora, lora_scale=args.lora_scale, n_ctx=args.ctx)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, ImportError) as exc:
         print(f"chat: cannot open {args.model}: {exc}", file=sys.stderr)
         return 1
     try:

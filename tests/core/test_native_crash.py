@@ -234,6 +234,27 @@ def test_this_process_never_loads_llama_cpp(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+@needs_llama
+def test_cli_chat_whose_llama_cpp_is_killed_exits_1_with_the_words(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from tunesmith.core.export.cli_commands import add_chat_parser
+    from tunesmith.core.models.sources import embedded_gguf_path
+
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path))
+    parser = argparse.ArgumentParser(prog="tunesmith")
+    add_chat_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["chat", str(embedded_gguf_path()), "--prompt", "Hi", "--ctx", "256"])
+    killer = HostKiller(timeout=60)
+    killer.start()
+    code = args.handler(args)
+    killer.join()
+    err = capsys.readouterr().err
+    assert killer.killed is not None and code == 1
+    assert "llama.cpp stopped unexpectedly while opening" in err and "SIGSEGV" in err
+    assert "Traceback" not in err
+
+
 # -- quantizing ------------------------------------------------------------------------------------
 @needs_llama
 @pytest.mark.slow
