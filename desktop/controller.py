@@ -291,6 +291,10 @@ class Controller(QObject):
         """Whether a .gguf file is a LoRA adapter rather than a whole model (reads its header only)."""
         return engines.is_adapter_gguf(path)
 
+    def chat_placement(self, engine: Any) -> str:
+        """Where a loaded chat engine computes, in words (shown in the Chat tab)."""
+        return engines.placement(engine)
+
     def chat_settings(self, values: dict) -> Any:
         """The engine's ChatSettings from plain values (system_prompt, temperature, top_p, max_new_tokens)."""
         return engines.chat_settings(values)

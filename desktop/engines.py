@@ -128,6 +128,19 @@ def _base_chat(base_source: str) -> Any:
     return _engine("chat", "TransformersChat")(loaded.model, loaded.tokenizer)
 
 
+def placement(engine: Any) -> str:
+    """Where a chat engine computes, in words: "llama.cpp on the GPU", "transformers on the CPU", ..."""
+    switch = getattr(engine, "switch", None)  # a LoraSide: the shared base GGUF
+    chat = switch.chat if switch is not None else engine
+    if hasattr(chat, "gpu"):  # a llama.cpp engine (LlamaCppChat)
+        return "llama.cpp on the GPU (all layers)" if chat.gpu else "llama.cpp on the CPU"
+    model = getattr(chat, "model", None)
+    device = getattr(model, "device", None)
+    if device is not None:
+        return f"transformers on the {'GPU' if getattr(device, 'type', '') == 'cuda' else 'CPU'}"
+    return "unknown device"
+
+
 def describe_error(error: BaseException) -> tuple[str, str]:
     """A message and a hint in words for any error the engine (or Python) raised."""
     hint = str(getattr(error, "hint", "") or "")

@@ -103,6 +103,9 @@ class ChatTab(QWidget):
         self.clear_button = QPushButton("Clear")
         self.clear_button.setToolTip("Start a new conversation")
         self.status_label = QLabel("Train a model (or open a GGUF file) to chat with it.")
+        # Where the shown models compute (llama.cpp on the GPU or the CPU, transformers on ...).
+        self.where_label = QLabel("")
+        self.where_label.setObjectName("hint")
         self._build_layout()
         self._connect()
         self._update_sides()
@@ -146,7 +149,10 @@ class ChatTab(QWidget):
         layout.addLayout(top)
         layout.addLayout(knobs)
         layout.addWidget(self.splitter, 1)
-        layout.addWidget(self.status_label)
+        status = QHBoxLayout()
+        status.addWidget(self.status_label, 1)
+        status.addWidget(self.where_label)
+        layout.addLayout(status)
         layout.addLayout(bottom)
 
     def _connect(self) -> None:
@@ -260,11 +266,21 @@ class ChatTab(QWidget):
             sides, self.gguf_path, lambda: self._send_now(text, sides), self._load_failed
         )
 
+    def _show_where(self, sides: list[str]) -> None:
+        """Say where each shown model runs (e.g. "Runs on: llama.cpp on the GPU (all layers)")."""
+        places = {
+            self.controller.chat_placement(self.session.engines[s])
+            for s in sides
+            if s in self.session.engines
+        }
+        self.where_label.setText(f"Runs on: {', '.join(sorted(places))}" if places else "")
+
     def _load_failed(self, error: BaseException) -> None:
         self._set_busy(False)
         self.status_label.setText(f"Could not load the model: {error}")
 
     def _send_now(self, text: str, sides: list[str]) -> None:
+        self._show_where(sides)
         try:
             self.session.send(text, sides, self.controller.chat_settings(self.generation_values()))
         except Exception as exc:  # noqa: BLE001 - shown, not raised

@@ -37,6 +37,8 @@ def test_chat_with_a_gguf_file_streams_and_clears(window, qtbot):
     assert ended.args == ["gguf", False]
     assert len(pieces) >= 2 and "Paris" in "".join(pieces)
     assert "Paris" in chat.answer_text("gguf")
+    # where it ran, in words: this machine has no GPU, so llama.cpp answered on the CPU
+    assert chat.where_label.text() == "Runs on: llama.cpp on the CPU"
     qtbot.waitUntil(chat.send_button.isEnabled, timeout=TIMEOUT)
 
     qtbot.mouseClick(chat.clear_button, Qt.MouseButton.LeftButton)
