@@ -19,5 +19,5 @@ def free_memory() -> None:
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
-        torch.cuda.synchronize()
+        # No synchronize: another thread may be training, and empty_cache only returns unused blocks.
         torch.cuda.empty_cache()
