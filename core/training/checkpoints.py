@@ -181,7 +181,8 @@ class CheckpointTimer(TrainerCallback):
 
 
 def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
+    # Windows flushes only handles opened for writing; POSIX flushes the file through any handle.
+    with open(path, "r+b" if os.name == "nt" else "rb") as handle:
         os.fsync(handle.fileno())
 
 
