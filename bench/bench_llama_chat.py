@@ -22,7 +22,7 @@ from pathlib import Path
 
 # llama_cpp before numpy: with numpy imported first, the CUDA build of llama-cpp-python 0.3.36
 # segfaulted in llama_model_load_from_file on the H100 (reproduced with a two-line script).
-import llama_cpp  # noqa: F401
+import llama_cpp
 import numpy as np
 
 # Llama-3.1-8B
@@ -160,19 +160,32 @@ def main() -> None:
     if args.tiny:
         global N_LAYER, N_EMBD, N_FF, N_HEAD, N_KV, VOCAB
         N_LAYER, N_EMBD, N_FF, N_HEAD, N_KV, VOCAB = 2, 512, 1024, 8, 2, 2000
-    import llama_cpp
 
     if not args.out.exists():
         t0 = time.perf_counter()
         write_gguf(args.out)
-        print(json.dumps({"wrote": str(args.out), "gib": round(args.out.stat().st_size / 2**30, 2),
-                          "s": round(time.perf_counter() - t0, 1)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "wrote": str(args.out),
+                    "gib": round(args.out.stat().st_size / 2**30, 2),
+                    "s": round(time.perf_counter() - t0, 1),
+                }
+            ),
+            flush=True,
+        )
     if args.only in ("both", "gpu") and llama_cpp.llama_supports_gpu_offload():
         print(json.dumps(time_placement(args.out, True, args.prompt, args.gen, args.threads)), flush=True)
     if args.only in ("both", "cpu"):
-        print(json.dumps(time_placement(args.out, False, args.prompt, args.cpu_gen, args.threads)), flush=True)
-    print(json.dumps({"llama_cpp": llama_cpp.__version__,
-                      "system_info": llama_cpp.llama_print_system_info().decode()}), flush=True)
+        print(
+            json.dumps(time_placement(args.out, False, args.prompt, args.cpu_gen, args.threads)), flush=True
+        )
+    print(
+        json.dumps(
+            {"llama_cpp": llama_cpp.__version__, "system_info": llama_cpp.llama_print_system_info().decode()}
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
