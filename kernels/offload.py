@@ -31,10 +31,16 @@ Llama-3.1-8B keeps ~225 MiB a layer at 8192 tokens, 3.5 GiB at 131,072): past it
 says no and those layers recompute as before, so long contexts cannot exhaust host memory.
 Under no_grad (evaluation, a reference model's log-probs) no backward can follow: the layer simply runs.
 
+Random state: a layer that draws random numbers in training (LoRA dropout, attention dropout; kernels.patch
+finds them) is checkpointed through `replaying_rng(func)`: its forward notes the CPU generator's state,
+the CUDA generator's of the input's device and the autocast state, and its recompute starts from them
+again (the caller's states put back after), so it draws the dropout masks the forward drew, as
+torch.utils.checkpoint(preserve_rng_state=True) does, and what the forward kept for the recompute
+(attention output, q/k/v, residual stream) agrees with the recompute's graph.  Layers without a random
+op are checkpointed by `func` itself: none of this runs for them.
+
 It does not know transformers: kernels.patch installs it as each decoder layer's
-`_gradient_checkpointing_func`.  It does not replay RNG state, so layers must be deterministic in
-training (no dropout), which the LoRA recipes here are (dropout 0), and a graph can be backpropagated
-once (no retain_graph).
+`_gradient_checkpointing_func`.  A graph can be backpropagated once (no retain_graph).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import weakref
 import torch
 
 _LOCAL = threading.local()
+REPLAYS_RNG = "replays_rng"  # in a layer_memo(): this call's recompute draws what its forward drew
 
 
 def recomputing() -> bool:
@@ -328,4 +335,48 @@ def make_checkpoint_func(offload: bool = True, lean_recompute: bool = True, keep
 
     checkpoint_func.tunesmith_offload = offload
     checkpoint_func.tunesmith_lean = lean_recompute
+    return checkpoint_func
+
+
+class _RandomReplay:
+    """`fn` of one checkpointed call: its first run (the forward) notes the state it draws random numbers
+    from (the CPU generator, the CUDA generator of the input's device, autocast), its second run (the
+    recompute) starts from that state again and puts the caller's back after."""
+
+    def __init__(self, fn, device: torch.device) -> None:
+        self.fn, self.device, self.state = fn, device, None
+
+    def __call__(self, *args, **kwargs):
+        if self.state is None:
+            dev = self.device
+            cuda = torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None
+            autocast = (
+                torch.is_autocast_enabled(dev.type),
+                torch.get_autocast_dtype(dev.type),
+                torch.is_autocast_cache_enabled(),
+            )
+            self.state = (torch.get_rng_state(), cuda, autocast)
+            memo = layer_memo()
+            if memo is not None:
+                memo[REPLAYS_RNG] = True
+            return self.fn(*args, **kwargs)
+        cpu, cuda, (enabled, dtype, cache) = self.state
+        with torch.random.fork_rng(devices=[self.device] if cuda is not None else [], device_type="cuda"):
+            torch.set_rng_state(cpu)
+            if cuda is not None:
+                torch.cuda.set_rng_state(cuda, self.device)
+            with torch.autocast(self.device.type, dtype=dtype, enabled=enabled, cache_enabled=cache):
+                return self.fn(*args, **kwargs)
+
+
+def replaying_rng(func):
+    """The checkpoint function `func` (make_checkpoint_func's) for a layer that draws random numbers
+    (dropout): each call's recompute draws what its forward drew (module docstring)."""
+
+    def checkpoint_func(fn, hidden, *args, **kwargs):
+        return func(_RandomReplay(fn, hidden.device), hidden, *args, **kwargs)
+
+    checkpoint_func.__dict__.update(func.__dict__)  # tunesmith_offload, tunesmith_lean, ...
+    checkpoint_func.tunesmith_replay_rng = True
+    checkpoint_func.tunesmith_plain = func
     return checkpoint_func

@@ -21,7 +21,7 @@ from torch import nn
 
 from .._launch import interpreting
 from ..host_memory import device_view
-from ..offload import make_checkpoint_func
+from ..offload import make_checkpoint_func, replaying_rng
 from . import gemma, llama, qwen3  # noqa: F401  (register their families)
 from .families import ACTIVATIONS, FAMILIES
 from .forwards import attention_forward, causal_lm_forward, cpu_embedding_forward, mlp_forward, norm_forward
@@ -215,12 +215,27 @@ def default_stash_budget() -> int:
 
 
 def _checkpoint(layers: list[nn.Module], func, keep_layers: int) -> int:
-    """Checkpoints all but the last `keep_layers` decoder layers with `func`; returns how many."""
+    """Checkpoints all but the last `keep_layers` decoder layers with `func` (its recompute replaying
+    the random state in layers that draw random numbers); returns how many."""
     n = max(0, len(layers) - max(0, keep_layers))
+    replaying = replaying_rng(func)
     for i, layer in enumerate(layers):
         layer.gradient_checkpointing = i < n
-        layer._gradient_checkpointing_func = func
+        layer._gradient_checkpointing_func = replaying if draws_random(layer) else func
     return n
+
+
+def draws_random(layer: nn.Module) -> bool:
+    """Whether a decoder layer holds a random op for training: a dropout with p > 0 (peft's
+    lora_dropout, a model's own) or transformers' attention dropout (a float on the attention module).
+    Read when checkpointing is installed, and again at each gradient_checkpointing_enable()."""
+    for module in layer.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
+            return True
+        rate = getattr(module, "attention_dropout", None)
+        if isinstance(rate, (int, float)) and rate > 0:
+            return True
+    return False
 
 
 def _keep_checkpointing(inner: nn.Module, layers, func, keep_layers: int, report: PatchReport) -> None:

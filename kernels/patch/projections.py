@@ -15,7 +15,7 @@ from torch import nn
 
 from ..lora import LoRAProj
 from ..nf4 import NF4Weight
-from ..offload import layer_memo
+from ..offload import REPLAYS_RNG, layer_memo
 
 
 def _nf4_weight(base: nn.Module) -> NF4Weight | None:
@@ -73,11 +73,23 @@ def _active_adapter(module: nn.Module):
     a = names[0]
     drop = module.lora_dropout[a]
     if not isinstance(drop, nn.Identity) and module.training and getattr(drop, "p", 0.0) > 0:
-        return None
+        _require_replayed_dropout()
+        return None  # peft's module draws the mask; a checkpointed layer's recompute draws it again
     lin_a, lin_b = module.lora_A[a], module.lora_B[a]
     if getattr(lin_a, "bias", None) is not None or getattr(lin_b, "bias", None) is not None:
         return None
     return lin_a.weight, lin_b.weight, float(module.scaling[a])
+
+
+def _require_replayed_dropout() -> None:
+    """Inside a checkpointed layer, a dropout is exact only if its recompute replays the random state
+    (kernels.offload.replaying_rng, installed by patch_model for layers that held a dropout then)."""
+    memo = layer_memo()
+    if memo is not None and not memo.get(REPLAYS_RNG):
+        raise RuntimeError(
+            "tunesmith.kernels: LoRA dropout in a checkpointed layer that was patched before the dropout "
+            "was there; call patch_model again (or gradient_checkpointing_enable()) after adding adapters"
+        )
 
 
 def lora_proj_of(module: nn.Module) -> LoRAProj | None:
