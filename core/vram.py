@@ -91,13 +91,8 @@ def model_shape(config: dict[str, Any]) -> ModelShape:
 
 def kernels_will_run(config: RunConfig, hardware: HardwareInfo | None, model_type: str | None) -> bool:
     """Whether the engine will train with Tunesmith's kernels: on a CUDA GPU, patch_kernels on, a model
-    family the kernels know (kernels.patch.families), nothing that turns them off for the run
-    (core.models.loading.kernels_refusal)."""
+    family the kernels know (kernels.patch.families)."""
     if not (hardware is not None and hardware.has_gpu and config.model.patch_kernels and model_type):
-        return False
-    from tunesmith.core.models.loading import kernels_refusal
-
-    if kernels_refusal(config.lora):
         return False
     from tunesmith.kernels.patch.families import FAMILIES  # imports torch and triton: on a GPU only
 

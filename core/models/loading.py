@@ -68,26 +68,9 @@ def load_for_training(
         model.requires_grad_(True)
     report = None
     if model_cfg.patch_kernels and device == "cuda":
-        refusal = kernels_refusal(lora)
-        if refusal:
-            log.info("%s", refusal)
-            notes.append(refusal)
-        else:
-            report = _patch_kernels(model, notes, checkpointing is not False, compute)
+        report = _patch_kernels(model, notes, checkpointing is not False, compute)
     log.info("Loaded %s in %s on %s, computing in %s", folder.name, choice.precision, device, compute.name)
     return LoadedModel(model, tokenizer, choice.precision, device, notes, report, compute)
-
-
-def kernels_refusal(lora: LoraSettings) -> str | None:
-    """Why this run must not use Tunesmith's kernels, or None.  LoRA dropout: a checkpointed layer's
-    recompute would draw other dropout masks than its forward did (kernels.offload does not replay the
-    random state yet), so the gradients would be wrong; stock transformers' checkpointing replays it."""
-    if lora.enabled and lora.dropout > 0:
-        return (
-            f"LoRA dropout ({lora.dropout:g}) is not yet exact with Tunesmith's kernels: training with stock "
-            "transformers for this run (set lora dropout to 0 to use the kernels)."
-        )
-    return None
 
 
 def _compute_notes(choice: PrecisionChoice, compute: ComputeDtype, hw: HardwareInfo, lora: bool) -> list[str]:
