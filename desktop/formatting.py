@@ -27,12 +27,16 @@ def format_rate(tokens_per_second: float | None) -> str:
 
 
 def progress_line(step: dict) -> str:
-    """'Step 3 / 10 · loss 1.234 · 850 tokens/s · ETA 0:42' from a StepMetrics dict."""
+    """'Step 3 / 10 · loss 1.234 · 850 tokens/s · peak 5.8 GiB · ETA 0:42' from a StepMetrics dict (the
+    peak: the most memory allocated since the previous step event)."""
     parts = [f"Step {step.get('step', 0)} / {step.get('total_steps', '?')}"]
     loss = step.get("loss")
     if loss is not None and math.isfinite(loss):
         parts.append(f"loss {loss:.3f}")
     parts.append(format_rate(step.get("tokens_per_second")))
+    peak = step.get("peak_allocated_gb")
+    if peak is not None and math.isfinite(peak):
+        parts.append(f"peak {peak:.1f} GiB")
     parts.append(f"ETA {format_duration(step.get('eta_seconds'))}")
     return " · ".join(parts)
 

@@ -4,6 +4,7 @@ import pytest
 
 from tunesmith.core.cli_commands import format_step
 from tunesmith.core.events import StepMetrics
+from tunesmith.desktop.formatting import progress_line
 from tunesmith.desktop.widgets.run_plots import RunPlots
 
 EVENT = StepMetrics(
@@ -13,9 +14,9 @@ EVENT = StepMetrics(
 )  # fmt: skip
 
 
-def test_cli_step_line_says_peak():
-    line = format_step(EVENT)
-    assert "peak mem 13.5 GiB" in line
+def test_cli_and_app_step_lines_say_peak():
+    assert "peak mem 13.5 GiB" in format_step(EVENT)
+    assert "peak 13.5 GiB" in progress_line(EVENT.to_dict())
 
 
 def test_memory_plot_draws_the_peaks_against_the_total(qtbot):
