@@ -19,7 +19,7 @@ from test_patch_models import CONFIGS, add_lora, batch, build  # noqa: E402
 
 from tunesmith.kernels import patch_model, unpatch_model  # noqa: E402
 
-LOSS_SCALE = 2.0**10
+LOSS_SCALE = 2.0**16  # torch.amp.GradScaler's initial scale
 
 
 def scaled_step(model, ids, labels, dtype):
