@@ -48,10 +48,11 @@ def llama_hosts(root_pid: int | None = None) -> list[psutil.Process]:
 
 
 class HostKiller(threading.Thread):
-    """Sends `sig` to the first llama.cpp child of `root_pid` for which `ready(process)` holds.
+    """Sends `sig` to the first new llama.cpp child of `root_pid` for which `ready(process)` holds.
 
-    Polls every few milliseconds, so "as soon as it appears" means within milliseconds of its start.
-    `killed` is the process it signalled (None if none came within `timeout` seconds).
+    Children already running when it is made (engines of earlier tests not yet collected) are left
+    alone.  Polls every few milliseconds, so "as soon as it appears" means within milliseconds of its
+    start.  `killed` is the process it signalled (None if none came within `timeout` seconds).
     """
 
     def __init__(
@@ -64,11 +65,14 @@ class HostKiller(threading.Thread):
         super().__init__(daemon=True)
         self.root_pid, self.sig, self.ready, self.timeout = root_pid or os.getpid(), sig, ready, timeout
         self.killed: psutil.Process | None = None
+        self.earlier = {proc.pid for proc in llama_hosts(self.root_pid)}
 
     def run(self) -> None:
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline and psutil.pid_exists(self.root_pid):
             for proc in llama_hosts(self.root_pid):
+                if proc.pid in self.earlier:
+                    continue
                 try:
                     if self.ready(proc):
                         proc.send_signal(self.sig)
