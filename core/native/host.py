@@ -70,8 +70,11 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
         while True:
             try:
                 op, target, args, kwargs = protocol.receive(requests)
-            except protocol.PeerGone:
-                return
+            except (protocol.PeerGone, protocol.ProtocolError):
+                return  # the parent is gone, or the pipe is out of step: nothing more to answer
+            except Exception as exc:  # noqa: BLE001 - a whole message that would not unpickle
+                protocol.send(answers, ("error", _portable(exc), traceback.format_exc()))
+                continue
             if op == "exit":
                 protocol.send(answers, ("ok", None))
                 return
@@ -109,12 +112,22 @@ def _close(served: Any) -> None:
 
 
 def _portable(exc: Exception) -> Exception:
-    """The exception itself when it survives pickling, else a RuntimeError with its words."""
+    """The exception itself when the parent can unpickle it, else a RuntimeError with its words.
+
+    The parent never imports llama_cpp (nor our modules that do), so their exception classes travel
+    as words only.
+    """
+    module = type(exc).__module__
+    known = module == "builtins" or (
+        module.startswith("tunesmith.") and not module.startswith(PACKAGE + "llama_")
+    )
     try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
+        if known:
+            pickle.loads(pickle.dumps(exc))
+            return exc
     except Exception:  # noqa: BLE001 - any unpicklable exception
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
+        pass
+    return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
 if __name__ == "__main__":
