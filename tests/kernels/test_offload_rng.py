@@ -1,6 +1,7 @@
 """kernels.offload.replaying_rng: a checkpointed function that draws random numbers (dropout) gets, in
 its recompute, the random and autocast state its forward had, so its gradients are bitwise those of the
-same function run without checkpointing; the caller's random state is left as the forward left it."""
+same function run without checkpointing; the caller's random state is left as the forward left it.
+On the GPU machine (TRITON_INTERPRET=0) the same runs on CUDA: its generator, the copy stream."""
 
 import pytest
 import torch
@@ -15,19 +16,19 @@ def layer(x, w):
 
 def gradients(call, x, w, dy, autocast: bool):
     x, w = x.clone().requires_grad_(), w.clone().requires_grad_()
-    torch.manual_seed(5)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    torch.manual_seed(5)  # every generator, CUDA's included
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
         y = call(x, w)
-    after = torch.get_rng_state()
+    after = torch.cuda.get_rng_state(x.device) if x.is_cuda else torch.get_rng_state()
     y.backward(dy)
     return y.detach().float(), x.grad, w.grad, after
 
 
 @pytest.mark.parametrize("autocast", [False, True])
 @pytest.mark.parametrize("offload", [True, False])
-def test_recompute_draws_the_forwards_masks(autocast, offload):
+def test_recompute_draws_the_forwards_masks(autocast, offload, device):
     torch.manual_seed(0)
-    x, w, dy = torch.randn(6, 37), torch.randn(37, 11), torch.randn(6, 11)
+    x, w, dy = (torch.randn(shape, device=device) for shape in ((6, 37), (37, 11), (6, 11)))
     func = replaying_rng(make_checkpoint_func(offload=offload))
     plain = gradients(layer, x, w, dy, autocast)
     checkpointed = gradients(lambda a, b: func(layer, a, b), x, w, dy, autocast)
@@ -35,10 +36,10 @@ def test_recompute_draws_the_forwards_masks(autocast, offload):
         assert torch.equal(got, want)  # the forward's masks and dtypes, and the caller's random state
 
 
-def test_without_replay_the_masks_differ():
+def test_without_replay_the_masks_differ(device):
     """What replaying_rng prevents: a plain recompute draws new masks (the gradient is wrong)."""
     torch.manual_seed(0)
-    x, w, dy = torch.randn(6, 37), torch.randn(37, 11), torch.randn(6, 11)
+    x, w, dy = (torch.randn(shape, device=device) for shape in ((6, 37), (37, 11), (6, 11)))
     func = make_checkpoint_func(offload=True)
     plain = gradients(layer, x, w, dy, False)
     checkpointed = gradients(lambda a, b: func(layer, a, b), x, w, dy, False)
