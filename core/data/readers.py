@@ -2,7 +2,10 @@
 
 Knows file types (JSONL, JSON, CSV, Parquet, plain text), not dataset formats: a row here is a dict
 (or a string for plain text) exactly as stored.  Rows that cannot be parsed become problems with
-their line number instead of stopping the read.  Files are only ever opened for reading.
+their line number instead of stopping the read: invalid JSON, a CSV row with more or fewer fields than
+the header, bytes that are not UTF-8.  Text is decoded with `surrogateescape`, so a stray Latin-1 byte
+spoils only its own row (reported as FILE:LINE) instead of the whole file.  Files are only ever opened
+for reading.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ SUFFIXES = {
     ".md": "text",
 }
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# What `surrogateescape` turns an undecodable byte into: U+DC80..U+DCFF stand for bytes 0x80..0xFF.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+_ENCODING = {"encoding": "utf-8-sig", "errors": "surrogateescape"}
 
 
 @dataclass(frozen=True)
@@ -61,10 +67,29 @@ def read_rows(path: str | Path) -> tuple[list[RawRow], list[Problem]]:
         raise DatasetReadError(
             f"{path}: unsupported file type '{path.suffix}'. Use .jsonl, .json, .csv, .parquet or .txt"
         )
-    try:
-        return _READERS[kind](path)
-    except UnicodeDecodeError as exc:
-        raise DatasetReadError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return _READERS[kind](path)
+
+
+def not_utf8(text: str, columns: bool = True) -> str | None:
+    """What to tell the user when `text` holds bytes that were not UTF-8, else None."""
+    found = _UNDECODED.search(text)
+    if found is None:
+        return None
+    where = f" at column {found.start() + 1}" if columns else ""
+    return (
+        f"not UTF-8 text (byte 0x{ord(found.group()) - 0xDC00:02X}{where}; the file was probably saved "
+        "as Latin-1 or Windows-1252): save it as UTF-8"
+    )
+
+
+def _undecodable_field(record: dict[str, str]) -> tuple[str | None, str] | None:
+    """(field, message) for the first header or value of a CSV row with non-UTF-8 bytes."""
+    for key, value in record.items():
+        for text, field in ((key, None), (value, key)):
+            message = not_utf8(text, columns=False)
+            if message:
+                return field, message
+    return None
 
 
 def _read_hub(dataset_id: str) -> tuple[list[RawRow], list[Problem]]:
@@ -87,9 +112,13 @@ def _read_hub(dataset_id: str) -> tuple[list[RawRow], list[Problem]]:
 
 def _read_jsonl(path: Path) -> tuple[list[RawRow], list[Problem]]:
     rows, problems = [], []
-    with path.open(encoding="utf-8-sig") as handle:
+    with path.open(**_ENCODING) as handle:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
+                continue
+            undecodable = not_utf8(text)
+            if undecodable:
+                problems.append(Problem(str(path), number, None, undecodable))
                 continue
             try:
                 rows.append(RawRow(number, json.loads(text)))
@@ -101,7 +130,7 @@ def _read_jsonl(path: Path) -> tuple[list[RawRow], list[Problem]]:
 
 
 def _read_json(path: Path) -> tuple[list[RawRow], list[Problem]]:
-    text = path.read_text(encoding="utf-8-sig")
+    text = path.read_text(**_ENCODING)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -109,6 +138,10 @@ def _read_json(path: Path) -> tuple[list[RawRow], list[Problem]]:
         if text.lstrip().startswith("{") and "\n" in text.strip():
             return _read_jsonl(path)
         raise DatasetReadError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    undecodable = not_utf8(text, columns=False)
+    if undecodable:  # one document: items have no lines of their own, so the file is refused whole
+        line = text.count("\n", 0, _UNDECODED.search(text).start()) + 1
+        raise DatasetReadError(f"{path}:{line}: {undecodable}")
     if isinstance(data, dict):
         # {"data": [...]} or {"train": [...]} wrappers: take the single list inside.
         lists = [v for v in data.values() if isinstance(v, list)]
@@ -121,14 +154,42 @@ def _read_json(path: Path) -> tuple[list[RawRow], list[Problem]]:
 
 
 def _read_csv(path: Path) -> tuple[list[RawRow], list[Problem]]:
+    """One row per record; a record whose field count differs from the header's is a problem, not
+    silently cut or padded (csv.DictReader would drop the extra values or fill in None)."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    rows = []
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        for record in reader:
-            # line_num is the file line where this record ended (multi-line cells span lines).
-            rows.append(RawRow(reader.line_num, {k: v for k, v in record.items() if k is not None}))
-    return rows, []
+    rows, problems = [], []
+    with path.open(newline="", **_ENCODING) as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            return [], []
+        for values in reader:
+            line = reader.line_num  # the line where this record ended (multi-line cells span lines)
+            if not values:
+                continue
+            if len(values) != len(header):
+                problems.append(Problem(str(path), line, None, _field_count(len(values), len(header))))
+                continue
+            record = dict(zip(header, values, strict=True))
+            undecodable = _undecodable_field(record)
+            if undecodable:
+                problems.append(Problem(str(path), line, *undecodable))
+                continue
+            rows.append(RawRow(line, record))
+    return rows, problems
+
+
+def _field_count(found: int, expected: int) -> str:
+    more = found > expected
+    return (
+        f"{found} fields, but the header (line 1) has {expected}: "
+        + (
+            "a value holding a comma must be in double quotes"
+            if more
+            else "a field is missing (leave it empty between two commas if it has no value)"
+        )
+        + "; this row is left out"
+    )
 
 
 def _read_parquet(path: Path) -> tuple[list[RawRow], list[Problem]]:
@@ -144,18 +205,24 @@ def _read_parquet(path: Path) -> tuple[list[RawRow], list[Problem]]:
 def _read_text(path: Path) -> tuple[list[RawRow], list[Problem]]:
     """Plain text: blocks separated by blank lines are rows; each row keeps its first line number."""
     rows: list[RawRow] = []
+    problems: list[Problem] = []
     block: list[str] = []
-    start = 0
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    start, spoiled = 0, False
+    lines = path.read_text(**_ENCODING).splitlines()
     for number, line in enumerate(lines + [""], start=1):
         if line.strip():
             if not block:
-                start = number
+                start, spoiled = number, False
             block.append(line)
+            undecodable = not_utf8(line)
+            if undecodable and not spoiled:  # the whole block is left out, reported at this line
+                problems.append(Problem(str(path), number, None, undecodable))
+                spoiled = True
         elif block:
-            rows.append(RawRow(start, {"text": "\n".join(block)}))
+            if not spoiled:
+                rows.append(RawRow(start, {"text": "\n".join(block)}))
             block = []
-    return rows, []
+    return rows, problems
 
 
 _READERS = {

@@ -94,3 +94,50 @@ def test_dataset_file_is_never_modified(tmp_path):
     before = path.read_bytes()
     load_dataset_file(path)
     assert path.read_bytes() == before
+
+
+def test_a_non_utf8_byte_spoils_only_its_own_jsonl_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    rows = [json.dumps({"text": f"row {i}"}).encode() for i in (1, 2)]
+    rows.append('{"text": "caf\u00e9"}'.encode("latin-1"))  # line 3: é as the single byte 0xE9
+    rows += [json.dumps({"text": f"row {i}"}).encode() for i in (4, 5)]
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    dataset = load_dataset_file(path)
+    assert (dataset.usable_rows, dataset.total_rows) == (4, 5)
+    assert [r.line for r in dataset.records] == [1, 2, 4, 5]
+    assert [str(p) for p in dataset.problems] == [
+        f"{path}:3: not UTF-8 text (byte 0xE9 at column 14; the file was probably saved as Latin-1 or "
+        "Windows-1252): save it as UTF-8"
+    ]
+    with pytest.raises(DatasetError, match="1 broken row"):
+        require_clean(dataset, skip_invalid=False)
+
+
+def test_a_csv_row_with_an_extra_or_missing_field_is_reported_at_its_line(tmp_path):
+    path = tmp_path / "d.csv"
+    lines = ["instruction,output"] + [f"q{i},a{i}" for i in range(2, 6)]
+    lines += ["q6,a6,surplus", "q7,a7", "q8"]  # line 6: one field more than the header; 8: one fewer
+    path.write_text("\n".join(lines) + "\n")
+    dataset = load_dataset_file(path)
+    assert (dataset.usable_rows, dataset.total_rows) == (5, 7)
+    assert [str(p) for p in dataset.problems] == [
+        f"{path}:6: 3 fields, but the header (line 1) has 2: a value holding a comma must be in double "
+        "quotes; this row is left out",
+        f"{path}:8: 1 fields, but the header (line 1) has 2: a field is missing (leave it empty between "
+        "two commas if it has no value); this row is left out",
+    ]
+
+
+def test_non_utf8_bytes_in_csv_text_and_json_name_their_line(tmp_path):
+    (tmp_path / "d.csv").write_bytes(b"instruction,output\nq1,a1\nq2,caf\xe9\n")
+    dataset = load_dataset_file(tmp_path / "d.csv")
+    assert [str(p) for p in dataset.problems] == [
+        f"{tmp_path / 'd.csv'}:3: field 'output': not UTF-8 text (byte 0xE9; the file was probably saved "
+        "as Latin-1 or Windows-1252): save it as UTF-8"
+    ]
+    (tmp_path / "d.txt").write_bytes(b"first\n\nsecond caf\xe9\nstill second\n\nthird\n")
+    text = load_dataset_file(tmp_path / "d.txt")
+    assert [r.line for r in text.records] == [1, 6] and [p.line for p in text.problems] == [3]
+    (tmp_path / "d.json").write_bytes(b'[\n {"text": "a"},\n {"text": "caf\xe9"}\n]\n')
+    with pytest.raises(DatasetError, match=r"d\.json:3: not UTF-8 text \(byte 0xE9;"):
+        load_dataset_file(tmp_path / "d.json")
