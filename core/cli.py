@@ -97,12 +97,19 @@ def _configure_logging(debug: bool) -> None:
     # (the CLI prints progress itself, from events).
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.DEBUG if debug else logging.WARNING)
+        # A failed run's record (with its traceback) goes to the run's log; the CLI prints the Failed
+        # event's words instead, and its traceback too under --debug.
+        handler.addFilter(_not_reported_as_event)
     if not debug:
         warnings.filterwarnings("ignore")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+
+def _not_reported_as_event(record: logging.LogRecord) -> bool:
+    return not getattr(record, "reported_as_event", False)
 
 
 if __name__ == "__main__":

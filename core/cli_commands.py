@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -185,9 +186,63 @@ _FLAG_TO_FIELD = {
 }
 
 
+# Settings whose flag is not simply --<dest with dashes>, or that have a switch rather than a value.
+_FLAG_NAMES = {"rewards": "--reward"}
+_SWITCHES = {
+    "data.skip_invalid": "--skip-invalid",
+    "lora.enabled": "--full",
+    "model.patch_kernels": "--no-kernels",
+    "train.fast_rollout": "--no-fast-rollout",
+}
+
+
+def _setting_path(section: str | None, name: str) -> str:
+    return f"{section}.{name}" if section else name
+
+
+SETTING_FLAGS = {
+    _setting_path(section, name): _FLAG_NAMES.get(flag, "--" + flag.replace("_", "-"))
+    for flag, (section, name) in _FLAG_TO_FIELD.items()
+} | _SWITCHES
+
+
+def setting_namer(args: argparse.Namespace) -> Callable[[str], str]:
+    """How this command line names a setting in a message: the flag the user typed or could type;
+    for a setting that came from a config file and was not overridden, its place in that file."""
+    source = _config_file(args)
+    typed = {
+        _setting_path(*_FLAG_TO_FIELD[flag])
+        for flag in _FLAG_TO_FIELD
+        if getattr(args, flag, None) is not None
+    }
+
+    def name(setting: str) -> str:
+        flag = SETTING_FLAGS.get(setting)
+        if source is None or setting in typed:
+            return flag or setting
+        return f"{setting} in {source}" + (f" (or {flag})" if flag else "")
+
+    return name
+
+
+def _config_file(args: argparse.Namespace) -> Path | None:
+    if getattr(args, "resume", None):
+        return _resumed_run_dir(args.resume) / "config.yaml"
+    return Path(args.config) if getattr(args, "config", None) else None
+
+
+def _resumed_run_dir(resume: str) -> Path:
+    """--resume takes RUN_DIR or one of its checkpoints (RUN_DIR/checkpoints/checkpoint-N)."""
+    path = Path(resume).expanduser()
+    return path.parent.parent if path.name.startswith("checkpoint-") else path
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.resume:
-        config = RunConfig.from_yaml(Path(args.resume).expanduser() / "config.yaml")
+        run_dir = _resumed_run_dir(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"{args.resume}: not a Tunesmith run folder (it has no config.yaml)")
+        config = RunConfig.from_yaml(run_dir / "config.yaml")
     elif args.config:
         config = RunConfig.from_yaml(args.config)
     else:
@@ -210,13 +265,14 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def run_train(args: argparse.Namespace) -> int:
     from tunesmith.core.training.engine import TrainingRun
 
+    name = setting_namer(args)
     try:
         config = config_from_args(args)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.worded(name)}", file=sys.stderr)
         return 2
     printer = EventPrinter(quiet=args.quiet, debug=args.debug)
-    run = TrainingRun(config, printer, resume_from=args.resume)
+    run = TrainingRun(config, printer, resume_from=args.resume, name_setting=name)
     previous = signal.signal(signal.SIGINT, lambda *_: _cancel_once(run))
     try:
         result = run.run()

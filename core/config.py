@@ -9,6 +9,7 @@ them against the machine is `core.models.precision`'s job, and running them is t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,38 @@ OPTIMIZERS = ("adamw", "adamw_8bit")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 
 
-class ConfigError(ValueError):
+class SettingsNamedError(ValueError):
+    """An error whose message names settings, worded by whichever interface shows it.
+
+    The message is a template in which `{train.rewards}` stands for a setting; `str()` gives the config
+    paths (what a config.yaml user reads), `worded(name)` lets the CLI say `--reward` and the app its
+    field label, so a person reads the name of the thing they actually typed or clicked.
+    """
+
+    def __init__(self, template: str, settings: tuple[str, ...] = ()):
+        self.template = template
+        self.settings = tuple(settings)
+        super().__init__(self.worded(lambda setting: setting))
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        text = self.template
+        for setting in self.settings:
+            text = text.replace("{" + setting + "}", name(setting))
+        return text
+
+
+class ConfigError(SettingsNamedError):
     """A setting is missing, unknown or out of range; the message names the field."""
+
+    @classmethod
+    def about(cls, setting: str, problem: str) -> ConfigError:
+        """`{setting} <problem>`, e.g. about("train.batch_size", "must be 1 or more")."""
+        return cls("{" + setting + "} " + problem, (setting,))
+
+
+def worded(exc: BaseException, name: Callable[[str], str]) -> str:
+    """The message of any exception, its settings named by `name` where it names any."""
+    return exc.worded(name) if isinstance(exc, SettingsNamedError) else str(exc)
 
 
 @dataclass
@@ -124,6 +155,7 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         """Raise ConfigError naming the first bad field; return self for chaining."""
+        _check_types(self)
         checks = [
             ("model.precision", self.model.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
             ("train.method", self.train.method in METHODS, f"one of {', '.join(METHODS)}"),
@@ -143,7 +175,7 @@ class RunConfig:
         ]
         for name, ok, expected in checks:
             if not ok:
-                raise ConfigError(f"{name} must be {expected}")
+                raise ConfigError.about(name, f"must be {expected}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -193,4 +225,41 @@ def _build_section(cls: type, values: dict[str, Any], where: str) -> Any:
     unknown = set(values) - set(known)
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
-    return cls(**values)
+    return cls(**{name: _from_yaml_text(value, known[name].type) for name, value in values.items()})
+
+
+def _from_yaml_text(value: Any, annotation: str) -> Any:
+    """YAML 1.1 reads `2e-4` (no dot) as text; a float setting takes it as the number it means."""
+    if annotation.startswith("float") and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value  # validate() names the setting and what it must be
+    return value
+
+
+# A setting's annotation (a string: `from __future__ import annotations`) -> accepted types, in words.
+_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "int": ((int,), "a whole number"),
+    "float": ((int, float), "a number"),
+    "bool": ((bool,), "true or false"),
+    "str": ((str,), "text"),
+    "list[str]": ((list,), "a list of names"),
+}
+
+
+def _check_types(config: RunConfig) -> None:
+    """Each setting holds the kind of value it is declared with (a YAML file or the app may not)."""
+    sections = [(section, getattr(config, section)) for section in ("model", "data", "lora", "train")]
+    for prefix, holder in [(None, config), *sections]:
+        for declared in dataclasses.fields(holder):
+            annotation = str(declared.type)
+            optional = annotation.endswith(" | None")
+            accepted = _TYPES.get(annotation.removesuffix(" | None"))
+            value = getattr(holder, declared.name)
+            if accepted is None or (optional and value is None):
+                continue
+            types, words = accepted
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                setting = f"{prefix}.{declared.name}" if prefix else declared.name
+                raise ConfigError.about(setting, f"must be {words}, not {value!r}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunesmith.core.config import SettingsNamedError
 from tunesmith.core.data.formats import FORMATS, RecordError, detect_format, normalize
 from tunesmith.core.data.readers import DatasetReadError, Problem, read_rows
 
@@ -39,11 +40,14 @@ class DatasetFile:
         return text + (f", {broken} with problems" if broken else "")
 
 
-class DatasetError(ValueError):
-    """The dataset cannot be used as it is; `problems` lists every broken row."""
+class DatasetError(SettingsNamedError):
+    """The dataset cannot be used as it is; `problems` lists every broken row.
 
-    def __init__(self, message: str, problems: list[Problem] | None = None):
-        super().__init__(message)
+    A message that points at a setting (skip broken rows) names it as `{data.skip_invalid}`, for the
+    interface to word (see SettingsNamedError)."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None, settings: tuple[str, ...] = ()):
+        super().__init__(message, settings)
         self.problems = problems or []
 
 
@@ -83,8 +87,9 @@ def require_clean(dataset: DatasetFile, skip_invalid: bool) -> DatasetFile:
     if dataset.problems and not skip_invalid:
         raise DatasetError(
             f"{dataset.path}: {len(dataset.problems)} broken row(s); fix them, or allow skipping broken "
-            f"rows (--skip-invalid) to train on the {dataset.usable_rows} good ones.",
+            f"rows ({{data.skip_invalid}}) to train on the {dataset.usable_rows} good ones.",
             dataset.problems,
+            ("data.skip_invalid",),
         )
     return dataset
 

@@ -6,6 +6,10 @@ event, which was also emitted and written to `metrics.jsonl`.  `cancel()` may be
 thread; training stops within one step and keeps a checkpoint.  TRL does the optimisation; this class
 only wires config, data, model, events and files together.
 
+Everything that can be checked without the model is checked first (core.training.preflight), before
+a run folder is even made; a failure's message names settings as the caller's interface does
+(`name_setting`: CLI flags for the CLI).
+
 Checkpoints are crash-safe (core.training.checkpoints): written aside and renamed when complete, one
 every `train.checkpoint_minutes` and one on Stop; resume takes the newest complete one and says which.
 """
@@ -40,8 +44,10 @@ class TrainingRun:
         on_event: Callable[[Event], None] | None = None,
         resume_from: str | Path | None = None,
         extra_callbacks: list[Any] | None = None,
+        name_setting: Callable[[str], str] | None = None,
     ):
         self.config = config
+        self._name_setting = name_setting or (lambda setting: setting)
         self._on_event = on_event or (lambda event: None)
         self._resume_from = Path(resume_from) if resume_from else None
         self._extra_callbacks = list(extra_callbacks or [])
@@ -55,6 +61,7 @@ class TrainingRun:
         self.trainer: Any = None
         self._log_handler: logging.Handler | None = None
         self._checkpoint: Path | None = None  # the one this run resumes from
+        self.checked: Any = None  # what the pre-load checks found (core.training.preflight.CheckedRun)
 
     # ----------------------------------------------------------------- public
     def cancel(self) -> None:
@@ -69,8 +76,10 @@ class TrainingRun:
 
     def run(self) -> Finished | Failed:
         try:
-            self.config.validate()
+            self.check()
             self.setup_run_dir()
+            for note in self.checked.notes:
+                self._emit(note)
             self.setup_model()
             self.setup_data()
             self.setup_trainer()
@@ -86,6 +95,12 @@ class TrainingRun:
             self.cleanup()
 
     # ----------------------------------------------------------------- phases
+    def check(self) -> None:
+        """Settings, model files, data and rewards, before anything heavy loads or a folder is made."""
+        from tunesmith.core.training.preflight import check_run
+
+        self.checked = check_run(self.config)
+
     def setup_run_dir(self) -> None:
         if self._resume_from is not None:
             self.run_dir = _run_dir_of(self._resume_from)
@@ -125,7 +140,7 @@ class TrainingRun:
     def setup_data(self) -> None:
         from tunesmith.core.training.methods import prepare_data
 
-        self.data = prepare_data(self.config, self.tokenizer, self._emit)
+        self.data = prepare_data(self.config, self.tokenizer, self._emit, self.checked.dataset)
 
     def setup_trainer(self) -> None:
         from tunesmith.core.training.callbacks import EventBridge
@@ -216,8 +231,9 @@ class TrainingRun:
     def _fail(self, exc: BaseException) -> Failed:
         from tunesmith.core.training.errors import explain
 
-        message, hint = explain(exc, self.config)
-        log.error("%s", message, exc_info=exc)
+        message, hint = explain(exc, self.config, self._name_setting)
+        # Into the run's log with its traceback; interfaces show the Failed event below instead.
+        log.error("%s", message, exc_info=exc, extra={"reported_as_event": True})
         checkpoint = _latest_checkpoint(self.run_dir / CHECKPOINTS) if self.run_dir else None
         event = Failed(
             message=message,

@@ -13,35 +13,36 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.core.config import RunConfig
+from tunesmith.core.data.validation import DatasetFile
 from tunesmith.core.events import Event, LogLine
 
 OPTIMIZER_NAMES = {"adamw": "adamw_torch", "adamw_8bit": "adamw_8bit"}
 
 
-def prepare_data(config: RunConfig, tokenizer: Any, emit: Callable[[Event], None]) -> Any:
-    from tunesmith.core.data import apply_template, load_dataset_file, require_clean, sample_dataset_path
-    from tunesmith.core.data.prepare import prepare_sft
+def prepare_data(
+    config: RunConfig, tokenizer: Any, emit: Callable[[Event], None], dataset: DatasetFile | None = None
+) -> Any:
+    """Tokenized rows (SFT) or canonical rows (the others) from the run's dataset.
 
-    path = sample_dataset_path() if config.data.path == "sample" else Path(config.data.path).expanduser()
-    dataset = require_clean(load_dataset_file(path, config.data.format), config.data.skip_invalid)
-    for problem in dataset.problems:
-        emit(LogLine("warning", f"skipped {problem}"))
+    `dataset` is the one the pre-load checks read (core.training.preflight); without it the file is
+    read and checked here.
+    """
+    from tunesmith.core.data import apply_template, load_dataset_file, require_clean
+    from tunesmith.core.data.prepare import prepare_sft
+    from tunesmith.core.training.preflight import check_data_fits_method, data_path
+
+    path = data_path(config)
+    if dataset is None:
+        dataset = require_clean(load_dataset_file(path, config.data.format), config.data.skip_invalid)
+        check_data_fits_method(dataset, config.train.method, path)
+        for problem in dataset.problems:
+            emit(LogLine("warning", f"skipped {problem}"))
     emit(LogLine("info", f"{path.name}: {dataset.summary()}"))
     apply_template(tokenizer, config.data.template)
     method = config.train.method
     if method != "sft":
         from tunesmith.core.data.prepare import preference_rows
 
-        wanted = "prompt" if method == "grpo" else "preference"
-        if dataset.format != wanted:
-            raise ValueError(
-                f"{path.name} holds {dataset.format} data, but {method.upper()} needs {wanted} data "
-                + (
-                    "(prompt and optional answer per row)."
-                    if wanted == "prompt"
-                    else "(prompt / chosen / rejected)."
-                )
-            )
         train, evaluation = preference_rows(dataset, config.data, config.train.seed)
         if method == "grpo":
             train, evaluation = _prompts_within_limit(train, evaluation, tokenizer, config, path, emit)

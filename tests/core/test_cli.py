@@ -63,9 +63,15 @@ def test_errors_are_one_clear_line_and_debug_shows_the_traceback(tmp_path, capsy
     assert "Traceback" in capsys.readouterr().err
 
 
-def test_train_rejects_bad_settings_before_loading_anything(capsys):
+def test_train_rejects_bad_settings_before_loading_anything(tmp_path, capsys):
     assert main(["train", "--batch-size", "0"]) == 2
-    assert "train.batch_size must be 1 or more" in capsys.readouterr().err
+    assert capsys.readouterr().err == "error: --batch-size must be 1 or more\n"
+    config = tmp_path / "run.yaml"
+    config.write_text("train:\n  grad_accum: 0\n")
+    assert main(["train", str(config)]) == 2
+    assert (
+        f"error: train.grad_accum in {config} (or --grad-accum) must be 1 or more" in capsys.readouterr().err
+    )
 
 
 def test_train_with_a_broken_dataset_fails_with_its_lines(tmp_path, capsys):
@@ -118,3 +124,53 @@ def test_grpo_flags_reach_the_run_config():
     assert config.train.fast_rollout is False and config.train.rewards == ["length:20"]
     default = config_from_args(parser.parse_args(["train", "--method", "grpo", "--reward", "length:20"]))
     assert default.train.fast_rollout is True
+
+
+def test_data_problems_name_their_line_and_the_flag_that_skips_them(tmp_path, capsys):
+    jsonl = tmp_path / "latin1.jsonl"
+    jsonl.write_bytes(b'{"text": "one"}\n{"text": "two"}\n{"text": "caf\xe9"}\n{"text": "four"}\n')
+    assert main(["train", "--data", str(jsonl), "--output", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "1 broken row(s); fix them, or allow skipping broken rows (--skip-invalid) to train on the 3" in err
+    )
+    assert f"{jsonl}:3: not UTF-8 text (byte 0xE9 at column 14;" in err
+    assert not (tmp_path / "runs").exists()  # refused before a run folder was made
+    csv = tmp_path / "d.csv"
+    csv.write_text("instruction,output\n" + "".join(f"q{i},a{i}\n" for i in range(2, 6)) + "q6,a6,extra\n")
+    assert main(["data", "check", str(csv), "--no-tokens"]) == 1
+    captured = capsys.readouterr()
+    assert "4 of 5 rows usable" in captured.out
+    assert f"{csv}:6: 3 fields, but the header (line 1) has 2" in captured.err
+
+
+def test_grpo_without_a_reward_is_refused_before_loading_in_flags(tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "Say hi"}\n{"prompt": "Say bye"}\n')
+    result = tunesmith(
+        "train", "--method", "grpo", "--data", str(prompts), "--output", str(tmp_path / "runs")
+    )
+    assert result.returncode == 1
+    assert (
+        "with --reward (exact_match, format:REGEX, length:WORDS), your own with --reward-file"
+        in result.stderr
+    )
+    assert "train.reward" not in result.stderr and "Traceback" not in result.stderr
+    assert "Loading" not in result.stdout and not (tmp_path / "runs").exists()
+
+
+def test_model_failures_are_worded_without_a_traceback(tmp_path, demo_model_dir):
+    missing = tunesmith("train", "--model", str(tmp_path / "no-model"), "--output", str(tmp_path / "runs"))
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert f"error: {tmp_path / 'no-model'}: no such file or folder." in missing.stderr
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        (damaged / name).write_bytes((demo_model_dir / name).read_bytes())
+    with (demo_model_dir / "model.safetensors").open("rb") as whole:
+        (damaged / "model.safetensors").write_bytes(whole.read(1_000_000))  # a download cut short
+    result = tunesmith("train", "--model", str(damaged), "--output", str(tmp_path / "runs"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "model.safetensors: this model's weights file is incomplete or damaged: download it again" in (
+        result.stderr
+    )
