@@ -224,3 +224,21 @@ def test_resume_passes_over_a_truncated_checkpoint_and_says_so(tmp_path, referen
     start, losses = resumed_losses(run_dir)
     assert start == 2 and losses == {3: expected[3], 4: expected[4]}
     assert problem_with(run_dir / "checkpoints" / "checkpoint-4") is None  # written again, whole
+
+
+def test_resume_refuses_an_incomplete_checkpoint_before_loading(tmp_path, capsys):
+    from tunesmith.core.cli import main
+    from tunesmith.core.config import RunConfig
+
+    run_dir = tmp_path / "run"
+    half = run_dir / "checkpoints" / "checkpoint-4"
+    half.mkdir(parents=True)
+    (half / "adapter_model.safetensors").write_bytes(b"w" * 10)
+    RunConfig(output_dir=str(tmp_path)).to_yaml(run_dir / "config.yaml")
+    assert main(["train", "--resume", str(half)]) == 1
+    err = capsys.readouterr().err
+    assert "checkpoint-4 cannot be resumed from: no completeness marker" in err
+    assert main(["train", "--resume", str(run_dir)]) == 1
+    assert f"{run_dir}: no complete checkpoint to resume from (1 incomplete)" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "elsewhere")]) == 2
+    assert "not a Tunesmith run folder (it has no config.yaml)" in capsys.readouterr().err
