@@ -50,6 +50,8 @@ import weakref
 
 import torch
 
+from .host_budget import HostBudget, HostMemoryShort, HostPlan, pinned_bytes, plan_pass
+
 _LOCAL = threading.local()
 REPLAYS_RNG = "replays_rng"  # in a layer_memo(): this call's recompute draws what its forward drew
 
@@ -80,10 +82,11 @@ def keep_for_recompute(key, items: tuple) -> bool:
     call = getattr(_LOCAL, "keeping", None)
     if call is None:
         return False
-    nbytes = sum(x.nbytes for x in items if isinstance(x, torch.Tensor))
+    nbytes = sum(pinned_bytes(x.nbytes) for x in items if isinstance(x, torch.Tensor))
     if not call.chain.admit(nbytes):
         return False  # over the forward pass's budget: the recompute computes it again
-    call.kept[key] = _Stash(items, call.stream)
+    call.account.hold(nbytes)
+    call.kept[key] = _Stash(items, call.stream, nbytes)
     return True
 
 
@@ -92,7 +95,13 @@ def kept_for_recompute(key) -> tuple | None:
     up by the stash (each is taken once); None when nothing was kept."""
     kept = getattr(_LOCAL, "kept", None)
     stash = None if kept is None else kept.pop(key, None)
-    return None if stash is None else stash.get()
+    if stash is None:
+        return None
+    items = stash.get()
+    account = getattr(_LOCAL, "account", None)
+    if account is not None:
+        account.release(stash.nbytes)
+    return items
 
 
 def is_kept(key) -> bool:
@@ -125,9 +134,15 @@ def with_kept_value(graph: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
 
 
 def _swap(state: tuple) -> tuple:
-    """Sets this thread's (recomputing, memo, keeping, kept) and returns the ones it replaces."""
-    old = (recomputing(), layer_memo(), getattr(_LOCAL, "keeping", None), getattr(_LOCAL, "kept", None))
-    _LOCAL.recomputing, _LOCAL.memo, _LOCAL.keeping, _LOCAL.kept = state
+    """Sets this thread's (recomputing, memo, keeping, kept, account) and returns the ones it replaces."""
+    old = (
+        recomputing(),
+        layer_memo(),
+        getattr(_LOCAL, "keeping", None),
+        getattr(_LOCAL, "kept", None),
+        getattr(_LOCAL, "account", None),
+    )
+    _LOCAL.recomputing, _LOCAL.memo, _LOCAL.keeping, _LOCAL.kept, _LOCAL.account = state
     return old
 
 
@@ -135,8 +150,9 @@ class _Stash:
     """Items kept for a backward: as they are, or (stream given) their tensors in pinned host memory,
     copied on that side stream after the work queued so far, and brought back by prefetch/get."""
 
-    def __init__(self, items: tuple, stream) -> None:
+    def __init__(self, items: tuple, stream, nbytes: int = 0) -> None:
         self.items, self.stream, self.where, self.ready = items, None, "device", None
+        self.nbytes = nbytes  # what it holds of the host budget (pinned bytes)
         self.device = next((x.device for x in items if isinstance(x, torch.Tensor)), None)
         if stream is not None and self.device is not None and self.device.type == "cuda":
             self.stream, self.where = stream, "host"
@@ -183,6 +199,26 @@ def _event(stream):
     return event
 
 
+class _Account:
+    """The host-budget bytes one checkpointed call holds (its input, its stash), given back as they
+    return to the device, or all at once when the call is dropped without a backward."""
+
+    def __init__(self, budget: HostBudget | None) -> None:
+        self.budget, self.held = budget, 0
+
+    def hold(self, nbytes: int) -> None:
+        self.held += nbytes
+
+    def release(self, nbytes: int) -> None:
+        nbytes = min(nbytes, self.held)
+        self.held -= nbytes
+        if self.budget is not None and nbytes:
+            self.budget.give(nbytes)
+
+    def release_all(self) -> None:
+        self.release(self.held)
+
+
 class _Call:
     """What one checkpointed call keeps for its backward: its input, and what its forward handed to
     keep_for_recompute (by key)."""
@@ -192,6 +228,8 @@ class _Call:
         self.chain = chain
         self.input: _Stash | None = None
         self.kept: dict = {}
+        self.account = _Account(chain.budget)
+        weakref.finalize(self, self.account.release_all)  # a graph dropped without its backward
 
     def prefetch(self) -> None:
         for stash in (self.input, *self.kept.values()):
@@ -203,16 +241,79 @@ class _Chain:
     """Calls of one forward pass, in layer order, so a backward can prefetch the previous layer.
     Weak references: a forward whose graph is dropped without a backward leaves nothing held here."""
 
-    def __init__(self, keep_budget: int | None = None) -> None:
+    def __init__(self, keep_budget: int | None = None, budget: HostBudget | None = None) -> None:
         self.calls: list[weakref.ref[_Call] | None] = []
         self.keep_budget, self.kept_bytes = keep_budget, 0
+        self.budget = budget  # the host budget (kernels.host_budget) shared by every pass, or None
+        self.plan: HostPlan | None = None
+        # input bytes taken from the budget for layers that have not run yet (given back if the pass
+        # ends early: an exception, a graph dropped mid-forward)
+        self.reserved = _Account(budget)
+        weakref.finalize(self, self.reserved.release_all)
+
+    def plan_inputs(self, n_layers: int, hidden: torch.Tensor, offload: bool) -> None:
+        """At the pass's first layer: which layer inputs go to host memory (reserved now, before any
+        stash), which stay on the device; the stash's share is what is left."""
+        if self.budget is None:
+            return
+        self.plan = plan_pass(n_layers, hidden.nbytes, self.budget.available, self.keep_budget)
+        self.keep_budget = self.plan.stash_bytes
+        if offload and hidden.is_cuda:
+            _trim_host_cache(self.budget, self.plan.host_input_bytes + self.plan.stash_bytes)
+            if self.plan.device_inputs:
+                _check_device_room(self.plan)
+        if self.budget.take(self.plan.host_input_bytes):  # planned within what was available
+            self.reserved.hold(self.plan.host_input_bytes)
+
+    def input_goes_to_host(self, index: int) -> bool:
+        return self.plan is None or index < self.plan.host_inputs
+
+    def assign_input(self, call: _Call) -> None:
+        """Moves one host input's reservation from the pass to the call that holds it."""
+        cost = pinned_bytes(self.plan.input_bytes) if self.plan is not None else 0
+        cost = min(cost, self.reserved.held)
+        self.reserved.held -= cost
+        call.account.hold(cost)
 
     def admit(self, nbytes: int) -> bool:
-        """Counts `nbytes` more kept for recompute in this pass, unless that would pass the budget."""
+        """Counts `nbytes` more kept for recompute in this pass, unless that would pass the pass's
+        stash budget or the host budget."""
         if self.keep_budget is not None and self.kept_bytes + nbytes > self.keep_budget:
+            return False
+        if self.budget is not None and not self.budget.take(nbytes):
             return False
         self.kept_bytes += nbytes
         return True
+
+
+def _trim_host_cache(budget: HostBudget, need: int) -> None:
+    """Gives the caching host allocator's unused pinned blocks back to the system when keeping them
+    would take the process past the budget: blocks cached for other sizes (a longer or shorter batch
+    than the last) are not reused, so they would pile up (measured: a 65,536-token step then a
+    98,304-token one pinned 62.8 GiB under a 32 GiB budget).  Steps of one size never get here."""
+    stats = getattr(torch.cuda, "host_memory_stats", None)
+    empty = getattr(torch.cuda, "host_empty_cache", None) or getattr(torch._C, "_host_emptyCache", None)
+    if stats is None or empty is None:
+        return
+    pinned = stats().get("allocated_bytes.current", 0)  # held from the system: in use and cached
+    if pinned + need > budget.limit:
+        empty()
+
+
+def _check_device_room(plan: HostPlan) -> None:
+    """Raises HostMemoryShort when the inputs that stay on the GPU do not fit its free memory."""
+    free, total = torch.cuda.mem_get_info()
+    free += torch.cuda.memory_reserved() - torch.cuda.memory_allocated()  # torch's own free blocks
+    fraction = getattr(torch.cuda, "get_per_process_memory_fraction", lambda: 1.0)()
+    if fraction < 1.0:  # a process capped to part of the card (set_per_process_memory_fraction)
+        free = min(free, int(total * fraction) - torch.cuda.memory_allocated())
+    need = plan.device_inputs * plan.input_bytes
+    if need > free:
+        raise HostMemoryShort(
+            f"this length needs {plan.host_input_bytes / 2**30:.1f} GiB of host memory for the layer "
+            f"inputs and {need / 2**30:.1f} GiB more on the GPU, which has {free / 2**30:.1f} GiB free; "
+            "the host-memory budget allows no more."
+        )
 
 
 _CURRENT = [_Chain()]  # the chain the next checkpointed layer joins
@@ -232,19 +333,25 @@ class OffloadedCheckpointFunction(torch.autograd.Function):
     def forward(ctx, fn, offload, lean, anchor, hidden, *args):
         keep = offload and lean  # offload requested: on the CPU the stash simply holds the items
         offload = offload and hidden.is_cuda
-        call, memo = _Call(_copy_stream(hidden.device) if offload else None, _CURRENT[0]), {}
+        chain = _CURRENT[0]
+        index = len(chain.calls)
+        call, memo = _Call(_copy_stream(hidden.device) if offload else None, chain), {}
         # recomputing off: a checkpoint nested in a recompute runs a real forward first
-        old = _swap((False, memo, call if keep else None, None))
+        old = _swap((False, memo, call if keep else None, None, None))
         try:
             with torch.no_grad():
                 out = fn(hidden, *args)
         finally:
             _swap(old)
-        call.input = _Stash((hidden,), call.stream)
+        # the input goes to host memory if the pass's plan found room for it, else stays on the device
+        to_host = chain.input_goes_to_host(index)
+        if to_host:
+            chain.assign_input(call)
+        call.input = _Stash((hidden,), call.stream if to_host else None)
         ctx.fn, ctx.call, ctx.memo, ctx.lean = fn, call, memo, lean
         ctx.input_requires_grad = hidden.requires_grad
-        ctx.chain = _CURRENT[0]
-        ctx.index = len(ctx.chain.calls)
+        ctx.chain = chain
+        ctx.index = index
         ctx.chain.calls.append(weakref.ref(call))
         ctx.save_for_backward(*args)
         ctx.tuple_out = isinstance(out, tuple)
@@ -258,10 +365,11 @@ class OffloadedCheckpointFunction(torch.autograd.Function):
         if prev is not None:
             prev.prefetch()  # overlaps this layer's recompute
         (x,) = call.input.get()
+        call.account.release(call.account.held - sum(st.nbytes for st in call.kept.values()))  # the input
         x = x.detach().requires_grad_(ctx.input_requires_grad)
         calls[ctx.index] = ctx.call = None  # nothing keeps the input once it is back
         args = ctx.saved_tensors
-        old = _swap((ctx.lean, ctx.memo, None, call.kept if ctx.lean else None))
+        old = _swap((ctx.lean, ctx.memo, None, call.kept if ctx.lean else None, call.account))
         try:
             with torch.enable_grad():
                 out = ctx.fn(x, *args)
@@ -269,6 +377,7 @@ class OffloadedCheckpointFunction(torch.autograd.Function):
             _swap(old)
             ctx.memo = None
             call.kept.clear()  # what the recompute did not take goes now
+            call.account.release_all()
         outs = out if ctx.tuple_out else (out,)
         pairs = [(o, d) for o, d in zip(outs, douts, strict=False) if d is not None and o.requires_grad]
         if pairs:
@@ -283,12 +392,17 @@ def offloaded_checkpoint(
     offload: bool = True,
     lean_recompute: bool = True,
     keep_budget: int | None = None,
+    host_budget: HostBudget | None = None,
+    n_layers: int = 1,
     **kwargs,
 ):
     """Checkpoint `fn(hidden, *args, **kwargs)`; keyword arguments are bound into fn, not saved.
     lean_recompute: set `recomputing()` during the recompute (see the module docstring).
     keep_budget: bytes that keep_for_recompute may hold per forward pass (None: no limit), set by the
-    pass's first layer."""
+    pass's first layer.
+    host_budget: the pinned host memory everything here may hold (kernels.host_budget), shared with
+    the embedding table; with it, the pass's first layer plans its `n_layers` inputs first (host where
+    they fit, else the device) and the stash gets what is left.  None: no limit."""
     if kwargs:
         inner = fn
 
@@ -298,7 +412,8 @@ def offloaded_checkpoint(
     if not torch.is_grad_enabled():  # no backward can follow (evaluation, a reference model's
         return fn(hidden, *args)  # log-probs under no_grad): nothing to stash or keep
     if ctx_first_layer(hidden):
-        _CURRENT[0] = _Chain(keep_budget)
+        _CURRENT[0] = _Chain(keep_budget, host_budget)
+        _CURRENT[0].plan_inputs(n_layers, hidden, offload)
     # the anchor makes the output require grad even when no input does (the layer's LoRA weights do)
     anchor = _anchor(hidden.device)
     return OffloadedCheckpointFunction.apply(fn, offload, lean_recompute, anchor, hidden, *args)
@@ -319,7 +434,13 @@ def ctx_first_layer(hidden: torch.Tensor) -> bool:
     return node is None or "OffloadedCheckpoint" not in type(node).__name__
 
 
-def make_checkpoint_func(offload: bool = True, lean_recompute: bool = True, keep_budget: int | None = None):
+def make_checkpoint_func(
+    offload: bool = True,
+    lean_recompute: bool = True,
+    keep_budget: int | None = None,
+    host_budget: HostBudget | None = None,
+    n_layers: int = 1,
+):
     """A `_gradient_checkpointing_func` for transformers layers: func(partial_forward, *args)."""
 
     def checkpoint_func(fn, hidden, *args, **kwargs):
@@ -330,6 +451,8 @@ def make_checkpoint_func(offload: bool = True, lean_recompute: bool = True, keep
             offload=offload,
             lean_recompute=lean_recompute,
             keep_budget=keep_budget,
+            host_budget=host_budget,
+            n_layers=n_layers,
             **kwargs,
         )
 

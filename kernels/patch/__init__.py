@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import types
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from .._launch import interpreting
+from ..host_budget import HostBudget, default_host_budget, default_stash_cap, pinned_bytes
 from ..host_memory import device_view
 from ..offload import make_checkpoint_func, replaying_rng
 from . import gemma, llama, qwen3  # noqa: F401  (register their families)
@@ -45,6 +45,7 @@ class PatchReport:
     patched: bool
     replaced: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    host_budget: HostBudget | None = None  # the pinned host memory the patch may hold, and holds
     _undo: list = field(default_factory=list, repr=False)
 
     def revert(self) -> None:
@@ -98,6 +99,7 @@ def patch_model(
     inplace_rope: bool = True,
     stash_attention: bool = True,
     stash_budget_gib: float | None = None,
+    host_budget_gib: float | None = None,
 ) -> PatchReport:
     """Patch `model` (a transformers causal LM, bare or inside peft) in place; returns the report.
 
@@ -126,8 +128,13 @@ def patch_model(
     recompute runs no q/k/v projection or rotation either (kernels.lora.lora_qkv_kept); and where the
     family's layer reads the attention output only through the residual sum (Llama, Mistral, Qwen2,
     Qwen3), that sum is kept (64 MiB) and the recompute skips the o projection's GEMM.
-    stash_budget_gib: host memory the stash may hold per forward pass (default: a quarter of this
-    machine's RAM); layers past it are recomputed as without the stash.
+    stash_budget_gib: at most this much pinned host memory for the stash per forward pass (default: a
+    quarter of this machine's RAM, within the host budget); layers past it are recomputed as without
+    the stash.
+    host_budget_gib: all the pinned host memory the patch may hold: the embedding table, the layer
+    inputs, the stash, in that order of priority (kernels.host_budget; default: the memory available
+    now less headroom for the desktop).  Layer inputs that do not fit stay in VRAM.  The budget in use
+    and its peak are `report.host_budget`.
     """
     inner = _inner_model(model)
     old = getattr(inner, "_tunesmith_patch", None)
@@ -170,6 +177,10 @@ def patch_model(
         counts[kind] += 1
     if stash_attention and family.residual_norm is not None:
         _link_residual_norms(layers, family.residual_norm, report)
+    limit = default_host_budget() if host_budget_gib is None else int(host_budget_gib * 2**30)
+    host_budget = report.host_budget = HostBudget(limit)
+    if embeddings_on_cpu:  # first: the table has the first claim on the host budget
+        _embeddings_to_cpu(inner, report, counts)
     if checkpointing is not None:
         if checkpointing not in ("offload", "device"):
             raise ValueError(f'checkpointing must be None, "offload" or "device", got {checkpointing!r}')
@@ -181,12 +192,13 @@ def patch_model(
                 getattr(layer, "_gradient_checkpointing_func", None),
                 report,
             )
-        budget = default_stash_budget() if stash_budget_gib is None else int(stash_budget_gib * 2**30)
-        func = make_checkpoint_func(checkpointing == "offload", lean_recompute, budget)
+        stash_cap = default_stash_cap() if stash_budget_gib is None else int(stash_budget_gib * 2**30)
+        n_checkpointed = max(0, len(layers) - max(0, keep_layers))
+        func = make_checkpoint_func(
+            checkpointing == "offload", lean_recompute, stash_cap, host_budget, n_checkpointed
+        )
         counts[f"checkpoint_{checkpointing}"] = _checkpoint(layers, func, keep_layers)
         _keep_checkpointing(inner, layers, func, keep_layers, report)
-    if embeddings_on_cpu:
-        _embeddings_to_cpu(inner, report, counts)
     report.replaced = dict(counts)
     _set(inner, "_tunesmith_patch", report, report)
     log.info("tunesmith.kernels: patched %s: %s", model_type, report.replaced)
@@ -204,14 +216,6 @@ def _link_residual_norms(layers: list[nn.Module], norm_name: str, report: PatchR
         key = ("residual", norm)
         _set(norm, "_tunesmith_kept_input", key, report)
         _set(attn, "_tunesmith_residual_key", key, report)
-
-
-def default_stash_budget() -> int:
-    """A quarter of the machine's physical memory, in bytes (8 GiB where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
-    except (AttributeError, ValueError, OSError):  # Windows has no sysconf
-        return 8 * 2**30
 
 
 def _checkpoint(layers: list[nn.Module], func, keep_layers: int) -> int:
@@ -262,6 +266,13 @@ def _embeddings_to_cpu(inner: nn.Module, report: PatchReport, counts: Counter) -
     if device.type == "cuda" and type(emb) is nn.Embedding and emb.max_norm is None:
         # pinned, the GPU gathers the rows it needs in place (kernels.host_memory); scaled or
         # renormalising embeddings keep their own forward, on the CPU
+        cost = pinned_bytes(emb.weight.nbytes)
+        if not report.host_budget.take(cost):
+            emb.to(device)
+            report._undo.pop()
+            report.notes.append("embeddings stay on the device: the host-memory budget has no room")
+            return
+        report._undo.append(lambda: report.host_budget.give(cost))
         emb.weight.data = emb.weight.data.pin_memory()
         table = device_view(emb.weight.data, device)
     _patch_forward(emb, "cpu_embedding", report, _tunesmith_device=device, _tunesmith_device_table=table)
