@@ -136,6 +136,23 @@ class TrainingRun:
         for note in self.loaded.notes:
             self._emit(LogLine("warning", note))
         self.model, self.tokenizer = self.loaded.model, self.loaded.tokenizer
+        self._check_host_memory(report)
+
+    def _check_host_memory(self, report) -> None:
+        """Before step 1: the longest batches' layer inputs must fit the kernels' host-memory budget
+        (or the GPU), else the run stops here with the longest length that would fit."""
+        from tunesmith.core.models.host_memory import host_memory_problem
+        from tunesmith.kernels.host_budget import HostMemoryShort
+
+        train = self.config.train
+        problem = host_memory_problem(self.model, report, train.batch_size, self.config.data.max_length)
+        if problem:
+            raise HostMemoryShort(problem)
+        budget = getattr(report, "host_budget", None)
+        if budget is not None:
+            self._emit(
+                LogLine("info", f"Pinned host memory for the kernels: at most {budget.limit / 2**30:.1f} GiB")
+            )
 
     def setup_data(self) -> None:
         from tunesmith.core.training.methods import prepare_data
