@@ -206,10 +206,20 @@ SETTINGS: tuple[SettingSpec, ...] = (
         advanced=True,
     ),
     SettingSpec(
+        "train.checkpoint_minutes",
+        "Checkpoint every (minutes)",
+        "float",
+        "How often to save a checkpoint you can resume from, in minutes of training.\n"
+        "A crash or power cut then costs at most this much. One is also saved when you press Stop;\n"
+        "the last two are kept. 0 = only at the end or when you press Stop.",
+        advanced=True,
+        maximum=1440,
+    ),
+    SettingSpec(
         "train.save_steps",
         "Checkpoint every (steps)",
         "int",
-        "How often to save a checkpoint you\ncan resume from. 0 = only at the end or when you press Stop.",
+        "Also save a checkpoint every this many steps.\n0 = by time only (the setting above).",
         advanced=True,
     ),
     SettingSpec(

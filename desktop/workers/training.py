@@ -25,6 +25,15 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 log = logging.getLogger(__name__)
 
 
+def form_name(setting: str) -> str:
+    """A setting as the Train tab labels it ("the 'Learning rate' setting"), for the engine's messages;
+    settings without a field in the form keep their config name."""
+    from tunesmith.desktop.settings_spec import SETTINGS
+
+    label = next((spec.label for spec in SETTINGS if spec.path == setting), None)
+    return f"the '{label}' setting" if label else setting
+
+
 @dataclass(frozen=True)
 class TunedModel:
     """What chatting with a finished run needs: its trained model and tokenizer, not its trainer."""
@@ -75,7 +84,9 @@ class TrainingWorker(QObject):
 
             import_heavy()  # a background probe may be importing them right now: wait for it, never race it
             _free_memory_quietly()  # the last run's model, let go of by the session, leaves before this loads
-            handle = TrainingRun(self._config, self._on_event, resume_from=self._resume_from)
+            handle = TrainingRun(
+                self._config, self._on_event, resume_from=self._resume_from, name_setting=form_name
+            )
             with self._lock:
                 self.run_handle = handle
                 cancel_now = self._cancel_requested

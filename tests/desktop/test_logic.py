@@ -119,3 +119,20 @@ def test_preference_and_prompt_rows_are_previewed_as_conversations():
     assert previewable({"prompt": prompt, "answer": "42"}) == {"messages": prompt}
     conversation = {"messages": prompt + chosen}
     assert previewable(conversation) is conversation
+
+
+def test_engine_messages_name_settings_as_the_form_labels_them():
+    from tunesmith.core.config import ConfigError, RunConfig, worded
+    from tunesmith.desktop.workers.training import form_name
+
+    assert form_name("train.learning_rate") == "the 'Learning rate' setting"
+    assert form_name("train.checkpoint_minutes") == "the 'Checkpoint every (minutes)' setting"
+    assert form_name("no.such.setting") == "no.such.setting"
+    config = RunConfig()
+    config.train.learning_rate = -1.0
+    try:
+        config.validate()
+    except ConfigError as exc:
+        assert "the 'Learning rate' setting" in worded(exc, form_name)
+    else:
+        raise AssertionError("a negative learning rate passed validation")
