@@ -157,6 +157,8 @@ class TrainingRun:
     def setup_data(self) -> None:
         from tunesmith.core.training.methods import prepare_data
 
+        if self.checked is None:  # a caller driving the phases itself skipped check()
+            self.check()
         self.data = prepare_data(self.config, self.tokenizer, self._emit, self.checked.dataset)
 
     def setup_trainer(self) -> None:

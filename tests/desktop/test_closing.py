@@ -63,7 +63,7 @@ def test_closing_while_the_model_loads_closes_within_seconds(window, qtbot, monk
 
 @pytest.mark.slow
 def test_closing_during_a_long_step_closes_within_seconds_and_keeps_a_checkpoint(window, qtbot, monkeypatch):
-    slow = threading.Event()
+    slow, sleeping = threading.Event(), threading.Event()
     real_setup_trainer = TrainingRun.setup_trainer
 
     def setup_trainer(self):
@@ -72,6 +72,7 @@ def test_closing_during_a_long_step_closes_within_seconds_and_keeps_a_checkpoint
 
         def long_step(*args, **kwargs):  # a GRPO step: mostly writing answers, tens of seconds
             if slow.is_set():
+                sleeping.set()
                 time.sleep(8)
             return step(*args, **kwargs)
 
@@ -82,7 +83,9 @@ def test_closing_during_a_long_step_closes_within_seconds_and_keeps_a_checkpoint
     window.train_tab.start()
     qtbot.waitUntil(lambda: window.train_tab.plots.loss.points("train") >= 1, timeout=TIMEOUT)
     slow.set()
-    time.sleep(0.5)  # the next step has begun (and sleeps)
+    # close only once a long step is under way (a step that began before `slow` ends in a second, and a
+    # Stop then lands between steps: that case is the quick one)
+    qtbot.waitUntil(sleeping.is_set, timeout=TIMEOUT)
 
     took = close_and_time(window, qtbot, monkeypatch)
     assert took < CLOSE_LIMIT_S, f"the window took {took:.1f} s to close"
