@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One GPU-machine run of the llama.cpp chat benchmark (issue 12), from the repo root with .llw carried:
+# One GPU-machine run of the llama.cpp chat benchmark (issue 12), from the repo root with .llw carried
+# (made by bench/prepare_llama_carry.sh):
 # .llw holds llama-cpp-python's sdist (stripped of its docs, test models and web UI to fit the carry
 # limit), gguf and diskcache wheels. Builds llama.cpp with CUDA through installer/llama_cpp.sh (the same
 # script the README's command runs; the GPU machine has nvcc, CMake and ninja but no index, hence the
