@@ -141,3 +141,21 @@ def test_vram_estimate_counts_the_real_model_and_warns_when_it_will_not_fit(demo
     config16.model.precision = "bf16"
     sixteen = estimate_vram(config16, hardware(), model_dir=demo_model_dir).parts["weights"]
     assert sixteen * 1024**3 == pytest.approx(2 * sum(p.numel() for p in model.parameters()), rel=0.01)
+
+
+def test_transformers_hub_kernels_are_off_in_tunesmith_processes(tmp_path):
+    """transformers 5.25 fetches 'hub kernels' at load time by default (and fails where the `kernels`
+    package's metadata is missing, as in the bundle): importing the engine turns that off."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os; os.environ.pop('USE_HUB_KERNELS', None); import tunesmith.core; "
+        "from transformers.integrations.hub_kernels import _kernels_enabled; print(_kernels_enabled())"
+    )
+    # from another folder: in the checkout, our kernels/ folder would answer to the bare name `kernels`
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
