@@ -21,10 +21,9 @@ def explain(
     from tunesmith.core.models.sources import ModelSourceError
     from tunesmith.core.training.model_files import DAMAGED
     from tunesmith.core.training.rewards import RewardFileError
-    from tunesmith.kernels.host_budget import HostMemoryShort
 
-    if isinstance(exc, HostMemoryShort):
-        return str(exc), exc.hint
+    if type(exc).__name__ == "HostMemoryShort":  # kernels.host_budget's (not imported: needs Triton)
+        return str(exc), getattr(exc, "hint", "")
     if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
         t = config.train
         hints = [f"lower the batch size (now {t.batch_size}; raise gradient accumulation to compensate)"]
