@@ -13,9 +13,15 @@ from typing import Any
 
 
 def host_memory_problem(
-    model: Any, report: Any, batch_size: int, max_length: int, free_vram: int | None = -1
+    model: Any,
+    report: Any,
+    batch_size: int,
+    max_length: int,
+    element_size: int = 2,
+    free_vram: int | None = -1,
 ) -> str | None:
     """A message when `batch_size x max_length` tokens cannot run with the kernels' host budget.
+    element_size: bytes per activation (the run's compute dtype: core.models.precision.ComputeDtype).
     free_vram: bytes free on the GPU (-1: ask CUDA; None: no GPU limit, as on the CPU)."""
     budget = getattr(report, "host_budget", None)
     if budget is None or not getattr(report, "patched", False):
@@ -29,15 +35,15 @@ def host_memory_problem(
     hidden = int(getattr(config, "hidden_size", 0) or 0)
     if not n_layers or not hidden:
         return None
-    element = torch.finfo(_compute_dtype(model)).bits // 8
     if free_vram == -1:
         free_vram = torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else None
     # what is left of the budget once the embedding table took its share (patch_model did that)
     available = budget.available
-    fits, plan = plan_host_memory(n_layers, hidden, batch_size * max_length, available, free_vram, element)
+    tokens = batch_size * max_length
+    fits, plan = plan_host_memory(n_layers, hidden, tokens, available, free_vram, element_size)
     if fits:
         return None
-    longest = longest_tokens(n_layers, hidden, available, free_vram, element, step=256) // batch_size
+    longest = longest_tokens(n_layers, hidden, available, free_vram, element_size, step=256) // batch_size
     return (
         f"Batches of {batch_size} x {max_length} tokens need {plan.input_bytes * n_layers / GIB:.1f} GiB for "
         f"the layers' saved inputs, but only {available / GIB:.1f} GiB of host memory can be spared "
@@ -45,12 +51,3 @@ def host_memory_problem(
         f"The longest max length that fits at batch size {batch_size} is about {longest} tokens: "
         "lower the max length or the batch size, or close other programs to free memory."
     )
-
-
-def _compute_dtype(model: Any) -> Any:
-    import torch
-
-    for p in model.parameters():
-        if p.dtype.is_floating_point and p.dtype != torch.float32:
-            return p.dtype
-    return torch.float32

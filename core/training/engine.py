@@ -147,7 +147,9 @@ class TrainingRun:
         from tunesmith.kernels.host_budget import HostMemoryShort
 
         train = self.config.train
-        problem = host_memory_problem(self.model, report, train.batch_size, self.config.data.max_length)
+        problem = host_memory_problem(
+            self.model, report, train.batch_size, self.config.data.max_length, self.loaded.compute.itemsize
+        )
         if problem:
             raise HostMemoryShort(problem)
         budget = getattr(report, "host_budget", None)
