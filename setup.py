@@ -19,6 +19,6 @@ setup(
     package_data={
         "tunesmith.resources": ["**/*"],
         # @triton.jit reads the kernels' source at run time: keep the .py files in every build.
-        "tunesmith.kernels": ["*.py", "patch/*.py"],
+        "tunesmith.kernels": ["*.py", "*/*.py"],
     },
 )

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from triton.testing import do_bench
 
 from tunesmith.kernels import fused_linear_cross_entropy, rms_norm, rope, swiglu
-from tunesmith.kernels.nf4 import NF4Weight, dequantize_nf4
+from tunesmith.kernels.ops.nf4 import NF4Weight, dequantize_nf4
 
 DT = torch.bfloat16
 

@@ -63,7 +63,7 @@ class _State:
         self.triton: dict[tuple[bool, str], Counter] = defaultdict(Counter)
 
     def where(self) -> tuple[bool, str]:
-        from tunesmith.kernels.offload import recomputing
+        from tunesmith.kernels.memory.offload import recomputing
 
         phase = self.phase
         if phase == "backward" and recomputing():
@@ -129,7 +129,7 @@ def _install_hooks(checkpoint_cls) -> None:
 
     def timed_fn(fn):
         def run_layer(*args, **kwargs):
-            from tunesmith.kernels.offload import recomputing
+            from tunesmith.kernels.memory.offload import recomputing
 
             t0, tr0 = _clock(), STATE.triton_s
             try:
@@ -197,7 +197,8 @@ def one_step(model, ids, opt):
 
 
 def measure(model_type: str, base: str, layers: int, repeat: int, tmp: str) -> dict:
-    from tunesmith.kernels import offload, patch_model
+    from tunesmith.kernels import patch_model
+    from tunesmith.kernels.memory import offload
 
     model = build(model_type, base, layers, tmp)
     patch_model(model, checkpointing="offload")
@@ -254,12 +255,13 @@ def measure(model_type: str, base: str, layers: int, repeat: int, tmp: str) -> d
 def step_grads(models, base: str, layers: int, tmp: str) -> dict[str, torch.Tensor]:
     """Loss and LoRA gradients of one step, lean and full recompute, per model (fixed seeds)."""
     from tunesmith.kernels import patch_model
+    from tunesmith.kernels.patch import ComparisonOptions
 
     out = {}
     for model_type in models:
         for lean in (True, False):
             model = build(model_type, base, layers, tmp)
-            patch_model(model, checkpointing="offload", lean_recompute=lean)
+            patch_model(model, checkpointing="offload", _comparison=ComparisonOptions(lean_recompute=lean))
             ids = torch.randint(0, 301, (2, 16), generator=torch.Generator().manual_seed(1))
             loss = model(input_ids=ids, labels=ids).loss
             loss.backward()

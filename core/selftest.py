@@ -22,7 +22,7 @@ from typing import Any
 
 LogFn = Callable[[str], None]
 
-# Small enough for a 2-core CPU (about 1 s per step), real enough to exercise TRL and peft.
+# Small enough for a 2-core CPU, real enough to exercise TRL and peft.
 STEPS = 2
 MAX_LENGTH = 64
 QUESTION = "What is the capital of France?"

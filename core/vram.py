@@ -7,9 +7,8 @@ setting to lower.  It is an estimate for planning, not a measurement.
 
 On a GPU with Tunesmith's kernels (config.model.patch_kernels, a family they know) it counts what the
 engine then does (core.models.loading): layer inputs checkpointed to host memory, the frozen input
-embedding table in host memory, the loss in chunks without full logits.  Checked against run 11 in
-BENCHMARKS.md (Llama-3.1-8B QLoRA, 1x8192: 6.6 GiB allocated; this estimate 7.2 GiB with the CUDA
-context).  Without a GPU (the welcome's reference sizes) it counts stock transformers: the cautious side.
+embedding table in host memory, the loss in chunks without full logits; BENCHMARKS.md compares it
+with a measured peak.  Without a GPU (the welcome's reference sizes) it counts stock transformers: the cautious side.
 Activations and logits are counted in the run's compute dtype (`core.models.precision.compute_dtype_for`:
 2 bytes for bf16 or fp16, 4 for fp32 weights).
 """
@@ -142,7 +141,7 @@ def estimate_for_shape(
     # memory.
     per_layer = (0 if kernels else 2 * shape.hidden) if checkpointing else 34 * shape.hidden
     activations = widen * tokens * (shape.layers * per_layer + 34 * shape.hidden) / GIB
-    if kernels:  # the fused loss: one chunk of 16-bit logits (kernels.cross_entropy), then its gradient
+    if kernels:  # the fused loss: one chunk of 16-bit logits (kernels.ops.cross_entropy), then its gradient
         logits = widen * min(tokens * shape.vocab, 1 << 26) * 2 * 2 / GIB
     else:
         logits = tokens * shape.vocab * 4 * 2 / GIB  # fp32 logits and their gradient

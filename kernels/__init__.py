@@ -15,16 +15,16 @@ LoRA gradients equal the stock ones to rounding.  Speed and memory: BENCHMARKS.m
 """
 
 from ._launch import FLOAT_DTYPES as COMPUTE_DTYPES  # fp16 (with loss scaling), bf16, fp32: all tested
-from .attention import attention
-from .cross_entropy import fused_linear_cross_entropy
-from .log_probs import TokenLogProbs, fused_linear_log_probs
-from .lora import LoRAProj, lora_linear, lora_mlp, lora_qkv
-from .nf4 import NF4Weight, dequantize_nf4
-from .offload import offloaded_checkpoint
+from .memory.offload import offloaded_checkpoint
+from .ops.attention import attention
+from .ops.cross_entropy import fused_linear_cross_entropy
+from .ops.glu import geglu, swiglu
+from .ops.log_probs import TokenLogProbs, fused_linear_log_probs
+from .ops.lora import LoRAProj, lora_linear, lora_mlp, lora_qkv
+from .ops.nf4 import NF4Weight, dequantize_nf4
+from .ops.rms_norm import add_rms_norm, rms_norm
+from .ops.rope import rope
 from .patch import PatchReport, patch_model, unpatch_model
-from .rms_norm import add_rms_norm, rms_norm
-from .rope import rope
-from .swiglu import geglu, swiglu
 
 __all__ = [
     "COMPUTE_DTYPES",

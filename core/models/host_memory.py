@@ -1,7 +1,7 @@
 """Before step 1: do the run's longest batches fit the host-memory budget the kernels were given?
 
 The kernels (patch_model) keep every checkpointed layer's input in pinned host memory, within one budget
-(kernels.host_budget: the memory available at the start less headroom for the desktop); inputs that do
+(kernels.memory.host_budget: the memory available at the start less headroom for the desktop); inputs that do
 not fit stay in VRAM.  A batch of `batch_size x max_length` tokens that fits neither is refused here, in
 words, with the longest length that would fit, instead of failing mid-step or freezing the desktop.
 Knows the kernels' report and torch; not Qt.
@@ -28,7 +28,7 @@ def host_memory_problem(
         return None
     import torch
 
-    from tunesmith.kernels.host_budget import GIB, longest_tokens, plan_host_memory
+    from tunesmith.kernels.memory.host_budget import GIB, longest_tokens, plan_host_memory
 
     config = getattr(model, "config", None)
     n_layers = int(getattr(config, "num_hidden_layers", 0) or 0)

@@ -4,8 +4,8 @@ This is the engine `tunesmith.core.chat.llama_cpp_chat.LlamaCppChat` drives from
 `NativeHost`.  The prompt is rendered by the GGUF's own Jinja template (as llama.cpp's chat path
 does), tokenized with special tokens, and tokens are sampled one at a time: `begin` sets up an
 answer, each `step` samples one token and returns its text, `finish` flushes the UTF-8 decoder.  One
-token per request keeps Stop as prompt as when the model ran in the parent (a pipe round trip costs
-~0.1 ms, a token ~10 ms).  Layers go to the GPU when llama-cpp-python was built with CUDA (or
+token per request keeps Stop as prompt as when the model ran in the parent (a pipe round trip is
+tiny beside the time to sample a token).  Layers go to the GPU when llama-cpp-python was built with CUDA (or
 Metal/Vulkan).  A LoRA adapter GGUF is applied, scaled or removed on the open context without
 loading the base again; only the KV cache is cleared, because it was computed with the old weights.
 Knows llama-cpp-python; runs only in the child process.

@@ -144,7 +144,7 @@ class TrainingRun:
         if report is None or not getattr(report, "patched", False):
             return  # stock model: nothing pinned by the kernels (and a CPU-only build has no Triton)
         from tunesmith.core.models.host_memory import host_memory_problem
-        from tunesmith.kernels.host_budget import HostMemoryShort
+        from tunesmith.kernels.memory.host_budget import HostMemoryShort
 
         train = self.config.train
         problem = host_memory_problem(

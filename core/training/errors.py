@@ -22,7 +22,7 @@ def explain(
     from tunesmith.core.training.model_files import DAMAGED
     from tunesmith.core.training.rewards import RewardFileError
 
-    if type(exc).__name__ == "HostMemoryShort":  # kernels.host_budget's (not imported: needs Triton)
+    if type(exc).__name__ == "HostMemoryShort":  # kernels.memory.host_budget's (not imported: needs Triton)
         return str(exc), getattr(exc, "hint", "")
     if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
         t = config.train

@@ -3,24 +3,12 @@ and the causal-LM head with its loss.
 
 Knows transformers' module attributes (head_dim, scaling, q_norm/k_norm, sliding_window,
 attn_logit_softcapping, config._attn_implementation, final_logit_softcapping, the attention-function
-registry, its SDPA function and the family's own eager attention).  Each forward falls back to the
-stock one (kept as `module._tunesmith_stock`) when it meets something it does not handle: a KV cache
-(generation), adapters it cannot fuse, logits requested by the caller.
-
-Attention: where transformers would call its own SDPA function on plain attention (no mask: causal,
-or full; no dropout, softcapping or position bias), kernels.attention computes the same through
-the fused kernel pair that function would run, and stashes: in the first forward of a checkpointed
-layer (kernels.offload.keeping()) the output and log-sum-exp are kept for the layer's recompute
-(kernels.offload.keep_for_recompute, to pinned host memory with the layer input), which then
-backpropagates through them without running the attention forward again.  Where q and k were
-rotated in place and no q/k norm sits between (Llama, Mistral, Qwen2), the rotated q, k and v are kept
-too, and the recompute runs no q/k/v projection or rotation either (kernels.lora.lora_qkv_kept).
-Where the layer reads the attention output only through the residual sum h = x + o(out) (the family's
-`residual_norm` reads h), the norm keeps h, and the recompute forms o's backward only (its output a
-zero, h's value taken from the stash: norm_forward, kernels.offload.with_kept_value).  The offload
-budget (patch_model's stash_budget_gib) bounds what a forward pass keeps; what is not kept is
-recomputed.  Anything else (padding or sliding-window masks, eager/flash/flex implementations,
-`stash_attention=False`) calls the model's own attention function, computed again in the recompute.
+registry).  Each forward falls back to the stock one (`module._tunesmith_stock`) when it meets
+something it does not handle: a KV cache (generation), adapters it cannot fuse, logits requested by
+the caller.  Attention on plain causal or full attention runs through ops.attention and, in the first
+forward of a checkpointed layer, stashes its output, log-sum-exp, rotated q/k/v and the residual sum
+for the recompute (memory.offload.keep_for_recompute); anything else calls the model's own attention
+function.  What is stashed where and why: kernels/DESIGN.md.
 """
 
 from __future__ import annotations
@@ -31,13 +19,20 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from ..attention import Saved, attention, attention_forward_only
-from ..cross_entropy import fused_linear_cross_entropy
-from ..lora import KeptQKV, lora_linear, lora_mlp, lora_qkv, lora_qkv_kept
-from ..offload import is_kept, keep_for_recompute, keeping, kept_for_recompute, recomputing, with_kept_value
-from ..rms_norm import rms_norm
-from ..rope import can_rope_inplace, rope, rope_, rope_half
-from ..swiglu import GLUFunction
+from ..memory.offload import (
+    is_kept,
+    keep_for_recompute,
+    keeping,
+    kept_for_recompute,
+    recomputing,
+    with_kept_value,
+)
+from ..ops.attention import Saved, attention, attention_forward_only
+from ..ops.cross_entropy import fused_linear_cross_entropy
+from ..ops.glu import GLUFunction
+from ..ops.lora import KeptQKV, lora_linear, lora_mlp, lora_qkv, lora_qkv_kept
+from ..ops.rms_norm import rms_norm
+from ..ops.rope import can_rope_inplace, rope, rope_, rope_half
 from .projections import lora_proj_of
 
 
@@ -55,7 +50,7 @@ def norm_forward(self, hidden_states):
 def _residual_for_recompute(key, h):
     """First forward of a checkpointed layer: keep h for the recompute.  Recompute: h's kept value, in
     h's place in the graph (the attention block's o projection was not formed again: its output was a
-    zero, kernels.lora.lora_linear(output_unused=True)); the gradient flows on to h's graph as before."""
+    zero, kernels.ops.lora.lora_linear(output_unused=True)); the gradient flows on to h's graph as before."""
     if keeping():
         keep_for_recompute(key, (h,))
         return h
@@ -65,7 +60,7 @@ def _residual_for_recompute(key, h):
 
 def cpu_embedding_forward(self, input_ids):
     """A frozen embedding table kept in host memory: the GPU gathers its rows in place (a device view of
-    the pinned table, kernels.host_memory) where it can, else a gather on the CPU and one copy of the
+    the pinned table, kernels.memory.host_memory) where it can, else a gather on the CPU and one copy of the
     rows to the GPU."""
     table = self._tunesmith_device_table
     if table is not None and input_ids.device == table.device:
@@ -122,7 +117,7 @@ def _sdpa_function():
 
 def _plain_sdpa_causal(self, q, k, v, attention_mask, dropout, extra, kwargs) -> bool | None:
     """Whether transformers' SDPA function, called here, would compute plain attention with
-    is_causal True or False (kernels.attention computes the same); None where it would do more
+    is_causal True or False (kernels.ops.attention computes the same); None where it would do more
     (a mask: padding, packing, a sliding window that binds; dropout, softcap, position bias), where
     another function is registered, or where autocast would change its dtypes."""
     if not self._tunesmith_stash_attention or attention_mask is not None or dropout:
@@ -144,7 +139,7 @@ def _plain_sdpa_causal(self, q, k, v, attention_mask, dropout, extra, kwargs) ->
 
 
 def _sdpa(self, q, k, v, causal: bool):
-    """kernels.attention, stashing for the recompute of a checkpointed layer: its first forward keeps
+    """kernels.ops.attention, stashing for the recompute of a checkpointed layer: its first forward keeps
     out and lse (keeping()), its recompute backpropagates through them and runs no forward kernel."""
     key = ("attention", self)
     if keeping():
@@ -159,7 +154,7 @@ def _sdpa(self, q, k, v, causal: bool):
 
 def _kept_qkv(self, x, projs, cos, sin):
     """In a recompute whose first forward kept the rotated q, k, v (only where they fed the stashed
-    SDPA): them, as outputs of kernels.lora.lora_qkv_kept (backward through RoPE and the projections);
+    SDPA): them, as outputs of kernels.ops.lora.lora_qkv_kept (backward through RoPE and the projections);
     else None."""
     if not recomputing():
         return None
@@ -173,7 +168,7 @@ def _kept_qkv(self, x, projs, cos, sin):
 
 def attention_forward(self, hidden_states, position_embeddings=None, attention_mask=None, **kwargs):
     """q/k/v (fused LoRA), optional q/k RMSNorm, RoPE kernel, the model's attention function (or
-    kernels.attention with the recompute stash, where that computes the same: module docstring), o."""
+    kernels.ops.attention with the recompute stash, where that computes the same: module docstring), o."""
     cache = kwargs.pop("cache", None)
     if cache is None:
         cache = kwargs.pop("past_key_values", None)
@@ -221,7 +216,7 @@ def _rotated_qkv(self, x, cos, sin):
 
 
 def _attend(self, q, k, v, attention_mask, rotated, kwargs):
-    """(out [B, T, H, D], weights): kernels.attention with the recompute stash where transformers' SDPA
+    """(out [B, T, H, D], weights): kernels.ops.attention with the recompute stash where transformers' SDPA
     would compute plain attention (then `rotated` q, k, v are kept too), else the model's function."""
     extra = {}
     window = getattr(self, "sliding_window", getattr(self.config, "sliding_window", None))

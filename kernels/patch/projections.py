@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..lora import LoRAProj
-from ..nf4 import NF4Weight
-from ..offload import REPLAYS_RNG, layer_memo
+from ..memory.offload import REPLAYS_RNG, layer_memo
+from ..ops.lora import LoRAProj
+from ..ops.nf4 import NF4Weight
 
 
 def _nf4_weight(base: nn.Module) -> NF4Weight | None:
@@ -83,7 +83,7 @@ def _active_adapter(module: nn.Module):
 
 def _require_replayed_dropout() -> None:
     """Inside a checkpointed layer, a dropout is exact only if its recompute replays the random state
-    (kernels.offload.replaying_rng, installed by patch_model for layers that held a dropout then)."""
+    (kernels.memory.offload.replaying_rng, installed by patch_model for layers that held a dropout then)."""
     memo = layer_memo()
     if memo is not None and not memo.get(REPLAYS_RNG):
         raise RuntimeError(

@@ -10,7 +10,7 @@ transformers = pytest.importorskip("transformers")
 
 from tunesmith.core.models.host_memory import host_memory_problem  # noqa: E402
 from tunesmith.kernels import patch_model  # noqa: E402
-from tunesmith.kernels.host_budget import GIB  # noqa: E402
+from tunesmith.kernels.memory.host_budget import GIB  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "0", reason="CPU interpreter")
 
@@ -28,12 +28,17 @@ def test_refuses_a_length_that_cannot_fit_and_names_the_longest():
     model = tiny_llama()
     # room for the inputs of two layers of 2 x 1024 tokens (64 wide, fp32: 512 KiB each), no GPU room
     report = patch_model(model, checkpointing="offload", host_budget_gib=2 * 512 * 1024 / GIB)
-    assert host_memory_problem(model, report, batch_size=2, max_length=1024, element_size=4, free_vram=0) is None
+    assert (
+        host_memory_problem(model, report, batch_size=2, max_length=1024, element_size=4, free_vram=0) is None
+    )
     problem = host_memory_problem(model, report, batch_size=2, max_length=4096, element_size=4, free_vram=0)
     assert problem is not None
     assert "Batches of 2 x 4096 tokens" in problem and "about 1024 tokens" in problem
     # the GPU can hold what the host cannot: fits
-    assert host_memory_problem(model, report, batch_size=2, max_length=4096, element_size=4, free_vram=GIB) is None
+    assert (
+        host_memory_problem(model, report, batch_size=2, max_length=4096, element_size=4, free_vram=GIB)
+        is None
+    )
 
 
 def test_no_kernels_no_check():

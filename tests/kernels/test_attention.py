@@ -1,4 +1,4 @@
-"""kernels.attention against F.scaled_dot_product_attention and a plain softmax reference: output and
+"""kernels.ops.attention against F.scaled_dot_product_attention and a plain softmax reference: output and
 dq, dk, dv, grouped and plain heads, causal and not, odd lengths; a saved forward gives the same
 gradients without running the forward kernel."""
 
@@ -11,7 +11,7 @@ from kernel_compare import assert_close
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from tunesmith.kernels.attention import attention, attention_forward_only
+from tunesmith.kernels.ops.attention import attention, attention_forward_only
 
 FORWARD_OPS = {
     "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_cudnn_attention",

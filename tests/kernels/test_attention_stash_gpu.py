@@ -12,6 +12,7 @@ transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
 from tunesmith.kernels import patch_model, unpatch_model  # noqa: E402
+from tunesmith.kernels.patch import ComparisonOptions  # noqa: E402
 
 FORWARD_OPS = {
     torch.ops.aten._scaled_dot_product_cudnn_attention.default,
@@ -47,7 +48,7 @@ def llama():
 
 
 def step(model, ids, stash):
-    patch_model(model, checkpointing="offload", stash_attention=stash)
+    patch_model(model, checkpointing="offload", _comparison=ComparisonOptions(stash_attention=stash))
     model.zero_grad(set_to_none=True)
     with AttentionKernels() as kernels:
         loss = model(input_ids=ids, labels=ids).loss

@@ -16,7 +16,7 @@ peft = pytest.importorskip("peft")
 
 from tunesmith.kernels import patch_model  # noqa: E402
 from tunesmith.kernels.decode import FastGenerator, Sampling, UnsupportedModel  # noqa: E402
-from tunesmith.kernels.nf4 import NF4Weight, dequantize_nf4  # noqa: E402
+from tunesmith.kernels.ops.nf4 import NF4Weight, dequantize_nf4  # noqa: E402
 
 COMMON = dict(
     vocab_size=211, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,

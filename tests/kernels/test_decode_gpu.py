@@ -21,8 +21,8 @@ COMMON = dict(
 @pytest.mark.parametrize("m,n,k", [(4, 1024, 2560), (1, 4096, 2560), (17, 2560, 9728), (3, 333, 448)])
 def test_nf4_matmul_bf16_matches_bitsandbytes(m, n, k):
     bnbf = pytest.importorskip("bitsandbytes.functional")
-    from tunesmith.kernels.nf4 import NF4Weight
-    from tunesmith.kernels.nf4_matmul import nf4_matmul
+    from tunesmith.kernels.decode.nf4_matmul import nf4_matmul
+    from tunesmith.kernels.ops.nf4 import NF4Weight
 
     torch.manual_seed(0)
     w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)

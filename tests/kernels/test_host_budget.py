@@ -16,8 +16,9 @@ pytestmark = pytest.mark.skipif(
 from kernel_compare import assert_close  # noqa: E402
 from test_patch_models import AttentionKernels, add_lora, batch, build, loss_and_grads  # noqa: E402
 
-from tunesmith.kernels import offload, patch_model, unpatch_model  # noqa: E402
-from tunesmith.kernels.host_budget import (  # noqa: E402
+from tunesmith.kernels import patch_model, unpatch_model  # noqa: E402
+from tunesmith.kernels.memory import offload  # noqa: E402
+from tunesmith.kernels.memory.host_budget import (  # noqa: E402
     GIB,
     HostBudget,
     default_host_budget,

@@ -4,7 +4,7 @@ through it on the GPU and equals the stock embedding.  Off the GPU, no view is m
 import pytest
 import torch
 
-from tunesmith.kernels.host_memory import device_view
+from tunesmith.kernels.memory.host_memory import device_view
 
 gpu = pytest.mark.gpu  # tests/kernels/conftest.py skips these off the GPU
 

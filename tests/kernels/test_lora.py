@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from kernel_compare import assert_close
 
-from tunesmith.kernels.lora import LoRAProj, lora_linear, lora_mlp, lora_qkv
-from tunesmith.kernels.nf4 import NF4Weight
-from tunesmith.kernels.offload import offloaded_checkpoint
+from tunesmith.kernels.memory.offload import offloaded_checkpoint
+from tunesmith.kernels.ops.lora import LoRAProj, lora_linear, lora_mlp, lora_qkv
+from tunesmith.kernels.ops.nf4 import NF4Weight
 
 
 def make_proj(n_in, n_out, r, device, bias=False, nf4=False, scaling=0.7):
@@ -208,8 +208,8 @@ def test_lean_recompute_is_bitwise_the_full_one(device):
 def test_stacked_nf4_dequant_is_bitwise_the_separate_ones(n_weights, device):
     """q/k/v (gate/up) NF4 weights dequantized by one launch into the stacked buffer the group matmul
     uses: the same bits as one dequantize_nf4 per weight (on the GPU too, where the kernel is tuned)."""
-    from tunesmith.kernels.lora import _Frozen, stacked_weight
-    from tunesmith.kernels.nf4 import dequantize_nf4
+    from tunesmith.kernels.ops.lora import _Frozen, stacked_weight
+    from tunesmith.kernels.ops.nf4 import dequantize_nf4
 
     torch.manual_seed(7)
     projs = [make_proj(128, n, 4, device, nf4=True) for n in (96, 32, 160)[:n_weights]]

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(
     os.environ.get("TRITON_INTERPRET") == "0", reason="quantizes on the CPU: runs under the interpreter"
 )
 
-from tunesmith.kernels.nf4 import NF4Weight, dequantize_nf4  # noqa: E402
+from tunesmith.kernels.ops.nf4 import NF4Weight, dequantize_nf4  # noqa: E402
 
 
 def to_nf4weight(packed, st):
@@ -101,7 +101,7 @@ def test_nf4_into_slice_of_wider_buffer():
 def test_nf4_stacked_is_the_separate_dequants(nested, rows):
     """q/k/v (or gate/up) dequantized one under the other in one launch, into the left columns of a
     wider buffer: bit-identical to one dequantize_nf4 per weight, the other columns untouched."""
-    from tunesmith.kernels.nf4 import can_dequantize_stacked, dequantize_nf4_stacked
+    from tunesmith.kernels.ops.nf4 import can_dequantize_stacked, dequantize_nf4_stacked
 
     torch.manual_seed(3)
     cols = 130

@@ -13,9 +13,9 @@ pytestmark = pytest.mark.skipif(
     os.environ.get("TRITON_INTERPRET") == "0", reason="quantizes on the CPU: runs under the interpreter"
 )
 
-import tunesmith.kernels.nf4_matmul as nf4_matmul_module  # noqa: E402
-from tunesmith.kernels.nf4 import NF4Weight, dequantize_nf4  # noqa: E402
-from tunesmith.kernels.nf4_matmul import nf4_matmul  # noqa: E402
+import tunesmith.kernels.decode.nf4_matmul as nf4_matmul_module  # noqa: E402
+from tunesmith.kernels.decode.nf4_matmul import nf4_matmul  # noqa: E402
+from tunesmith.kernels.ops.nf4 import NF4Weight, dequantize_nf4  # noqa: E402
 
 
 def quantized(n, k, blocksize=64, nested=True, seed=0):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from kernel_compare import assert_close
 
-from tunesmith.kernels.offload import (
+from tunesmith.kernels.memory.offload import (
     keep_for_recompute,
     keeping,
     kept_for_recompute,

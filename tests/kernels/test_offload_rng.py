@@ -1,4 +1,4 @@
-"""kernels.offload.replaying_rng: a checkpointed function that draws random numbers (dropout) gets, in
+"""kernels.memory.offload.replaying_rng: a checkpointed function that draws random numbers (dropout) gets, in
 its recompute, the random and autocast state its forward had, so its gradients are bitwise those of the
 same function run without checkpointing; the caller's random state is left as the forward left it.
 On the GPU machine (TRITON_INTERPRET=0) the same runs on CUDA: its generator, the copy stream."""
@@ -6,7 +6,7 @@ On the GPU machine (TRITON_INTERPRET=0) the same runs on CUDA: its generator, th
 import pytest
 import torch
 
-from tunesmith.kernels.offload import make_checkpoint_func, replaying_rng
+from tunesmith.kernels.memory.offload import make_checkpoint_func, replaying_rng
 
 
 def layer(x, w):

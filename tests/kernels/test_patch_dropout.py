@@ -1,5 +1,5 @@
 """LoRA dropout with the kernels' offload checkpointing: the recompute of each checkpointed layer draws
-the dropout masks its forward drew (kernels.offload replays the random state for layers that hold a
+the dropout masks its forward drew (kernels.memory.offload replays the random state for layers that hold a
 dropout), so the loss and LoRA gradients equal stock transformers + peft with its own checkpointing
 (which replays the random state too) on the same masks, per family, with the kept attention output, q/k/v
 and residual stream of the recompute stash in play (SDPA)."""

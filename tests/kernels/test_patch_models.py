@@ -19,6 +19,7 @@ peft = pytest.importorskip("peft")
 from kernel_compare import assert_close  # noqa: E402
 
 from tunesmith.kernels import patch_model, unpatch_model  # noqa: E402
+from tunesmith.kernels.patch import ComparisonOptions  # noqa: E402
 
 COMMON = dict(
     vocab_size=301, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -92,7 +93,8 @@ def compare(model, ids, labels, **patch_kwargs):
     assert report.patched and report.replaced["attention"] == 2 and report.replaced["mlp"] == 2
     if not patch_kwargs.get("checkpointing"):  # every fused kernel is in the graph, none fell back
         fused = FUSED
-        if patch_kwargs.get("inplace_rope") is False:
+        comparison = patch_kwargs.get("_comparison")
+        if comparison is not None and not comparison.inplace_rope:
             fused = FUSED - {"RoPEInplaceFunctionBackward"} | {"RoPEFunctionBackward"}
         assert graph_nodes(model(input_ids=ids, labels=labels).loss) >= fused
     loss, grads = loss_and_grads(model, ids, labels)
@@ -153,7 +155,13 @@ def test_offload_checkpointing_every_family_matches(model_type, lean):
     """The recompute path of each family (lean: down projection skipped where the family allows it,
     dequantized weights handed from the recompute to the backward) against the stock, unchecked model."""
     ids, labels = batch(10)
-    report = compare(add_lora(build(model_type)), ids, labels, checkpointing="offload", lean_recompute=lean)
+    report = compare(
+        add_lora(build(model_type)),
+        ids,
+        labels,
+        checkpointing="offload",
+        _comparison=ComparisonOptions(lean_recompute=lean),
+    )
     assert report.replaced["checkpoint_offload"] == 2
 
 
@@ -174,7 +182,7 @@ class MatmulShapes(TorchDispatchMode):
 
 def count_materializations(monkeypatch, model):
     """Counts, per projection kind, how often the LoRA Functions materialize its base weight."""
-    from tunesmith.kernels import lora
+    from tunesmith.kernels.ops import lora
     from tunesmith.kernels.patch.projections import lora_proj_of
 
     names = {}
@@ -214,7 +222,7 @@ def test_lean_recompute_does_less(monkeypatch, model_type, lean, down_gemms, deq
     ids, labels = batch(11)
     model = add_lora(build(model_type))
     model.train()
-    patch_model(model, checkpointing="offload", lean_recompute=lean)
+    patch_model(model, checkpointing="offload", _comparison=ComparisonOptions(lean_recompute=lean))
     counts = count_materializations(monkeypatch, model)
     loss = model(input_ids=ids, labels=labels).loss
     assert dict(counts) == dict.fromkeys(TARGETS, 2)  # the forward: each weight once, 2 layers
@@ -265,31 +273,31 @@ def kept_refs(monkeypatch):
 
 
 def count_qkv_projections(monkeypatch) -> Counter:
-    """Counts the fused q/k/v projection forwards (group_forward with three adapters) that run."""
-    from tunesmith.kernels import lora
+    """Counts the fused q/k/v projection forwards (lora_group_forward with three adapters) that run."""
+    from tunesmith.kernels.ops import lora
 
-    counts, group_forward = Counter(), lora.group_forward
+    counts, lora_group_forward = Counter(), lora.lora_group_forward
 
     def counting(x2, As, Bs, frozens):
         counts["calls"] += len(As) == 3
-        return group_forward(x2, As, Bs, frozens)
+        return lora_group_forward(x2, As, Bs, frozens)
 
-    monkeypatch.setattr(lora, "group_forward", counting)
+    monkeypatch.setattr(lora, "lora_group_forward", counting)
     return counts
 
 
 def count_single_projections(monkeypatch) -> Counter:
-    """Counts the single-projection forward GEMMs (lora.proj_forward: o, and down outside a lean
+    """Counts the single-projection forward GEMMs (lora.lora_linear_forward: o, and down outside a lean
     recompute) that run."""
-    from tunesmith.kernels import lora
+    from tunesmith.kernels.ops import lora
 
-    counts, proj_forward = Counter(), lora.proj_forward
+    counts, lora_linear_forward = Counter(), lora.lora_linear_forward
 
     def counting(*args, **kwargs):
         counts["calls"] += 1
-        return proj_forward(*args, **kwargs)
+        return lora_linear_forward(*args, **kwargs)
 
-    monkeypatch.setattr(lora, "proj_forward", counting)
+    monkeypatch.setattr(lora, "lora_linear_forward", counting)
     return counts
 
 
@@ -301,14 +309,16 @@ def test_stash_budget_bounds_what_is_kept(monkeypatch):
     model.train()
     ref_loss, ref_grads = loss_and_grads(model, ids, labels)
     # what one layer keeps (out, lse, q, k, v, h), counted as pinned: measured on one unbounded pass
-    from tunesmith.kernels import offload
+    from tunesmith.kernels.memory import offload
 
     patch_model(model, checkpointing="offload")
     model(input_ids=ids, labels=labels).loss.backward()
     per_layer = offload._CURRENT[0].kept_bytes // 2
     unpatch_model(model)
     refs = kept_refs(monkeypatch)
-    patch_model(model, checkpointing="offload", stash_budget_gib=per_layer / 2**30)
+    patch_model(
+        model, checkpointing="offload", _comparison=ComparisonOptions(stash_budget_gib=per_layer / 2**30)
+    )
     with AttentionKernels() as kernels:
         loss, grads = loss_and_grads(model, ids, labels)
     assert kernels.forwards == 2 + 1  # two layers forward, the second one's recompute
@@ -342,7 +352,7 @@ def test_attention_stash_skips_the_kernel_in_the_recompute(
     model = add_lora(build("llama", attn="sdpa"))
     model.train()
     ref_losses, ref_grads = two_steps_one_backward(model, batches)
-    patch_model(model, checkpointing=checkpointing, stash_attention=stash)
+    patch_model(model, checkpointing=checkpointing, _comparison=ComparisonOptions(stash_attention=stash))
     refs = kept_refs(monkeypatch)
     qkv_projections = count_qkv_projections(monkeypatch)
     single_projections = count_single_projections(monkeypatch)
@@ -368,7 +378,7 @@ def test_attention_stash_skips_the_kernel_in_the_recompute(
 
 def test_rope_into_new_tensors_option_matches():
     ids, labels = batch(13)
-    compare(add_lora(build("qwen3")), ids, labels, inplace_rope=False)
+    compare(add_lora(build("qwen3")), ids, labels, _comparison=ComparisonOptions(inplace_rope=False))
 
 
 def test_keep_layers_unchecked_matches():
@@ -422,7 +432,7 @@ def test_lean_recompute_holds_one_layer_of_weights(tmp_path, monkeypatch):
     another layer), and none is left after the step; the plain forward keeps none."""
     import weakref
 
-    from tunesmith.kernels import lora
+    from tunesmith.kernels.ops import lora
 
     model = nf4_llama(tmp_path)
     model.train()
@@ -526,7 +536,7 @@ class StepOps(TorchDispatchMode):
         import triton.runtime.interpreter as interp
         import triton.runtime.jit as jit
 
-        from tunesmith.kernels import offload
+        from tunesmith.kernels.memory import offload
 
         self.aten, self.triton, self.phase = Counter(), Counter(), "forward"
         self.depth, self.in_triton, self._recomputing = 0, False, offload.recomputing

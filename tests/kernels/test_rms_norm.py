@@ -58,3 +58,21 @@ def test_add_rms_norm_matches_reference(offset, device):
 def test_rms_norm_rejects_wrong_weight(device):
     with pytest.raises(ValueError, match="does not match"):
         rms_norm(torch.randn(4, 8, device=device), torch.randn(7, device=device))
+
+
+@pytest.mark.parametrize("shape", [(37, 781), (3, 7, 130)])
+@pytest.mark.parametrize("offset", [0.0, 1.0])
+def test_rms_norm_bf16_matches_fp32_reference(shape, offset, device):
+    """bf16 in and out, fp32 inside: within bf16 rounding of the fp32 reference, output and gradients."""
+    torch.manual_seed(1)
+    x = torch.randn(shape, device=device).bfloat16().requires_grad_()
+    w = (1 + 0.1 * torch.randn(shape[-1], device=device)).bfloat16().requires_grad_()
+    dy = torch.randn(shape, device=device).bfloat16()
+    y = rms_norm(x, w, 1e-5, offset)
+    y.backward(dy)
+    assert y.dtype == x.grad.dtype == w.grad.dtype == torch.bfloat16
+    xr, wr = x.detach().float().requires_grad_(), w.detach().float().requires_grad_()
+    ref_rms(xr, wr, 1e-5, offset).backward(dy.float())
+    assert_close("y", y, ref_rms(xr.detach(), wr.detach(), 1e-5, offset), rtol=1e-2)
+    assert_close("dx", x.grad, xr.grad, rtol=1e-2)
+    assert_close("dw", w.grad, wr.grad, rtol=1e-2)

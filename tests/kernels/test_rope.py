@@ -5,7 +5,7 @@ import torch
 from kernel_compare import assert_close
 
 from tunesmith.kernels import rope
-from tunesmith.kernels.rope import can_rope_inplace, rope_
+from tunesmith.kernels.ops.rope import can_rope_inplace, rope_
 
 
 def rotate_half(x):
@@ -137,7 +137,7 @@ def test_rope_inplace_guarded_by_version_counter(device):
 def test_rope_pair_launch_is_two_single_launches(hq, hk, d, r, device):
     """The in-place path rotates q and k in one launch (grid column 1 takes k); bit-identical to one
     launch each, forward and backward, including pass-through dims and a batch-1 cos."""
-    from tunesmith.kernels.rope import rope_apply, rope_pair_
+    from tunesmith.kernels.ops.rope import rope_apply, rope_pair_
 
     torch.manual_seed(5)
     b, t = 2, 7
@@ -154,3 +154,23 @@ def test_rope_pair_launch_is_two_single_launches(hq, hk, d, r, device):
         rope_apply(rq, cos, sin, half, backward, inplace=True)
         rope_apply(rk, cos, sin, half, backward, inplace=True)
         assert torch.equal(buf, ref)
+
+
+@pytest.mark.parametrize("b,hq,hk,t,d,r", [(2, 5, 1, 13, 24, 24), (1, 3, 3, 37, 20, 12)])
+def test_rope_bf16_matches_fp32_reference(b, hq, hk, t, d, r, device):
+    """bf16 q and k, rotated in fp32 and rounded once: within bf16 rounding of the fp32 reference."""
+    torch.manual_seed(4)
+    q = torch.randn(b, t, hq, d, device=device).bfloat16().transpose(1, 2).requires_grad_()
+    k = torch.randn(b, t, hk, d, device=device).bfloat16().transpose(1, 2).requires_grad_()
+    cos, sin = make_cos_sin(1, t, r, device)
+    dq, dk = torch.randn_like(q), torch.randn_like(k)
+    qo, ko = rope(q, k, cos.bfloat16(), sin.bfloat16())
+    ((qo * dq).sum() + (ko * dk).sum()).backward()
+    assert qo.dtype == q.grad.dtype == torch.bfloat16
+    qr, kr = q.detach().float().requires_grad_(), k.detach().float().requires_grad_()
+    qro, kro = ref_rope(qr, kr, cos.bfloat16().float(), sin.bfloat16().float())
+    ((qro * dq.float()).sum() + (kro * dk.float()).sum()).backward()
+    assert_close("q", qo, qro, rtol=1e-2)
+    assert_close("k", ko, kro, rtol=1e-2)
+    assert_close("dq", q.grad, qr.grad, rtol=1e-2)
+    assert_close("dk", k.grad, kr.grad, rtol=1e-2)

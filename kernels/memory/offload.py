@@ -1,46 +1,14 @@
-"""Gradient checkpointing of decoder layers whose saved inputs live in pinned CPU memory.
+"""Gradient checkpointing of decoder layers whose saved inputs live in pinned host memory.
 
-Knows torch only.  `offloaded_checkpoint(fn, hidden, *args)` runs `fn` without keeping activations;
-it copies `hidden` (the layer input, the only tensor a checkpoint keeps) to pinned host memory on a side
-stream while the GPU computes, and in the backward brings it back, recomputes `fn` with grad and
-backpropagates.  Layers form a chain: when layer i starts its backward it prefetches layer i-1's input
-on the copy stream, so the transfer overlaps layer i's recompute.  Each forward pass has its own
-chain, so several forwards before one backward stay correct (they only lose the prefetch).  With
-offload=False the input stays on the device (plain non-reentrant-style checkpointing).  On the CPU it
-simply keeps the input.
-
-Lean recompute (on by default): while a layer is recomputed for its backward, `recomputing()` is True
-(thread-local, only around that call of `fn`), and the LoRA Functions in kernels.lora use it to skip
-work whose result this backward never reads and to keep the weights they dequantize for the backward
-of the same call (see lora.py).  The recompute's *outputs* are only used for their graph: backward()
-is given the gradients that arrived from above, never their values.  `lean_recompute=False` turns the
-flag off (a full, plain recompute), for comparison.
-
-Kept for the recompute: code inside the first forward of a checkpointed call may hand over results the
-recompute would otherwise compute again (`keep_for_recompute(key, items)`, where `keeping()` is True:
-kernels.patch gives each layer's attention output and log-sum-exp, its rotated q, k, v and the residual
-stream after attention, so the recompute runs no attention kernel, q/k/v or o projection).  They travel
-like the input: to pinned host memory on the copy stream as soon as they are handed over, back to the
-device with the layer's prefetch (when the next layer's backward starts), and the recompute takes them
-with `kept_for_recompute(key)`.  Only with offload and lean recompute: device-mode checkpointing would
-hold them in VRAM for every layer, and a full recompute is the comparison without them.  On the CPU
-they are simply held.  (H200, pinned memory: 64 MiB take 1.2 ms each way on the copy stream, overlapped.)
-Whatever the recompute does not take is dropped when it ends; nothing outlives the layer's backward.
-What is kept is bounded per forward pass (`keep_budget` bytes, pinned host memory when offloading:
-Llama-3.1-8B keeps ~225 MiB a layer at 8192 tokens, 3.5 GiB at 131,072): past it, keep_for_recompute
-says no and those layers recompute as before, so long contexts cannot exhaust host memory.
-Under no_grad (evaluation, a reference model's log-probs) no backward can follow: the layer simply runs.
-
-Random state: a layer that draws random numbers in training (LoRA dropout, attention dropout; kernels.patch
-finds them) is checkpointed through `replaying_rng(func)`: its forward notes the CPU generator's state,
-the CUDA generator's of the input's device and the autocast state, and its recompute starts from them
-again (the caller's states put back after), so it draws the dropout masks the forward drew, as
-torch.utils.checkpoint(preserve_rng_state=True) does, and what the forward kept for the recompute
-(attention output, q/k/v, residual stream) agrees with the recompute's graph.  Layers without a random
-op are checkpointed by `func` itself: none of this runs for them.
-
-It does not know transformers: kernels.patch installs it as each decoder layer's
-`_gradient_checkpointing_func`.  A graph can be backpropagated once (no retain_graph).
+Knows torch only; kernels.patch installs it as each decoder layer's `_gradient_checkpointing_func`.
+`offloaded_checkpoint(fn, hidden, *args)` runs `fn` without keeping activations, copies `hidden` to
+pinned host memory on a side stream, and in the backward prefetches it (one layer ahead), recomputes
+`fn` with grad and backpropagates; with offload=False the input stays on the device.  While a layer is
+recomputed `recomputing()` is True (the lean recompute of ops.lora).  In the first forward,
+`keep_for_recompute(key, items)` hands values to the recompute (`kept_for_recompute(key)`): the stash,
+bounded per pass by the host budget.  `replaying_rng(func)` replays a layer's random state in its
+recompute.  A graph can be backpropagated once (no retain_graph).  Design and arithmetic:
+kernels/DESIGN.md.
 """
 
 from __future__ import annotations
@@ -244,7 +212,7 @@ class _Chain:
     def __init__(self, keep_budget: int | None = None, budget: HostBudget | None = None) -> None:
         self.calls: list[weakref.ref[_Call] | None] = []
         self.keep_budget, self.kept_bytes = keep_budget, 0
-        self.budget = budget  # the host budget (kernels.host_budget) shared by every pass, or None
+        self.budget = budget  # the host budget (kernels.memory.host_budget) shared by every pass, or None
         self.plan: HostPlan | None = None
         # input bytes taken from the budget for layers that have not run yet (given back if the pass
         # ends early: an exception, a graph dropped mid-forward)
@@ -289,8 +257,8 @@ class _Chain:
 def _trim_host_cache(budget: HostBudget, need: int) -> None:
     """Gives the caching host allocator's unused pinned blocks back to the system when keeping them
     would take the process past the budget: blocks cached for other sizes (a longer or shorter batch
-    than the last) are not reused, so they would pile up (measured: a 65,536-token step then a
-    98,304-token one pinned 62.8 GiB under a 32 GiB budget).  Steps of one size never get here."""
+    than the last) are not reused, so they would pile up far past the budget (BENCHMARKS.md, host
+    budget).  Steps of one size never get here."""
     stats = getattr(torch.cuda, "host_memory_stats", None)
     empty = getattr(torch.cuda, "host_empty_cache", None) or getattr(torch._C, "_host_emptyCache", None)
     if stats is None or empty is None:
@@ -400,7 +368,7 @@ def offloaded_checkpoint(
     lean_recompute: set `recomputing()` during the recompute (see the module docstring).
     keep_budget: bytes that keep_for_recompute may hold per forward pass (None: no limit), set by the
     pass's first layer.
-    host_budget: the pinned host memory everything here may hold (kernels.host_budget), shared with
+    host_budget: the pinned host memory everything here may hold (kernels.memory.host_budget), shared with
     the embedding table; with it, the pass's first layer plans its `n_layers` inputs first (host where
     they fit, else the device) and the stash gets what is left.  None: no limit."""
     if kwargs:

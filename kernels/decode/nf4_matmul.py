@@ -1,6 +1,6 @@
 """y = x @ dequant(W)^T for a few rows of x (a decode batch), straight from the 4-bit NF4 weight.
 
-Knows torch and triton only.  The weight is a `kernels.nf4.NF4Weight` (bitsandbytes' layout, double
+Knows torch and triton only.  The weight is a `kernels.ops.nf4.NF4Weight` (bitsandbytes' layout, double
 quantized or not; the dequant math is nf4.py's: code[nibble] * absmax, absmax itself decoded from code2,
 absmax2 and offset when nested).  Each program dequantizes a [BLOCK_N, BLOCK_K] tile of W into
 registers and multiplies it with the x rows; the bf16 weight is never written to memory, so a decode
@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .nf4 import NF4Weight, _nf4_values
+from ..ops.nf4 import NF4Weight, _nf4_values
 
 MAX_ROWS = 64
 

@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import as_rows, check_float, check_same_device, n_programs, row_block, warps_for
+from .._launch import as_rows, check_float, check_same_device, n_programs, row_block, warps_for
 
 
 @triton.jit

@@ -22,15 +22,14 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .decode_ops import qk_rope_to_cache
-from .nf4 import NF4Weight
+from ..ops.glu import swiglu
+from ..ops.nf4 import NF4Weight
+from ..ops.rms_norm import add_rms_norm, rms_norm
+from ..ops.rope import rope
+from ..patch.families import FAMILIES
+from ..patch.projections import lora_proj_of
 from .nf4_matmul import MAX_ROWS, nf4_matmul
-from .patch.projections import lora_proj_of
-from .rms_norm import add_rms_norm, rms_norm
-from .rope import rope
-from .swiglu import swiglu
-
-PREFIXES = {"llama": "Llama", "mistral": "Mistral", "qwen2": "Qwen2", "qwen3": "Qwen3"}
+from .prologue import qk_rope_to_cache
 
 
 @dataclass(eq=False)
@@ -231,8 +230,8 @@ def read_decoder(model, max_len: int | None = None) -> Decoder | str:
     inner = _inner(model)
     config = getattr(inner, "config", None)
     model_type = getattr(config, "model_type", None)
-    prefix = PREFIXES.get(model_type)
-    if prefix is None:
+    family = FAMILIES.get(model_type)
+    if family is None or not family.fast_decode:
         return f"model_type {model_type!r} has no fast decode step"
     if getattr(config, "hidden_act", None) not in ("silu", "swish"):
         return f"activation {getattr(config, 'hidden_act', None)!r}"
@@ -247,7 +246,7 @@ def read_decoder(model, max_len: int | None = None) -> Decoder | str:
     for layer in base.layers:
         attn, mlp = layer.self_attn, layer.mlp
         names = (type(layer).__name__, type(attn).__name__, type(mlp).__name__)
-        if names != (f"{prefix}DecoderLayer", f"{prefix}Attention", f"{prefix}MLP"):
+        if names != (f"{family.prefix}DecoderLayer", f"{family.prefix}Attention", f"{family.prefix}MLP"):
             return f"unexpected layer classes {names}"
         w = getattr(attn, "sliding_window", getattr(config, "sliding_window", None))
         if w is not None:

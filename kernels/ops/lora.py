@@ -1,49 +1,14 @@
 """LoRA projections with a hand-written backward: one projection, attention q/k/v, and the MLP block.
 
-Knows torch and triton only.  Each projection is  y = x W^T (+ bias) + s (x A^T) B^T  with the frozen
-base W either a dense tensor or an `NF4Weight`, dequantized on the fly (forward and backward) and never
-kept beyond one call (see the recompute below).  Gradients: dX, dA and dB only (W and the bias are frozen).  Matmuls run in x's dtype through
-cuBLAS; A and B are cast to it and their gradients cast back.  It does not know peft: kernels.patch
-reads A, B, scaling, W and bias out of peft's modules.  No dropout on the LoRA path (peft's dropout
-must be the identity; patch leaves modules with dropout stock).
-
-Chain rule for one projection, with xa = x A^T [N, r] and dy = dL/dy [N, out]:
-    dB = s dy^T xa          [out, r]
-    dya = s dy B            [N, r]
-    dA = dya^T x            [r, in]
-    dX = dy W + dya A       [N, in]
-Projections that share an input (q/k/v; gate/up) run as one matmul with the adapters folded in
-along K:  [x | s xa] @ [W | B]^T  over the base weights stacked by rows, so the rank-r update never
-makes an extra pass over the [N, out] output, and their backward is one matmul too:
-    dY @ [W | B] = [dy W | dy B]  gives the base dX and every dya at once.
-MLP block: [g | u] = proj_gate_up(x), h = act(g) * u, y = proj_down(h).  Saved: x, [g | u], xa.
-Backward forms dh = [dy | s dy B_d] @ [W_d ; A_d], then dg, du (one Triton pass, in the memory of
-g and u) that also recomputes h over dh as it reads it (SiLU; GELU forms recompute h in a pass of its
-own first), then dA_d, dB_d from h and dX from the stacked gate/up weights.  The NF4 weights of q/k/v
-and of gate/up are dequantized by one launch per group (kernels.nf4.dequantize_nf4_stacked).
-Host work per call is kept small (the 2x2048 8B step is bound by it): one multiply scales all
-adapters of a group when they share a scaling, column blocks are narrowed rather than indexed.
-
-Inside the recompute of a checkpointed layer (`offload.recomputing()`), two things the backward of the
-same call does not need are not done again, exactly (no value changes, only less work):
-  * The MLP's output y = down(h) is never read when the layer's only use of it is the residual sum
-    (Llama, Mistral, Qwen2, Qwen3: out = r + y, whose backward passes dL/dout to dy unchanged): the
-    layer's output gradient arrives from above, and this backward needs x, [g | u], xa and
-    xa_d = h A_d^T only.  With `residual_out` set (kernels.patch, per model family; not Gemma 2/3,
-    whose post-feedforward norm needs y), the recompute skips the down GEMM, its dequant, its LoRA
-    and even h, and returns a zero-stride zero of y's shape (r + 0 costs no matmul).  The backward
-    recomputes h anyway (for dA_d), so it forms xa_d = h A_d^T there, from the same h: bit-identical.
-    Saves 1/3 of the MLP's and ~27% of the layer's base GEMM FLOPs in the recompute (estimate for
-    Llama-3.1-8B: ~20 ms of GEMM + ~3 ms dequant + ~4 ms GLU per step at 2x2048 on an H200; to be
-    measured: bench system tunesmith_full is the same model recomputed in full).
-  * The base weights the recompute dequantizes (the stacked [W | B] of q/k/v and of gate/up, W_o) are
-    the ones this call's backward needs next: they are kept on the autograd ctx of that call and
-    reused, then dropped when its backward ends.  The recompute of layer i is followed at once by the
-    backward of layer i, so at most one layer's weights are held (8B: q/k/v 50 MB, o 32 MB, gate/up
-    235 MB in bf16); outside a recompute nothing is kept (a plain forward is followed by the backward
-    of the whole model).  Each checkpointed layer then dequantizes every weight twice (forward,
-    recompute) and down once more, instead of three times each (estimate: a third of the 30 ms of
-    dequant per 8B step, down's part included).
+Knows torch and triton only; kernels.patch reads A, B, scaling, W and bias out of peft's modules.
+Each projection is  y = x W^T (+ bias) + s (x A^T) B^T,  the frozen base W dense or an `NF4Weight`
+dequantized on the fly.  Gradients: dX, dA, dB (W and the bias are frozen); matmuls run in x's dtype.
+With xa = x A^T [N, r] and dy [N, out]:
+    dB = s dy^T xa    dya = s dy B    dA = dya^T x    dX = dy W + dya A
+Projections sharing an input (q/k/v; gate/up) run as one matmul over [x | s xa] @ [W | B]^T.  Inside
+the recompute of a checkpointed layer (memory.offload.recomputing()) the MLP's unread output is not
+formed and the dequantized weights are kept for the backward of the same call.  The why, the MLP
+backward and the memory held: kernels/DESIGN.md.
 """
 
 from __future__ import annotations
@@ -52,10 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..memory.offload import recomputing
+from .glu import glu_backward, glu_forward
 from .nf4 import NF4Weight, can_dequantize_stacked, dense_weight, dequantize_nf4, dequantize_nf4_stacked
-from .offload import recomputing
 from .rope import rope_backward_
-from .swiglu import glu_backward, glu_forward
 
 
 @dataclass(eq=False)
@@ -83,7 +48,7 @@ def _w(f: _Frozen, dtype: torch.dtype) -> torch.Tensor:
     return w if w.dtype == dtype else w.to(dtype)
 
 
-def proj_forward(
+def lora_linear_forward(
     x2: torch.Tensor, A: torch.Tensor, B: torch.Tensor, f: _Frozen, return_xa: bool = False, w=None
 ):
     """y = x W^T + bias + s (x A^T) B^T for x2 [N, in] (and xa = x A^T when asked); `w`: W in x's dtype
@@ -96,7 +61,7 @@ def proj_forward(
     return (y, xa) if return_xa else y
 
 
-def proj_backward(dy, x2, A, B, f: _Frozen, dx=None, need=(True, True, True), w=None):
+def lora_linear_backward(dy, x2, A, B, f: _Frozen, dx=None, need=(True, True, True), w=None):
     """Returns (dx, dA, dB) for one projection; dx is accumulated into `dx` when given; `w` as above."""
     dt = x2.dtype
     a, b = A.to(dt), B.to(dt)
@@ -125,14 +90,14 @@ class LoRALinearFunction(torch.autograd.Function):
             return x2.new_zeros(()).expand(*x.shape[:-1], _out_features(frozen))
         w = _w(frozen, x2.dtype)
         ctx.w = w if recomputing() else None
-        return proj_forward(x2, A, B, frozen, w=w).view(*x.shape[:-1], -1)
+        return lora_linear_forward(x2, A, B, frozen, w=w).view(*x.shape[:-1], -1)
 
     @staticmethod
     def backward(ctx, dy):
         x2, A, B = ctx.saved_tensors
         dy2 = dy.reshape(-1, dy.shape[-1])
         w, ctx.w = ctx.w, None
-        dx, dA, dB = proj_backward(dy2, x2, A, B, ctx.frozen, need=ctx.needs_input_grad[:3], w=w)
+        dx, dA, dB = lora_linear_backward(dy2, x2, A, B, ctx.frozen, need=ctx.needs_input_grad[:3], w=w)
         return (None if dx is None else dx.view(*dy.shape[:-1], -1)), dA, dB, None, None
 
 
@@ -201,9 +166,9 @@ def _a_cat(As, dt):
     return torch.cat([a.to(dt) for a in As])  # [R, in]
 
 
-def group_forward(x2, As, Bs, frozens):
+def lora_group_forward(x2, As, Bs, frozens):
     """Y = [x | s xa] @ [W | blockdiag(B)]^T (+ biases) for projections sharing x2; returns
-    (Y, xa, wp, a_cat), wp = [W | blockdiag(B)] and a_cat = [A_1; A_2; ...] being what group_backward
+    (Y, xa, wp, a_cat), wp = [W | blockdiag(B)] and a_cat = [A_1; A_2; ...] being what lora_group_backward
     needs again."""
     dt, (n, in_f) = x2.dtype, x2.shape
     a_cat = _a_cat(As, dt)
@@ -233,9 +198,9 @@ def group_forward(x2, As, Bs, frozens):
     return torch.addmm(bias, xp, wp.t()), xa, wp, a_cat
 
 
-def group_backward(dY, x2, xa, As, Bs, frozens, need, wp=None, a_cat=None):
-    """From dY [N, sum of out] (the outputs side by side): (dX, [dA_i], [dB_i]) for group_forward;
-    `wp`, `a_cat`: group_forward's when the caller kept them (same A, B: same values)."""
+def lora_group_backward(dY, x2, xa, As, Bs, frozens, need, wp=None, a_cat=None):
+    """From dY [N, sum of out] (the outputs side by side): (dX, [dA_i], [dB_i]) for lora_group_forward;
+    `wp`, `a_cat`: lora_group_forward's when the caller kept them (same A, B: same values)."""
     dt, in_f = x2.dtype, x2.shape[1]
     rank = xa.shape[1]
     if wp is None:
@@ -271,13 +236,13 @@ class LoRAQKVFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, qA, qB, kA, kB, vA, vB, frozen):
         x2 = x.reshape(-1, x.shape[-1])
-        y, xa, wp, a_cat = group_forward(x2, (qA, kA, vA), (qB, kB, vB), frozen)
+        y, xa, wp, a_cat = lora_group_forward(x2, (qA, kA, vA), (qB, kB, vB), frozen)
         ctx.save_for_backward(x2, xa, qA, qB, kA, kB, vA, vB)
         lean = recomputing()
         ctx.frozen, ctx.wp, ctx.a_cat = frozen, (wp if lean else None), (a_cat if lean else None)
         outs = y.split([_out_features(f) for f in frozen], dim=1)
         # detached: q, k, v are tensors of their own to autograd (disjoint parts of y's memory, not
-        # views), so the in-place RoPE may rotate q and k where they lie (kernels.rope.rope_)
+        # views), so the in-place RoPE may rotate q and k where they lie (kernels.ops.rope.rope_)
         return tuple(o.view(*x.shape[:-1], -1).detach() for o in outs)
 
     @staticmethod
@@ -288,12 +253,12 @@ class LoRAQKVFunction(torch.autograd.Function):
 
 def _qkv_backward(ctx, dq, dk, dv, wp, a_cat) -> tuple:
     """(dx, dA_q, dB_q, dA_k, dB_k, dA_v, dB_v) of the q/k/v projections from ctx's saved x2, xa and
-    adapters; `wp`, `a_cat` as in group_backward."""
+    adapters; `wp`, `a_cat` as in lora_group_backward."""
     x2, xa, qA, qB, kA, kB, vA, vB = ctx.saved_tensors[:8]
     grads = [d if d is not None else x2.new_zeros(x2.shape[0], _out_features(f))
              for d, f in zip((dq, dk, dv), ctx.frozen, strict=True)]  # fmt: skip
     dY = torch.cat([g.reshape(x2.shape[0], -1) for g in grads], dim=1)
-    dx, dAs, dBs = group_backward(
+    dx, dAs, dBs = lora_group_backward(
         dY, x2, xa, (qA, kA, vA), (qB, kB, vB), ctx.frozen, ctx.needs_input_grad, wp=wp, a_cat=a_cat
     )
     lead = next(d for d in (dq, dk, dv) if d is not None).shape[:-1]
@@ -303,7 +268,7 @@ def _qkv_backward(ctx, dq, dk, dv, wp, a_cat) -> tuple:
 @dataclass(eq=False)
 class KeptQKV:
     """What the first forward of a checkpointed layer kept for its recompute: q and k rotated in place
-    by RoPE (`kernels.rope.rope_`, [B, T, H * D]), v, and the rotation (cos, sin, half, head_dim)."""
+    by RoPE (`kernels.ops.rope.rope_`, [B, T, H * D]), v, and the rotation (cos, sin, half, head_dim)."""
 
     q: torch.Tensor
     k: torch.Tensor
@@ -348,7 +313,7 @@ class LoRAMLPFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, gA, gB, uA, uB, dA, dB, frozen, activation, residual_out=False):
         x2 = x.reshape(-1, x.shape[-1])
-        gu, xa, wp, a_cat = group_forward(x2, (gA, uA), (gB, uB), frozen[:2])  # [N, 2I]
+        gu, xa, wp, a_cat = lora_group_forward(x2, (gA, uA), (gB, uB), frozen[:2])  # [N, 2I]
         lean = recomputing()
         ctx.wp, ctx.a_cat = (wp, a_cat) if lean else (None, None)
         del wp  # outside a recompute, freed before down's weight is dequantized
@@ -358,7 +323,7 @@ class LoRAMLPFunction(torch.autograd.Function):
         else:
             inter = _out_features(frozen[0])
             h = glu_forward(gu.narrow(1, 0, inter), gu.narrow(1, inter, gu.shape[1] - inter), activation)
-            y, xa_d = proj_forward(h, dA, dB, frozen[2], return_xa=True)
+            y, xa_d = lora_linear_forward(h, dA, dB, frozen[2], return_xa=True)
             y = y.view(*x.shape[:-1], -1)
         ctx.save_for_backward(x2, gu, xa, xa_d, gA, gB, uA, uB, dA, dB)
         ctx.frozen, ctx.activation = frozen, activation
@@ -399,7 +364,7 @@ class LoRAMLPFunction(torch.autograd.Function):
         if fused_h:
             d_dA, d_dB = down_grads(dh, xa_d)
         del dh, xa_d
-        dx, dAs, dBs = group_backward(gu, x2, xa, (gA, uA), (gB, uB), (fg, fu), ng, wp=wp, a_cat=a_cat)
+        dx, dAs, dBs = lora_group_backward(gu, x2, xa, (gA, uA), (gB, uB), (fg, fu), ng, wp=wp, a_cat=a_cat)
         dx = dx.view(*dy.shape[:-1], -1)
         return dx, dAs[0], dBs[0], dAs[1], dBs[1], d_dA, d_dB, None, None, None
 

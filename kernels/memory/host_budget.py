@@ -1,22 +1,11 @@
 """One budget for all the pinned host memory the kernels hold, counted as the allocator holds it.
 
-Knows torch only.  Pinned memory cannot be swapped: a run that pins more than the machine can spare
-freezes a hobbyist's desktop (measured: 8B QLoRA at 98,304 tokens pinned 120 GiB).  Three things pin:
-the frozen input embedding table (`patch_model(embeddings_on_cpu=True)`), each checkpointed layer's
-input (kernels.offload) and what a forward keeps for its recompute (the stash).  They all draw on one
-`HostBudget`, in the order that costs least when memory is short:
-
-1. the embedding table, once at patch time (if it does not fit it stays in VRAM);
-2. the layer inputs of a forward pass, all reserved when the pass starts: inputs that do not fit stay
-   in VRAM (the last layers' first: their backward comes first), as many as the GPU's free memory
-   allows; past that the pass cannot run and says so in words (`HostMemoryShort`);
-3. the stash gets what is left, item by item; an item that does not fit is recomputed instead.
-
-Bytes are counted as pinned, not as asked: torch's caching host allocator rounds every block up to a
-power of two (a 768 MiB layer input pins 1 GiB), which is how 65,536 tokens came to pin 48 GiB.
-The default budget is the memory available when the run starts, less headroom for the desktop
-(`default_host_budget`).  `plan_host_memory` does the same arithmetic before anything is loaded, so
-the engine can refuse a length that cannot fit, with the longest that would.
+Knows torch only.  Three things pin: the frozen input embedding table, each checkpointed layer's input
+(memory.offload) and the stash.  They draw on one `HostBudget` in that order of priority; bytes are
+counted as pinned (torch's caching host allocator rounds each block up to a power of two).
+`default_host_budget` is the memory available at the start less headroom for the desktop;
+`plan_host_memory` does the same arithmetic before anything is loaded, and `longest_tokens` names the
+longest length that fits.  The order and the arithmetic: kernels/DESIGN.md.
 """
 
 from __future__ import annotations
@@ -104,7 +93,7 @@ def default_host_budget() -> int:
 
 def default_stash_cap() -> int:
     """The most the stash may pin per forward pass within the budget: a quarter of the machine's
-    memory (8 GiB where the platform does not say), as before the budget existed (run 11)."""
+    memory (8 GiB where the platform does not say)."""
     info = _meminfo()
     return 8 * GIB if info is None else info[1] // 4
 

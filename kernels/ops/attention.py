@@ -1,38 +1,16 @@
 """Attention through torch's fused SDPA kernels, with a backward that can start from a forward done
-earlier: the recompute of a checkpointed layer need not run the attention kernel again.
+earlier, so the recompute of a checkpointed layer need not run the attention kernel again.
 
 Knows torch only.  `attention(q, k, v, scale=, causal=)` equals
 F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale, enable_gqa=True) (no mask, no
-dropout) in value and gradient; `attention(..., saved=s)` with `s` from `attention_forward_only` on
-the same q, k, v returns s.out and backpropagates through it, running no forward kernel (the forward
-is deterministic, so the values are those a second run would give).  kernels.patch stashes `s` through
-kernels.offload.keep_for_recompute.
-
-Shapes: q [B, Hq, T, D], k and v [B, Hkv, T, D], Hq a multiple of Hkv (grouped-query attention).  The
-kernels take Hkv < Hq as it is, no k/v expanded, as F.scaled_dot_product_attention(enable_gqa=True)
-hands them the same tensors: in pytorch's aten/src/ATen/native/transformers/cuda/sdp_utils.cpp,
-can_use_cudnn_attention and can_use_flash_attention accept GQA; attention_backward.cu's
-_cudnn_attention_backward allocates dk, dv like k, v and cudnn/MHA.cpp builds the graph on their own
-shapes; flash's mha_fwd/mha_bwd take num_heads_k.  Checked: the CPU op here, cuDNN and flash on an H200
-(torch 2.11, cuDNN 9.19; tests/kernels/test_attention.py's gpu tests).
-
-Measured (H200, torch 2.11, bf16, Llama-3.1-8B's 32/8 heads of 128 at 1x8192, causal): the cuDNN
-forward 0.89 ms; forward + backward 3.64 ms, the backward from a saved forward 2.84 ms; so the recompute
-of a checkpointed layer saves ~0.8 ms a layer, ~26 ms a step over 32 layers (step time to be measured:
-bench/bench_qlora.py, system tunesmith_nostash).
-
-The kernel pair is the one F.scaled_dot_product_attention would run (torch._fused_sdp_choice): cuDNN's
-or flash's forward op (each also returns the log-sum-exp) and its backward op on CUDA, and on the CPU
-the flash-for-CPU pair.  It is looked up once per (device, dtype, head_dim, GQA, causal, torch's SDPA flags)
-and cached.  A forward op that raises is dropped for that key (cuDNN -> flash -> stock); where no
-fused pair applies (efficient, math) the stock function runs, with autograd's own backward and
-nothing to keep.
-
-Backward of one head, with P = softmax(scale q k^T + causal mask) (rows summing to 1), out = P v and
-lse the log of each row's softmax denominator:
+dropout) in value and gradient, running the kernel pair that function would choose (cuDNN or flash on
+CUDA, flash-for-CPU on the CPU; cached per device, dtype, head_dim, GQA, causal and SDPA flags; stock
+SDPA where no fused pair applies).  `attention(..., saved=s)` with `s` from `attention_forward_only`
+on the same q, k, v returns s.out and backpropagates through it with no forward kernel.
+Shapes: q [B, Hq, T, D], k and v [B, Hkv, T, D], Hq a multiple of Hkv, k/v never expanded.
+With P = softmax(scale q k^T + causal mask), out = P v, lse the log of each row's denominator:
     dv = P^T dout    dP = dout v^T    ds = P * (dP - rowsum(dout * out))
-    dq = scale ds k  dk = scale ds^T q
-with P recomputed from q, k and lse: (q, k, v, out, lse) is all the backward ops read.
+    dq = scale ds k  dk = scale ds^T q          ((q, k, v, out, lse) is all the backward reads)
 """
 
 from __future__ import annotations
@@ -149,7 +127,7 @@ def _run_forward(q, k, v, scale: float, causal: bool) -> Saved | None:
             with torch.no_grad():
                 return Saved(*backends[0].forward(q, k, v, scale, causal), backends[0])
         except RuntimeError as err:  # e.g. a cuDNN graph this version cannot build
-            log.warning("tunesmith.kernels.attention: %s attention failed, not used again for %s: %s",
+            log.warning("tunesmith.kernels.ops.attention: %s attention failed, not used again for %s: %s",
                         backends[0].name, key[:5], err)  # fmt: skip
             backends.pop(0)
     return None

@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import check_float, check_same_device
+from .._launch import check_float, check_same_device
 
 _BLOCK_V = 4096
 _CHUNK_ELEMENTS = 1 << 26  # logits kept per chunk (128 MiB in bf16)
@@ -81,7 +81,7 @@ def cross_entropy_rows_(logits: torch.Tensor, labels: torch.Tensor, ignore_index
     return loss
 
 
-def flce_forward(hidden, weight, labels, ignore_index, softcap, chunk_rows, want_dw):
+def cross_entropy_forward(hidden, weight, labels, ignore_index, softcap, chunk_rows, want_dw):
     """Returns (sum of row losses, n_valid, dh, dw or None), gradients of the *sum* of row losses."""
     n, v = hidden.shape[0], weight.shape[0]
     rows = chunk_rows or max(1, min(n, _CHUNK_ELEMENTS // v))
@@ -106,7 +106,7 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
     def forward(ctx, hidden, weight, labels, denominator, opts):
         ignore_index, softcap, chunk_rows = opts
         want_dw = weight.requires_grad
-        loss_sum, n_valid, dh, dw = flce_forward(
+        loss_sum, n_valid, dh, dw = cross_entropy_forward(
             hidden, weight, labels, ignore_index, softcap, chunk_rows, want_dw
         )
         denom = n_valid.clamp_min(1).to(torch.float32) if denominator is None else denominator.float()

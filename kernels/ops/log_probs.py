@@ -28,7 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import check_float, check_same_device
+from .._launch import check_float, check_same_device
 
 _BLOCK_V = 4096
 _CHUNK_ELEMENTS = 1 << 26  # logits kept per chunk (128 MiB in bf16)

@@ -12,8 +12,8 @@ Two entry points, same kernel and math:
   * `rope_(q, k, cos, sin, head_dim)` rotates q and k *in place*, in the projections' own layout
     [batch, seq, heads * head_dim] (or [batch, seq, heads, head_dim]), and its backward rotates the
     incoming gradients in place too (the transpose of the rotation, per position; pass-through dims are
-    left as they are).  No rotated copies of q and k exist (8B at 2x2048: 40 MB per layer in the
-    forward and in the recompute, the same again for dq, dk in the backward).  Conditions, which
+    left as they are).  No rotated copies of q and k exist (neither in the forward and the recompute
+    nor, for dq and dk, in the backward).  Conditions, which
     kernels.patch checks before using it: q and k are tensors of their own, not autograd views and not
     leaves (`can_rope_inplace`: the fused q/k/v projection's outputs, or the q/k norms' outputs), nothing
     saved them for a backward (autograd's version counter would raise), and the gradients reaching the
@@ -27,7 +27,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import check_float, check_same_device
+from .._launch import check_float, check_same_device
 
 
 @triton.jit

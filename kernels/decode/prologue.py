@@ -4,7 +4,7 @@ Knows torch and triton only.  For one new token per row, from the fused projecti
 qkv [B, (Hq + 2 Hkv) D] it writes the rotated q to a new [B, Hq, D] tensor and the rotated k and the v
 into slot `slot` of one layer's cache [B, Hkv, L, D]: one launch instead of the eight small ops the
 separate kernels take (two copies, two norms, two ropes, two cache writes).  Rounding mirrors those
-kernels (kernels.rms_norm, kernels.rope): the normed head is rounded to the output dtype, then rotated
+kernels (kernels.ops.rms_norm, kernels.ops.rope): the normed head is rounded to the output dtype, then rotated
 in fp32 and rounded again.  The rotation is the rotate-half layout on the first R dims of each head
 (cos/sin [B, R], as the model's rotary module gives them for each row's position).
 """

@@ -48,9 +48,9 @@ def _nf4_dequant_kernel(
         a   = code2[absmax[j // bs]] * absmax2[j // bs // bs2] + offset   (nested)   or  absmax[j // bs]
         w_j = code[nib] * a   (fp32, then cast to the output dtype)
 
-    One output per lane; each byte is read by two neighbouring lanes (from L1).  Measured on an H200
-    (Llama-8B step, 672 dequants): this form 25 ms per step; a byte-per-lane form that joined both
-    nibbles with tl.interleave 47 ms (the interleave costs a layout shuffle).
+    One output per lane; each byte is read by two neighbouring lanes (from L1).  A byte-per-lane form
+    that joins both nibbles with tl.interleave was slower (the interleave costs a layout shuffle;
+    bench/HISTORY.md).
     """
     row = tl.program_id(0).to(tl.int64)
     col = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)

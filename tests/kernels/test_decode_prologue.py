@@ -11,7 +11,7 @@ pytestmark = pytest.mark.skipif(
     os.environ.get("TRITON_INTERPRET") == "0", reason="runs on the CPU interpreter"
 )
 
-from tunesmith.kernels.decode_ops import qk_rope_to_cache  # noqa: E402
+from tunesmith.kernels.decode.prologue import qk_rope_to_cache  # noqa: E402
 
 
 def rotate_half(x):
@@ -58,8 +58,8 @@ def test_matches_plain_torch(norm, b, hq, hkv, d, r):
 
 def test_bf16_equals_the_separate_kernels():
     """Same roundings as rms_norm -> rope -> index_copy in bf16 (the interpreter's casts included)."""
-    from tunesmith.kernels.rms_norm import rms_norm
-    from tunesmith.kernels.rope import rope
+    from tunesmith.kernels.ops.rms_norm import rms_norm
+    from tunesmith.kernels.ops.rope import rope
 
     torch.manual_seed(1)
     b, hq, hkv, d = 3, 4, 2, 16

@@ -4,9 +4,7 @@ Knows torch only.  `device_view(host, device)` presents a pinned, contiguous hos
 torch.asarray through the CUDA array interface; with unified virtual addressing (every 64-bit CUDA
 platform) a pinned page is addressable from the GPU at its host address, so the result is an ordinary
 CUDA tensor that a gather kernel can index.  kernels.patch uses it for a frozen embedding table kept in
-host memory (`patch_model(embeddings_on_cpu=True)`): the GPU gathers the rows a batch needs (Llama-3
-at 4096 tokens: 32 MiB over PCIe, under a millisecond), where a host gather would first wait for the
-GPU to hand over the token ids and then copy twice on the CPU, with the GPU idle meanwhile.
+host memory (`patch_model(embeddings_on_cpu=True)`): the GPU gathers only the rows a batch needs.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import check_float
+from .._launch import check_float
 
 ACTIVATIONS = {"silu": 0, "gelu": 1, "gelu_tanh": 2}
 _BLOCK = 1024

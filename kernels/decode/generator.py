@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .decode_model import Decoder, read_decoder
+from .decoder import Decoder, read_decoder
 from .sampling import Sampling, next_tokens
 
 log = logging.getLogger(__name__)
