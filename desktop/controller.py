@@ -5,8 +5,7 @@ controller holds the run configuration being edited, the detected hardware, the 
 training and chat sessions; everything that may take more than a moment runs off the GUI thread
 (`run_in_background`, or the sessions' QThread workers).  Every background job first waits for the
 heavy libraries (`core.heavy_imports`): the first job imports them, once, and no two threads ever import
-transformers for the first time together.  Engine functions that are not there yet are reported as
-"not available yet" rather than faked.
+transformers for the first time together.
 """
 
 from __future__ import annotations
@@ -19,12 +18,12 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from tunesmith.core.config import RunConfig
+from tunesmith.core.events import Finished
 from tunesmith.core.free_memory import free_memory
 from tunesmith.core.heavy_imports import import_heavy
 from tunesmith.desktop import engines
 from tunesmith.desktop.chat_session import ChatSession
 from tunesmith.desktop.dataset_preview import build_preview
-from tunesmith.desktop.presets import supported_methods
 from tunesmith.desktop.training_session import TrainingSession
 from tunesmith.desktop.workers.background import run_in_background
 
@@ -44,7 +43,6 @@ class Controller(QObject):
     sig_tuned_available(bool):   a trained model is ready to chat with
     sig_export_done(object):     the engine's ExportResult
     sig_busy(str):               a short job is running ("" when none)
-    sig_methods(tuple):          training methods the engine supports ("sft", ...)
     sig_capabilities(object):    the engine's Capabilities (what this machine can train), None if unknown
     sig_output_dir(str):         the folder new runs are created in changed
     """
@@ -60,7 +58,6 @@ class Controller(QObject):
     sig_tuned_available = Signal(bool)
     sig_export_done = Signal(object)
     sig_busy = Signal(str)
-    sig_methods = Signal(tuple)
     sig_capabilities = Signal(object)
     sig_output_dir = Signal(str)
 
@@ -125,7 +122,6 @@ class Controller(QObject):
         self.sig_busy.emit("")
         self.sig_hardware.emit(hardware)
         self._estimate_vram_now()
-        _engine_job(supported_methods, self.sig_methods.emit, lambda _error: None)
 
     def _on_hardware_failed(self, error: BaseException) -> None:
         self._hardware_detected()
@@ -248,8 +244,8 @@ class Controller(QObject):
         self.training.start(self.config)
         return True
 
-    def _on_run_finished(self, data: dict) -> None:
-        self.sig_tuned_available.emit(self.training.tuned is not None or bool(data.get("adapter_dir")))
+    def _on_run_finished(self, event: Finished) -> None:
+        self.sig_tuned_available.emit(self.training.tuned is not None or bool(event.adapter_dir))
 
     def _forget_tuned_chat(self) -> None:
         self.chat.stop()  # an answer being written holds its engine until it ends

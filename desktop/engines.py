@@ -1,67 +1,81 @@
-"""Lazy doors into the engine, for the controller's background jobs.
-
-Each function imports its part of tunesmith.core only when called (so the window opens without torch),
-and turns a missing engine part into `NotAvailable` with a plain message instead of a crash.  Also
-turns any exception into (message, hint) for the user.  Only the controller calls these.
+"""The engine calls behind the controller's background jobs, each importing its part of tunesmith.core
+when called, so the window opens without torch.  Also turns any exception into (message, hint) for the
+user.  Only the controller calls these.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the real classes, for the types only: importing them here would load torch
+    from tunesmith.core.chat import ChatSession, ChatSettings
+    from tunesmith.core.chat.lora_switch import LoraSide
+    from tunesmith.core.config import RunConfig
+    from tunesmith.core.export import ExportResult
+    from tunesmith.core.export.result import ProgressFn
+    from tunesmith.core.hardware import HardwareInfo
+    from tunesmith.core.vram import VramEstimate
+    from tunesmith.desktop.chat_session import LoraChoice
+    from tunesmith.desktop.workers.training import TunedModel
 
 
-class NotAvailable(RuntimeError):
-    """An engine feature this build does not have yet."""
+class ChatNotReady(RuntimeError):
+    """A chat side the user has not set up yet (no model trained, no file chosen); the message says what
+    to do first."""
 
-    hint = "This part of Tunesmith is not available yet in this build."
-
-
-def _engine(module: str, name: str) -> Any:
-    try:
-        return getattr(importlib.import_module(f"tunesmith.core.{module}"), name)
-    except (ImportError, AttributeError) as exc:
-        raise NotAvailable(f"{module}.{name} is not available yet ({exc}).") from exc
+    hint = "Set up this side of the chat first, as the message says."
 
 
-def detect_hardware() -> Any:
+def detect_hardware() -> HardwareInfo:
     """The engine's HardwareInfo for this machine."""
-    return _engine("hardware", "detect_hardware")()
+    from tunesmith.core.hardware import detect_hardware as detect
+
+    return detect()
 
 
-def estimate_vram(config: Any, hardware: Any) -> Any:
+def estimate_vram(config: RunConfig, hardware: HardwareInfo) -> VramEstimate:
     """The engine's VramEstimate for `config` on `hardware`."""
-    return _engine("vram", "estimate_vram")(config, hardware)
+    from tunesmith.core.vram import estimate_vram as estimate
+
+    return estimate(config, hardware)
 
 
-def export_run(run_dir: str, fmt: str, quant: str | None, output: str | None, on_progress) -> Any:
+def export_run(
+    run_dir: str,
+    fmt: str,
+    quant: str | None,
+    output: str | None,
+    on_progress: ProgressFn | None,
+) -> ExportResult:
     """Export a run folder through the engine."""
-    return _engine("export", "export_run")(run_dir, fmt, quant=quant, output=output, on_progress=on_progress)
+    from tunesmith.core.export import export_run as export
+
+    return export(run_dir, fmt, quant=quant, output=output, on_progress=on_progress)
 
 
 def export_choices() -> tuple[list[str], list[str]]:
     """Export formats and GGUF quantizations offered in the dialog (the engine's lists)."""
-    try:
-        module = importlib.import_module("tunesmith.core.export")
-        return list(module.ALL_FORMATS), list(module.GGUF_QUANTS)
-    except (ImportError, AttributeError):
-        return ["lora", "merged", "gguf"], ["f16", "q8_0", "q4_k_m"]
+    from tunesmith.core.export import ALL_FORMATS, GGUF_QUANTS
+
+    return list(ALL_FORMATS), list(GGUF_QUANTS)
 
 
-def chat_settings(values: dict) -> Any:
+def chat_settings(values: dict) -> ChatSettings:
     """The engine's ChatSettings built from the Chat tab's plain values."""
-    return _engine("chat", "ChatSettings")(**values)
+    from tunesmith.core.chat import ChatSettings
+
+    return ChatSettings(**values)
 
 
 def chat_engine(
     side: str,
-    tuned: Any,
+    tuned: TunedModel | None,
     base_source: str,
     gguf_path: str | None,
     run_dir: str | None,
-    lora: Any = None,
-) -> Any:
+    lora: LoraChoice | None = None,
+) -> ChatSession:
     """A chat engine for one side of the Chat tab.
 
     "tuned": the model just trained (`tuned`: the training session's TunedModel), through the engine's
@@ -71,64 +85,75 @@ def chat_engine(
     both (`lora` is the chat session's LoraChoice).
     """
     if side == "tuned":
-        if tuned is None or getattr(tuned, "model", None) is None:
-            raise NotAvailable("There is no trained model yet: train one in the Train tab first.")
-        return _engine("chat", "TransformersChat")(tuned.model, tuned.tokenizer)
+        if tuned is None or tuned.model is None:
+            raise ChatNotReady("There is no trained model yet: train one in the Train tab first.")
+        from tunesmith.core.chat.transformers_chat import TransformersChat
+
+        return TransformersChat(tuned.model, tuned.tokenizer)
     if side == "gguf":
         if not gguf_path:
-            raise NotAvailable("Choose a GGUF file first.")
-        return _engine("chat", "LlamaCppChat")(gguf_path)
+            raise ChatNotReady("Choose a GGUF file first.")
+        from tunesmith.core.chat.llama_cpp_chat import LlamaCppChat
+
+        return LlamaCppChat(gguf_path)
     if side == "base":
         return _base_chat(base_source)
     if side in ("adapter", "base-gguf"):
+        if lora is None:
+            raise ValueError(f"chat side {side!r} needs the chat session's LoraChoice")
         return _lora_side(side, lora, run_dir, base_source)
     raise ValueError(f"unknown chat side {side!r}")
 
 
-def _lora_side(side: str, lora: Any, run_dir: str | None, base_source: str) -> Any:
+def _lora_side(side: str, lora: LoraChoice, run_dir: str | None, base_source: str) -> LoraSide:
     if side == "adapter" and not lora.path:
-        raise NotAvailable(
+        raise ChatNotReady(
             "Choose a LoRA adapter GGUF first: export one (Export → LoRA adapter as GGUF) or open it."
         )
+    from tunesmith.core.chat.llama_cpp_chat import LlamaCppChat
+    from tunesmith.core.chat.lora_switch import LoraSwitch
+
     with lora.lock:  # both sides may be loading at once; the base GGUF is opened once
         if lora.switch is None:
-            chat = _engine("chat", "LlamaCppChat")(base_gguf(lora.run_dir or run_dir, base_source))
+            chat = LlamaCppChat(str(base_gguf(lora.run_dir or run_dir, base_source)))
             # The choice is read after the (slow) load: the user may have changed it meanwhile.
-            lora.switch = _engine("chat", "LoraSwitch")(chat, lora.path, lora.scale, lora.enabled)
+            lora.switch = LoraSwitch(chat, lora.path, lora.scale, lora.enabled)
         return lora.switch.side(tuned=side == "adapter")
 
 
 def base_gguf(run_dir: str | None, base_source: str) -> Path:
     """The base model as a GGUF (converted once): the run's base and tokenizer when there is a run."""
+    from tunesmith.core.export.base_gguf import converted_base_gguf, run_base_gguf
+
     if run_dir and (Path(run_dir) / "adapter" / "adapter_config.json").is_file():
-        return _engine("export.base_gguf", "run_base_gguf")(run_dir)
-    return _engine("export.base_gguf", "converted_base_gguf")(base_source)
+        return run_base_gguf(run_dir)
+    return converted_base_gguf(base_source)
 
 
 def is_adapter_gguf(path: str) -> bool:
     """Whether a .gguf file is a LoRA adapter (to apply to a base) rather than a whole model."""
-    return _engine("export.gguf_export", "gguf_string")(Path(path), "general.type") == "adapter"
+    from tunesmith.core.export.gguf_export import gguf_string
+
+    return gguf_string(Path(path), "general.type") == "adapter"
 
 
-def _base_chat(base_source: str) -> Any:
+def _base_chat(base_source: str) -> ChatSession:
     """The untouched base model for side-by-side chat (loaded without LoRA, through the engine's loader)."""
-    chat = importlib.import_module("tunesmith.core.chat")
-    factory = getattr(chat, "load_base_chat", None)
-    if factory is not None:  # the engine's own way, once it has one
-        return factory(base_source)
-    config_module = importlib.import_module("tunesmith.core.config")
+    from tunesmith.core.chat.transformers_chat import TransformersChat
+    from tunesmith.core.config import LoraSettings, ModelConfig
+    from tunesmith.core.models.loading import load_for_training
+
     hw = detect_hardware()
     # Full precision for chatting: 4-bit weights cannot be loaded without LoRA by the training loader.
     precision = ("bf16" if hw.supports_bf16 else "fp16") if hw.has_gpu else "fp32"
-    model_cfg = config_module.ModelConfig(source=base_source, precision=precision, patch_kernels=False)
-    lora = config_module.LoraSettings(enabled=False)
-    loaded = _engine("models.loading", "load_for_training")(model_cfg, lora, hw)
+    model_cfg = ModelConfig(source=base_source, precision=precision, patch_kernels=False)
+    loaded = load_for_training(model_cfg, LoraSettings(enabled=False), hw)
     loaded.model.requires_grad_(False)
     loaded.model.eval()
-    return _engine("chat", "TransformersChat")(loaded.model, loaded.tokenizer)
+    return TransformersChat(loaded.model, loaded.tokenizer)
 
 
-def placement(engine: Any) -> str:
+def placement(engine: object) -> str:
     """Where a chat engine computes, in words: "llama.cpp on the GPU", "transformers on the CPU", ..."""
     switch = getattr(engine, "switch", None)  # a LoraSide: the shared base GGUF
     chat = switch.chat if switch is not None else engine

@@ -91,17 +91,3 @@ def machine_limits(hardware: Any) -> dict[str, str]:
     if not getattr(hardware, "supports_bf16", False):
         limits["model.precision=bf16"] = "This machine cannot compute in bfloat16."
     return limits
-
-
-def supported_methods() -> tuple[str, ...]:
-    """Training methods the installed engine runs (SFT until the engine says more)."""
-    try:
-        from tunesmith.core.training import engine, methods
-    except ImportError:
-        return ("sft",)
-    declared = getattr(engine, "SUPPORTED_METHODS", None) or getattr(methods, "SUPPORTED_METHODS", None)
-    if declared:
-        return tuple(declared)
-    from tunesmith.core.config import METHODS  # every method the config accepts has a trainer
-
-    return tuple(METHODS)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tunesmith.core.events import Failed, Finished, RunStarted, StepMetrics
 from tunesmith.desktop.formatting import finished_line, progress_line
 from tunesmith.desktop.presets import METHOD_LABELS, PRESETS, apply_preset, machine_limits, matching_preset
 from tunesmith.desktop.run_history import read_run
@@ -83,10 +84,12 @@ class TrainTab(QWidget):
         super().__init__(parent)
         self.controller = controller
         self.session = controller.training
-        self._supported: tuple[str, ...] = ("sft",)  # until the engine says which methods it runs
         self.method_combo = QComboBox()
         for key, label in METHOD_LABELS.items():
             self.method_combo.addItem(label, key)
+            self.method_combo.setItemData(
+                self.method_combo.count() - 1, METHOD_TIPS.get(key, ""), Qt.ItemDataRole.ToolTipRole
+            )
         self.method_combo.setToolTip(METHOD_TIP)
         self.method_hint = QLabel()
         self.method_hint.setObjectName("vramWarning")  # the app's red warning style
@@ -168,7 +171,6 @@ class TrainTab(QWidget):
         self.controller.sig_output_dir.connect(self.run_folder.show_folder)
         self.run_folder.sig_chosen.connect(self.controller.set_output_dir)
         self.controller.sig_hardware.connect(self._on_hardware)
-        self.controller.sig_methods.connect(self._set_methods_enabled)
         self.controller.sig_dataset.connect(lambda _preview: self._update_method_hint())
         s = self.session
         s.sig_state.connect(self._update_buttons)
@@ -195,7 +197,6 @@ class TrainTab(QWidget):
         self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(config.train.method)))
         self.method_combo.blockSignals(False)
         self._sync_preset()
-        self._set_methods_enabled(self._supported)
         self.form.set_method(config.train.method)
         self._update_method_hint()
 
@@ -228,15 +229,6 @@ class TrainTab(QWidget):
         hint = method_data_hint(self.controller.config.train.method, getattr(dataset, "format", None))
         self.method_hint.setText(hint)
         self.method_hint.setVisible(bool(hint))
-
-    def _set_methods_enabled(self, supported: tuple[str, ...]) -> None:
-        self._supported = tuple(supported)  # kept: reloading the config must not disable them again
-        model = self.method_combo.model()
-        for row in range(self.method_combo.count()):
-            ok = self.method_combo.itemData(row) in supported
-            model.item(row).setEnabled(ok)
-            tip = METHOD_TIPS.get(self.method_combo.itemData(row), "")
-            model.item(row).setToolTip(tip if ok else "Not available yet in this version of the engine.")
 
     def _on_hardware(self, hardware) -> None:
         self.form.apply_limits(machine_limits(hardware))
@@ -280,9 +272,9 @@ class TrainTab(QWidget):
         for evaluation in history.evals:
             self.plots.add_eval(evaluation)
         self.plots.flush()
-        last = history.steps[-1] if history.steps else {}
-        self.progress.setRange(0, max(1, int(last.get("total_steps") or 1)))
-        self.progress.setValue(int(last.get("step") or 0))
+        last = history.steps[-1] if history.steps else None
+        self.progress.setRange(0, max(1, last.total_steps if last else 1))
+        self.progress.setValue(last.step if last else 0)
         self.status_label.setText(
             f"Showing the run in {history.path.parent}: {len(history.steps)} step(s) logged."
         )
@@ -303,33 +295,33 @@ class TrainTab(QWidget):
         self.method_combo.setEnabled(not running)
         self.run_folder.change_button.setEnabled(not running)
 
-    def _on_started(self, data: dict) -> None:
-        self.progress.setRange(0, max(1, int(data.get("total_steps") or 1)))
-        self.progress.setValue(int(data.get("resumed_from_step") or 0))
-        resumed = data.get("resumed_from_step") or 0
+    def _on_started(self, event: RunStarted) -> None:
+        self.progress.setRange(0, max(1, event.total_steps))
+        self.progress.setValue(event.resumed_from_step)
+        resumed = event.resumed_from_step
         what = f"Resumed from step {resumed}" if resumed else "Training"
-        self.status_label.setText(f"{what} on {data.get('device', '?')} ({data.get('precision', '?')}).")
-        self.append_log("info", f"Run folder: {data.get('run_dir')}")
-        if data.get("run_dir"):
-            self.run_folder.show_run(str(data["run_dir"]))
+        self.status_label.setText(f"{what} on {event.device} ({event.precision}).")
+        self.append_log("info", f"Run folder: {event.run_dir}")
+        if event.run_dir:
+            self.run_folder.show_run(event.run_dir)
         self.folder_button.setEnabled(True)
 
-    def _on_step(self, step: dict) -> None:
+    def _on_step(self, step: StepMetrics) -> None:
         self.plots.add_step(step)
-        self.progress.setMaximum(max(1, int(step.get("total_steps") or 1)))
-        self.progress.setValue(int(step["step"]))
+        self.progress.setMaximum(max(1, step.total_steps))
+        self.progress.setValue(step.step)
         if self.session.state == "running":
             self.status_label.setText(progress_line(step))
 
-    def _on_finished(self, data: dict) -> None:
+    def _on_finished(self, event: Finished) -> None:
         self.plots.flush()
-        self.status_label.setText(finished_line(data))
-        self.append_log("info", finished_line(data))
+        self.status_label.setText(finished_line(event))
+        self.append_log("info", finished_line(event))
 
-    def _on_failed(self, data: dict) -> None:
+    def _on_failed(self, event: Failed) -> None:
         self.plots.flush()
-        self.status_label.setText(f"Failed: {data.get('message', '')} {data.get('hint', '')}")
-        self.append_log("error", f"{data.get('message', '')} {data.get('hint', '')}")
+        self.status_label.setText(f"Failed: {event.message} {event.hint}")
+        self.append_log("error", f"{event.message} {event.hint}")
 
     def append_log(self, level: str, message: str) -> None:
         """Add a line to the log pane."""

@@ -7,9 +7,10 @@ import math
 from types import SimpleNamespace
 
 from tunesmith.core.config import RunConfig
+from tunesmith.core.events import Finished, StepMetrics
 from tunesmith.desktop import persistence
 from tunesmith.desktop.dataset_preview import DatasetPreview, histogram
-from tunesmith.desktop.engines import NotAvailable, describe_error
+from tunesmith.desktop.engines import ChatNotReady, describe_error
 from tunesmith.desktop.formatting import finished_line, format_duration, format_rate, progress_line
 from tunesmith.desktop.presets import PRESETS, apply_preset, machine_limits, matching_preset
 from tunesmith.desktop.settings_spec import SETTINGS, get_value, set_value
@@ -48,12 +49,17 @@ def test_formatting():
     assert format_duration(3723) == "1:02:03"
     assert format_duration(None) == "—" and format_duration(math.nan) == "—"
     assert format_rate(12345) == "12.3k tokens/s"
-    line = progress_line(
-        {"step": 3, "total_steps": 10, "loss": 1.23456, "tokens_per_second": 850, "eta_seconds": 42}
+    step = StepMetrics(
+        step=3, total_steps=10, epoch=0.3, loss=1.23456, learning_rate=1e-4, grad_norm=None,
+        tokens_per_second=850, peak_allocated_gb=0.0, peak_reserved_gb=0.0, memory_total_gb=0.0,
+        eta_seconds=42,
+    )  # fmt: skip
+    assert progress_line(step) == "Step 3 / 10 · loss 1.235 · 850 tokens/s · ETA 0:42"
+    finished = Finished(run_dir="r", adapter_dir="r/adapter", step=2, final_loss=1.0, cancelled=True)
+    assert "Resume" in finished_line(finished)
+    assert "Chat tab" in finished_line(
+        Finished(run_dir="r", adapter_dir="r/adapter", step=5, final_loss=None)
     )
-    assert line == "Step 3 / 10 · loss 1.235 · 850 tokens/s · ETA 0:42"
-    assert "Resume" in finished_line({"step": 2, "cancelled": True, "final_loss": 1.0})
-    assert "Chat tab" in finished_line({"step": 5, "cancelled": False, "final_loss": None})
 
 
 def test_histogram_bins_every_length():
@@ -87,7 +93,7 @@ def test_errors_are_described_in_words():
     message, hint = describe_error(FileNotFoundError(2, "No such file", "/x/data.jsonl"))
     assert message == "File not found: data.jsonl" and hint
     assert describe_error(RuntimeError("CUDA out of memory"))[1].startswith("Lower the batch size")
-    assert describe_error(NotAvailable("export.export_run is not available yet"))[1]
+    assert describe_error(ChatNotReady("Choose a GGUF file first."))[1]
 
 
 def test_dataset_summary_line():
