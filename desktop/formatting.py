@@ -6,6 +6,8 @@ import math
 import os
 from pathlib import Path
 
+from tunesmith.core.events import Finished, StepMetrics
+
 
 def format_duration(seconds: float | None) -> str:
     """0:42, 12:05, 1:02:03; '—' when unknown."""
@@ -26,30 +28,26 @@ def format_rate(tokens_per_second: float | None) -> str:
     return f"{tokens_per_second:.0f} tokens/s"
 
 
-def progress_line(step: dict) -> str:
-    """'Step 3 / 10 · loss 1.234 · 850 tokens/s · peak 5.8 GiB · ETA 0:42' from a StepMetrics dict (the
-    peak: the most memory allocated since the previous step event)."""
-    parts = [f"Step {step.get('step', 0)} / {step.get('total_steps', '?')}"]
-    loss = step.get("loss")
-    if loss is not None and math.isfinite(loss):
-        parts.append(f"loss {loss:.3f}")
-    parts.append(format_rate(step.get("tokens_per_second")))
-    peak = step.get("peak_allocated_gb")
-    if peak is not None and math.isfinite(peak):
-        parts.append(f"peak {peak:.1f} GiB")
-    parts.append(f"ETA {format_duration(step.get('eta_seconds'))}")
+def progress_line(step: StepMetrics) -> str:
+    """'Step 3 / 10 · loss 1.234 · 850 tokens/s · peak 5.8 GiB · ETA 0:42' from a step event (the
+    peak: the most memory allocated since the previous step event; left out where none was measured)."""
+    parts = [f"Step {step.step} / {step.total_steps}"]
+    if math.isfinite(step.loss):
+        parts.append(f"loss {step.loss:.3f}")
+    parts.append(format_rate(step.tokens_per_second))
+    if math.isfinite(step.peak_allocated_gb) and step.peak_allocated_gb > 0:
+        parts.append(f"peak {step.peak_allocated_gb:.1f} GiB")
+    parts.append(f"ETA {format_duration(step.eta_seconds)}")
     return " · ".join(parts)
 
 
-def finished_line(data: dict) -> str:
-    """A sentence about how a run ended, from a Finished dict."""
-    loss = data.get("final_loss")
+def finished_line(event: Finished) -> str:
+    """A sentence about how a run ended, from its Finished event."""
+    loss = event.final_loss
     loss_text = f", final loss {loss:.3f}" if loss is not None and math.isfinite(loss) else ""
-    if data.get("cancelled"):
-        return f"Stopped at step {data.get('step', '?')}{loss_text}. A checkpoint was saved: press Resume to go on."
-    return (
-        f"Finished at step {data.get('step', '?')}{loss_text}. Try the model in the Chat tab, or export it."
-    )
+    if event.cancelled:
+        return f"Stopped at step {event.step}{loss_text}. A checkpoint was saved: press Resume to go on."
+    return f"Finished at step {event.step}{loss_text}. Try the model in the Chat tab, or export it."
 
 
 def friendly_path(path: str | Path, home: str | Path | None = None) -> str:

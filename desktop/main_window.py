@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from tunesmith.core.config import RunConfig
+from tunesmith.core.events import Failed
 from tunesmith.desktop import persistence
 from tunesmith.desktop.controller import Controller
 from tunesmith.desktop.engines import export_choices
@@ -213,10 +214,8 @@ class MainWindow(QMainWindow):
         self.actions["past_run"].setEnabled(not running)  # the live run owns the plots
         self.model_panel.setEnabled(not running)
 
-    def _on_run_failed(self, data: dict) -> None:
-        self.banner.show_message(
-            data.get("message", "Training failed."), data.get("hint", ""), data.get("details", "")
-        )
+    def _on_run_failed(self, event: Failed) -> None:
+        self.banner.show_message(event.message or "Training failed.", event.hint, event.details)
 
     def export(self) -> None:
         """Ask how to export the last run, then export it in the background."""

@@ -1,9 +1,10 @@
 """Read a run folder's metrics.jsonl back, so the Train tab can redraw a past run's plots.
 
-The engine appends every event to `<run folder>/metrics.jsonl` as `{"event": kind, ...fields}` — the
-same dicts the live signals carry — so replaying its "step" and "eval" lines through the plots draws
-exactly what the live run drew.  Plain data, no Qt; a half-written last line (a run that was killed)
-is skipped, not fatal.  A resumed run's repeated steps are kept once, the newest.
+The engine appends every event to `<run folder>/metrics.jsonl` as `{"event": kind, ...fields}`;
+`tunesmith.core.events.event_from_dict` turns each line back into the event the live signals carried,
+so replaying its step and eval events through the plots draws exactly what the live run drew.  Plain
+data, no Qt; a half-written last line (a run that was killed) or a line no event reads is skipped, not
+fatal.  A resumed run's repeated steps are kept once, the newest.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tunesmith.core.events import EvalMetrics, Failed, Finished, RunStarted, StepMetrics, event_from_dict
+
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"  # the engine's name for it (core.training.engine.METRICS_FILE)
@@ -20,13 +23,13 @@ METRICS_FILE = "metrics.jsonl"  # the engine's name for it (core.training.engine
 
 @dataclass
 class RunHistory:
-    """What a run folder's metrics.jsonl holds, as the dicts the live signals carry."""
+    """What a run folder's metrics.jsonl holds, as the events the live signals carry."""
 
     path: Path
-    started: dict | None = None
-    steps: list[dict] = field(default_factory=list)
-    evals: list[dict] = field(default_factory=list)
-    ended: dict | None = None  # the "finished" or "failed" event
+    started: RunStarted | None = None
+    steps: list[StepMetrics] = field(default_factory=list)
+    evals: list[EvalMetrics] = field(default_factory=list)
+    ended: Finished | Failed | None = None
 
 
 def metrics_file(path: str | Path) -> Path:
@@ -41,25 +44,24 @@ def read_run(path: str | Path) -> RunHistory:
     history = RunHistory(file)
     for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
         try:
-            data = json.loads(line)
-            kind = data.pop("event")
-        except (ValueError, KeyError, AttributeError):
+            event = event_from_dict(json.loads(line))
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("%s:%d is not an event line; skipped", file, number)
             continue
-        if kind == "started":
-            history.started = data
-        elif kind == "step":
-            _append_in_order(history.steps, data)
-        elif kind == "eval":
-            _append_in_order(history.evals, data)
-        elif kind in ("finished", "failed"):
-            history.ended = {"event": kind, **data}
+        if isinstance(event, RunStarted):
+            history.started = event
+        elif isinstance(event, StepMetrics):
+            _append_in_order(history.steps, event)
+        elif isinstance(event, EvalMetrics):
+            _append_in_order(history.evals, event)
+        elif isinstance(event, (Finished, Failed)):
+            history.ended = event
     return history
 
 
-def _append_in_order(points: list[dict], data: dict) -> None:
+def _append_in_order(points: list, event: StepMetrics | EvalMetrics) -> None:
     """A resumed run goes on from its checkpoint, which may be before the last logged step: the
     resumed steps replace the ones logged after that checkpoint, as the live plots would show them."""
-    while points and points[-1].get("step", 0) >= data.get("step", 0):
+    while points and points[-1].step >= event.step:
         points.pop()
-    points.append(data)
+    points.append(event)

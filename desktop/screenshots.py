@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
+from tunesmith.core.events import Finished
+
 log = logging.getLogger(__name__)
 
 
@@ -56,7 +58,8 @@ def take_screenshots(window, out_dir: str, steps: int = 8, timeout_s: float = 90
         timeout_s,
     )
     grab_tab(window, 1, out / "train.png")
-    status = 0 if (controller.training.last_result or {}).get("adapter_dir") else 1
+    result = controller.training.last_result
+    status = 0 if isinstance(result, Finished) and result.adapter_dir else 1
 
     window.tabs.setCurrentIndex(2)
     if status == 0:

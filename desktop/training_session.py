@@ -1,7 +1,7 @@
 """Start, stop and resume training runs, one at a time, and remember the last one.
 
-`TrainingSession` owns the `TrainingWorker` and its QThread, re-emits the worker's signals so tabs can
-connect once (not per run), and keeps what later steps need: the last run folder, its newest
+`TrainingSession` owns the `TrainingWorker` and its QThread, sorts the engine events the worker passes on
+into one signal per kind, each carrying the event itself, so tabs connect once (not per run), and keeps what later steps need: the last run folder, its newest
 checkpoint, and the last finished run's model and tokenizer (`tuned`, which the Chat tab talks to).
 
 A new run (or a resume) first lets go of that model and says so (`sig_releasing`), so whoever holds it
@@ -13,11 +13,24 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from tunesmith.desktop.workers.training import TrainingWorker, start_worker_thread
+from tunesmith.core.events import (
+    CheckpointSaved,
+    EvalMetrics,
+    Event,
+    Failed,
+    Finished,
+    LogLine,
+    RunStarted,
+    StepMetrics,
+)
+from tunesmith.desktop.workers.training import TrainingWorker, TunedModel, start_worker_thread
+
+if TYPE_CHECKING:
+    from tunesmith.core.config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -25,22 +38,26 @@ IDLE, RUNNING, STOPPING = "idle", "running", "stopping"
 
 
 class TrainingSession(QObject):
-    """One run at a time; signals are the worker's, re-emitted (see TrainingWorker for payloads).
+    """One run at a time.
 
-    Extra signals:
+    Signals (the engine's frozen events from tunesmith.core.events, as they are):
+        sig_started(RunStarted), sig_step(StepMetrics), sig_eval(EvalMetrics)
+        sig_log(str, str):     a LogLine's level ("info" | "warning" | "error") and message
+        sig_checkpoint(int, str): a CheckpointSaved's step and folder
+        sig_finished(Finished), sig_failed(Failed): the run's last event
         sig_state(str):  "idle" | "running" | "stopping"
         sig_run_ended(): the worker thread is finished (after sig_finished or sig_failed)
         sig_releasing(): a new run is about to load: drop every reference to the last run's model now
                          (emitted synchronously on the GUI thread, before the worker starts)
     """
 
-    sig_started = Signal(dict)
-    sig_step = Signal(dict)
-    sig_eval = Signal(dict)
+    sig_started = Signal(object)
+    sig_step = Signal(object)
+    sig_eval = Signal(object)
     sig_log = Signal(str, str)
     sig_checkpoint = Signal(int, str)
-    sig_finished = Signal(dict)
-    sig_failed = Signal(dict)
+    sig_finished = Signal(object)
+    sig_failed = Signal(object)
     sig_state = Signal(str)
     sig_run_ended = Signal()
     sig_releasing = Signal()
@@ -50,15 +67,15 @@ class TrainingSession(QObject):
         self.state = IDLE
         self.last_run_dir: str | None = None
         self.last_checkpoint: str | None = None
-        self.last_result: dict | None = None
-        self.tuned: Any = None  # the last finished run's TunedModel (model and tokenizer), for chat
+        self.last_result: Finished | Failed | None = None
+        self.tuned: TunedModel | None = None  # the last finished run's model and tokenizer, for chat
         self.training_started = False  # the current run got past loading: its steps are under way
-        self.last_config: Any = None
+        self.last_config: RunConfig | None = None
         self._worker: TrainingWorker | None = None
         self._thread: QThread | None = None
 
     # -- actions ---------------------------------------------------------------------------------
-    def start(self, config: Any) -> None:
+    def start(self, config: RunConfig) -> None:
         """Start a new run with a copy of `config` (later edits do not touch the running one)."""
         self._launch(copy.deepcopy(config), resume_from=None)
 
@@ -78,8 +95,8 @@ class TrainingSession(QObject):
         """True after a stopped (or failed) run that left a checkpoint."""
         if self.state != IDLE or self.last_config is None:
             return False
-        result = self.last_result or {}
-        stopped = result.get("cancelled") or result.get("message") is not None
+        result = self.last_result
+        stopped = isinstance(result, Failed) or (isinstance(result, Finished) and result.cancelled)
         return bool(stopped and (self.last_checkpoint or self.last_run_dir))
 
     def is_running(self) -> bool:
@@ -90,7 +107,7 @@ class TrainingSession(QObject):
         return self._thread.wait(timeout_ms) if self._thread is not None else True
 
     # -- internals -------------------------------------------------------------------------------
-    def _launch(self, config: Any, resume_from: Any) -> None:
+    def _launch(self, config: RunConfig, resume_from: str | None) -> None:
         if self.state != IDLE:
             raise RuntimeError("A run is already going.")
         self.last_config = config
@@ -99,13 +116,7 @@ class TrainingSession(QObject):
         self.tuned = None  # the last model goes before the next loads (the worker frees its memory)
         self.sig_releasing.emit()
         worker = TrainingWorker(config, resume_from=resume_from)
-        worker.sig_started.connect(self._on_started)
-        worker.sig_step.connect(self.sig_step)
-        worker.sig_eval.connect(self.sig_eval)
-        worker.sig_log.connect(self.sig_log)
-        worker.sig_checkpoint.connect(self._on_checkpoint)
-        worker.sig_finished.connect(self._on_finished)
-        worker.sig_failed.connect(self._on_failed)
+        worker.sig_event.connect(self._on_event)
         worker.sig_done.connect(self._on_done)
         self._worker = worker
         self._set_state(RUNNING)
@@ -115,30 +126,39 @@ class TrainingSession(QObject):
         self.state = state
         self.sig_state.emit(state)
 
-    def _on_started(self, data: dict) -> None:
-        self.training_started = True
-        self.last_run_dir = data.get("run_dir") or self.last_run_dir
-        self.sig_started.emit(data)
-
-    def _on_checkpoint(self, step: int, path: str) -> None:
-        self.last_checkpoint = path
-        self.sig_checkpoint.emit(step, path)
-
-    def _on_finished(self, data: dict) -> None:
-        self.last_result = data
-        self.last_run_dir = data.get("run_dir") or self.last_run_dir
-        self.last_checkpoint = data.get("last_checkpoint") or self.last_checkpoint
-        self.sig_finished.emit(data)
-
-    def _on_failed(self, data: dict) -> None:
-        self.last_result = data
-        self.last_run_dir = data.get("run_dir") or self.last_run_dir
-        self.last_checkpoint = data.get("last_checkpoint") or self.last_checkpoint
-        log.error("training failed: %s\n%s", data.get("message"), data.get("details", ""))
-        self.sig_failed.emit(data)
+    def _on_event(self, event: Event) -> None:
+        match event:
+            case RunStarted():
+                self.training_started = True
+                self.last_run_dir = event.run_dir or self.last_run_dir
+                self.sig_started.emit(event)
+            case StepMetrics():
+                self.sig_step.emit(event)
+            case EvalMetrics():
+                self.sig_eval.emit(event)
+            case LogLine():
+                self.sig_log.emit(event.level, event.message)
+            case CheckpointSaved():
+                self.last_checkpoint = event.path
+                self.sig_checkpoint.emit(event.step, event.path)
+            case Finished() | Failed():
+                self.last_result = event
+                self.last_run_dir = event.run_dir or self.last_run_dir
+                self.last_checkpoint = event.last_checkpoint or self.last_checkpoint
+                if isinstance(event, Failed):
+                    log.error("training failed: %s\n%s", event.message, event.details)
+                    self.sig_failed.emit(event)
+                else:
+                    self.sig_finished.emit(event)
+            case _:
+                log.debug("unhandled engine event %r", event)
 
     def _on_done(self) -> None:
-        if self._worker is not None and (self.last_result or {}).get("adapter_dir"):
+        if (
+            self._worker is not None
+            and isinstance(self.last_result, Finished)
+            and self.last_result.adapter_dir
+        ):
             self.tuned = self._worker.tuned
 
     def _on_thread_finished(self) -> None:

@@ -165,7 +165,7 @@ def _patch_kernels(model: Any, notes: list[str], checkpointing: bool, compute: C
         # "offload": checkpointed layer inputs (and what their recompute can reuse, within a quarter
         # of the RAM) wait in pinned host memory, and survive TRL's later gradient_checkpointing_enable().
         # On a GPU the frozen input embedding table moves to pinned host memory too, where the GPU
-        # gathers its rows in place: 1 GiB less VRAM for an 8B model, at no cost in speed (BENCHMARKS.md).
+        # gathers its rows in place: 1 GiB less VRAM for an 8B model, at no cost in speed (bench/HISTORY.md, run 11).
         on_gpu = next(model.parameters()).device.type == "cuda"
         return patch_model(
             model, checkpointing="offload" if checkpointing else None, embeddings_on_cpu=on_gpu

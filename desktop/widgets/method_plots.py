@@ -14,6 +14,7 @@ from itertools import cycle
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
+from tunesmith.core.events import EvalMetrics, StepMetrics
 from tunesmith.desktop.method_metrics import EVAL_SUFFIX, PANELS, eval_points, method_points
 from tunesmith.desktop.widgets.live_plot import LivePlot
 
@@ -45,15 +46,15 @@ class MethodPlots(QWidget):
         self._function_colors: dict[str, str] = {}
         self.hide()
 
-    def add_step(self, step: dict) -> None:
-        """Append the method numbers of one StepMetrics dict (nothing happens for SFT steps)."""
-        for point in method_points(step.get("extra") or {}):
-            self._curve(point.panel, point.curve).append(point.curve, step["step"], point.value)
+    def add_step(self, step: StepMetrics) -> None:
+        """Append the method numbers of one step event (nothing happens for SFT steps)."""
+        for point in method_points(step.extra):
+            self._curve(point.panel, point.curve).append(point.curve, step.step, point.value)
 
-    def add_eval(self, data: dict) -> None:
-        """Append the method numbers of one EvalMetrics dict, as dotted "(eval)" curves."""
-        for point in eval_points(data.get("extra") or {}):
-            self._curve(point.panel, point.curve).append(point.curve, data["step"], point.value)
+    def add_eval(self, evaluation: EvalMetrics) -> None:
+        """Append the method numbers of one evaluation event, as dotted "(eval)" curves."""
+        for point in eval_points(evaluation.extra):
+            self._curve(point.panel, point.curve).append(point.curve, evaluation.step, point.value)
 
     def curve_names(self, panel: str) -> list[str]:
         """The curves a panel shows, in creation order (for tests and the legend's order)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
+from tunesmith.core.events import EvalMetrics, StepMetrics
 from tunesmith.desktop.theme import COLORS
 from tunesmith.desktop.widgets.live_plot import LivePlot
 from tunesmith.desktop.widgets.method_plots import MethodPlots
@@ -48,14 +49,14 @@ class RunPlots(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
 
-    def add_step(self, step: dict) -> None:
-        """Append one StepMetrics dict's numbers."""
-        x = step["step"]
-        self.loss.append("train", x, step.get("loss"))
-        self.lr.append("learning rate", x, step.get("learning_rate"))
-        self.memory.append("allocated", x, _peak(step, "allocated"))
-        self.memory.append("reserved", x, _peak(step, "reserved"))
-        total = step.get("memory_total_gb")
+    def add_step(self, step: StepMetrics) -> None:
+        """Append one step event's numbers (memory: the peaks since the step before)."""
+        x = step.step
+        self.loss.append("train", x, step.loss)
+        self.lr.append("learning rate", x, step.learning_rate)
+        self.memory.append("allocated", x, step.peak_allocated_gb)
+        self.memory.append("reserved", x, step.peak_reserved_gb)
+        total = step.memory_total_gb
         if total and total != self._memory_total:
             self._memory_total = total
             self.memory.set_level("total", total, COLORS["total"], f"total {total:.1f} GiB")
@@ -66,10 +67,10 @@ class RunPlots(QWidget):
             third = max(sum(self.splitter.sizes()) // 3, 120)
             self.splitter.setSizes([third, third, third])
 
-    def add_eval(self, data: dict) -> None:
-        """Append one EvalMetrics dict's loss (and its method numbers)."""
-        self.loss.append("eval", data["step"], data.get("eval_loss"))
-        self.method.add_eval(data)
+    def add_eval(self, evaluation: EvalMetrics) -> None:
+        """Append one evaluation event's loss (and its method numbers)."""
+        self.loss.append("eval", evaluation.step, evaluation.eval_loss)
+        self.method.add_eval(evaluation)
 
     def set_memory_label(self, on_gpu: bool) -> None:
         """Title the memory plot 'GPU memory' or 'RAM (this process)'."""
@@ -87,9 +88,3 @@ class RunPlots(QWidget):
         for plot in (self.loss, self.lr, self.memory):
             plot.flush()
         self.method.flush()
-
-
-def _peak(step: dict, which: str) -> float | None:
-    """A step dict's peak memory (GiB); a run folder from before the peaks has the between-steps value."""
-    value = step.get(f"peak_{which}_gb")
-    return step.get(f"memory_{which}_gb") if value is None else value

@@ -1,9 +1,10 @@
 """The QThread bridge for a training run: engine events in, Qt signals out.
 
 `TrainingWorker` is a QObject moved to its own QThread.  Its `run` slot builds the engine's
-`TrainingRun` and blocks in it; every event the engine reports (on this worker thread) is re-emitted as a
-`sig_<event>` signal carrying plain data (dicts of numbers and strings from `Event.to_dict()`), which Qt
-queues to the GUI thread.  `cancel()` may be called from any thread.
+`TrainingRun` and blocks in it; every event the engine reports (on this worker thread) travels to the
+GUI thread as itself, one frozen `tunesmith.core.events.Event`, through the one signal `sig_event`
+(Qt queues it).  An error the engine could not report becomes a `Failed` event the same way.
+`cancel()` may be called from any thread.
 
 Memory: before loading, the worker frees what earlier runs left (the session has let go of them); when
 the run ends it keeps only the trained model and tokenizer (`tuned`, for chatting) and drops the run
@@ -18,9 +19,15 @@ import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from tunesmith.core.events import Event, Failed, Finished
+
+if TYPE_CHECKING:
+    from tunesmith.core.config import RunConfig
+    from tunesmith.core.training.engine import TrainingRun
 
 log = logging.getLogger(__name__)
 
@@ -45,33 +52,24 @@ class TunedModel:
 class TrainingWorker(QObject):
     """Runs one training run (or a resume) on a QThread.
 
-    Signals (all carry plain data):
-        sig_started(dict):    RunStarted fields: run_dir, total_steps, resumed_from_step, device, ...
-        sig_step(dict):       StepMetrics fields: step, total_steps, loss, learning_rate, memory_*, eta_seconds
-        sig_eval(dict):       EvalMetrics fields: step, eval_loss
-        sig_log(str, str):    level ("info" | "warning" | "error"), message
-        sig_checkpoint(int, str): step, checkpoint folder
-        sig_finished(dict):   Finished fields: run_dir, adapter_dir, step, final_loss, cancelled, last_checkpoint
-        sig_failed(dict):     Failed fields: message, hint, details, run_dir, last_checkpoint
-        sig_done():           always last, once the engine returned (the thread may then quit)
+    Signals:
+        sig_event(Event):  each engine event as it is (RunStarted, StepMetrics, EvalMetrics, LogLine,
+                           CheckpointSaved, Finished, Failed); the run's last one is Finished or Failed
+        sig_done():        always last, once the engine returned (the thread may then quit)
     """
 
-    sig_started = Signal(dict)
-    sig_step = Signal(dict)
-    sig_eval = Signal(dict)
-    sig_log = Signal(str, str)
-    sig_checkpoint = Signal(int, str)
-    sig_finished = Signal(dict)
-    sig_failed = Signal(dict)
+    sig_event = Signal(object)
     sig_done = Signal()
 
-    def __init__(self, config: Any, resume_from: str | Path | None = None):
+    def __init__(self, config: RunConfig, resume_from: str | Path | None = None):
         super().__init__()
         self._config = config
         self._resume_from = resume_from
         self._lock = threading.Lock()
         self._cancel_requested = False
-        self.run_handle: Any = None  # the engine's TrainingRun while it runs (cancel() reaches it)
+        self.run_handle: TrainingRun | None = (
+            None  # the engine's TrainingRun while it runs (cancel() reaches it)
+        )
         self.tuned: TunedModel | None = None  # after a finished run: its model, to chat with
 
     @Slot()
@@ -93,29 +91,27 @@ class TrainingWorker(QObject):
             if cancel_now:
                 handle.cancel()
             result = handle.run()
-            if result is not None and getattr(result, "kind", "") not in ("finished", "failed"):
+            if not isinstance(result, (Finished, Failed)):
                 log.warning("engine returned %r instead of a Finished/Failed event", result)
-            if getattr(result, "kind", "") == "finished" and handle.model is not None:
+            if isinstance(result, Finished) and handle.model is not None:
                 self.tuned = TunedModel(handle.model, handle.tokenizer)
         except ImportError as exc:
-            self.sig_failed.emit(
-                {
-                    "message": "Training is not available yet in this build.",
-                    "hint": f"The training engine could not be imported ({exc}).",
-                    "details": traceback.format_exc(),
-                    "run_dir": None,
-                    "last_checkpoint": None,
-                }
+            self.sig_event.emit(
+                Failed(
+                    message=f"Training could not start: a library it needs is missing ({exc.name or exc}).",
+                    hint="Reinstall Tunesmith (the README's first command) to put it back.",
+                    details=traceback.format_exc(),
+                )
             )
         except Exception as exc:  # noqa: BLE001 - the engine should not raise, but the app must not die
-            self.sig_failed.emit(
-                {
-                    "message": f"The training run stopped with an unexpected error: {exc}",
-                    "hint": "See the log for details.",
-                    "details": traceback.format_exc(),
-                    "run_dir": getattr(handle, "run_dir", None) and str(handle.run_dir),
-                    "last_checkpoint": None,
-                }
+            run_dir = getattr(handle, "run_dir", None)
+            self.sig_event.emit(
+                Failed(
+                    message=f"The training run stopped with an unexpected error: {exc}",
+                    hint="See the log for details.",
+                    details=traceback.format_exc(),
+                    run_dir=str(run_dir) if run_dir else None,
+                )
             )
         finally:
             with self._lock:
@@ -132,26 +128,9 @@ class TrainingWorker(QObject):
         if handle is not None:
             handle.cancel()
 
-    def _on_event(self, event: Any) -> None:
-        """Called by the engine on the worker thread; turns the event into a signal."""
-        data = event.to_dict()
-        kind = data.pop("event", getattr(event, "kind", ""))
-        if kind == "started":
-            self.sig_started.emit(data)
-        elif kind == "step":
-            self.sig_step.emit(data)
-        elif kind == "eval":
-            self.sig_eval.emit(data)
-        elif kind == "log":
-            self.sig_log.emit(str(data.get("level", "info")), str(data.get("message", "")))
-        elif kind == "checkpoint":
-            self.sig_checkpoint.emit(int(data["step"]), str(data["path"]))
-        elif kind == "finished":
-            self.sig_finished.emit(data)
-        elif kind == "failed":
-            self.sig_failed.emit(data)
-        else:
-            log.debug("unhandled engine event %s", kind)
+    def _on_event(self, event: Event) -> None:
+        """Called by the engine on the worker thread; the event crosses to the GUI thread as it is."""
+        self.sig_event.emit(event)
 
 
 def _free_memory_quietly() -> None:

@@ -58,7 +58,7 @@ def test_closing_while_the_model_loads_closes_within_seconds(window, qtbot, monk
 
     let_load.set()  # the load ends; the engine sees the stop before training and ends the run
     qtbot.waitUntil(lambda: not window.controller.training.is_running(), timeout=TIMEOUT)
-    assert window.controller.training.last_result["cancelled"]
+    assert window.controller.training.last_result.cancelled
 
 
 @pytest.mark.slow
@@ -95,10 +95,8 @@ def test_closing_during_a_long_step_closes_within_seconds_and_keeps_a_checkpoint
 
     qtbot.waitUntil(lambda: not window.controller.training.is_running(), timeout=TIMEOUT)
     result = window.controller.training.last_result
-    assert result["cancelled"] and result["step"] < 50, result
-    assert result["last_checkpoint"] and Path(result["last_checkpoint"]).is_dir(), (
-        "a checkpoint to resume from"
-    )
+    assert result.cancelled and result.step < 50, result
+    assert result.last_checkpoint and Path(result.last_checkpoint).is_dir(), "a checkpoint to resume from"
 
 
 def test_an_export_under_way_is_given_time_to_finish_its_file(qtbot):

@@ -66,7 +66,7 @@ def test_a_missing_model_fails_the_run_with_a_hint(window, qtbot, tmp_path):
     with qtbot.waitSignal(window.controller.training.sig_failed, timeout=TIMEOUT) as failed:
         window.train_tab.start()
     qtbot.waitUntil(lambda: not window.controller.training.is_running(), timeout=TIMEOUT)
-    assert failed.args[0]["message"]
+    assert failed.args[0].message
     assert window.banner.isVisible() and "no-such-model" in window.banner.text()
     assert window.train_tab.start_button.isEnabled() and "Failed" in window.train_tab.status_label.text()
 

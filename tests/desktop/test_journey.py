@@ -47,9 +47,9 @@ def test_journey_dataset_train_stop_resume_chat(window, qtbot):
     # 3. Stop: the run ends cancelled, with a checkpoint, and Resume becomes possible.
     with qtbot.waitSignal(controller.training.sig_finished, timeout=TIMEOUT) as finished:
         qtbot.mouseClick(train.stop_button, Qt.MouseButton.LeftButton)
-    assert finished.args[0]["cancelled"] and finished.args[0]["last_checkpoint"]
+    assert finished.args[0].cancelled and finished.args[0].last_checkpoint
     qtbot.waitUntil(lambda: not controller.training.is_running(), timeout=TIMEOUT)
-    stopped_at = finished.args[0]["step"]
+    stopped_at = finished.args[0].step
     assert stopped_at < 5
     assert train.resume_button.isEnabled() and "Resume" in train.status_label.text()
 
@@ -57,7 +57,7 @@ def test_journey_dataset_train_stop_resume_chat(window, qtbot):
     with qtbot.waitSignal(controller.training.sig_finished, timeout=TIMEOUT) as finished:
         qtbot.mouseClick(train.resume_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not controller.training.is_running(), timeout=TIMEOUT)
-    assert not finished.args[0]["cancelled"] and finished.args[0]["step"] == 5
+    assert not finished.args[0].cancelled and finished.args[0].step == 5
     train.plots.flush()
     assert train.plots.loss.drawn_points("train") >= 5
     assert train.progress.value() == 5
@@ -134,5 +134,5 @@ def test_closing_during_a_run_asks_then_stops_with_a_checkpoint(window, qtbot, m
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT)
     qtbot.waitUntil(lambda: not controller.training.is_running(), timeout=TIMEOUT)  # may end after the window
     result = controller.training.last_result
-    assert result["cancelled"] and result["last_checkpoint"], result
-    assert result["step"] < 50
+    assert result.cancelled and result.last_checkpoint, result
+    assert result.step < 50

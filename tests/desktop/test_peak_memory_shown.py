@@ -1,10 +1,13 @@
 """The step event's peak memory is what the CLI's step line and the app's memory plot show."""
 
+import json
+
 import pytest
 
 from tunesmith.core.cli_commands import format_step
 from tunesmith.core.events import StepMetrics
 from tunesmith.desktop.formatting import progress_line
+from tunesmith.desktop.run_history import read_run
 from tunesmith.desktop.widgets.run_plots import RunPlots
 
 EVENT = StepMetrics(
@@ -16,13 +19,13 @@ EVENT = StepMetrics(
 
 def test_cli_and_app_step_lines_say_peak():
     assert "peak mem 13.5 GiB" in format_step(EVENT)
-    assert "peak 13.5 GiB" in progress_line(EVENT.to_dict())
+    assert "peak 13.5 GiB" in progress_line(EVENT)
 
 
 def test_memory_plot_draws_the_peaks_against_the_total(qtbot):
     plots = RunPlots()
     qtbot.addWidget(plots)
-    plots.add_step(EVENT.to_dict())
+    plots.add_step(EVENT)
     plots.flush()
     assert plots.memory.values("allocated") == ([4.0], [13.5])
     assert plots.memory.values("reserved") == ([4.0], [14.25])
@@ -32,9 +35,17 @@ def test_memory_plot_draws_the_peaks_against_the_total(qtbot):
     assert low <= 0.0 and high == pytest.approx(24.0, rel=0.05)  # the axis runs to the card's total
 
 
-def test_memory_plot_reads_old_run_folders():
-    old = {"step": 1, "memory_allocated_gb": 5.6, "memory_reserved_gb": 6.0, "memory_total_gb": 24.0}
+def test_memory_plot_reads_old_run_folders(tmp_path):
+    """Run folders from before the peaks logged the between-steps numbers as memory_*_gb."""
+    old = EVENT.to_dict()
+    old["memory_allocated_gb"], old["memory_reserved_gb"] = (
+        old.pop("peak_allocated_gb"),
+        old.pop("peak_reserved_gb"),
+    )
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(old) + "\n")
     plots = RunPlots()
-    plots.add_step(old)
-    assert plots.memory.values("allocated") == ([1.0], [5.6])
+    for step in read_run(tmp_path).steps:
+        plots.add_step(step)
+    plots.flush()
+    assert plots.memory.values("allocated") == ([4.0], [13.5])
     plots.deleteLater()

@@ -79,8 +79,8 @@ def test_started_from_an_unwritable_folder_the_app_trains_into_the_user_folder(
         with qtbot.waitSignal(window.controller.training.sig_finished, timeout=TIMEOUT) as finished:
             qtbot.mouseClick(window.train_tab.start_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: not window.controller.training.is_running(), timeout=TIMEOUT)
-        assert not finished.args[0]["cancelled"], finished.args
-        run_dir = Path(finished.args[0]["run_dir"]).resolve()
+        assert not finished.args[0].cancelled, finished.args
+        run_dir = Path(finished.args[0].run_dir).resolve()
         assert run_dir.parent == (home / "runs").resolve()
         assert (run_dir / "adapter").is_dir()
         assert not any(cwd.iterdir()), "nothing was written where the app was started from"

@@ -69,7 +69,7 @@ def train_once(window, qtbot) -> None:
     with qtbot.waitSignal(training.sig_finished, timeout=TIMEOUT) as finished:
         qtbot.mouseClick(window.train_tab.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not training.is_running(), timeout=TIMEOUT)
-    assert not finished.args[0]["cancelled"]
+    assert not finished.args[0].cancelled
     assert training.tuned is not None
 
 

@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import QThread
 
 from tunesmith.core.config import RunConfig
+from tunesmith.core.events import EvalMetrics, StepMetrics
 from tunesmith.desktop.settings_spec import SETTINGS
 from tunesmith.desktop.widgets.banner import Banner
 from tunesmith.desktop.widgets.live_plot import LivePlot
@@ -33,20 +34,25 @@ def test_live_plot_appends_and_redraws_on_its_timer(qtbot):
     assert plot.points("train") == 0 and plot.drawn_points("train") == 0
 
 
-def test_run_plots_take_step_dicts(qtbot):
+def test_run_plots_take_the_engines_events(qtbot):
     plots = RunPlots()
     qtbot.addWidget(plots)
     plots.add_step(
-        {
-            "step": 1,
-            "loss": 2.0,
-            "learning_rate": 1e-4,
-            "memory_allocated_gb": 1.0,
-            "memory_reserved_gb": 1.5,
-            "memory_total_gb": 24.0,
-        }
+        StepMetrics(
+            step=1,
+            total_steps=4,
+            epoch=0.25,
+            loss=2.0,
+            learning_rate=1e-4,
+            grad_norm=None,
+            tokens_per_second=100.0,
+            peak_allocated_gb=1.0,
+            peak_reserved_gb=1.5,
+            memory_total_gb=24.0,
+            eta_seconds=3.0,
+        )  # fmt: skip
     )
-    plots.add_eval({"step": 1, "eval_loss": 2.5})
+    plots.add_eval(EvalMetrics(step=1, eval_loss=2.5))
     plots.flush()
     assert plots.loss.drawn_points("train") == 1 and plots.loss.drawn_points("eval") == 1
     assert plots.memory.drawn_points("reserved") == 1
