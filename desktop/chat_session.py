@@ -9,31 +9,14 @@ It knows nothing of widgets or of how engines are loaded.
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
+from tunesmith.desktop.logic.chat_models import LoraChoice
 from tunesmith.desktop.workers.chat import ChatWorker
 from tunesmith.desktop.workers.training import start_worker_thread
-
-
-@dataclass
-class LoraChoice:
-    """The adapter GGUF to apply to the base GGUF, how strongly, and the loaded pair (`switch`).
-
-    `switch` (the engine's LoraSwitch) is created by a background job under `lock`, then shared by
-    the "adapter" side (adapter on at `scale`) and the "base-gguf" side (adapter off).
-    """
-
-    path: str | None = None
-    run_dir: str | None = None  # the run the adapter came from: its base model and tokenizer
-    enabled: bool = True
-    scale: float = 1.0
-    switch: Any = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class ChatSession(QObject):

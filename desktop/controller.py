@@ -21,9 +21,9 @@ from tunesmith.core.config import RunConfig
 from tunesmith.core.events import Finished
 from tunesmith.core.free_memory import free_memory
 from tunesmith.core.heavy_imports import import_heavy
-from tunesmith.desktop import engines
 from tunesmith.desktop.chat_session import ChatSession
-from tunesmith.desktop.dataset_preview import build_preview
+from tunesmith.desktop.logic import engines
+from tunesmith.desktop.logic.dataset_preview import build_preview
 from tunesmith.desktop.training_session import TrainingSession
 from tunesmith.desktop.workers.background import run_in_background
 

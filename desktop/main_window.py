@@ -29,9 +29,9 @@ from tunesmith.core.config import RunConfig
 from tunesmith.core.events import Failed
 from tunesmith.desktop import persistence
 from tunesmith.desktop.controller import Controller
-from tunesmith.desktop.engines import export_choices
 from tunesmith.desktop.export_dialog import ExportDialog
-from tunesmith.desktop.presets import apply_preset
+from tunesmith.desktop.logic.engines import export_choices
+from tunesmith.desktop.logic.presets import apply_preset
 from tunesmith.desktop.tabs.chat_tab import ChatTab
 from tunesmith.desktop.tabs.dataset_tab import DatasetTab
 from tunesmith.desktop.tabs.train_tab import TrainTab

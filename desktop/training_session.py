@@ -27,7 +27,8 @@ from tunesmith.core.events import (
     RunStarted,
     StepMetrics,
 )
-from tunesmith.desktop.workers.training import TrainingWorker, TunedModel, start_worker_thread
+from tunesmith.desktop.logic.chat_models import TunedModel
+from tunesmith.desktop.workers.training import TrainingWorker, start_worker_thread
 
 if TYPE_CHECKING:
     from tunesmith.core.config import RunConfig

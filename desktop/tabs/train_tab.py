@@ -25,9 +25,15 @@ from PySide6.QtWidgets import (
 )
 
 from tunesmith.core.events import Failed, Finished, RunStarted, StepMetrics
-from tunesmith.desktop.formatting import finished_line, progress_line
-from tunesmith.desktop.presets import METHOD_LABELS, PRESETS, apply_preset, machine_limits, matching_preset
-from tunesmith.desktop.run_history import read_run
+from tunesmith.desktop.logic.formatting import finished_line, progress_line
+from tunesmith.desktop.logic.presets import (
+    METHOD_LABELS,
+    PRESETS,
+    apply_preset,
+    machine_limits,
+    matching_preset,
+)
+from tunesmith.desktop.logic.run_history import read_run
 from tunesmith.desktop.widgets.run_folder import RunFolderRow
 from tunesmith.desktop.widgets.run_plots import RunPlots
 from tunesmith.desktop.widgets.settings_form import SettingsForm

@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from tunesmith.desktop.dataset_preview import histogram
+from tunesmith.desktop.logic.dataset_preview import histogram
 from tunesmith.desktop.theme import COLORS, style_plot
 
 

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 from tunesmith.core.events import EvalMetrics, StepMetrics
-from tunesmith.desktop.method_metrics import EVAL_SUFFIX, PANELS, eval_points, method_points
+from tunesmith.desktop.logic.method_metrics import EVAL_SUFFIX, PANELS, eval_points, method_points
 from tunesmith.desktop.widgets.live_plot import LivePlot
 
 # Fixed colours for the curves every run of a method has; reward functions take the next free one.

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tunesmith.desktop.presets import machine_limits
+from tunesmith.desktop.logic.presets import machine_limits
 
 DEMO_LABEL = "Demo model — SmolLM2-135M-Instruct (embedded, works offline)"
 KINDS = [("demo", DEMO_LABEL), ("folder", "Local model folder"), ("gguf", "GGUF file"), ("hub", "Hub id")]

@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from tunesmith.desktop.formatting import friendly_path
+from tunesmith.desktop.logic.formatting import friendly_path
 
 
 class RunFolderRow(QWidget):

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tunesmith.desktop.settings_spec import SETTINGS, SettingSpec, get_value, set_value
+from tunesmith.desktop.logic.settings_spec import SETTINGS, SettingSpec, get_value, set_value
 
 
 class SettingsForm(QWidget):

@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from tunesmith.core.events import Event, Failed, Finished
+from tunesmith.desktop.logic.chat_models import TunedModel
 
 if TYPE_CHECKING:
     from tunesmith.core.config import RunConfig
@@ -35,18 +35,10 @@ log = logging.getLogger(__name__)
 def form_name(setting: str) -> str:
     """A setting as the Train tab labels it ("the 'Learning rate' setting"), for the engine's messages;
     settings without a field in the form keep their config name."""
-    from tunesmith.desktop.settings_spec import SETTINGS
+    from tunesmith.desktop.logic.settings_spec import SETTINGS
 
     label = next((spec.label for spec in SETTINGS if spec.path == setting), None)
     return f"the '{label}' setting" if label else setting
-
-
-@dataclass(frozen=True)
-class TunedModel:
-    """What chatting with a finished run needs: its trained model and tokenizer, not its trainer."""
-
-    model: Any
-    tokenizer: Any
 
 
 class TrainingWorker(QObject):

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 from tunesmith.core.config import RunConfig
 from tunesmith.core.events import Finished, StepMetrics
 from tunesmith.desktop import persistence
-from tunesmith.desktop.dataset_preview import DatasetPreview, histogram
-from tunesmith.desktop.engines import ChatNotReady, describe_error
-from tunesmith.desktop.formatting import finished_line, format_duration, format_rate, progress_line
-from tunesmith.desktop.presets import PRESETS, apply_preset, machine_limits, matching_preset
-from tunesmith.desktop.settings_spec import SETTINGS, get_value, set_value
+from tunesmith.desktop.logic.dataset_preview import DatasetPreview, histogram
+from tunesmith.desktop.logic.engines import ChatNotReady, describe_error
+from tunesmith.desktop.logic.formatting import finished_line, format_duration, format_rate, progress_line
+from tunesmith.desktop.logic.presets import PRESETS, apply_preset, machine_limits, matching_preset
+from tunesmith.desktop.logic.settings_spec import SETTINGS, get_value, set_value
 
 
 def test_every_setting_has_a_plain_words_tooltip_and_a_real_config_field():
@@ -114,7 +114,7 @@ def test_dataset_summary_line():
 
 
 def test_preference_and_prompt_rows_are_previewed_as_conversations():
-    from tunesmith.desktop.dataset_preview import previewable
+    from tunesmith.desktop.logic.dataset_preview import previewable
 
     prompt = [{"role": "user", "content": "Hi?"}]
     chosen = [{"role": "assistant", "content": "Hello!"}]

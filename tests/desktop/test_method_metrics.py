@@ -17,8 +17,8 @@ from PySide6.QtCore import Qt
 
 from tunesmith.core.data import sample_dataset_path
 from tunesmith.core.events import EvalMetrics, StepMetrics
-from tunesmith.desktop.method_metrics import eval_points, method_points
-from tunesmith.desktop.run_history import read_run
+from tunesmith.desktop.logic.method_metrics import eval_points, method_points
+from tunesmith.desktop.logic.run_history import read_run
 
 GRPO_RUN = Path(__file__).parent / "data" / "grpo_run"
 TIMEOUT = 240_000

@@ -6,8 +6,8 @@ import pytest
 
 from tunesmith.core.cli_commands import format_step
 from tunesmith.core.events import StepMetrics
-from tunesmith.desktop.formatting import progress_line
-from tunesmith.desktop.run_history import read_run
+from tunesmith.desktop.logic.formatting import progress_line
+from tunesmith.desktop.logic.run_history import read_run
 from tunesmith.desktop.widgets.run_plots import RunPlots
 
 EVENT = StepMetrics(

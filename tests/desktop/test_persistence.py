@@ -3,9 +3,9 @@ the chat knobs and the open tab.  Windows are built but not shown, so no engine 
 
 from __future__ import annotations
 
+from tunesmith.desktop.logic.presets import matching_preset
 from tunesmith.desktop.main_window import FIRST_PRESET, MainWindow
 from tunesmith.desktop.persistence import make_settings
-from tunesmith.desktop.presets import matching_preset
 
 
 def test_first_launch_uses_the_quick_test_preset_on_the_demo_model(qtbot):

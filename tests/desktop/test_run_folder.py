@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from tunesmith.desktop import persistence
-from tunesmith.desktop.formatting import friendly_path
+from tunesmith.desktop.logic.formatting import friendly_path
 from tunesmith.desktop.main_window import MainWindow
 from tunesmith.desktop.widgets.run_folder import RunFolderRow
 from tunesmith.desktop.workers.background import pending_jobs

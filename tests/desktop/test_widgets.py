@@ -9,7 +9,7 @@ from PySide6.QtCore import QThread
 
 from tunesmith.core.config import RunConfig
 from tunesmith.core.events import EvalMetrics, StepMetrics
-from tunesmith.desktop.settings_spec import SETTINGS
+from tunesmith.desktop.logic.settings_spec import SETTINGS
 from tunesmith.desktop.widgets.banner import Banner
 from tunesmith.desktop.widgets.live_plot import LivePlot
 from tunesmith.desktop.widgets.run_plots import RunPlots
@@ -122,8 +122,8 @@ def test_learning_rate_reads_like_people_write_it(qtbot):
 
 
 def test_export_dialog_offers_the_engines_formats(qtbot):
-    from tunesmith.desktop.engines import export_choices
     from tunesmith.desktop.export_dialog import ExportDialog
+    from tunesmith.desktop.logic.engines import export_choices
 
     formats, quants = export_choices()
     dialog = ExportDialog("/runs/r1", formats, quants)

@@ -16,8 +16,7 @@ if TYPE_CHECKING:  # the real classes, for the types only: importing them here w
     from tunesmith.core.export.result import ProgressFn
     from tunesmith.core.hardware import HardwareInfo
     from tunesmith.core.vram import VramEstimate
-    from tunesmith.desktop.chat_session import LoraChoice
-    from tunesmith.desktop.workers.training import TunedModel
+    from tunesmith.desktop.logic.chat_models import LoraChoice, TunedModel
 
 
 class ChatNotReady(RuntimeError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunesmith.desktop.settings_spec import get_value, set_value
+from tunesmith.desktop.logic.settings_spec import get_value, set_value
 
 PRESETS: dict[str, dict[str, Any]] = {
     "Quick test": {
