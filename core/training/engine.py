@@ -22,11 +22,20 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunesmith.core.config import RunConfig
 from tunesmith.core.events import Event, Failed, Finished, LogLine, RunStarted
 from tunesmith.core.paths import new_run_dir
+
+if TYPE_CHECKING:  # heavy: the phases import them when they run
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback
+
+    from tunesmith.core.data.prepare import PreparedData
+    from tunesmith.core.models.loading import LoadedModel
+    from tunesmith.core.training.callbacks import EventBridge
+    from tunesmith.core.training.methods import RowData
+    from tunesmith.core.training.preflight import CheckedRun
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +52,7 @@ class TrainingRun:
         config: RunConfig,
         on_event: Callable[[Event], None] | None = None,
         resume_from: str | Path | None = None,
-        extra_callbacks: list[Any] | None = None,
+        extra_callbacks: list[TrainerCallback] | None = None,
         name_setting: Callable[[str], str] | None = None,
     ):
         self.config = config
@@ -52,16 +61,16 @@ class TrainingRun:
         self._resume_from = Path(resume_from) if resume_from else None
         self._extra_callbacks = list(extra_callbacks or [])
         self._cancel = threading.Event()
-        self._bridge: Any = None
+        self._bridge: EventBridge | None = None
         self.run_dir: Path | None = None
-        self.model: Any = None
-        self.tokenizer: Any = None
-        self.loaded: Any = None
-        self.data: Any = None
-        self.trainer: Any = None
+        self.model: PreTrainedModel | None = None
+        self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.loaded: LoadedModel | None = None
+        self.data: PreparedData | RowData | None = None
+        self.trainer: Trainer | None = None
         self._log_handler: logging.Handler | None = None
         self._checkpoint: Path | None = None  # the one this run resumes from
-        self.checked: Any = None  # what the pre-load checks found (core.training.preflight.CheckedRun)
+        self.checked: CheckedRun | None = None  # what the pre-load checks found
 
     # ----------------------------------------------------------------- public
     def cancel(self) -> None:
@@ -174,19 +183,17 @@ class TrainingRun:
         if self.cancelled:
             self._bridge.cancel()
         timer = CheckpointTimer(self.config.train.checkpoint_minutes * 60)
-        self.trainer = build_trainer(
+        built = build_trainer(
             self.config,
             self.loaded,
             self.data,
             self.run_dir / CHECKPOINTS,
             [self._bridge, timer, *self._extra_callbacks],
         )
+        self.trainer = built.trainer
         install_atomic_saving(self.trainer)
-        if getattr(self.trainer, "tunesmith_log_probs", False):
-            self._emit(LogLine("info", "Token log-probs from the LM head: Tunesmith's fused kernel"))
-        rollout = getattr(self.trainer, "tunesmith_rollout", None)
-        if isinstance(rollout, str):  # GRPO: which sampler writes the completions
-            self._emit(LogLine("info", rollout))
+        for note in built.notes:
+            self._emit(LogLine("info", note))
 
     def train(self) -> None:
         checkpoint = self._checkpoint

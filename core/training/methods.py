@@ -10,17 +10,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunesmith.core.config import RunConfig
 from tunesmith.core.data.validation import DatasetFile
 from tunesmith.core.events import Event, LogLine
 
+if TYPE_CHECKING:  # heavy libraries: imported by the functions that build trainers, when they run
+    from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback
+
+    from tunesmith.core.data.prepare import PreparedData
+    from tunesmith.core.models.loading import LoadedModel
+
 OPTIMIZER_NAMES = {"adamw": "adamw_torch", "adamw_8bit": "adamw_8bit"}
 
 
 def prepare_data(
-    config: RunConfig, tokenizer: Any, emit: Callable[[Event], None], dataset: DatasetFile | None = None
+    config: RunConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    emit: Callable[[Event], None],
+    dataset: DatasetFile | None = None,
 ) -> Any:
     """Tokenized rows (SFT) or canonical rows (the others) from the run's dataset.
 
@@ -92,7 +101,7 @@ class RowData:
     eval: Any | None
 
 
-def common_arguments(config: RunConfig, loaded: Any, output_dir: Path) -> dict[str, Any]:
+def common_arguments(config: RunConfig, loaded: LoadedModel, output_dir: Path) -> dict[str, Any]:
     """Trainer arguments shared by every method (TrainingArguments names)."""
     t = config.train
     on_gpu = loaded.device == "cuda"
@@ -132,20 +141,38 @@ def common_arguments(config: RunConfig, loaded: Any, output_dir: Path) -> dict[s
     }
 
 
-def build_trainer(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
+@dataclass(frozen=True)
+class BuiltTrainer:
+    """TRL's trainer for the run, and what Tunesmith put into it, in words for the run's log."""
+
+    trainer: Trainer  # TRL's SFTTrainer, DPOTrainer, ORPOTrainer or GRPOTrainer
+    notes: tuple[str, ...] = ()
+
+
+def build_trainer(
+    config: RunConfig,
+    loaded: LoadedModel,
+    data: PreparedData | RowData,
+    output_dir: Path,
+    callbacks: list[TrainerCallback],
+) -> BuiltTrainer:
     builders = {"sft": _build_sft, "dpo": _build_dpo, "orpo": _build_orpo, "grpo": _build_grpo}
     trainer = builders[config.train.method](config, loaded, data, output_dir, callbacks)
+    notes = []
+    grpo = config.train.method == "grpo"
     if loaded.kernel_report is not None:  # our kernels are in the model: the LM head's log-probs too
         from tunesmith.core.training.log_probs import install_fused_log_probs
 
-        grpo = config.train.method == "grpo"
-        trainer.tunesmith_log_probs = install_fused_log_probs(
-            trainer, temperature=trainer.args.temperature if grpo else 1.0
-        )
-    return _finish_trainer(trainer, callbacks)
+        if install_fused_log_probs(trainer, temperature=trainer.args.temperature if grpo else 1.0):
+            notes.append("Token log-probs from the LM head: Tunesmith's fused kernel")
+    if grpo:  # which sampler writes the completions
+        from tunesmith.core.training.rollout import install_fast_rollout
+
+        notes.append(install_fast_rollout(trainer, loaded, enabled=config.train.fast_rollout))
+    return BuiltTrainer(_finish_trainer(trainer, callbacks), tuple(notes))
 
 
-def _finish_trainer(trainer: Any, callbacks: list[Any]) -> Any:
+def _finish_trainer(trainer: Trainer, callbacks: list[TrainerCallback]) -> Trainer:
     from transformers.trainer_callback import PrinterCallback
 
     from tunesmith.core.training.callbacks import TokenCounter
@@ -159,7 +186,13 @@ def _finish_trainer(trainer: Any, callbacks: list[Any]) -> Any:
     return trainer
 
 
-def _build_dpo(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
+def _build_dpo(
+    config: RunConfig,
+    loaded: LoadedModel,
+    data: PreparedData | RowData,
+    output_dir: Path,
+    callbacks: list[TrainerCallback],
+) -> Trainer:
     from trl import DPOConfig, DPOTrainer
 
     # ref_model=None with a LoRA model: the reference is the same model with the adapter switched off,
@@ -169,7 +202,13 @@ def _build_dpo(config: RunConfig, loaded: Any, data: Any, output_dir: Path, call
     )
 
 
-def _build_orpo(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
+def _build_orpo(
+    config: RunConfig,
+    loaded: LoadedModel,
+    data: PreparedData | RowData,
+    output_dir: Path,
+    callbacks: list[TrainerCallback],
+) -> Trainer:
     try:
         from trl.experimental.orpo import ORPOConfig, ORPOTrainer
     except ImportError:  # older TRL kept ORPO at the top level
@@ -182,12 +221,12 @@ def _build_preference(
     config_class: type,
     trainer_class: type,
     config: RunConfig,
-    loaded: Any,
-    data: Any,
+    loaded: LoadedModel,
+    data: PreparedData | RowData,
     output_dir: Path,
-    callbacks: list[Any],
+    callbacks: list[TrainerCallback],
     **trainer_kwargs: Any,
-) -> Any:
+) -> Trainer:
     """DPO and ORPO take the same arguments: beta, max length, and prompt/chosen/rejected rows."""
     args = config_class(
         **common_arguments(config, loaded, output_dir),
@@ -198,8 +237,13 @@ def _build_preference(
 
 
 def _make_trainer(
-    trainer_class: type, args: Any, loaded: Any, data: Any, callbacks: list[Any], **extra: Any
-) -> Any:
+    trainer_class: type,
+    args: Any,
+    loaded: LoadedModel,
+    data: PreparedData | RowData,
+    callbacks: list[TrainerCallback],
+    **extra: Any,
+) -> Trainer:
     """Every method's trainer takes the same model, rows, tokenizer and callbacks."""
     if data.eval is None and args.eval_strategy != "no":
         args.eval_strategy = "no"  # asked for evaluation, but no rows were held out
@@ -214,7 +258,13 @@ def _make_trainer(
     )
 
 
-def _build_grpo(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
+def _build_grpo(
+    config: RunConfig,
+    loaded: LoadedModel,
+    data: PreparedData | RowData,
+    output_dir: Path,
+    callbacks: list[TrainerCallback],
+) -> Trainer:
     from trl import GRPOConfig, GRPOTrainer
 
     from tunesmith.core.training.rewards import build_rewards
@@ -232,16 +282,18 @@ def _build_grpo(config: RunConfig, loaded: Any, data: Any, output_dir: Path, cal
         max_completion_length=t.max_completion_length,
         temperature=1.0,
     )
-    trainer = _make_trainer(
+    return _make_trainer(
         GRPOTrainer, args, loaded, data, callbacks, reward_funcs=build_rewards(t.rewards, t.reward_file)
     )
-    from tunesmith.core.training.rollout import install_fast_rollout
-
-    trainer.tunesmith_rollout = install_fast_rollout(trainer, loaded, enabled=t.fast_rollout)
-    return trainer
 
 
-def _build_sft(config: RunConfig, loaded: Any, data: Any, output_dir: Path, callbacks: list[Any]) -> Any:
+def _build_sft(
+    config: RunConfig,
+    loaded: LoadedModel,
+    data: PreparedData | RowData,
+    output_dir: Path,
+    callbacks: list[TrainerCallback],
+) -> Trainer:
     from trl import SFTConfig, SFTTrainer
 
     args = SFTConfig(

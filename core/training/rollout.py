@@ -204,10 +204,15 @@ def install_fast_rollout(trainer: Any, loaded: Any, enabled: bool = True) -> str
         stock = model.generate
         fast = FastRollout(model, stock)
         object.__setattr__(model, "generate", fast)
-        trainer.tunesmith_fast_rollout = fast
         line = "GRPO rollouts: Tunesmith's fast KV-cached sampler (tunesmith.kernels.decode)"
     log.info(line)
     return line
+
+
+def installed_rollout(trainer: Any) -> FastRollout | None:
+    """The fast sampler installed on the trainer's model, if any (its call counts tell which path ran)."""
+    fast = trainer.model.__dict__.get("generate")
+    return fast if isinstance(fast, FastRollout) else None
 
 
 def remove_fast_rollout(trainer: Any) -> None:
@@ -217,4 +222,10 @@ def remove_fast_rollout(trainer: Any) -> None:
         del model.__dict__["generate"]
 
 
-__all__ = ["FastRollout", "install_fast_rollout", "remove_fast_rollout", "sampler_arguments"]
+__all__ = [
+    "FastRollout",
+    "install_fast_rollout",
+    "installed_rollout",
+    "remove_fast_rollout",
+    "sampler_arguments",
+]

@@ -68,7 +68,7 @@ def test_greedy_completions_equal_transformers_generate(demo_lora, demo_tokenize
     trainer = installed(demo_lora, monkeypatch)
     try:
         fast = demo_lora.generate(input_ids=ids, attention_mask=mask, generation_config=cfg)
-        assert trainer.tunesmith_fast_rollout.calls == {"fast": 1, "stock": 0}
+        assert rollout.installed_rollout(trainer).calls == {"fast": 1, "stock": 0}
     finally:
         rollout.remove_fast_rollout(trainer)
     assert fast.tolist() == stock.tolist()
@@ -83,7 +83,7 @@ def test_unsupported_settings_fall_back_to_stock(demo_lora, demo_tokenizer, monk
     try:
         with caplog.at_level(logging.INFO, logger="tunesmith.core.training.rollout"):
             got = demo_lora.generate(input_ids=ids, attention_mask=mask, generation_config=cfg)
-        assert trainer.tunesmith_fast_rollout.calls == {"fast": 0, "stock": 1}
+        assert rollout.installed_rollout(trainer).calls == {"fast": 0, "stock": 1}
     finally:
         rollout.remove_fast_rollout(trainer)
     assert got.tolist() == stock.tolist()
@@ -96,7 +96,7 @@ def test_switched_off_or_without_kernels_stays_stock():
     assert "fast_rollout is off" in rollout.install_fast_rollout(trainer, None, enabled=False)
     line = rollout.install_fast_rollout(trainer, SimpleNamespace(device="cpu", kernel_report=None))
     assert "transformers generate (no CUDA GPU)" in line
-    assert not hasattr(trainer, "tunesmith_fast_rollout")
+    assert rollout.installed_rollout(trainer) is None
 
 
 def test_fast_rollout_setting_round_trips(tmp_path):
@@ -127,7 +127,7 @@ def test_grpo_run_uses_the_fast_sampler(tmp_path, monkeypatch, caplog):
         result = run.run()
     assert isinstance(result, Finished), getattr(result, "details", "")
     assert "GRPO rollouts: Tunesmith's fast KV-cached sampler" in caplog.text
-    assert run.trainer.tunesmith_fast_rollout.calls["fast"] >= 2
+    assert rollout.installed_rollout(run.trainer).calls["fast"] >= 2
     steps = [e for e in events if isinstance(e, StepMetrics)]
     assert [s.step for s in steps] == [1, 2]
     for s in steps:
