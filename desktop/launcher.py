@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--startup-time",
         action="store_true",
-        help="print the seconds from launch to the shown window, then exit (for BENCHMARKS.md)",
+        help="print the seconds from launch to the shown window, then exit (recorded in bench/HISTORY.md)",
     )
     options = parser.parse_args(args)
     from tunesmith.desktop.app import run_app

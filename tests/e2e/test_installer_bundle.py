@@ -4,7 +4,7 @@ The fast tests run the spec with PyInstaller's build steps and collection helper
 recorders, so they check the spec's own decisions in a fraction of a second: the kernels' source
 shipped as files, the demo model, resources, Python's headers for Triton, the CPU flavour without
 Triton, two programs on Windows.  The slow test builds the real bundle into a temporary folder and runs
-`<bundle>/tunesmith --self-test` headless; it needs PyInstaller and takes minutes (BENCHMARKS.md), so
+`<bundle>/tunesmith --self-test` headless; it needs PyInstaller and takes minutes (bench/HISTORY.md), so
 it runs only when TUNESMITH_BUNDLE_TEST=1 (the Linux bundle workflow builds and self-tests the bundle
 on every change to the installers).
 """

@@ -584,8 +584,8 @@ class StepOps(TorchDispatchMode):
 # attention stash (without it: ATen 116 / 108 / 128.5; this model before the cuts:
 # ATen 116 / 108 / 129.5, Triton 5 / 4 / 5.5; an NF4 base, bench/host_overhead.py: ATen 126 / 116 / 141
 # -> 109 / 99 / 130, Triton 12 / 10 / 6.8 -> 8 / 6 / 4.8).  A change that adds work per layer fails
-# here: each ATen op costs ~5 us of host time per layer and pass on the GPU machine, each Triton launch
-# ~20-40 us, times 32 layers in Llama-3.1-8B, whose 2x2048 step is host-bound (BENCHMARKS.md, run 7).
+# here: every ATen op and Triton launch costs host time per layer and pass, times 32 layers in
+# Llama-3.1-8B, whose 2x2048 step is host-bound (bench/HISTORY.md, run 7).
 # With q, k, v kept as well (the recompute runs no q/k/v projection; the backward builds the stacked
 # q/k/v weight itself): recompute 106 -> 69, backward 126.5 -> 148.5 ATen ops, 15 fewer in all; with
 # h kept too (no o projection in the recompute): recompute 64.
