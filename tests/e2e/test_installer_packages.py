@@ -25,8 +25,8 @@ LINUX = ROOT / "installer" / "linux"
 def fake_bundle(dist: Path) -> Path:
     """What PyInstaller's dist/tunesmith looks like, with a shell script as the program."""
     bundle = dist / "tunesmith"
-    (bundle / "_internal" / "tunesmith" / "kernels").mkdir(parents=True)
-    (bundle / "_internal" / "tunesmith" / "kernels" / "rms_norm.py").write_text("# source\n")
+    (bundle / "_internal" / "tunesmith" / "kernels" / "ops").mkdir(parents=True)
+    (bundle / "_internal" / "tunesmith" / "kernels" / "ops" / "rms_norm.py").write_text("# source\n")
     program = bundle / "tunesmith"
     program.write_text('#!/bin/sh\necho tunesmith placeholder "$@"\n')
     program.chmod(0o755)
@@ -50,7 +50,7 @@ def test_deb_layout(tmp_path):
     listing = run(["dpkg-deb", "--contents", str(deb)])
     for path in (
         "./opt/tunesmith/tunesmith",
-        "./opt/tunesmith/_internal/tunesmith/kernels/rms_norm.py",
+        "./opt/tunesmith/_internal/tunesmith/kernels/ops/rms_norm.py",
         "./usr/share/applications/tunesmith.desktop",
         "./usr/share/icons/hicolor/scalable/apps/tunesmith.svg",
         "./usr/share/icons/hicolor/256x256/apps/tunesmith.png",
