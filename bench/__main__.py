@@ -24,8 +24,8 @@ def main(argv: list[str]) -> int:
     # `python -m` put the repository root first on sys.path, where the folder `kernels/` would answer to
     # `import kernels` (PyPI's package of that name, which transformers imports); Tunesmith itself is
     # imported as tunesmith.* from the installed project.
-    root = str(Path(__file__).resolve().parents[1])
-    sys.path[:] = [p for p in sys.path if p not in ("", ".", root) and Path(p or ".").resolve() != Path(root)]
+    root = Path(__file__).resolve().parents[1]
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != root]
     module = importlib.import_module(SUBCOMMANDS[argv[0]][0])
     sys.argv = [f"python -m bench {argv[0]}", *argv[1:]]
     result = module.main()

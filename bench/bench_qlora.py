@@ -269,16 +269,15 @@ def worker(args) -> None:
             rec["profile_top"] = profile_step(model, opt, batch(b, s, 99), path)
             out.write_text(json.dumps(res, indent=1))
     for s in [int(x) for x in args.maxctx.split(",") if x]:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+        reset_peak()
         t0 = time.perf_counter()
         try:
-            loss = train_step(model, opt, batch(1, s, 0))
-            torch.cuda.synchronize()
+            loss = train_step(model, opt, batch(1, s, 0, args.smoke))
+            sync()
             r = {"seq": s, "ok": True, "step_s": time.perf_counter() - t0, "loss": loss}
         except Exception as e:
             r = {"seq": s, "ok": False, "error": repr(e)[:300]}
-        r["peak_alloc_GiB"] = torch.cuda.max_memory_allocated() / GiB
+        r["peak_alloc_GiB"] = peak_gib()
         res["maxctx"].append(r)
         print(args.system, "maxctx", json.dumps(r))
         out.write_text(json.dumps(res, indent=1))

@@ -1,8 +1,8 @@
 """Start, stop and resume training runs, one at a time, and remember the last one.
 
-`TrainingSession` owns the `TrainingWorker` and its QThread, sorts the engine events the worker passes on
-into one signal per kind, each carrying the event itself, so tabs connect once (not per run), and keeps what later steps need: the last run folder, its newest
-checkpoint, and the last finished run's model and tokenizer (`tuned`, which the Chat tab talks to).
+`TrainingSession` owns the `TrainingWorker` and its QThread, sorts the engine events the worker passes
+on into one signal per kind, each carrying the event itself, so tabs connect once (not per run), and
+keeps what later steps need: the last run folder, its newest checkpoint, and the last finished run's model and tokenizer (`tuned`, which the Chat tab talks to).
 
 A new run (or a resume) first lets go of that model and says so (`sig_releasing`), so whoever holds it
 (the chat engines) drops it too before the next model loads: one model on the GPU at a time.  It
@@ -142,24 +142,24 @@ class TrainingSession(QObject):
             case CheckpointSaved():
                 self.last_checkpoint = event.path
                 self.sig_checkpoint.emit(event.step, event.path)
-            case Finished() | Failed():
-                self.last_result = event
-                self.last_run_dir = event.run_dir or self.last_run_dir
-                self.last_checkpoint = event.last_checkpoint or self.last_checkpoint
-                if isinstance(event, Failed):
-                    log.error("training failed: %s\n%s", event.message, event.details)
-                    self.sig_failed.emit(event)
-                else:
-                    self.sig_finished.emit(event)
+            case Finished():
+                self._remember_end(event)
+                self.sig_finished.emit(event)
+            case Failed():
+                self._remember_end(event)
+                log.error("training failed: %s\n%s", event.message, event.details)
+                self.sig_failed.emit(event)
             case _:
                 log.debug("unhandled engine event %r", event)
 
+    def _remember_end(self, event: Finished | Failed) -> None:
+        self.last_result = event
+        self.last_run_dir = event.run_dir or self.last_run_dir
+        self.last_checkpoint = event.last_checkpoint or self.last_checkpoint
+
     def _on_done(self) -> None:
-        if (
-            self._worker is not None
-            and isinstance(self.last_result, Finished)
-            and self.last_result.adapter_dir
-        ):
+        finished = self.last_result if isinstance(self.last_result, Finished) else None
+        if self._worker is not None and finished is not None and finished.adapter_dir:
             self.tuned = self._worker.tuned
 
     def _on_thread_finished(self) -> None:

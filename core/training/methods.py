@@ -30,7 +30,7 @@ def prepare_data(
     tokenizer: PreTrainedTokenizerBase,
     emit: Callable[[Event], None],
     dataset: DatasetFile | None = None,
-) -> Any:
+) -> PreparedData | RowData:
     """Tokenized rows (SFT) or canonical rows (the others) from the run's dataset.
 
     `dataset` is the one the pre-load checks read (core.training.preflight); without it the file is

@@ -91,11 +91,9 @@ class TrainTab(QWidget):
         self.controller = controller
         self.session = controller.training
         self.method_combo = QComboBox()
-        for key, label in METHOD_LABELS.items():
+        for row, (key, label) in enumerate(METHOD_LABELS.items()):
             self.method_combo.addItem(label, key)
-            self.method_combo.setItemData(
-                self.method_combo.count() - 1, METHOD_TIPS.get(key, ""), Qt.ItemDataRole.ToolTipRole
-            )
+            self.method_combo.setItemData(row, METHOD_TIPS.get(key, ""), Qt.ItemDataRole.ToolTipRole)
         self.method_combo.setToolTip(METHOD_TIP)
         self.method_hint = QLabel()
         self.method_hint.setObjectName("vramWarning")  # the app's red warning style
