@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from tunesmith.core.config import ConfigError, RunConfig
+from tunesmith.core.cli_settings import add_setting_flags, config_from_args, setting_namer
+from tunesmith.core.config import DATA_FORMAT_CHOICES, ConfigError
+
+__all__ = ["add_data", "add_demo", "add_info", "add_train", "config_from_args", "describe_error"]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -61,7 +62,10 @@ def add_data(sub: argparse._SubParsersAction) -> None:
     )
     check.add_argument("file", help="a .jsonl, .json, .csv, .parquet or .txt file")
     check.add_argument(
-        "--format", default="auto", help="alpaca, sharegpt, messages, text, preference, prompt"
+        "--format",
+        default="auto",
+        choices=list(DATA_FORMAT_CHOICES),
+        help="the rows' layout (default: detected)",
     )
     check.add_argument("--model", default="demo", help="model whose tokenizer counts tokens (default: demo)")
     check.add_argument("--max-length", type=int, default=512, help="max tokens per row (default 512)")
@@ -104,162 +108,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("config", nargs="?", help="a run's config.yaml (optional)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
-    p.add_argument("--model", help="'demo', a model folder, a .gguf file or a hub id")
-    p.add_argument("--precision", help="auto, 4bit, 8bit, bf16, fp16 or fp32")
-    p.add_argument("--data", help="dataset file ('sample' for the bundled one)")
-    p.add_argument("--format", help="dataset format (default: detected)")
-    p.add_argument("--method", help="sft (default), dpo or orpo (preference pairs), grpo (prompts + rewards)")
-    p.add_argument(
-        "--beta", type=float, help="DPO/ORPO: preference strength (higher stays closer to the base)"
-    )
-    p.add_argument(
-        "--reward",
-        action="append",
-        dest="rewards",
-        metavar="NAME",
-        help="GRPO reward, repeatable: exact_match, format:REGEX, length:WORDS",
-    )
-    p.add_argument("--reward-file", help="GRPO: a .py file with def reward(prompts, completions, **columns)")
-    p.add_argument("--num-generations", type=int, help="GRPO: completions sampled per prompt")
-    p.add_argument("--max-completion-length", type=int, help="GRPO: max tokens per sampled completion")
-    p.add_argument(
-        "--max-prompt-length", type=int, help="GRPO: prompts longer than this (tokens) are left out"
-    )
-    p.add_argument("--kl-weight", type=float, help="GRPO: KL penalty towards the base model (0 = none)")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    p.add_argument("--epochs", type=float, help="passes over the data (ignored with --max-steps)")
-    p.add_argument("--batch-size", type=int, help="rows per step (lower it if memory runs out)")
-    p.add_argument("--grad-accum", type=int, help="steps to accumulate before an update")
-    p.add_argument("--lr", type=float, help="learning rate (e.g. 2e-4 for LoRA)")
-    p.add_argument("--max-length", type=int, help="max tokens per row (longer rows are cut)")
-    p.add_argument("--lora-r", type=int, help="LoRA rank (capacity of the adapter)")
-    p.add_argument("--lora-alpha", type=int, help="LoRA alpha (scale of the adapter)")
-    p.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
-    p.add_argument("--eval-ratio", type=float, help="fraction of rows held out for evaluation")
-    p.add_argument("--eval-steps", type=int, help="evaluate every N steps")
-    p.add_argument(
-        "--checkpoint-minutes",
-        type=float,
-        help="save a checkpoint every N minutes of training, the last two kept (default 5; 0 = off)",
-    )
-    p.add_argument("--save-steps", type=int, help="also save a checkpoint every N steps (0 = off)")
-    p.add_argument("--seed", type=int, help="random seed (same seed, same run)")
-    p.add_argument("--output", help="folder in which the run folder is created (default: runs)")
-    p.add_argument("--run-name", help="name of the run folder")
-    p.add_argument("--skip-invalid", action="store_true", help="train on the good rows, skip broken ones")
-    p.add_argument("--no-kernels", action="store_true", help="use stock transformers (no Triton kernels)")
-    p.add_argument(
-        "--no-fast-rollout", action="store_true", help="GRPO: sample with transformers' generate (slower)"
-    )
     p.add_argument("--quiet", action="store_true", help="print only the final result")
+    add_setting_flags(p)
     p.set_defaults(handler=run_train)
-
-
-_FLAG_TO_FIELD = {
-    "model": ("model", "source"),
-    "precision": ("model", "precision"),
-    "data": ("data", "path"),
-    "format": ("data", "format"),
-    "max_length": ("data", "max_length"),
-    "eval_ratio": ("data", "eval_ratio"),
-    "method": ("train", "method"),
-    "max_steps": ("train", "max_steps"),
-    "epochs": ("train", "epochs"),
-    "batch_size": ("train", "batch_size"),
-    "grad_accum": ("train", "grad_accum"),
-    "lr": ("train", "learning_rate"),
-    "eval_steps": ("train", "eval_steps"),
-    "save_steps": ("train", "save_steps"),
-    "checkpoint_minutes": ("train", "checkpoint_minutes"),
-    "seed": ("train", "seed"),
-    "beta": ("train", "beta"),
-    "rewards": ("train", "rewards"),
-    "reward_file": ("train", "reward_file"),
-    "num_generations": ("train", "num_generations"),
-    "max_completion_length": ("train", "max_completion_length"),
-    "max_prompt_length": ("train", "max_prompt_length"),
-    "kl_weight": ("train", "kl_weight"),
-    "lora_r": ("lora", "r"),
-    "lora_alpha": ("lora", "alpha"),
-    "output": (None, "output_dir"),
-    "run_name": (None, "run_name"),
-}
-
-
-# Settings whose flag is not simply --<dest with dashes>, or that have a switch rather than a value.
-_FLAG_NAMES = {"rewards": "--reward"}
-_SWITCHES = {
-    "data.skip_invalid": "--skip-invalid",
-    "lora.enabled": "--full",
-    "model.patch_kernels": "--no-kernels",
-    "train.fast_rollout": "--no-fast-rollout",
-}
-
-
-def _setting_path(section: str | None, name: str) -> str:
-    return f"{section}.{name}" if section else name
-
-
-SETTING_FLAGS = {
-    _setting_path(section, name): _FLAG_NAMES.get(flag, "--" + flag.replace("_", "-"))
-    for flag, (section, name) in _FLAG_TO_FIELD.items()
-} | _SWITCHES
-
-
-def setting_namer(args: argparse.Namespace) -> Callable[[str], str]:
-    """How this command line names a setting in a message: the flag the user typed or could type;
-    for a setting that came from a config file and was not overridden, its place in that file."""
-    source = _config_file(args)
-    typed = {
-        _setting_path(*_FLAG_TO_FIELD[flag])
-        for flag in _FLAG_TO_FIELD
-        if getattr(args, flag, None) is not None
-    }
-
-    def name(setting: str) -> str:
-        flag = SETTING_FLAGS.get(setting)
-        if source is None or setting in typed:
-            return flag or setting
-        return f"{setting} in {source}" + (f" (or {flag})" if flag else "")
-
-    return name
-
-
-def _config_file(args: argparse.Namespace) -> Path | None:
-    if getattr(args, "resume", None):
-        return _resumed_run_dir(args.resume) / "config.yaml"
-    return Path(args.config) if getattr(args, "config", None) else None
-
-
-def _resumed_run_dir(resume: str) -> Path:
-    """--resume takes RUN_DIR or one of its checkpoints (RUN_DIR/checkpoints/checkpoint-N)."""
-    path = Path(resume).expanduser()
-    return path.parent.parent if path.name.startswith("checkpoint-") else path
-
-
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    if args.resume:
-        run_dir = _resumed_run_dir(args.resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise ConfigError(f"{args.resume}: not a Tunesmith run folder (it has no config.yaml)")
-        config = RunConfig.from_yaml(run_dir / "config.yaml")
-    elif args.config:
-        config = RunConfig.from_yaml(args.config)
-    else:
-        config = RunConfig()
-    for flag, (section, name) in _FLAG_TO_FIELD.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            setattr(getattr(config, section) if section else config, name, value)
-    if args.skip_invalid:
-        config.data.skip_invalid = True
-    if args.no_fast_rollout:
-        config.train.fast_rollout = False
-    if args.no_kernels:
-        config.model.patch_kernels = False
-    if args.full:
-        config.lora.enabled = False
-    return config.validate()
 
 
 def run_train(args: argparse.Namespace) -> int:

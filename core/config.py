@@ -1,145 +1,478 @@
-"""The typed configuration of one run, and its round trip to YAML.
+"""The typed configuration of one run, each setting declared once, and its round trip to YAML.
 
 A `RunConfig` holds everything needed to repeat a run: the model and its precision, the dataset and
 how it is formatted, the method, LoRA and the hyperparameters.  Each run folder keeps a `config.yaml`,
-so `tunesmith train RUN_DIR/config.yaml` repeats it.  This module only describes settings; checking
-them against the machine is `core.models.precision`'s job, and running them is the engine's.
+so `tunesmith train RUN_DIR/config.yaml` repeats it.  Every field carries its `Setting` (label, help,
+range, choices, methods, CLI flag: `core.settings`), from which validation, the CLI's flags and the
+app's form are derived.  This module only describes settings; checking them against the machine is
+`core.models.precision`'s job, and running them is the engine's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tunesmith.core.data.formats import FORMAT_LABELS, METHOD_FORMAT
+from tunesmith.core.data.templates import NAMED_TEMPLATES
+from tunesmith.core.settings import (
+    ConfigError,
+    Setting,
+    SettingsNamedError,
+    check_declared,
+    declared,
+    get_value,
+    set_value,
+    setting,
+    worded,
+)
+
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-PRECISIONS = ("auto", "4bit", "8bit", "bf16", "fp16", "fp32")
-METHODS = ("sft", "dpo", "orpo", "grpo")
-OPTIMIZERS = ("adamw", "adamw_8bit")
-SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
+PRECISION_CHOICES = {
+    "auto": "Automatic (best for this machine)",
+    "4bit": "4-bit (QLoRA, least memory)",
+    "8bit": "8-bit",
+    "bf16": "bfloat16",
+    "fp16": "float16",
+    "fp32": "float32 (CPU)",
+}
+METHOD_CHOICES = {
+    "sft": "SFT — learn from examples",
+    "dpo": "DPO — prefer good answers over bad",
+    "orpo": "ORPO — preferences without a reference model",
+    "grpo": "GRPO — learn from rewards",
+}
+OPTIMIZER_CHOICES = {"adamw": "AdamW", "adamw_8bit": "AdamW, 8-bit states (NVIDIA GPU only)"}
+SCHEDULER_CHOICES = {
+    "linear": "Linear decay",
+    "cosine": "Cosine decay",
+    "constant": "Constant",
+    "constant_with_warmup": "Constant after warm-up",
+}
+TEMPLATE_CHOICES = {None: "The model's own", **{name: name for name in NAMED_TEMPLATES}}
+DATA_FORMAT_CHOICES = {"auto": "Detect from the rows", **FORMAT_LABELS}
+PRECISIONS = tuple(PRECISION_CHOICES)
+METHODS = tuple(METHOD_CHOICES)
+_GRPO = ("grpo",)
+_PREFERENCE = tuple(method for method, data in METHOD_FORMAT.items() if data == "preference")
 
-
-class SettingsNamedError(ValueError):
-    """An error whose message names settings, worded by whichever interface shows it.
-
-    The message is a template in which `{train.rewards}` stands for a setting; `str()` gives the config
-    paths (what a config.yaml user reads), `worded(name)` lets the CLI say `--reward` and the app its
-    field label, so a person reads the name of the thing they actually typed or clicked.
-    """
-
-    def __init__(self, template: str, settings: tuple[str, ...] = ()):
-        self.template = template
-        self.settings = tuple(settings)
-        super().__init__(self.worded(lambda setting: setting))
-
-    def worded(self, name: Callable[[str], str]) -> str:
-        text = self.template
-        for setting in self.settings:
-            text = text.replace("{" + setting + "}", name(setting))
-        return text
-
-
-class ConfigError(SettingsNamedError):
-    """A setting is missing, unknown or out of range; the message names the field."""
-
-    @classmethod
-    def about(cls, setting: str, problem: str) -> ConfigError:
-        """`{setting} <problem>`, e.g. about("train.batch_size", "must be 1 or more")."""
-        return cls("{" + setting + "} " + problem, (setting,))
-
-
-def worded(exc: BaseException, name: Callable[[str], str]) -> str:
-    """The message of any exception, its settings named by `name` where it names any."""
-    return exc.worded(name) if isinstance(exc, SettingsNamedError) else str(exc)
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "LoraSettings",
+    "METHODS",
+    "ModelConfig",
+    "PRECISIONS",
+    "RunConfig",
+    "Setting",
+    "SettingsNamedError",
+    "TrainSettings",
+    "get_value",
+    "run_settings",
+    "set_value",
+    "worded",
+]
 
 
 @dataclass
 class ModelConfig:
-    # "demo" (the embedded SmolLM2-135M-Instruct), a local Hugging Face folder, a .gguf file or a hub id.
-    source: str = "demo"
-    # auto = 4bit on a CUDA GPU that supports it, else bf16 where supported, else fp32.
-    precision: str = "auto"
-    # Run Python code shipped with a hub model.  Off: only turn it on for models you trust.
-    trust_remote_code: bool = False
-    # Use Tunesmith's Triton kernels (CUDA only; exact, faster, leaner).  Off = stock transformers.
-    patch_kernels: bool = True
+    source: str = setting(
+        "demo",
+        label="Model",
+        help="The model to fine-tune: 'demo' (the embedded SmolLM2-135M-Instruct, works offline), a "
+        "Hugging Face model folder, a .gguf file or a hub id.",
+        flag="--model",
+    )
+    precision: str = setting(
+        "auto",
+        label="Precision",
+        help="How precisely the model's weights are held in memory while training. 4-bit (QLoRA) needs "
+        "the least memory and is what most people use on one GPU. Automatic: 4-bit on a CUDA GPU that "
+        "supports it, else bfloat16 where supported, else float32.",
+        choices=PRECISION_CHOICES,
+    )
+    trust_remote_code: bool = setting(
+        False,
+        label="Run the model's own code",
+        help="Run Python code shipped with a hub model. Off by default: only turn it on for models "
+        "from people you trust.",
+        advanced=True,
+    )
+    patch_kernels: bool = setting(
+        True,
+        label="Fast kernels",
+        help="Train with Tunesmith's Triton kernels (NVIDIA GPUs): exact, faster and leaner. Off: stock "
+        "transformers.",
+        flag="--kernels",
+        advanced=True,
+    )
 
 
 @dataclass
 class LoraSettings:
-    # False = full fine-tuning (every weight trained; needs far more memory).
-    enabled: bool = True
-    r: int = 16
-    alpha: int = 16
-    dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
-    # rsLoRA scales by alpha/sqrt(r) instead of alpha/r: steadier at large ranks.
-    use_rslora: bool = False
+    enabled: bool = setting(
+        True,
+        label="Use LoRA",
+        help="LoRA trains a small add-on (fast, little memory). Without it (--full on the command line) "
+        "every weight is trained: full fine-tuning, which needs far more memory.",
+        flag="--full",
+        flag_sets=False,
+        advanced=True,
+    )
+    r: int = setting(
+        16,
+        label="LoRA rank",
+        help="Size of the small add-on the model learns (LoRA). Higher can learn more, uses a bit more "
+        "memory. 8-32 is usual.",
+        minimum=1,
+        maximum=512,
+        flag="--lora-r",
+    )
+    alpha: int = setting(
+        16,
+        label="LoRA alpha",
+        help="Strength of the LoRA add-on. Usually equal to the rank, or twice it.",
+        minimum=1,
+        maximum=1024,
+        flag="--lora-alpha",
+        advanced=True,
+    )
+    dropout: float = setting(
+        0.0,
+        label="LoRA dropout",
+        help="Randomly ignores part of the add-on while training, against over-learning small "
+        "datasets. 0 is fine most of the time.",
+        minimum=0,
+        maximum=0.9,
+        step=0.05,
+        decimals=2,
+        flag="--lora-dropout",
+        advanced=True,
+    )
+    target_modules: list[str] = setting(
+        default_factory=lambda: list(DEFAULT_TARGET_MODULES),
+        label="LoRA layers",
+        help="Which of the model's layers get an add-on, by name. The default, every attention and MLP "
+        "projection, learns best.",
+        flag="--target-module",
+        placeholder=", ".join(DEFAULT_TARGET_MODULES),
+        advanced=True,
+    )
+    use_rslora: bool = setting(
+        False,
+        label="Rank-stabilised LoRA",
+        help="Scale the add-on by alpha/sqrt(rank) instead of alpha/rank: steadier at large ranks.",
+        flag="--rslora",
+        advanced=True,
+    )
 
 
 @dataclass
 class DataConfig:
-    # A JSONL, JSON, CSV, Parquet or text file, or a hub dataset id.  Read only, never written.
-    path: str = "sample"
-    # auto, alpaca, sharegpt, messages, text, preference, prompt.
-    format: str = "auto"
-    # Chat template name when the model has none ("chatml", "llama3", "alpaca"); None = the model's own.
-    template: str | None = None
-    max_length: int = 512
-    # Train only on the assistant's tokens (the prompt is context, not a target).
-    assistant_only_loss: bool = True
-    # Fraction of rows held out for evaluation (0 = no eval split).
-    eval_ratio: float = 0.0
-    # Concatenate short examples into full-length rows (faster on many short rows).
-    packing: bool = False
-    # Skip broken records instead of refusing to start.
-    skip_invalid: bool = False
+    path: str = setting(
+        "sample",
+        label="Dataset file",
+        help="A JSONL, JSON, CSV, Parquet or text file ('sample' for the bundled one). Read only, never "
+        "written.",
+        flag="--data",
+    )
+    format: str = setting(
+        "auto",
+        label="Data format",
+        help="How the rows are laid out; detected from the rows unless you choose one.",
+        choices=DATA_FORMAT_CHOICES,
+    )
+    template: str | None = setting(
+        None,
+        label="Chat template",
+        help="The chat template to render conversations with when the model has none of its own "
+        "(a base model). The model's own is used when it has one and nothing is chosen here.",
+        choices=TEMPLATE_CHOICES,
+        advanced=True,
+    )
+    max_length: int = setting(
+        512,
+        label="Max length (tokens)",
+        help="Longest example the model sees; longer ones are cut. The Dataset tab's histogram shows "
+        "where your examples fall. Longer needs more memory.",
+        minimum=16,
+        maximum=1_048_576,
+        step=64,
+    )
+    assistant_only_loss: bool = setting(
+        True,
+        label="Train on answers only",
+        help="Learn only from the assistant's replies; the questions are context. Usually what you want.",
+        advanced=True,
+    )
+    eval_ratio: float = setting(
+        0.0,
+        label="Evaluation split",
+        help="Fraction of rows kept aside to measure how well the model does on examples it did not "
+        "train on. 0 = none.",
+        minimum=0,
+        maximum=0.9,
+        step=0.05,
+        decimals=2,
+        advanced=True,
+    )
+    packing: bool = setting(
+        False,
+        label="Packing",
+        help="Join short examples into full-length rows: faster when your examples are short.",
+        advanced=True,
+    )
+    skip_invalid: bool = setting(
+        False,
+        label="Skip broken rows",
+        help="Train on the good rows and leave broken ones out (each is listed) instead of refusing "
+        "to start.",
+        advanced=True,
+    )
 
 
 @dataclass
 class TrainSettings:
-    method: str = "sft"
-    epochs: float = 1.0
-    # > 0 overrides epochs.
-    max_steps: int = -1
-    batch_size: int = 2
-    grad_accum: int = 1
-    learning_rate: float = 2e-4
-    lr_scheduler: str = "linear"
-    warmup_ratio: float = 0.0
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    optimizer: str = "adamw"
-    # Recompute activations in the backward pass: less memory, ~30% slower.  None = on for GPUs.
-    gradient_checkpointing: bool | None = None
-    # 0 = never.
-    eval_steps: int = 0
-    # A checkpoint every N steps as well (0 = only the timed ones and the one on Stop).
-    save_steps: int = 0
-    # A checkpoint every this many minutes of training, so a crash loses at most that much (0 = off).
-    # Cheap with LoRA: adapter, optimizer, scheduler, RNG and data position; the last two are kept.
-    checkpoint_minutes: float = 5.0
-    logging_steps: int = 1
-    # Preference methods (DPO / ORPO): strength of the preference (higher = stay closer to the base).
-    beta: float = 0.1
-    # GRPO: completions per prompt, KL weight (0 = no reference model needed), lengths and rewards.
-    num_generations: int = 4
-    kl_weight: float = 0.0
-    max_prompt_length: int = 256
-    max_completion_length: int = 64
-    # Built-in rewards: "exact_match", "format:<regex>", "length:<words>" (core.training.rewards).
-    rewards: list[str] = field(default_factory=list)
-    # A Python file with your own reward function(s): def reward(prompts, completions, **columns).
-    reward_file: str | None = None
-    # GRPO: make the completions with Tunesmith's KV-cached sampler (the tokens transformers' generate
-    # would make, without its per-token overhead) when our kernels run on a GPU.  Off = TRL's generate.
-    fast_rollout: bool = True
+    method: str = setting(
+        "sft",
+        label="Method",
+        help="How the model learns. SFT copies the style of your example conversations; DPO and ORPO "
+        "learn which of two answers is better (preference data); GRPO writes answers, scores them "
+        "with your rewards and learns from the best (prompt-only data).",
+        choices=METHOD_CHOICES,
+    )
+    epochs: float = setting(
+        1.0,
+        label="Epochs",
+        help="How many times the model reads your whole dataset. More epochs learn your data more "
+        "closely; too many make it parrot your examples. 1-3 is usual.",
+        minimum=0,
+        maximum=100,
+        step=0.5,
+        decimals=1,
+    )
+    max_steps: int = setting(
+        -1,
+        label="Max steps",
+        help="Stop after this many training steps, whatever the number of epochs. -1 = use epochs. "
+        "Set a small number for a quick try.",
+        minimum=-1,
+    )
+    batch_size: int = setting(
+        2,
+        label="Batch size",
+        help="Examples processed together in one step. Bigger is faster per example but needs more "
+        "memory. Lower it if you run out of memory.",
+        minimum=1,
+        maximum=512,
+    )
+    grad_accum: int = setting(
+        1,
+        label="Gradient accumulation",
+        help="Add up this many batches before each update: behaves like a bigger batch without the "
+        "memory. Raise it when batch size is small.",
+        minimum=1,
+        maximum=1024,
+        advanced=True,
+    )
+    learning_rate: float = setting(
+        2e-4,
+        label="Learning rate",
+        help="How big each learning step is. Too high: the loss jumps around or the model forgets how "
+        "to talk. Too low: slow learning. 2e-4 suits LoRA; lower it (1e-4, 5e-5) if the loss is unstable.",
+        minimum=1e-7,
+        maximum=1.0,
+        step=1e-5,
+        decimals=7,
+        flag="--lr",
+    )
+    lr_scheduler: str = setting(
+        "linear",
+        label="LR schedule",
+        help="How the learning rate changes during the run. Linear and cosine slowly lower it, which "
+        "usually ends better.",
+        choices=SCHEDULER_CHOICES,
+        advanced=True,
+    )
+    warmup_ratio: float = setting(
+        0.0,
+        label="Warm-up fraction",
+        help="Part of the run during which the learning rate rises from 0, which steadies the start. "
+        "0-0.1 is usual.",
+        minimum=0,
+        maximum=0.5,
+        step=0.01,
+        decimals=2,
+        advanced=True,
+    )
+    warmup_steps: int = setting(
+        0,
+        label="Warm-up steps",
+        help="The same warm-up counted in steps; when above 0 it replaces the warm-up fraction.",
+        minimum=0,
+        maximum=1_000_000,
+        advanced=True,
+    )
+    weight_decay: float = setting(
+        0.0,
+        label="Weight decay",
+        help="Gently pulls weights toward zero against over-learning. 0 or 0.01 is usual.",
+        minimum=0,
+        maximum=1,
+        step=0.01,
+        decimals=3,
+        advanced=True,
+    )
+    max_grad_norm: float = setting(
+        1.0,
+        label="Gradient clipping",
+        help="Largest gradient norm allowed in one step; bigger ones are scaled down, which keeps a "
+        "bad batch from undoing the run. 1.0 is usual; 0 turns clipping off.",
+        minimum=0,
+        maximum=1000,
+        step=0.1,
+        decimals=2,
+        advanced=True,
+    )
+    seed: int = setting(
+        42,
+        label="Seed",
+        help="Makes runs repeatable: the same seed and settings give the same result.",
+        minimum=0,
+        maximum=2**31 - 1,
+        advanced=True,
+    )
+    optimizer: str = setting(
+        "adamw",
+        label="Optimizer",
+        help="adamw: the standard. adamw_8bit: the same with less memory (NVIDIA GPU only).",
+        choices=OPTIMIZER_CHOICES,
+        advanced=True,
+    )
+    gradient_checkpointing: bool | None = setting(
+        None,
+        label="Gradient checkpointing",
+        help="Saves a lot of memory by recomputing parts of the model, about a third slower. Left "
+        "automatic it is on for GPUs; turn it on if you run out of memory.",
+        advanced=True,
+    )
+    eval_steps: int = setting(
+        0,
+        label="Evaluate every (steps)",
+        help="How often to measure the loss on the rows kept aside (Evaluation split). 0 = never.",
+        minimum=0,
+        advanced=True,
+    )
+    save_steps: int = setting(
+        0,
+        label="Checkpoint every (steps)",
+        help="Also save a checkpoint every this many steps. 0 = by time only (Checkpoint every minutes).",
+        minimum=0,
+        advanced=True,
+    )
+    checkpoint_minutes: float = setting(
+        5.0,
+        label="Checkpoint every (minutes)",
+        help="How often to save a checkpoint you can resume from, in minutes of training. A crash or "
+        "power cut then costs at most this much. One is also saved when you stop; the last two are "
+        "kept. 0 = only at the end or when you stop.",
+        minimum=0,
+        maximum=1440,
+        decimals=1,
+        advanced=True,
+    )
+    logging_steps: int = setting(
+        1,
+        label="Log every (steps)",
+        help="How often, in steps, the trainer reports the loss and learning rate.",
+        minimum=1,
+        internal="every step is reported to the app and the CLI, which thin out what they show",
+    )
+    beta: float = setting(
+        0.1,
+        label="Preference strength (DPO/ORPO)",
+        help="DPO and ORPO only: how strongly to prefer the chosen answers over the rejected ones. "
+        "Higher keeps the model closer to where it started. 0.1 is usual.",
+        minimum=0,
+        maximum=10,
+        step=0.05,
+        decimals=2,
+        methods=_PREFERENCE,
+    )
+    num_generations: int = setting(
+        4,
+        label="Answers per prompt (GRPO)",
+        help="GRPO only: how many answers the model writes for each prompt; they are scored against "
+        "each other. More gives steadier learning but is slower. 4-8 is usual.",
+        minimum=2,
+        maximum=256,
+        methods=_GRPO,
+    )
+    kl_weight: float = setting(
+        0.0,
+        label="Stay close to the base (GRPO)",
+        help="GRPO only: how strongly the model is held near where it started (the KL penalty). 0 = "
+        "not at all (less memory and faster); 0.01-0.1 keeps it from drifting too far.",
+        minimum=0,
+        maximum=10,
+        step=0.01,
+        decimals=3,
+        advanced=True,
+        methods=_GRPO,
+    )
+    max_prompt_length: int = setting(
+        256,
+        label="Longest prompt (GRPO)",
+        help="GRPO only: prompts longer than this many tokens are left out of training (the log says "
+        "how many). Raise it if your prompts are long; longer prompts need more memory.",
+        minimum=16,
+        maximum=131072,
+        step=64,
+        advanced=True,
+        methods=_GRPO,
+    )
+    max_completion_length: int = setting(
+        64,
+        label="Answer length (GRPO)",
+        help="GRPO only: the longest answer (in tokens) the model writes while learning. Longer answers "
+        "take longer to write: on a CPU keep it short.",
+        minimum=8,
+        maximum=131072,
+        step=16,
+        methods=_GRPO,
+    )
+    rewards: list[str] = setting(
+        default_factory=list,
+        label="Rewards (GRPO)",
+        help="GRPO only: how answers are scored: exact_match (against the answer column), "
+        "format:<regular expression>, length:<words>. GRPO needs at least one reward (here or in a "
+        "reward file).",
+        flag="--reward",
+        placeholder="exact_match, length:50",
+        methods=_GRPO,
+    )
+    reward_file: str | None = setting(
+        None,
+        label="Reward file (GRPO)",
+        help="GRPO only: a Python file with your own reward functions (optional): def reward(prompts, "
+        "completions, **columns) returning one number per completion.",
+        placeholder="none",
+        advanced=True,
+        methods=_GRPO,
+    )
+    fast_rollout: bool = setting(
+        True,
+        label="Fast answer writing (GRPO)",
+        help="GRPO only, NVIDIA GPUs: write the answers with Tunesmith's KV-cached sampler (the same "
+        "tokens as transformers' generate, several times faster). Off: transformers' generate.",
+        advanced=True,
+        methods=_GRPO,
+    )
 
 
 @dataclass
@@ -148,34 +481,27 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
-    # Runs are created as new folders inside this one, never reused.
-    output_dir: str = "runs"
-    # Optional name for the run folder (a timestamp is added so it stays unique).
-    run_name: str | None = None
+    output_dir: str = setting(
+        "runs",
+        label="Runs folder",
+        help="The folder in which each run gets a new folder of its own (never reused): config, "
+        "metrics, log, checkpoints and the trained adapter.",
+        flag="--output",
+    )
+    run_name: str | None = setting(
+        None,
+        label="Run name",
+        help="A name for the run's folder, before the date and time that keep it unique. Empty: the "
+        "date and time alone.",
+        placeholder="automatic",
+        advanced=True,
+    )
 
     def validate(self) -> RunConfig:
         """Raise ConfigError naming the first bad field; return self for chaining."""
-        _check_types(self)
-        checks = [
-            ("model.precision", self.model.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
-            ("train.method", self.train.method in METHODS, f"one of {', '.join(METHODS)}"),
-            ("train.optimizer", self.train.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
-            ("train.lr_scheduler", self.train.lr_scheduler in SCHEDULERS, f"one of {', '.join(SCHEDULERS)}"),
-            ("train.batch_size", self.train.batch_size >= 1, "1 or more"),
-            ("train.grad_accum", self.train.grad_accum >= 1, "1 or more"),
-            ("train.learning_rate", 0 < self.train.learning_rate < 1, "between 0 and 1, e.g. 2e-4"),
-            ("train.epochs", self.train.epochs > 0 or self.train.max_steps > 0, "above 0 (or set max_steps)"),
-            ("data.max_length", self.data.max_length >= 16, "16 or more"),
-            ("data.eval_ratio", 0 <= self.data.eval_ratio < 1, "at least 0 and below 1"),
-            ("lora.r", self.lora.r >= 1, "1 or more"),
-            ("lora.dropout", 0 <= self.lora.dropout < 1, "at least 0 and below 1"),
-            ("train.num_generations", self.train.num_generations >= 2, "2 or more"),
-            ("train.save_steps", self.train.save_steps >= 0, "0 (off) or more"),
-            ("train.checkpoint_minutes", self.train.checkpoint_minutes >= 0, "0 (off) or more"),
-        ]
-        for name, ok, expected in checks:
-            if not ok:
-                raise ConfigError.about(name, f"must be {expected}")
+        check_declared(self, run_settings())
+        if self.train.epochs <= 0 and self.train.max_steps <= 0:
+            raise ConfigError.about("train.epochs", "must be above 0 (or set max_steps)")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -238,28 +564,6 @@ def _from_yaml_text(value: Any, annotation: str) -> Any:
     return value
 
 
-# A setting's annotation (a string: `from __future__ import annotations`) -> accepted types, in words.
-_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    "int": ((int,), "a whole number"),
-    "float": ((int, float), "a number"),
-    "bool": ((bool,), "true or false"),
-    "str": ((str,), "text"),
-    "list[str]": ((list,), "a list of names"),
-}
-
-
-def _check_types(config: RunConfig) -> None:
-    """Each setting holds the kind of value it is declared with (a YAML file or the app may not)."""
-    sections = [(section, getattr(config, section)) for section in ("model", "data", "lora", "train")]
-    for prefix, holder in [(None, config), *sections]:
-        for declared in dataclasses.fields(holder):
-            annotation = str(declared.type)
-            optional = annotation.endswith(" | None")
-            accepted = _TYPES.get(annotation.removesuffix(" | None"))
-            value = getattr(holder, declared.name)
-            if accepted is None or (optional and value is None):
-                continue
-            types, words = accepted
-            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-                setting = f"{prefix}.{declared.name}" if prefix else declared.name
-                raise ConfigError.about(setting, f"must be {words}, not {value!r}")
+def run_settings() -> Iterator[Setting]:
+    """Every setting of a run, in the order the config declares them."""
+    return declared(RunConfig)

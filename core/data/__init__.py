@@ -2,7 +2,15 @@
 
 from pathlib import Path
 
-from tunesmith.core.data.formats import FORMAT_LABELS, FORMATS, detect_format, normalize
+from tunesmith.core.data.formats import (
+    FORMAT_HOLDS,
+    FORMAT_LABELS,
+    FORMATS,
+    METHOD_FORMAT,
+    detect_format,
+    methods_for,
+    normalize,
+)
 from tunesmith.core.data.readers import Problem
 from tunesmith.core.data.stats import LengthStats, length_stats
 from tunesmith.core.data.templates import RenderedExample, apply_template, render_example, render_prompt
@@ -18,7 +26,9 @@ def sample_dataset_path(name: str = "identity.jsonl") -> Path:
 
 __all__ = [
     "FORMATS",
+    "FORMAT_HOLDS",
     "FORMAT_LABELS",
+    "METHOD_FORMAT",
     "DatasetError",
     "DatasetFile",
     "LengthStats",
@@ -29,6 +39,7 @@ __all__ = [
     "detect_format",
     "length_stats",
     "load_dataset_file",
+    "methods_for",
     "normalize",
     "render_example",
     "render_prompt",

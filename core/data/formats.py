@@ -24,6 +24,13 @@ FORMAT_LABELS = {
     "prompt": "Prompt only (optional reference answer)",
 }
 CONVERSATION_FORMATS = ("alpaca", "sharegpt", "messages", "text")
+# The data each training method learns from; SFT (and any method not named) learns from conversations.
+METHOD_FORMAT = {"dpo": "preference", "orpo": "preference", "grpo": "prompt"}
+# What a row of the formats only some methods take holds, in words.
+FORMAT_HOLDS = {
+    "preference": "preference pairs (prompt, chosen and rejected answers)",
+    "prompt": "prompts (and optional reference answers)",
+}
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {
     "system": "system",
@@ -35,6 +42,11 @@ SHAREGPT_ROLES = {
     "bot": "assistant",
 }
 ANSWER_KEYS = ("answer", "solution", "reference", "ground_truth")
+
+
+def methods_for(data_format: str) -> tuple[str, ...]:
+    """The methods that learn from `data_format` ("" for the conversation formats: SFT)."""
+    return tuple(method for method, wanted in METHOD_FORMAT.items() if wanted == data_format)
 
 
 class RecordError(ValueError):

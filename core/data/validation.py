@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunesmith.core.config import SettingsNamedError
 from tunesmith.core.data.formats import FORMATS, RecordError, detect_format, normalize
 from tunesmith.core.data.readers import DatasetReadError, Problem, read_rows
+from tunesmith.core.settings import SettingsNamedError
 
 
 @dataclass(frozen=True)

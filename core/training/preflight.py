@@ -15,7 +15,8 @@ from pathlib import Path
 
 from tunesmith.core.config import ConfigError, RunConfig
 from tunesmith.core.data import (
-    FORMATS,
+    FORMAT_HOLDS,
+    METHOD_FORMAT,
     DatasetError,
     DatasetFile,
     load_dataset_file,
@@ -24,12 +25,6 @@ from tunesmith.core.data import (
 )
 from tunesmith.core.events import LogLine
 from tunesmith.core.training.model_files import check_model_files
-
-_NEEDS = {"grpo": "prompt", "dpo": "preference", "orpo": "preference"}
-_SHAPES = {
-    "prompt": "a prompt (and optional answer) per row",
-    "preference": "prompt / chosen / rejected per row",
-}
 
 
 @dataclass
@@ -56,13 +51,8 @@ def check_run(config: RunConfig) -> CheckedRun:
 
 
 def check_choices(config: RunConfig) -> None:
-    """Named choices, and combinations the model loader would refuse only after loading the model."""
-    from tunesmith.core.data.templates import NAMED_TEMPLATES
-
-    if config.data.format != "auto" and config.data.format not in FORMATS:
-        raise ConfigError.about("data.format", f"must be auto or one of {', '.join(FORMATS)}")
-    if config.data.template and config.data.template not in NAMED_TEMPLATES:
-        raise ConfigError.about("data.template", f"must be one of {', '.join(NAMED_TEMPLATES)} (or empty)")
+    """Combinations the model loader would refuse only after loading the model (each setting's own
+    range and choices are `RunConfig.validate()`'s)."""
     if not config.lora.enabled and config.model.precision in ("4bit", "8bit", "auto"):
         from tunesmith.core.hardware import detect_hardware
         from tunesmith.core.models.precision import choose_precision
@@ -81,12 +71,12 @@ def data_path(config: RunConfig) -> Path:
 
 
 def check_data_fits_method(dataset: DatasetFile, method: str, path: Path) -> None:
-    wanted = _NEEDS.get(method)
+    wanted = METHOD_FORMAT.get(method)
     if wanted is None or dataset.format == wanted:
         return
     raise DatasetError(
-        f"{path.name} holds {dataset.format} data, but {method.upper()} needs {wanted} data "
-        f"({_SHAPES[wanted]}): pick another file, or another method ({{train.method}}).",
+        f"{path.name} holds {dataset.format} data, but {method.upper()} learns from "
+        f"{FORMAT_HOLDS[wanted]}: pick another file, or another method ({{train.method}}).",
         settings=("train.method",),
     )
 

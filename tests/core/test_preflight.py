@@ -68,8 +68,8 @@ def test_data_of_the_wrong_kind_for_the_method_names_the_method_setting(tmp_path
     with pytest.raises(DatasetError) as info:
         check_run(config)
     assert info.value.worded(FLAGS.get) == (
-        "prompts.jsonl holds alpaca data, but DPO needs preference data "
-        "(prompt / chosen / rejected per row): pick another file, or another method (--method)."
+        "prompts.jsonl holds alpaca data, but DPO learns from preference pairs (prompt, chosen and "
+        "rejected answers): pick another file, or another method (--method)."
     )
 
 
@@ -136,5 +136,5 @@ def test_named_choices_are_checked_before_loading():
         check_run(config)
     config = RunConfig()
     config.data.format = "jsonl"
-    with pytest.raises(ConfigError, match=r"data.format must be auto or one of alpaca, "):
+    with pytest.raises(ConfigError, match=r"data.format must be one of auto, alpaca, "):
         check_run(config)
