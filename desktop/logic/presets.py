@@ -1,4 +1,4 @@
-"""The three presets, the training methods, and which settings this machine cannot use.
+"""The three presets, and which settings this machine cannot use.
 
 Pure functions over `RunConfig` and the engine's HardwareInfo (no Qt); the Train tab and the model
 panel use them.  Settings are addressed by dotted path, as in `settings_spec`.
@@ -47,13 +47,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.lr_scheduler": "cosine",
         "train.warmup_ratio": 0.05,
     },
-}
-
-METHOD_LABELS = {
-    "sft": "SFT — learn from examples",
-    "dpo": "DPO — prefer good answers over bad",
-    "orpo": "ORPO — preferences without a reference model",
-    "grpo": "GRPO — learn from rewards",
 }
 
 

@@ -30,16 +30,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tunesmith.core.data.formats import FORMAT_HOLDS, methods_for
+from tunesmith.desktop.logic.settings_spec import setting, tooltip
 from tunesmith.desktop.widgets.length_histogram import LengthHistogram
 
-FORMATS = ("auto", "alpaca", "sharegpt", "messages", "text", "preference", "prompt")
+FORMAT_SETTING = setting("data.format")
+FORMATS = tuple(FORMAT_SETTING.choices)
 FILE_FILTER = "Datasets (*.jsonl *.json *.csv *.parquet *.txt);;All files (*)"
 TRAINED_STYLE = "background-color: rgba(46, 139, 87, 0.30);"
 REJECTED_STYLE = "background-color: rgba(214, 39, 40, 0.25);"
-# What each data kind is for, after the format name in the summary line.
+# What the formats only some methods learn from hold, and for which: after the format's name.
 FORMAT_USES = {
-    "preference": "pairs of a better and a worse answer, for DPO or ORPO",
-    "prompt": "prompts only, for GRPO (the model writes the answers and your rewards score them)",
+    data_format: f"{holds}, for {' or '.join(method.upper() for method in methods_for(data_format))}"
+    for data_format, holds in FORMAT_HOLDS.items()
 }
 
 
@@ -52,16 +55,18 @@ class DatasetTab(QWidget):
         self.setAcceptDrops(True)
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("Drop a dataset file here, or click Open…")
-        self.path_edit.setToolTip("The file to train on: JSONL, JSON, CSV, Parquet or plain text.")
+        self.path_edit.setToolTip(tooltip(setting("data.path")))
+        self.path_edit.setObjectName("data.path")
         self.open_button = QPushButton("Open…")
         self.open_button.setToolTip("Choose a dataset file (Ctrl+O)")
         self.sample_button = QPushButton("Use sample")
         self.sample_button.setToolTip("The small sample dataset that comes with Tunesmith.")
         self.format_combo = QComboBox()
         self.format_combo.addItems(FORMATS)
-        self.format_combo.setToolTip(
-            "How the rows are laid out. 'auto' detects it; override it if the\ndetection is wrong."
-        )
+        for row, words in enumerate(FORMAT_SETTING.choices.values()):
+            self.format_combo.setItemData(row, words, Qt.ItemDataRole.ToolTipRole)
+        self.format_combo.setToolTip(tooltip(FORMAT_SETTING))
+        self.format_combo.setObjectName("data.format")
         self.summary_label = QLabel("No dataset yet.")
         self.summary_label.setWordWrap(True)
 

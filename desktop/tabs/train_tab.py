@@ -24,16 +24,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tunesmith.core.data.formats import FORMAT_HOLDS, METHOD_FORMAT, methods_for
 from tunesmith.core.events import Failed, Finished, RunStarted, StepMetrics
 from tunesmith.desktop.logic.formatting import finished_line, progress_line
 from tunesmith.desktop.logic.presets import (
-    METHOD_LABELS,
     PRESETS,
     apply_preset,
     machine_limits,
     matching_preset,
 )
 from tunesmith.desktop.logic.run_history import read_run
+from tunesmith.desktop.logic.settings_spec import setting, tooltip
 from tunesmith.desktop.widgets.run_folder import RunFolderRow
 from tunesmith.desktop.widgets.run_plots import RunPlots
 from tunesmith.desktop.widgets.settings_form import SettingsForm
@@ -43,12 +44,7 @@ PRESET_TIP = (
     "Quick test: a few steps to check everything works.\nBalanced: a good first real run.\n"
     "Best quality: slower, learns more carefully."
 )
-METHOD_TIP = (
-    "How the model learns:\n"
-    "SFT copies the style of your example conversations.\n"
-    "DPO and ORPO learn which of two answers is better (preference data).\n"
-    "GRPO writes answers, scores them with your rewards, and learns from the best (prompt-only data)."
-)
+METHOD = setting("train.method")
 # What each method does and which data it needs, in the words of someone who has not read the papers.
 METHOD_TIPS = {
     "sft": "Learns to answer like your examples. Data: conversations, instruction/answer pairs or text.",
@@ -59,25 +55,22 @@ METHOD_TIPS = {
     "grpo": "Writes several answers to each prompt, scores them with your rewards, and learns from the\n"
     "better ones. Slow on a CPU (it writes text at every step). Data: prompts, optionally with answers.",
 }
-# The data each method learns from (the engine refuses a run on any other, with the same words).
-METHOD_DATA = {"dpo": "preference", "orpo": "preference", "grpo": "prompt"}
-DATA_WORDS = {
-    "preference": "preference pairs (prompt, chosen and rejected answers)",
-    "prompt": "prompts (and optional reference answers)",
-}
 
 
 def method_data_hint(method: str, data_format: str | None) -> str:
     """Why the chosen dataset does not suit `method`, in words; "" when it does (or is not known yet)."""
     if not data_format:
         return ""
-    wanted = METHOD_DATA.get(method)
-    if wanted is None and data_format in DATA_WORDS:
-        suits = "DPO or ORPO" if data_format == "preference" else "GRPO"
-        return f"This dataset holds {DATA_WORDS[data_format]}: train it with {suits}, or pick example conversations."
+    wanted = METHOD_FORMAT.get(method)
+    if wanted is None and data_format in FORMAT_HOLDS:
+        suits = " or ".join(other.upper() for other in methods_for(data_format))
+        return (
+            f"This dataset holds {FORMAT_HOLDS[data_format]}: train it with {suits}, or pick example "
+            "conversations."
+        )
     if wanted is not None and data_format != wanted:
         return (
-            f"{method.upper()} learns from {DATA_WORDS[wanted]}, but this dataset holds {data_format} data. "
+            f"{method.upper()} learns from {FORMAT_HOLDS[wanted]}, but this dataset holds {data_format} data. "
             "Pick another file in the Dataset tab, or another method."
         )
     return ""
@@ -91,10 +84,11 @@ class TrainTab(QWidget):
         self.controller = controller
         self.session = controller.training
         self.method_combo = QComboBox()
-        for row, (key, label) in enumerate(METHOD_LABELS.items()):
+        for row, (key, label) in enumerate(METHOD.choices.items()):
             self.method_combo.addItem(label, key)
             self.method_combo.setItemData(row, METHOD_TIPS.get(key, ""), Qt.ItemDataRole.ToolTipRole)
-        self.method_combo.setToolTip(METHOD_TIP)
+        self.method_combo.setToolTip(tooltip(METHOD))
+        self.method_combo.setObjectName("train.method")
         self.method_hint = QLabel()
         self.method_hint.setObjectName("vramWarning")  # the app's red warning style
         self.method_hint.setWordWrap(True)

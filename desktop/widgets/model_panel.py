@@ -20,22 +20,11 @@ from PySide6.QtWidgets import (
 )
 
 from tunesmith.desktop.logic.presets import machine_limits
+from tunesmith.desktop.logic.settings_spec import setting, tooltip
 
 DEMO_LABEL = "Demo model — SmolLM2-135M-Instruct (embedded, works offline)"
 KINDS = [("demo", DEMO_LABEL), ("folder", "Local model folder"), ("gguf", "GGUF file"), ("hub", "Hub id")]
-PRECISION_LABELS = {
-    "auto": "Automatic (best for this machine)",
-    "4bit": "4-bit (QLoRA, least memory)",
-    "8bit": "8-bit",
-    "bf16": "bfloat16",
-    "fp16": "float16",
-    "fp32": "float32 (CPU)",
-}
-PRECISION_TIP = (
-    "How precisely the model's weights are held in memory while training.\n"
-    "4-bit (QLoRA) needs the least memory and is what most people use on one GPU.\n"
-    "Automatic picks the best choice for this machine."
-)
+PRECISION = setting("model.precision")
 
 
 class ModelPanel(QGroupBox):
@@ -47,17 +36,17 @@ class ModelPanel(QGroupBox):
         self.kind_combo = QComboBox()
         for key, label in KINDS:
             self.kind_combo.addItem(label, key)
-        self.kind_combo.setToolTip(
-            "The model to fine-tune. The demo model is small and trains on any computer."
-        )
+        self.kind_combo.setToolTip(tooltip(setting("model.source")))
+        self.kind_combo.setObjectName("model.source")
         self.location_edit = QLineEdit()
         self.location_edit.setPlaceholderText(
             "folder, .gguf file or hub id like HuggingFaceTB/SmolLM2-135M-Instruct"
         )
         self.browse_button = QPushButton("Browse…")
         self.precision_combo = QComboBox()
-        self.precision_combo.setToolTip(PRECISION_TIP)
-        for key, label in PRECISION_LABELS.items():
+        self.precision_combo.setToolTip(tooltip(PRECISION))
+        self.precision_combo.setObjectName("model.precision")
+        for key, label in PRECISION.choices.items():
             self.precision_combo.addItem(label, key)
         self.hardware_label = QLabel("Detecting hardware…")
         self.hardware_label.setWordWrap(True)
@@ -162,7 +151,7 @@ class ModelPanel(QGroupBox):
             reason = limits.get(f"model.precision={self.precision_combo.itemData(row)}")
             item = model.item(row)
             item.setEnabled(reason is None)
-            item.setToolTip(reason or PRECISION_TIP)
+            item.setToolTip(reason or tooltip(PRECISION))
 
     def show_vram(self, estimate) -> None:
         """Show the memory estimate, in red with a warning when it will not fit."""

@@ -30,6 +30,7 @@ class RunFolderRow(QWidget):
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.change_button = QPushButton("Change folder…")
         self.change_button.setToolTip("Choose the folder new training runs are saved in")
+        self.change_button.setObjectName("output_dir")  # the setting it edits
         self.change_button.clicked.connect(self.choose)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -1,7 +1,8 @@
-"""A form of training settings built from `settings_spec.SETTINGS`: basic ones always visible, the rest
-in a collapsible Advanced section.  Every field carries its plain-words tooltip; fields this machine
-cannot use are disabled with the reason shown; fields of other training methods (DPO's beta, GRPO's
-rewards, ...) are hidden until their method is chosen.
+"""A form of training settings built from their declarations on the core config
+(`settings_spec.SETTINGS`): basic ones always visible, the rest in a collapsible Advanced section.
+Every field carries its plain-words tooltip; fields this machine cannot use are disabled with the
+reason shown; fields of other training methods (DPO's beta, GRPO's rewards, ...) are hidden until
+their method is chosen.  Each editor's object name is its setting's dotted path.
 
 Reads from and writes to a RunConfig through dotted paths; knows nothing about running anything.
 """
@@ -25,7 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tunesmith.desktop.logic.settings_spec import SETTINGS, SettingSpec, get_value, set_value
+from tunesmith.core.config import Setting
+from tunesmith.desktop.logic.settings_spec import SETTINGS, get_value, set_value, tooltip
+
+# Spin-box bounds for settings declared without one (Qt needs a finite range).
+_INT_LIMIT = 2**31 - 1
+_FLOAT_LIMIT = 1e9
+# A combo box's data for the "automatic" (None) choice: Qt's item data cannot tell None from "no data".
+_NONE = ""
 
 
 class SettingsForm(QWidget):
@@ -36,7 +44,7 @@ class SettingsForm(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.editors: dict[str, QWidget] = {}
-        self.specs: dict[str, SettingSpec] = {spec.path: spec for spec in SETTINGS}
+        self.specs: dict[str, Setting] = {spec.path: spec for spec in SETTINGS}
         self._layouts: dict[str, QFormLayout] = {}
         basic = QFormLayout()
         advanced_box = QWidget()
@@ -47,7 +55,7 @@ class SettingsForm(QWidget):
             self.editors[spec.path] = editor
             form = advanced if spec.advanced else basic
             form.addRow(spec.label + ":", editor)
-            form.labelForField(editor).setToolTip(spec.tooltip)
+            form.labelForField(editor).setToolTip(tooltip(spec))
             self._layouts[spec.path] = form
         self.advanced_toggle = QToolButton()
         self.advanced_toggle.setText("Advanced settings")
@@ -108,40 +116,43 @@ class SettingsForm(QWidget):
             spec = self.specs[path]
             reason = limits.get(path)
             editor.setEnabled(reason is None)
-            editor.setToolTip(spec.tooltip + (f"\n\nNot available here: {reason}" if reason else ""))
+            editor.setToolTip(tooltip(spec) + (f"\n\nNot available here: {reason}" if reason else ""))
             if isinstance(editor, QComboBox):
                 for row in range(editor.count()):
-                    choice_reason = limits.get(f"{path}={editor.itemText(row)}")
+                    choice_reason = limits.get(f"{path}={editor.itemData(row)}")
                     item = editor.model().item(row)
                     item.setEnabled(choice_reason is None)
                     item.setToolTip(choice_reason or "")
 
-    def _make_editor(self, spec: SettingSpec) -> QWidget:
+    def _make_editor(self, spec: Setting) -> QWidget:
         emit: Callable[..., None] = lambda *_: None if self._loading else self.sig_changed.emit(spec.path)  # noqa: E731
         if spec.kind == "int":
             editor = QSpinBox()
-            editor.setRange(int(spec.minimum), int(spec.maximum))
+            low = -_INT_LIMIT if spec.minimum is None else int(spec.minimum)
+            editor.setRange(low, _INT_LIMIT if spec.maximum is None else int(spec.maximum))
             editor.setSingleStep(int(spec.step))
             editor.valueChanged.connect(emit)
         elif spec.kind == "float":
             editor = ScientificSpinBox() if spec.decimals > 4 else QDoubleSpinBox()
             editor.setDecimals(spec.decimals)
-            editor.setRange(spec.minimum, spec.maximum)
+            low = -_FLOAT_LIMIT if spec.minimum is None else spec.minimum
+            editor.setRange(low, _FLOAT_LIMIT if spec.maximum is None else spec.maximum)
             editor.setSingleStep(spec.step)
             editor.valueChanged.connect(emit)
         elif spec.kind == "choice":
             editor = QComboBox()
-            editor.addItems(list(spec.choices))
+            for value, words in spec.choices.items():
+                editor.addItem(words, _NONE if value is None else value)
             editor.currentIndexChanged.connect(emit)
-        elif spec.kind in ("list", "path"):
+        elif spec.kind in ("list", "text"):
             editor = QLineEdit()
-            editor.setPlaceholderText("exact_match, length:50" if spec.kind == "list" else "none")
+            editor.setPlaceholderText(spec.placeholder)
             editor.editingFinished.connect(emit)
         else:
             editor = QCheckBox()
             editor.toggled.connect(emit)
         editor.setObjectName(spec.path)
-        editor.setToolTip(spec.tooltip)
+        editor.setToolTip(tooltip(spec))
         return editor
 
 
@@ -169,11 +180,11 @@ class ScientificSpinBox(QDoubleSpinBox):
         self.setValue(self.value() * (2.0**steps))
 
 
-def _set_editor(editor: QWidget, spec: SettingSpec, value: Any) -> None:
+def _set_editor(editor: QWidget, spec: Setting, value: Any) -> None:
     if isinstance(editor, QSpinBox | QDoubleSpinBox):
         editor.setValue(value)
     elif isinstance(editor, QComboBox):
-        editor.setCurrentText(str(value))
+        editor.setCurrentIndex(max(0, editor.findData(_NONE if value is None else value)))
     elif isinstance(editor, QLineEdit):
         editor.setText(", ".join(value) if spec.kind == "list" else (value or ""))
     else:
@@ -181,16 +192,17 @@ def _set_editor(editor: QWidget, spec: SettingSpec, value: Any) -> None:
         editor.setChecked(bool(value))
 
 
-def _editor_value(editor: QWidget, spec: SettingSpec) -> Any:
+def _editor_value(editor: QWidget, spec: Setting) -> Any:
     if isinstance(editor, QSpinBox):
         return int(editor.value())
     if isinstance(editor, QDoubleSpinBox):
         return float(editor.value())
     if isinstance(editor, QComboBox):
-        return editor.currentText()
+        value = editor.currentData()
+        return None if value == _NONE else value
     if isinstance(editor, QLineEdit):
         text = editor.text().strip()
         if spec.kind == "list":
             return [part.strip() for part in text.split(",") if part.strip()]
-        return text or None
+        return text or (None if spec.optional else "")
     return editor.isChecked()

@@ -33,11 +33,11 @@ log = logging.getLogger(__name__)
 
 
 def form_name(setting: str) -> str:
-    """A setting as the Train tab labels it ("the 'Learning rate' setting"), for the engine's messages;
-    settings without a field in the form keep their config name."""
-    from tunesmith.desktop.logic.settings_spec import SETTINGS
+    """A setting as the app labels it ("the 'Learning rate' setting"), for the engine's messages; a
+    name that is no setting stays as it is."""
+    from tunesmith.desktop.logic.settings_spec import LABELS
 
-    label = next((spec.label for spec in SETTINGS if spec.path == setting), None)
+    label = LABELS.get(setting)
     return f"the '{label}' setting" if label else setting
 
 

@@ -74,7 +74,7 @@ def test_settings_form_round_trips_and_applies_limits(qtbot):
     assert all(form.editors[spec.path].toolTip() for spec in SETTINGS)
     form.apply_limits({"train.optimizer=adamw_8bit": "8-bit Adam needs an NVIDIA GPU."})
     optimizer = form.editors["train.optimizer"]
-    row = optimizer.findText("adamw_8bit")
+    row = optimizer.findData("adamw_8bit")
     assert not optimizer.model().item(row).isEnabled()
     assert "NVIDIA" in optimizer.model().item(row).toolTip()
 
