@@ -17,39 +17,26 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-FORMAT_LABELS = {
-    "lora": "LoRA adapter (small; needs the base model)",
-    "merged": "Merged 16-bit model (Hugging Face folder)",
-    "gguf": "GGUF file (llama.cpp, Ollama, LM Studio)",
-    "gguf-lora": "LoRA adapter as GGUF (applied to the base GGUF by llama.cpp / Ollama)",
-}
-QUANT_LABELS = {
-    "f32": "F32 — exact, very large",
-    "f16": "F16 — full quality, large",
-    "bf16": "BF16 — full quality, large",
-    "q8_0": "Q8_0 — nearly full quality, half the size of F16",
-    "q6_k": "Q6_K — very good quality, smaller",
-    "q5_k_m": "Q5_K_M — good quality, small",
-    "q4_k_m": "Q4_K_M — small and fast, slight quality loss (popular)",
-}
-
 
 class ExportDialog(QDialog):
     """Choose format, quantization and (optionally) where to write."""
 
-    def __init__(self, run_dir: str, formats: list[str], quants: list[str], parent: QWidget | None = None):
+    def __init__(
+        self, run_dir: str, formats: dict[str, str], quants: dict[str, str], parent: QWidget | None = None
+    ):
+        """`formats` and `quants` map the engine's names to their words (`engines.export_choices()`)."""
         super().__init__(parent)
         self.setWindowTitle("Export the trained model")
         self.format_combo = QComboBox()
-        for fmt in formats:
-            self.format_combo.addItem(FORMAT_LABELS.get(fmt, fmt), fmt)
+        for fmt, words in formats.items():
+            self.format_combo.addItem(words, fmt)
         self.format_combo.setToolTip(
             "LoRA: tiny file for Python tools. Merged: a full model folder.\n"
             "GGUF: one file for llama.cpp-based apps (with an Ollama Modelfile)."
         )
         self.quant_combo = QComboBox()
-        for key in quants:
-            self.quant_combo.addItem(QUANT_LABELS.get(key, key.upper()), key)
+        for key, words in quants.items():
+            self.quant_combo.addItem(words, key)
         self.quant_combo.setCurrentIndex(max(0, self.quant_combo.findData("q8_0")))
         self.quant_combo.setToolTip(
             "How much to compress the GGUF. Smaller files run faster on weak machines\n"

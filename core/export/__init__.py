@@ -3,7 +3,7 @@
 Entry point: `export_run` (see `api.py`); the CLI sub-commands live in `cli_commands.py`.
 """
 
-from .api import ALL_FORMATS, export_run
-from .result import GGUF_QUANTS, CheckResult, ExportError, ExportResult
+from .api import export_run
+from .result import EXPORT_FORMATS, GGUF_QUANTS, CheckResult, ExportError, ExportResult
 
-__all__ = ["ALL_FORMATS", "GGUF_QUANTS", "CheckResult", "ExportError", "ExportResult", "export_run"]
+__all__ = ["EXPORT_FORMATS", "GGUF_QUANTS", "CheckResult", "ExportError", "ExportResult", "export_run"]

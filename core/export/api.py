@@ -14,12 +14,10 @@ import os
 import time
 from pathlib import Path
 
-from .result import GGUF_QUANTS, ExportError, ExportResult, ProgressFn, report
+from .result import EXPORT_FORMATS, GGUF_QUANTS, ExportError, ExportResult, ProgressFn, report
 from .runs import RunInfo, commit_output, default_name, open_run, reserve_output
 
 log = logging.getLogger(__name__)
-
-ALL_FORMATS = ("lora", "merged", "gguf", "gguf-lora")
 
 
 def export_run(
@@ -33,8 +31,8 @@ def export_run(
     system_prompt: str | None = None,
 ) -> ExportResult:
     """Export a finished run; raises ExportError with a plain message on any problem (or failed check)."""
-    if fmt not in ALL_FORMATS:
-        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(ALL_FORMATS)}")
+    if fmt not in EXPORT_FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     if fmt == "gguf":
         quant = (quant or "f16").lower()
         if quant not in GGUF_QUANTS:
@@ -79,4 +77,4 @@ def _output(run: RunInfo, output: str | os.PathLike[str] | None, suffix: str) ->
     return path
 
 
-__all__ = ["ALL_FORMATS", "ExportError", "ExportResult", "commit_output", "export_run", "reserve_output"]
+__all__ = ["ExportError", "ExportResult", "commit_output", "export_run", "reserve_output"]

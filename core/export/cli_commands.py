@@ -14,8 +14,8 @@ from pathlib import Path
 
 from tunesmith.core.native import NativeCrash
 
-from .api import ALL_FORMATS, export_run
-from .result import GGUF_QUANTS, ExportError
+from .api import export_run
+from .result import EXPORT_FORMATS, GGUF_QUANTS, ExportError
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,16 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument(
         "--format",
         dest="fmt",
-        choices=ALL_FORMATS,
+        choices=list(EXPORT_FORMATS),
         required=True,
-        help="lora: peft adapter folder; merged: 16-bit HF folder; gguf: one GGUF file; "
-        "gguf-lora: the adapter as GGUF for llama.cpp/Ollama",
+        help="; ".join(f"{name}: {words}" for name, words in EXPORT_FORMATS.items()),
     )
-    p.add_argument("--quant", choices=GGUF_QUANTS, default=None, help="GGUF type (default f16)")
+    p.add_argument(
+        "--quant",
+        choices=list(GGUF_QUANTS),
+        default=None,
+        help="GGUF type (default f16): " + "; ".join(GGUF_QUANTS.values()),
+    )
     p.add_argument("--output", default=None, help="where to write (default: RUN_DIR/exports/...)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--system", default=None, help="system prompt for the Ollama Modelfile")

@@ -14,8 +14,22 @@ from typing import Any
 # on_progress(fraction 0..1, short description of the current step)
 ProgressFn = Callable[[float, str], None]
 
-FORMATS = ("lora", "merged", "gguf")
-GGUF_QUANTS = ("f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k")
+# Every export format -> what it gives, in words: the CLI's --format choices and the app's Export dialog.
+EXPORT_FORMATS = {
+    "lora": "LoRA adapter (small; needs the base model)",
+    "merged": "Merged 16-bit model (Hugging Face folder)",
+    "gguf": "GGUF file (llama.cpp, Ollama, LM Studio)",
+    "gguf-lora": "LoRA adapter as GGUF (applied to the base GGUF by llama.cpp / Ollama)",
+}
+# Every GGUF type a merged export can be written in -> what it trades, in words.
+GGUF_QUANTS = {
+    "f16": "F16 — full quality, large",
+    "bf16": "BF16 — full quality, large",
+    "q8_0": "Q8_0 — nearly full quality, half the size of F16",
+    "q6_k": "Q6_K — very good quality, smaller",
+    "q5_k_m": "Q5_K_M — good quality, small",
+    "q4_k_m": "Q4_K_M — small and fast, slight quality loss (popular)",
+}
 
 
 # Largest transformers logit margin (top logit minus the logit of llama.cpp's choice) at which an

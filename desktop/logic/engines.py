@@ -53,11 +53,11 @@ def export_run(
     return export(run_dir, fmt, quant=quant, output=output, on_progress=on_progress)
 
 
-def export_choices() -> tuple[list[str], list[str]]:
-    """Export formats and GGUF quantizations offered in the dialog (the engine's lists)."""
-    from tunesmith.core.export import ALL_FORMATS, GGUF_QUANTS
+def export_choices() -> tuple[dict[str, str], dict[str, str]]:
+    """Export formats and GGUF types offered in the dialog, each with its words (the engine's tables)."""
+    from tunesmith.core.export import EXPORT_FORMATS, GGUF_QUANTS
 
-    return list(ALL_FORMATS), list(GGUF_QUANTS)
+    return dict(EXPORT_FORMATS), dict(GGUF_QUANTS)
 
 
 def chat_settings(values: dict) -> ChatSettings:
