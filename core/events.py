@@ -91,6 +91,8 @@ class Finished(Event):
     final_loss: float | None
     cancelled: bool = False
     last_checkpoint: str | None = None
+    # Why the model is probably worse than before (a ruined or diverging loss), in words; None when fine.
+    problem: str | None = None
 
 
 @dataclass(frozen=True)

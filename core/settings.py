@@ -27,6 +27,10 @@ class Setting:
     # Inclusive bounds for numbers (None: unbounded on that side); the form's spin boxes use them too.
     minimum: float | None = None
     maximum: float | None = None
+    # The range people normally use: a value outside it is allowed but warned about before a run starts.
+    usual: tuple[float, float] | None = None
+    # What the minimum means, when it is a switch rather than a number (max_steps -1: "use epochs").
+    minimum_means: str = ""
     # value -> what it means in words, in the order offered.  A None key is the "automatic" choice.
     choices: Mapping[str | None, str] = field(default_factory=dict)
     advanced: bool = False
@@ -168,6 +172,31 @@ def check_declared(config: Any, settings: Iterator[Setting]) -> None:
         problem = _type_problem(spec, value) or _value_problem(spec, value)
         if problem:
             raise ConfigError.about(spec.path, problem)
+
+
+class UnusualSetting(SettingsNamedError):
+    """A value inside the allowed range but far from what people normally use (a warning, not an error)."""
+
+
+def unusual_values(config: Any, settings: Iterator[Setting]) -> list[UnusualSetting]:
+    """Settings whose value lies outside their usual range, each worded with that range.
+
+    Call after `check_declared`: the values have their declared types by then.
+    """
+    found = []
+    for spec in settings:
+        value = get_value(config, spec.path)
+        if spec.usual is None or value is None or isinstance(value, bool):
+            continue
+        low, high = spec.usual
+        if not low <= value <= high:
+            found.append(
+                UnusualSetting(
+                    "{" + spec.path + "} is " + f"{value:g}, far from the usual {low:g} to {high:g}",
+                    (spec.path,),
+                )
+            )
+    return found
 
 
 def _type_problem(spec: Setting, value: Any) -> str:

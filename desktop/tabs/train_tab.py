@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tunesmith.core.config import ConfigError, worded
 from tunesmith.core.data.formats import FORMAT_HOLDS, METHOD_FORMAT, methods_for
 from tunesmith.core.events import Failed, Finished, RunStarted, StepMetrics
 from tunesmith.desktop.logic.formatting import finished_line, progress_line
@@ -38,6 +40,7 @@ from tunesmith.desktop.logic.settings_spec import setting, tooltip
 from tunesmith.desktop.widgets.run_folder import RunFolderRow
 from tunesmith.desktop.widgets.run_plots import RunPlots
 from tunesmith.desktop.widgets.settings_form import SettingsForm
+from tunesmith.desktop.workers.training import form_name
 
 CUSTOM = "Custom"
 PRESET_TIP = (
@@ -115,6 +118,7 @@ class TrainTab(QWidget):
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(5000)
+        self.unusual_box: QMessageBox | None = None  # the "unusual settings" question while it is open
         self._build_layout()
         self._connect()
         self.load_from_config()
@@ -237,12 +241,40 @@ class TrainTab(QWidget):
         """Start a new run (plots and log start over)."""
         if self.session.is_running():
             return
+        if not self.confirm_unusual_settings():
+            self.status_label.setText("Not started: change the settings, or confirm them with Start anyway.")
+            return
         self.plots.clear()
         self.log_view.clear()
         self.progress.setValue(0)
         self.status_label.setText("Loading the model and preparing the data…")
+        self._set_status_warning(False)
         if not self.controller.start_training():
             self.status_label.setText("Not started: see the message above.")
+
+    def confirm_unusual_settings(self) -> bool:
+        """Ask before a run whose settings are allowed but far from the usual (a learning rate of 0.5
+        ruins a model in a few steps); True when there are none or the user starts anyway."""
+        try:
+            unusual = self.controller.config.validate().unusual()
+        except ConfigError:
+            return True  # the controller refuses it, naming the setting
+        if not unusual:
+            return True
+        listed = "\n".join(f"• {worded(item, form_name)}" for item in unusual)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Unusual settings",
+            f"These settings are far from what people normally use:\n\n{listed}\n\n"
+            "A run with them may learn nothing, or make the model worse.",
+            parent=self,
+        )
+        start = box.addButton("Start anyway", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(box.addButton("Change settings", QMessageBox.ButtonRole.RejectRole))
+        self.unusual_box = box  # for tests, which answer it
+        box.exec()
+        self.unusual_box = None
+        return box.clickedButton() is start
 
     def stop(self) -> None:
         """Stop the run after the current step (a checkpoint is saved)."""
@@ -313,8 +345,15 @@ class TrainTab(QWidget):
 
     def _on_finished(self, event: Finished) -> None:
         self.plots.flush()
-        self.status_label.setText(finished_line(event))
-        self.append_log("info", finished_line(event))
+        self.status_label.setText(("⚠ " if event.problem else "") + finished_line(event))
+        self._set_status_warning(bool(event.problem))
+        self.append_log("warning" if event.problem else "info", finished_line(event))
+
+    def _set_status_warning(self, warning: bool) -> None:
+        """The status line in the app's red warning style while it reports a run that did not work."""
+        self.status_label.setObjectName("vramWarning" if warning else "")
+        self.status_label.style().unpolish(self.status_label)
+        self.status_label.style().polish(self.status_label)
 
     def _on_failed(self, event: Failed) -> None:
         self.plots.flush()

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QLabel,
     QLineEdit,
     QSpinBox,
     QToolButton,
@@ -27,7 +27,13 @@ from PySide6.QtWidgets import (
 )
 
 from tunesmith.core.config import Setting
-from tunesmith.desktop.logic.settings_spec import SETTINGS, get_value, set_value, tooltip
+from tunesmith.desktop.logic.settings_spec import SETTINGS, get_value, set_value, tooltip, typed_note
+from tunesmith.desktop.widgets.number_fields import (
+    CheckedDoubleSpinBox,
+    CheckedSpinBox,
+    NumberField,
+    ScientificSpinBox,
+)
 
 # Spin-box bounds for settings declared without one (Qt needs a finite range).
 _INT_LIMIT = 2**31 - 1
@@ -44,7 +50,11 @@ class SettingsForm(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.editors: dict[str, QWidget] = {}
+        # Under each number field: why a typed number was refused, or that it is far from the usual.
+        self.notes: dict[str, QLabel] = {}
         self.specs: dict[str, Setting] = {spec.path: spec for spec in SETTINGS}
+        self._fields: dict[str, QWidget] = {}  # the editor with its note: one row of the form
+        self._typed: dict[str, str] = {}  # what was last typed in a number field, before Qt's correction
         self._layouts: dict[str, QFormLayout] = {}
         basic = QFormLayout()
         advanced_box = QWidget()
@@ -53,9 +63,11 @@ class SettingsForm(QWidget):
         for spec in SETTINGS:
             editor = self._make_editor(spec)
             self.editors[spec.path] = editor
+            field = self._with_note(spec, editor)
             form = advanced if spec.advanced else basic
-            form.addRow(spec.label + ":", editor)
-            form.labelForField(editor).setToolTip(tooltip(spec))
+            form.addRow(spec.label + ":", field)
+            form.labelForField(field).setToolTip(tooltip(spec))
+            self._fields[spec.path] = field
             self._layouts[spec.path] = form
         self.advanced_toggle = QToolButton()
         self.advanced_toggle.setText("Advanced settings")
@@ -80,11 +92,40 @@ class SettingsForm(QWidget):
         """Show the fields `method` uses; hide the other methods' own fields."""
         for path, spec in self.specs.items():
             if spec.methods:
-                self._layouts[path].setRowVisible(self.editors[path], method in spec.methods)
+                self._layouts[path].setRowVisible(self._fields[path], method in spec.methods)
 
     def shows(self, path: str) -> bool:
         """Whether a field's row is shown for the current method (the Advanced box aside)."""
-        return not self.editors[path].isHidden()
+        return not self._fields[path].isHidden()
+
+    def _with_note(self, spec: Setting, editor: QWidget) -> QWidget:
+        """The editor, and for a number a note below it (hidden until there is something to say)."""
+        if not isinstance(editor, CheckedSpinBox | CheckedDoubleSpinBox):
+            return editor
+        field = QWidget()
+        column = QVBoxLayout(field)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        note = QLabel()
+        note.setObjectName("vramWarning")  # the app's red warning style
+        note.setWordWrap(True)
+        note.hide()
+        column.addWidget(editor)
+        column.addWidget(note)
+        self.notes[spec.path] = note
+        editor.lineEdit().textEdited.connect(lambda text: self._typed.__setitem__(spec.path, text))
+        editor.editingFinished.connect(lambda: self._explain_typed(spec, editor))
+        return field
+
+    def _explain_typed(self, spec: Setting, editor: NumberField) -> None:
+        """After editing: say why a typed number was not used (Qt put the last allowed one back), or
+        that it is far from the usual; say nothing for an ordinary value."""
+        typed = self._typed.pop(spec.path, None)
+        if typed is None:
+            return  # the arrows or a preset changed it: nothing was typed
+        note = typed_note(spec, editor.typed_value(typed), editor.value())
+        self.notes[spec.path].setText(note)
+        self.notes[spec.path].setVisible(bool(note))
 
     def set_advanced_visible(self, visible: bool) -> None:
         """Open or close the Advanced section."""
@@ -127,17 +168,19 @@ class SettingsForm(QWidget):
     def _make_editor(self, spec: Setting) -> QWidget:
         emit: Callable[..., None] = lambda *_: None if self._loading else self.sig_changed.emit(spec.path)  # noqa: E731
         if spec.kind == "int":
-            editor = QSpinBox()
+            editor = CheckedSpinBox()
             low = -_INT_LIMIT if spec.minimum is None else int(spec.minimum)
             editor.setRange(low, _INT_LIMIT if spec.maximum is None else int(spec.maximum))
             editor.setSingleStep(int(spec.step))
+            editor.setSpecialValueText(spec.minimum_means)
             editor.valueChanged.connect(emit)
         elif spec.kind == "float":
-            editor = ScientificSpinBox() if spec.decimals > 4 else QDoubleSpinBox()
+            editor = ScientificSpinBox() if spec.decimals > 4 else CheckedDoubleSpinBox()
             editor.setDecimals(spec.decimals)
             low = -_FLOAT_LIMIT if spec.minimum is None else spec.minimum
             editor.setRange(low, _FLOAT_LIMIT if spec.maximum is None else spec.maximum)
             editor.setSingleStep(spec.step)
+            editor.setSpecialValueText(spec.minimum_means)
             editor.valueChanged.connect(emit)
         elif spec.kind == "choice":
             editor = QComboBox()
@@ -154,30 +197,6 @@ class SettingsForm(QWidget):
         editor.setObjectName(spec.path)
         editor.setToolTip(tooltip(spec))
         return editor
-
-
-class ScientificSpinBox(QDoubleSpinBox):
-    """A spin box that shows small numbers the way people write them (2e-4, not 0.0002000)."""
-
-    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt override
-        return f"{value:.3g}"
-
-    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt override
-        try:
-            return float(text)
-        except ValueError:
-            return self.value()
-
-    def validate(self, text: str, pos: int):
-        try:
-            float(text)
-        except ValueError:
-            return QValidator.State.Intermediate, text, pos
-        return QValidator.State.Acceptable, text, pos
-
-    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
-        """Up/down multiply or divide by 2 (learning rates move in ratios, not in fixed steps)."""
-        self.setValue(self.value() * (2.0**steps))
 
 
 def _set_editor(editor: QWidget, spec: Setting, value: Any) -> None:

@@ -174,3 +174,11 @@ def test_model_failures_are_worded_without_a_traceback(tmp_path, demo_model_dir)
     assert "model.safetensors: this model's weights file is incomplete or damaged: download it again" in (
         result.stderr
     )
+
+
+def test_train_warns_about_unusual_values_by_their_flag(tmp_path, capsys):
+    missing = tmp_path / "missing.jsonl"  # the run then stops at the data check, before any model loads
+    assert main(["train", "--lr", "0.5", "--lora-r", "256", "--data", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert "warning: --lr is 0.5, far from the usual 1e-06 to 0.001; training goes ahead as asked." in err
+    assert "warning: --lora-r is 256, far from the usual 2 to 128" in err
