@@ -45,6 +45,8 @@ def finished_line(event: Finished) -> str:
     """A sentence about how a run ended, from its Finished event."""
     loss = event.final_loss
     loss_text = f", final loss {loss:.3f}" if loss is not None and math.isfinite(loss) else ""
+    if event.problem:  # the loss went wrong: the model is probably worse, so no "try it in Chat"
+        return f"Ended at step {event.step}{loss_text}, but training did not work. {event.problem}"
     if event.cancelled:
         return f"Stopped at step {event.step}{loss_text}. A checkpoint was saved: press Resume to go on."
     return f"Finished at step {event.step}{loss_text}. Try the model in the Chat tab, or export it."
@@ -61,4 +63,26 @@ def friendly_path(path: str | Path, home: str | Path | None = None) -> str:
     home_text = str(home if home is not None else Path.home()).rstrip("/")
     if home_text and (text == home_text or text.startswith(home_text + "/")):
         return "~" + text[len(home_text) :]
+    return text
+
+
+def format_plain_number(value: float) -> str:
+    """A number as people write it on an axis or in a tooltip: '0', '0.5', '12', '1.25', and small or
+    large ones in short scientific form: '2e-4', '1.5e-4', '3e5' (never a shared 'x1e-06' factor)."""
+    if not math.isfinite(value):
+        return "—"
+    if value == 0:
+        return "0"
+    if 1e-3 <= abs(value) < 1e5:
+        return f"{value:.4g}"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def memory_line(used_gb: float, total_gb: float | None, highest_gb: float | None = None) -> str:
+    """'2.1 of 23.5 GiB' (and ', highest 3.0' when the run went higher before); '2.1 GiB' without a total."""
+    text = f"{used_gb:.1f} of {total_gb:.1f} GiB" if total_gb else f"{used_gb:.1f} GiB"
+    if highest_gb is not None and highest_gb >= used_gb + 0.05:  # a spike the plot shows, in numbers
+        text += f", highest {highest_gb:.1f}"
     return text
