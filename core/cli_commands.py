@@ -67,6 +67,12 @@ def add_data(sub: argparse._SubParsersAction) -> None:
         choices=list(DATA_FORMAT_CHOICES),
         help="the rows' layout (default: detected)",
     )
+    check.add_argument(
+        "--columns",
+        default="",
+        metavar="question=COLUMN,answer=COLUMN",
+        help="which columns hold the question and the answer, when they are not named as usual",
+    )
     check.add_argument("--model", default="demo", help="model whose tokenizer counts tokens (default: demo)")
     check.add_argument("--max-length", type=int, default=512, help="max tokens per row (default 512)")
     check.add_argument("--no-tokens", action="store_true", help="skip token counting (no model needed)")
@@ -77,8 +83,10 @@ def add_data(sub: argparse._SubParsersAction) -> None:
 def run_data_check(args: argparse.Namespace) -> int:
     from tunesmith.core.data import load_dataset_file
 
-    dataset = load_dataset_file(args.file, args.format)
+    dataset = load_dataset_file(args.file, args.format, args.columns)
     print(f"{args.file}: format {dataset.format}; {dataset.summary()}")
+    for note in dataset.notes:
+        print(f"note: {note}")
     if not args.no_tokens and dataset.format not in ("preference", "prompt"):
         print(_token_summary(dataset, args.model, args.max_length))
     for problem in dataset.problems:

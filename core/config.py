@@ -187,6 +187,14 @@ class DataConfig:
         help="How the rows are laid out; detected from the rows unless you choose one.",
         choices=DATA_FORMAT_CHOICES,
     )
+    columns: str = setting(
+        "",
+        label="Question and answer columns",
+        help="For a table whose columns are not named as usual (question/answer, prompt/response, "
+        "input/output, ...): which holds the question and which the answer, as "
+        "question=COLUMN,answer=COLUMN. Empty: found by their names.",
+        placeholder="found by their names",
+    )
     template: str | None = setting(
         None,
         label="Chat template",

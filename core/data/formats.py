@@ -2,6 +2,10 @@
 
 Pure functions over dicts, testable without a model.  Canonical shapes:
 - conversation (alpaca, sharegpt, messages): {"messages": [{"role", "content"}, ...]}
+  "alpaca" is any one-question-one-answer table: instruction/output as Alpaca names them, and the other
+  common namings of the pair (`QUESTION_COLUMNS` x `ANSWER_COLUMNS`: question/answer, prompt/response,
+  prompt/completion, input/output, query/response, user/assistant, ...), or two columns the user named
+  (`columns`: {"question": ..., "answer": ...}, written "question=COL,answer=COL" in a config).
 - text: {"text": str}
 - preference: {"prompt": [messages], "chosen": [messages], "rejected": [messages]}
 - prompt (prompt-only, for GRPO): {"prompt": [messages], "answer": str | None}
@@ -42,6 +46,13 @@ SHAREGPT_ROLES = {
     "bot": "assistant",
 }
 ANSWER_KEYS = ("answer", "solution", "reference", "ground_truth")
+# Column names people give the question and the answer of a one-exchange row, looked for in this order
+# (so Alpaca's instruction wins over its optional input, which then adds context to the instruction).
+# "prompt" with only a reference answer (ANSWER_KEYS) stays prompt-only data for GRPO: the sample
+# prompts.jsonl is such a file; a table of prompt and answer for SFT can name its columns by hand.
+QUESTION_COLUMNS = ("instruction", "question", "prompt", "query", "input", "user", "human", "source")
+ANSWER_COLUMNS = ("output", "response", "completion", "answer", "reply", "assistant", "gpt", "target")
+COLUMN_ROLES = ("question", "answer")
 
 
 def methods_for(data_format: str) -> tuple[str, ...]:
@@ -73,22 +84,69 @@ def _guess(row: Any) -> str | None:
         return "sharegpt"
     if "messages" in keys:
         return "messages"
-    if "instruction" in keys and ("output" in keys or "response" in keys):
+    pair = question_answer_columns(keys)
+    if pair is not None and not (pair[0] == "prompt" and pair[1] in ANSWER_KEYS):
         return "alpaca"
-    if "prompt" in keys and "completion" not in keys:
+    if "prompt" in keys:
         return "prompt"
     if "text" in keys:
         return "text"
-    if "prompt" in keys and "completion" in keys:
-        return "alpaca"  # prompt/completion pairs map onto instruction/output
     return None
 
 
-def normalize(row: Any, fmt: str) -> dict[str, Any]:
-    """The canonical form of one row, or RecordError."""
+def question_answer_columns(keys: Iterable[str]) -> tuple[str, str] | None:
+    """The (question, answer) columns among `keys` by their common names, or None."""
+    present = set(keys)
+    question = next((key for key in QUESTION_COLUMNS if key in present), None)
+    answer = next((key for key in ANSWER_COLUMNS if key in present and key != question), None)
+    return (question, answer) if question and answer else None
+
+
+def detect_columns(rows: Iterable[Any]) -> dict[str, str] | None:
+    """The question/answer columns most of the (first 50) rows have, as a `columns` mapping."""
+    pairs = (
+        question_answer_columns(row) for row, _ in zip(rows, range(50), strict=False) if isinstance(row, dict)
+    )
+    votes = Counter(pair for pair in pairs if pair is not None)
+    if not votes:
+        return None
+    question, answer = votes.most_common(1)[0][0]
+    return {"question": question, "answer": answer}
+
+
+def parse_columns(text: str) -> dict[str, str]:
+    """ "question=Q,answer=A" -> {"question": "Q", "answer": "A"}; "" -> {}.  ValueError says what is wrong."""
+    mapping: dict[str, str] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        role, sep, column = (item.strip() for item in part.partition("="))
+        if not sep or role not in COLUMN_ROLES or not column:
+            raise ValueError(
+                f"'{part}' is not ROLE=COLUMN; write question=COLUMN,answer=COLUMN with your file's names"
+            )
+        mapping[role] = column
+    if mapping and set(mapping) != set(COLUMN_ROLES):
+        raise ValueError("name both columns: question=COLUMN,answer=COLUMN")
+    return mapping
+
+
+def columns_text(columns: dict[str, str]) -> str:
+    """The inverse of parse_columns."""
+    return ",".join(f"{role}={columns[role]}" for role in COLUMN_ROLES if role in columns)
+
+
+def normalize(row: Any, fmt: str, columns: dict[str, str] | None = None) -> dict[str, Any]:
+    """The canonical form of one row, or RecordError.  `columns` names an alpaca row's question and
+    answer columns (found by their common names when not given)."""
     if not isinstance(row, dict):
         raise RecordError(None, f"expected an object with fields, got {type(row).__name__}")
+    if fmt == "alpaca":
+        return _alpaca(row, columns or _row_columns(row))
     return _NORMALIZERS[fmt](row)
+
+
+def _row_columns(row: dict) -> dict[str, str]:
+    question, answer = question_answer_columns(row) or ("instruction", "output")
+    return {"question": question, "answer": answer}
 
 
 def _text_field(row: dict, key: str, required: bool = True) -> str:
@@ -104,12 +162,12 @@ def _text_field(row: dict, key: str, required: bool = True) -> str:
     return value
 
 
-def _alpaca(row: dict) -> dict[str, Any]:
-    instruction_key = "instruction" if "instruction" in row else "prompt"
-    output_key = next((k for k in ("output", "response", "completion") if k in row), "output")
-    instruction = _text_field(row, instruction_key)
-    extra = _text_field(row, "input", required=False)
-    output = _text_field(row, output_key)
+def _alpaca(row: dict, columns: dict[str, str]) -> dict[str, Any]:
+    question_key, answer_key = columns["question"], columns["answer"]
+    instruction = _text_field(row, question_key)
+    # Alpaca's optional input adds context to the instruction (unless it is the question itself).
+    extra = _text_field(row, "input", required=False) if "input" not in columns.values() else ""
+    output = _text_field(row, answer_key)
     messages = []
     system = _text_field(row, "system", required=False)
     if system.strip():
@@ -201,7 +259,6 @@ def _prompt(row: dict) -> dict[str, Any]:
 
 
 _NORMALIZERS: dict[str, Callable[[dict], dict[str, Any]]] = {
-    "alpaca": _alpaca,
     "sharegpt": _sharegpt,
     "messages": _messages,
     "text": _text,

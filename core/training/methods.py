@@ -42,7 +42,9 @@ def prepare_data(
 
     path = data_path(config)
     if dataset is None:
-        dataset = require_clean(load_dataset_file(path, config.data.format), config.data.skip_invalid)
+        dataset = require_clean(
+            load_dataset_file(path, config.data.format, config.data.columns), config.data.skip_invalid
+        )
         check_data_fits_method(dataset, config.train.method, path)
         for problem in dataset.problems:
             emit(LogLine("warning", f"skipped {problem}"))

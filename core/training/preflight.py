@@ -42,9 +42,12 @@ def check_run(config: RunConfig) -> CheckedRun:
     check_choices(config)
     check_model_files(config.model.source)
     path = data_path(config)
-    dataset = require_clean(load_dataset_file(path, config.data.format), config.data.skip_invalid)
+    dataset = require_clean(
+        load_dataset_file(path, config.data.format, config.data.columns), config.data.skip_invalid
+    )
     check_data_fits_method(dataset, config.train.method, path)
     notes = [LogLine("warning", f"skipped {problem}") for problem in dataset.problems]
+    notes += [LogLine("warning", note) for note in dataset.notes]  # e.g. a prose .txt read as one example
     if config.train.method == "grpo":
         notes += check_rewards(config, dataset)
     return CheckedRun(path, dataset, notes)

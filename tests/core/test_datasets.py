@@ -85,7 +85,7 @@ def test_unreadable_inputs_get_clear_messages(tmp_path):
     with pytest.raises(DatasetError, match="hub datasets cannot be fetched offline"):
         load_dataset_file("someone/some-dataset")
     path = write_jsonl(tmp_path / "odd.jsonl", [{"foo": 1}])
-    with pytest.raises(DatasetError, match="could not tell the format"):
+    with pytest.raises(DatasetError, match="Its columns are: foo. Say which column holds the question"):
         load_dataset_file(path)
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tunesmith.core.data.formats import RecordError, detect_format, normalize
+from tunesmith.core.data.formats import RecordError, columns_text, detect_format, normalize, parse_columns
 
 ALPACA = {"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"}
 SHAREGPT = {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]}
@@ -107,3 +107,39 @@ def test_broken_rows_name_the_field(row, fmt, field, words):
         normalize(row, fmt)
     assert info.value.field == field
     assert words in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("question", "answer"),
+        ("prompt", "response"),
+        ("prompt", "completion"),
+        ("input", "output"),
+        ("instruction", "response"),
+        ("query", "response"),
+        ("user", "assistant"),
+    ],
+)
+def test_common_question_and_answer_names_are_one_exchange(question, answer):
+    row = {question: "What is the capital of France?", answer: "Paris."}
+    assert detect_format([row]) == "alpaca"
+    assert normalize(row, "alpaca")["messages"] == [
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+    ]
+
+
+def test_prompt_with_a_reference_answer_stays_prompt_only_and_named_columns_are_used():
+    assert detect_format([PROMPT]) == "prompt"  # GRPO's prompts.jsonl shape
+    row = {"Frage": "Wie heißt du?", "Antwort": "Tunesmith.", "note": "x"}
+    assert detect_format([row]) is None
+    columns = parse_columns("question=Frage, answer=Antwort")
+    assert columns == {"question": "Frage", "answer": "Antwort"} and columns_text(columns) == (
+        "question=Frage,answer=Antwort"
+    )
+    assert normalize(row, "alpaca", columns)["messages"][1]["content"] == "Tunesmith."
+    with pytest.raises(ValueError, match="name both columns"):
+        parse_columns("question=Frage")
+    with pytest.raises(ValueError, match="'Frage' is not ROLE=COLUMN"):
+        parse_columns("Frage")
