@@ -23,7 +23,7 @@ from tunesmith.core.free_memory import free_memory
 from tunesmith.core.heavy_imports import import_heavy
 from tunesmith.desktop.chat_session import ChatSession
 from tunesmith.desktop.logic import engines
-from tunesmith.desktop.logic.dataset_preview import build_preview
+from tunesmith.desktop.logic.dataset_preview import build_preview, describe_failure
 from tunesmith.desktop.training_session import TrainingSession
 from tunesmith.desktop.workers.background import run_in_background
 
@@ -38,6 +38,8 @@ class Controller(QObject):
     sig_config(object):          the config was replaced (e.g. restored); editors reload from it
     sig_dataset(object):         a DatasetPreview for the chosen file
     sig_dataset_busy(bool):      reading/rendering a dataset
+    sig_dataset_failed(object):  a DatasetFailure: the chosen file cannot be used (reason, problems, columns)
+    sig_dataset_state(str):      "" when the dataset can be trained on, else why not (for the Train tab)
     sig_error(str, str, str):    message, hint, details: shown as a banner
     sig_info(str):               a short status-bar message
     sig_tuned_available(bool):   a trained model is ready to chat with
@@ -53,6 +55,8 @@ class Controller(QObject):
     sig_config = Signal(object)
     sig_dataset = Signal(object)
     sig_dataset_busy = Signal(bool)
+    sig_dataset_failed = Signal(object)
+    sig_dataset_state = Signal(str)
     sig_error = Signal(str, str, str)
     sig_info = Signal(str)
     sig_tuned_available = Signal(bool)
@@ -67,6 +71,7 @@ class Controller(QObject):
         self.hardware: Any = None
         self.vram: Any = None
         self.dataset: Any = None
+        self.dataset_problem = ""  # why the chosen dataset cannot be trained on ("" when it can)
         self.capabilities: Any = None
         self._capabilities_pending = False
         self._hardware_pending = False
@@ -192,12 +197,17 @@ class Controller(QObject):
         self.sig_vram_text.emit(engines.describe_error(error)[0])
 
     # -- dataset --------------------------------------------------------------------------------
-    def load_dataset(self, path: str | None = None, fmt: str | None = None) -> None:
-        """Read, check and render the dataset (the configured one unless given); emits sig_dataset."""
+    def load_dataset(
+        self, path: str | None = None, fmt: str | None = None, columns: str | None = None
+    ) -> None:
+        """Read, check and render the dataset (the configured one unless given); emits sig_dataset, or
+        sig_dataset_failed when it cannot be used.  `columns` names a table's question/answer columns."""
         if path is not None:
             self.config.data.path = path
         if fmt is not None:
             self.config.data.format = fmt
+        if columns is not None:
+            self.config.data.columns = columns
         self._dataset_request += 1
         request = self._dataset_request
         data, source = copy.deepcopy(self.config.data), self.config.model.source
@@ -212,6 +222,7 @@ class Controller(QObject):
                 data.assistant_only_loss,
                 self._tokenizers,
                 data.template,
+                data.columns,
             )
 
         _engine_job(
@@ -224,18 +235,35 @@ class Controller(QObject):
         if request != self._dataset_request:
             return  # a newer request is on its way
         self.dataset = preview
+        self.dataset_problem = ""
         self.sig_dataset_busy.emit(False)
         self.sig_dataset.emit(preview)
+        self.sig_dataset_state.emit("")
 
     def _on_dataset_failed(self, request: int, error: BaseException) -> None:
         if request != self._dataset_request:
             return
+        message, hint = engines.describe_error(error)
+        failure = describe_failure(self.config.data.path, error, hint)
+        log.error(
+            "Could not use the dataset %s: %s\n%s", failure.path, message, getattr(error, "details", "")
+        )
+        self.dataset, self.dataset_problem = None, message
         self.sig_dataset_busy.emit(False)
-        self._report(error, "Could not read the dataset.")
+        self.sig_dataset_failed.emit(failure)
+        self.sig_dataset_state.emit(message)
+        # The banner too, without the traceback (that is in the log): the problems are the details.
+        details = "\n".join(f"line {line}: {text}" for line, _field, text in failure.problems[:20])
+        self.sig_error.emit(
+            f"This dataset can't be used. {message}", hint or "Fix the file, then Reload (F5).", details
+        )
 
     # -- training -------------------------------------------------------------------------------
     def start_training(self) -> bool:
         """Check the settings and start a run; False (with a banner) if they are not valid."""
+        if self.dataset_problem:
+            self.sig_error.emit("Fix the dataset first.", self.dataset_problem, "")
+            return False
         try:
             self.config.validate()
         except Exception as exc:  # noqa: BLE001 - ConfigError names the field

@@ -44,6 +44,7 @@ class DatasetFile:
     total_rows: int = 0
     notes: list[str] = field(default_factory=list)  # worth a word, not errors (see readers.read_rows)
     columns: dict[str, str] = field(default_factory=dict)  # an alpaca file's question/answer columns
+    fields: list[str] = field(default_factory=list)  # the field names its rows have (first rows)
 
     @property
     def usable_rows(self) -> int:
@@ -127,6 +128,7 @@ def load_dataset_file(path: str | Path, fmt: str = "auto", columns: str | dict[s
         total_rows=len(rows) + _unparsed(problems, rows),
         notes=notes,
         columns=mapping if fmt == "alpaca" else {},
+        fields=found,
     )
     if not records:
         raise DatasetError(_nothing_usable(path, fmt, problems, found), problems, columns=found)

@@ -3,12 +3,18 @@
 `build_preview` reads a dataset file with the engine, renders the first rows exactly as the model will
 see them (chat template applied, trained-on segments marked) and measures token lengths for the
 histogram.  Preference rows (DPO/ORPO) show their chosen and their rejected answer; prompt-only rows
-(GRPO) show the prompt as the model is asked it, and the reference answer when there is one.  Plain data in, plain data out: no Qt here, so it runs in a background job and is tested
-synchronously.  It knows nothing of widgets.
+(GRPO) show the prompt as the model is asked it, and the reference answer when there is one.  Plain
+data in, plain data out: no Qt here, so it runs in a background job and is tested synchronously.  It
+knows nothing of widgets.
+
+`DatasetFailure` is what the tab shows when a file cannot be used at all (the reason, every problem,
+the columns found for the question/answer step); `raw_line` is a problem's line exactly as the file
+holds it.  Tracebacks never reach these: they go to the log.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +72,75 @@ class DatasetPreview:
     stats: dict[str, Any] = field(default_factory=dict)
     measured_rows: int = 0
     render_error: str = ""  # why rows could not be rendered (e.g. the tokenizer failed to load)
+    notes: list[str] = field(default_factory=list)  # worth a word, not errors (a prose .txt as one example)
+    columns: dict[str, str] = field(default_factory=dict)  # the question/answer columns read
+    fields: list[str] = field(default_factory=list)  # the file's column names
+
+
+@dataclass
+class DatasetFailure:
+    """Why a file cannot be used at all, in words, with every problem found and the columns it has."""
+
+    path: str
+    message: str
+    hint: str = ""
+    problems: list[tuple[int | None, str, str]] = field(default_factory=list)  # (line, field, message)
+    columns: list[str] = field(default_factory=list)  # offered for "which is the question / answer?"
+
+
+def describe_failure(path: str, error: BaseException, hint: str = "") -> DatasetFailure:
+    """The failure the Dataset tab shows for an error raised while reading `path` (no traceback)."""
+    problems = [(p.line, str(p.field or ""), str(p.message)) for p in getattr(error, "problems", [])]
+    message = str(error) or type(error).__name__
+    return DatasetFailure(
+        resolve_dataset_path(path), message, hint, problems, list(getattr(error, "columns", []))
+    )
+
+
+RAW_LINE_CHARS = 2000  # a longer line is cut for display
+
+
+def raw_line(path: str, line: int) -> str:
+    """Line `line` of a text dataset exactly as stored (undecodable bytes as \\xNN), or for a JSON list or a
+    Parquet file, whose rows are items rather than lines, item `line` written out as JSON.  "" when the
+    file or the line is not there."""
+    import json
+    from pathlib import Path
+
+    file = Path(resolve_dataset_path(path))
+    try:
+        if file.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(file).slice(line - 1, 1).to_pylist()
+            return json.dumps(rows[0], ensure_ascii=False, indent=1, default=str) if rows else ""
+        if file.suffix.lower() == ".json":
+            item = _json_item(file.read_bytes().decode("utf-8-sig", errors="backslashreplace"), line)
+            if item is not None:
+                return item
+        with file.open(encoding="utf-8-sig", errors="backslashreplace", newline="") as handle:
+            found = next(itertools.islice(handle, line - 1, None), "") if line > 0 else ""
+    except (OSError, ValueError, ImportError):
+        return ""
+    text = found.rstrip("\r\n")
+    return text if len(text) <= RAW_LINE_CHARS else text[:RAW_LINE_CHARS] + " …"
+
+
+def _json_item(data: str, number: int) -> str | None:
+    """Item `number` of a JSON list (or of the one list in a wrapper object) written out; None when
+    the file is not one JSON document (JSON lines, or broken: then lines are what problems count)."""
+    import json
+
+    try:
+        items = json.loads(data)
+    except ValueError:
+        return None
+    if isinstance(items, dict):
+        lists = [value for value in items.values() if isinstance(value, list)]
+        items = lists[0] if len(lists) == 1 else None
+    if not isinstance(items, list):
+        return None
+    return json.dumps(items[number - 1], ensure_ascii=False, indent=1) if 0 < number <= len(items) else ""
 
 
 def resolve_dataset_path(path: str) -> str:
@@ -85,18 +160,23 @@ def build_preview(
     assistant_only_loss: bool,
     tokenizer_cache: dict[str, Any] | None = None,
     template: str | None = None,
+    columns: str = "",
 ) -> DatasetPreview:
-    """Load, check, render and measure a dataset file.  Raises the engine's errors for unreadable files."""
+    """Load, check, render and measure a dataset file.  Raises the engine's errors for unreadable files.
+    `columns` ("question=COL,answer=COL") names a table's question and answer columns."""
     from tunesmith.core import data as core_data
 
     real_path = resolve_dataset_path(path)
-    dataset = core_data.load_dataset_file(real_path, fmt=fmt)
+    dataset = core_data.load_dataset_file(real_path, fmt=fmt, columns=columns)
     preview = DatasetPreview(
         path=str(dataset.path),
         format=str(dataset.format),
         total_rows=int(dataset.total_rows),
         usable_rows=int(dataset.usable_rows),
         problems=[(p.line, str(p.field or ""), str(p.message)) for p in dataset.problems],
+        notes=list(dataset.notes),
+        columns=dict(dataset.columns),
+        fields=list(dataset.fields),
     )
     try:
         tokenizer = _tokenizer(tokenizer_source, tokenizer_cache)
