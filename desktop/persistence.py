@@ -102,3 +102,20 @@ def set_runs_dir(settings: QSettings, folder: str | Path) -> None:
     """Remember (now, not at quit) the folder new runs go in."""
     settings.setValue(RUNS_KEY, str(folder))
     settings.sync()
+
+
+DECLINED_KEY = "run/declined_resumes"
+
+
+def declined_runs(settings: QSettings) -> set[str]:
+    """Run folders whose resume offer the user turned down (Discard): not offered again."""
+    try:
+        return set(json.loads(str(settings.value(DECLINED_KEY) or "[]")))
+    except (ValueError, TypeError):
+        return set()
+
+
+def decline_run(settings: QSettings, run_dir: str | Path) -> None:
+    """Stop offering to resume `run_dir` (its folder stays on disk)."""
+    settings.setValue(DECLINED_KEY, json.dumps(sorted(declined_runs(settings) | {str(run_dir)})))
+    settings.sync()

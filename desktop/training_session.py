@@ -2,7 +2,9 @@
 
 `TrainingSession` owns the `TrainingWorker` and its QThread, sorts the engine events the worker passes
 on into one signal per kind, each carrying the event itself, so tabs connect once (not per run), and
-keeps what later steps need: the last run folder, its newest checkpoint, and the last finished run's model and tokenizer (`tuned`, which the Chat tab talks to).
+keeps what later steps need: the last run folder, its newest checkpoint, and the last finished run's
+model and tokenizer (`tuned`, which the Chat tab talks to).  A run stopped in an earlier session of the
+app (or picked from the history) is taken up with `adopt`, after which Resume continues it.
 
 A new run (or a resume) first lets go of that model and says so (`sig_releasing`), so whoever holds it
 (the chat engines) drops it too before the next model loads: one model on the GPU at a time.  It
@@ -28,6 +30,7 @@ from tunesmith.core.events import (
     StepMetrics,
 )
 from tunesmith.desktop.logic.chat_models import TunedModel
+from tunesmith.desktop.logic.unfinished_runs import ResumableRun
 from tunesmith.desktop.workers.training import TrainingWorker, start_worker_thread
 
 if TYPE_CHECKING:
@@ -72,6 +75,7 @@ class TrainingSession(QObject):
         self.tuned: TunedModel | None = None  # the last finished run's model and tokenizer, for chat
         self.training_started = False  # the current run got past loading: its steps are under way
         self.last_config: RunConfig | None = None
+        self._resumable = False  # the last run stopped early (or was adopted) and kept a checkpoint
         self._worker: TrainingWorker | None = None
         self._thread: QThread | None = None
 
@@ -92,13 +96,23 @@ class TrainingSession(QObject):
             self._set_state(STOPPING)
             self._worker.cancel()
 
+    def adopt(self, run: ResumableRun) -> None:
+        """Make a run stopped earlier (another session of the app, a crash, the history) the one
+        Resume continues; sig_state tells the buttons."""
+        if self.state != IDLE:
+            raise RuntimeError("A run is going: it must end before another can be taken up.")
+        self.last_config = run.config
+        self.last_run_dir = str(run.path)
+        self.last_checkpoint = str(run.checkpoint)
+        self.last_result = None
+        self._resumable = True
+        self._set_state(IDLE)
+
     def can_resume(self) -> bool:
-        """True after a stopped (or failed) run that left a checkpoint."""
+        """True after a stopped (or failed) run that left a checkpoint, or an adopted one."""
         if self.state != IDLE or self.last_config is None:
             return False
-        result = self.last_result
-        stopped = isinstance(result, Failed) or (isinstance(result, Finished) and result.cancelled)
-        return bool(stopped and (self.last_checkpoint or self.last_run_dir))
+        return bool(self._resumable and (self.last_checkpoint or self.last_run_dir))
 
     def is_running(self) -> bool:
         return self.state != IDLE
@@ -113,6 +127,7 @@ class TrainingSession(QObject):
             raise RuntimeError("A run is already going.")
         self.last_config = config
         self.last_result = None
+        self._resumable = False
         self.training_started = False
         self.tuned = None  # the last model goes before the next loads (the worker frees its memory)
         self.sig_releasing.emit()
@@ -154,6 +169,7 @@ class TrainingSession(QObject):
 
     def _remember_end(self, event: Finished | Failed) -> None:
         self.last_result = event
+        self._resumable = isinstance(event, Failed) or event.cancelled
         self.last_run_dir = event.run_dir or self.last_run_dir
         self.last_checkpoint = event.last_checkpoint or self.last_checkpoint
 

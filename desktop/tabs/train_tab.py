@@ -37,6 +37,7 @@ from tunesmith.desktop.logic.presets import (
 )
 from tunesmith.desktop.logic.run_history import read_run
 from tunesmith.desktop.logic.settings_spec import setting, tooltip
+from tunesmith.desktop.logic.unfinished_runs import ResumableRun
 from tunesmith.desktop.widgets.run_folder import RunFolderRow
 from tunesmith.desktop.widgets.run_plots import RunPlots
 from tunesmith.desktop.widgets.settings_form import SettingsForm
@@ -291,7 +292,7 @@ class TrainTab(QWidget):
     def show_past_run(self, path: str) -> int:
         """Redraw a finished (or stopped) run's plots from its folder's metrics.jsonl; returns its steps.
 
-        Only the plots and the status change: the settings, Resume and Export stay with this session.
+        Only the plots and the status change; `take_up` also makes a stopped run the one Resume continues.
         """
         if self.session.is_running():
             return 0
@@ -309,6 +310,13 @@ class TrainTab(QWidget):
             f"Showing the run in {history.path.parent}: {len(history.steps)} step(s) logged."
         )
         return len(history.steps)
+
+    def take_up(self, run: ResumableRun) -> None:
+        """Make a run that stopped early (in an earlier session, or picked from the history) the one
+        Resume continues: its plots are drawn, the status says where it stopped, Resume is enabled."""
+        self.show_past_run(str(run.path))
+        self.session.adopt(run)
+        self.status_label.setText(f"{run.offer()} Press Resume to go on from there.")
 
     def open_run_folder(self) -> None:
         if self.session.last_run_dir:
