@@ -1,7 +1,9 @@
 """Chat conversations with one model, or two side by side, streamed from a worker thread.
 
-`ChatSession` keeps one message history per side ("tuned", "base", "gguf", "adapter", "base-gguf"),
-holds the chat engines the controller gives it, and runs a `ChatWorker` on a QThread for each message.
+`ChatSession` keeps one message history per side ("tuned", "run", "base", "gguf", "adapter",
+"base-gguf"), holds the chat engines the controller gives it (with what each was loaded from, its
+`origins`), and runs a `ChatWorker` on a QThread for each message.  Side by side, both sides answer
+the same conversation: a side that joins midway is given the other side's history first (`join`).
 Signals carry the streamed pieces to the Chat tab.  It also remembers the LoRA adapter choice
 (`LoraChoice`) shared by the "adapter" and "base-gguf" sides, which answer from one base GGUF.
 It knows nothing of widgets or of how engines are loaded.
@@ -31,22 +33,40 @@ class ChatSession(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self.engines: dict[str, Any] = {}
+        self.origins: dict[str, str] = {}  # what each engine was loaded from (a path, a model source)
         self.histories: dict[str, list[dict]] = {}
         self._answers: dict[str, list[str]] = {}
         self._worker: ChatWorker | None = None
         self._thread: QThread | None = None
         self.lora = LoraChoice()
 
-    def set_engine(self, side: str, engine: Any) -> None:
-        """Use `engine` for `side` from now on (its history starts empty)."""
+    def set_engine(self, side: str, engine: Any, origin: str = "") -> None:
+        """Use `engine` (loaded from `origin`) for `side` from now on.  The side's conversation is kept:
+        the Chat tab restarts it (`restart`) when the model it shows changes, not when one reloads."""
         self.engines[side] = engine
-        self.histories[side] = []
+        self.origins[side] = origin
+        self.histories.setdefault(side, [])
 
     def drop_engines(self) -> None:
-        """Forget every engine (e.g. after a new training run) and every history."""
+        """Forget every engine (e.g. before a new training run) and the last trained model's conversation;
+        the other conversations go on with the same models once they are loaded again."""
         self.engines.clear()
+        self.origins.clear()
         self.lora.switch = None  # the base GGUF closes once the last answer using it has ended
-        self.clear()
+        self.histories["tuned"] = []
+
+    def restart(self, side: str) -> None:
+        """Start `side`'s conversation over (its model changed)."""
+        self.histories[side] = []
+
+    def join(self, side: str, main: str) -> bool:
+        """Make `side` answer the same conversation as `main` (comparing midway): when their user turns
+        differ, `side` takes a copy of `main`'s history, answers included.  True if it was copied."""
+        conversation = self.histories.setdefault(main, [])
+        if _user_turns(self.histories.get(side, [])) == _user_turns(conversation):
+            return False
+        self.histories[side] = [dict(message) for message in conversation]
+        return True
 
     def set_adapter_file(self, path: str, run_dir: str | None) -> None:
         """Chat with the base GGUF + this LoRA adapter GGUF from now on (a run's gguf-lora export)."""
@@ -85,7 +105,7 @@ class ChatSession(QObject):
             raise RuntimeError(f"No model loaded for: {', '.join(missing)}")
         messages: dict[str, list[dict]] = {}
         for side in sides:
-            self.histories[side].append({"role": "user", "content": text})
+            self.histories.setdefault(side, []).append({"role": "user", "content": text})
             messages[side] = list(self.histories[side])  # the engine adds the system prompt
             self._answers[side] = []
         worker = ChatWorker([(side, self.engines[side]) for side in sides], messages, settings)
@@ -127,3 +147,7 @@ class ChatSession(QObject):
         if thread is not None:
             thread.wait()
         self.sig_busy.emit(False)
+
+
+def _user_turns(history: list[dict]) -> list[str]:
+    return [message["content"] for message in history if message["role"] == "user"]

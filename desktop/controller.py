@@ -23,6 +23,7 @@ from tunesmith.core.free_memory import free_memory
 from tunesmith.core.heavy_imports import import_heavy
 from tunesmith.desktop.chat_session import ChatSession
 from tunesmith.desktop.logic import engines
+from tunesmith.desktop.logic.chat_models import load_run_model
 from tunesmith.desktop.logic.dataset_preview import build_preview, describe_failure
 from tunesmith.desktop.training_session import TrainingSession
 from tunesmith.desktop.workers.background import run_in_background
@@ -281,26 +282,48 @@ class Controller(QObject):
         self.sig_tuned_available.emit(False)
 
     # -- chat -----------------------------------------------------------------------------------
-    def prepare_chat(self, sides: list[str], gguf_path: str | None, on_ready, on_failed=None) -> None:
-        """Load the engines for `sides` that are not loaded yet, in the background, then call on_ready()."""
-        needed = [side for side in sides if side not in self.chat.engines]
+    def prepare_chat(
+        self,
+        sides: list[str],
+        gguf_path: str | None,
+        on_ready,
+        on_failed=None,
+        run_dir: str | None = None,
+        base_source: str | None = None,
+    ) -> None:
+        """Load the engines for `sides` that are not loaded yet (or were loaded from something else), in
+        the background, then call on_ready().  "run" is the past run in `run_dir`; "base" is
+        `base_source` (by default the configured model)."""
+        base_source = base_source or self.config.model.source
+        origins = {"run": run_dir or "", "base": base_source, "gguf": gguf_path or ""}
+        needed = [
+            side
+            for side in sides
+            if side not in self.chat.engines or self.chat.origins.get(side, "") != origins.get(side, "")
+        ]
         if not needed:
             on_ready()
             return
-        tuned, source = self.training.tuned, self.config.model.source
-        run_dir, lora = self.training.last_run_dir, self.chat.lora
+        for side in needed:  # a replaced model lets go of its memory before the next one loads
+            self.chat.engines.pop(side, None)
+        tuned, last_run_dir, lora = self.training.tuned, self.training.last_run_dir, self.chat.lora
         self.sig_busy.emit("Loading the model for chat…")
+
+        def load(side: str) -> Any:
+            if side != "run":
+                return engines.chat_engine(side, tuned, base_source, gguf_path, last_run_dir, lora)
+            if not run_dir:
+                raise engines.ChatNotReady("Pick a past run first.")
+            return engines.chat_engine("tuned", load_run_model(run_dir), base_source, None, None)
 
         def op():
             free_memory()  # engines replaced since (dropped on the GUI thread) leave before new ones load
-            return {
-                side: engines.chat_engine(side, tuned, source, gguf_path, run_dir, lora) for side in needed
-            }
+            return {side: load(side) for side in needed}
 
         def done(loaded: dict) -> None:
             self.sig_busy.emit("")
             for side, engine in loaded.items():
-                self.chat.set_engine(side, engine)
+                self.chat.set_engine(side, engine, origins.get(side, ""))
             on_ready()
 
         def failed(error: BaseException) -> None:

@@ -1,7 +1,13 @@
-"""The Chat tab: talk to the model just trained, to a GGUF file, or to the base GGUF with a LoRA
-adapter GGUF switched on or off and scaled; optionally side by side with the base model (the same
-message goes to both).  Next to a GGUF, the base is the base GGUF (llama.cpp); next to the model just
-trained, the transformers base.
+"""The Chat tab: talk to the model just trained, to a run trained earlier (the runs folder's past runs),
+to a GGUF file, or to the base GGUF with a LoRA adapter GGUF switched on or off and scaled; optionally
+side by side with the base model (the same message goes to both).  Next to a GGUF, the base is the base
+GGUF (llama.cpp); next to a trained model, the transformers base it was trained from.
+
+Send stays disabled, with the reason on screen and in its tooltip, until the chosen model exists (a
+message is never left unanswered).  Each column shows one block per message, each answer under the
+name of the model that wrote it; when a column's model changes, a divider starts a new conversation,
+and a side that joins midway (comparing) is given the conversation so far, so both sides always answer
+the same history.
 
 Engines are loaded by the controller in the background; answers stream from `controller.chat` (a
 ChatSession running on a QThread).  This tab only builds messages and shows text.
@@ -11,12 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import html
+from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
@@ -26,15 +31,18 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
 from tunesmith.desktop.adapter_controls import AdapterControls
+from tunesmith.desktop.chat_model_picker import ChatModelPicker
+from tunesmith.desktop.chat_transcript import ChatTranscript
+from tunesmith.desktop.logic.run_history import list_runs
 
 SIDE_TITLES = {
     "tuned": "Your tuned model",
+    "run": "A past run",
     "base": "Base model",
     "gguf": "GGUF model",
     "adapter": "Base + your LoRA adapter",
@@ -50,14 +58,9 @@ class ChatTab(QWidget):
         self.controller = controller
         self.session = controller.chat
         self.gguf_path: str | None = None
-        self.model_combo = QComboBox()
-        self.model_combo.addItem("The model you just trained", "tuned")
-        self.model_combo.addItem("A GGUF file (llama.cpp)", "gguf")
-        self.model_combo.addItem("Base GGUF + LoRA adapter GGUF (llama.cpp)", "adapter")
-        self.model_combo.setToolTip(
-            "Which model answers. Train one first, or open an exported GGUF file\n"
-            "(a whole model, or a LoRA adapter to apply to the base model)."
-        )
+        self._busy = False
+        self._shown_models: dict[str, str] = {}  # side -> the model its transcript shows now
+        self.model_combo = ChatModelPicker()
         self.gguf_button = QPushButton("Open GGUF…")
         self.gguf_button.setToolTip("Open a GGUF model, or a LoRA adapter exported as GGUF.")
         self.adapter_controls = AdapterControls()
@@ -90,7 +93,7 @@ class ChatTab(QWidget):
         self.max_tokens = _spin(
             QSpinBox(), 1, 8192, 256, "Longest answer, in tokens (about ¾ of a word).", 32
         )
-        self.transcripts = {side: QTextBrowser() for side in SIDE_TITLES}
+        self.transcripts = {side: ChatTranscript() for side in SIDE_TITLES}
         self.titles = {side: QLabel(f"<b>{title}</b>") for side, title in SIDE_TITLES.items()}
         self.input_edit = QPlainTextEdit()
         self.input_edit.setPlaceholderText("Type a message and press Ctrl+Enter")
@@ -102,13 +105,17 @@ class ChatTab(QWidget):
         self.stop_button.setToolTip("Stop the answer (Esc)")
         self.clear_button = QPushButton("Clear")
         self.clear_button.setToolTip("Start a new conversation")
-        self.status_label = QLabel("Train a model (or open a GGUF file) to chat with it.")
+        self.status_label = QLabel("")
+        # Why Send is disabled, when it is (the same words as its tooltip).
+        self.reason_label = QLabel("")
+        self.reason_label.setObjectName("sendReason")
+        self.reason_label.setWordWrap(True)
         # Where the shown models compute (llama.cpp on the GPU or the CPU, transformers on ...).
         self.where_label = QLabel("")
         self.where_label.setObjectName("hint")
         self._build_layout()
         self._connect()
-        self._update_sides()
+        self.refresh_runs()
         self._set_busy(False)
 
     def _build_layout(self) -> None:
@@ -131,7 +138,7 @@ class ChatTab(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("chatSplitter")
         self.columns: dict[str, QWidget] = {}
-        for side in ("base", "base-gguf", "tuned", "gguf", "adapter"):
+        for side in ("base", "base-gguf", "tuned", "run", "gguf", "adapter"):
             column = QWidget()
             column_layout = QVBoxLayout(column)
             column_layout.setContentsMargins(0, 0, 0, 0)
@@ -153,6 +160,7 @@ class ChatTab(QWidget):
         status.addWidget(self.status_label, 1)
         status.addWidget(self.where_label)
         layout.addLayout(status)
+        layout.addWidget(self.reason_label)
         layout.addLayout(bottom)
 
     def _connect(self) -> None:
@@ -168,7 +176,14 @@ class ChatTab(QWidget):
         self.session.sig_failed.connect(self._on_failed)
         self.session.sig_busy.connect(self._set_busy)
         self.controller.sig_tuned_available.connect(self._on_tuned_available)
+        self.controller.sig_output_dir.connect(lambda _folder: self.refresh_runs())
+        self.controller.training.sig_state.connect(lambda _state: self._refresh_send())
+        self.controller.training.sig_run_ended.connect(self.refresh_runs)
         self.adapter_controls.sig_changed.connect(self._on_adapter_changed)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.refresh_runs()  # runs may have been added or removed outside the app meanwhile
+        super().showEvent(event)
 
     # -- choices --------------------------------------------------------------------------------
     def sides(self) -> list[str]:
@@ -187,6 +202,129 @@ class ChatTab(QWidget):
         main = self.model_combo.currentData()
         self.gguf_button.setVisible(main in ("gguf", "adapter"))
         self.adapter_controls.setVisible(main == "adapter")
+        self._sync_conversation()
+        self._refresh_send()
+
+    def refresh_runs(self) -> None:
+        """List the runs folder's trained runs in the picker.  With no model trained in this session, the
+        newest past run is chosen, so a model trained before a restart answers at once."""
+        folder = self.controller.config.output_dir
+        self.model_combo.set_runs(list_runs(folder), folder)
+        training = self.controller.training
+        if (
+            not self._busy
+            and self.model_combo.side() == "tuned"
+            and training.tuned is None
+            and not training.is_running()
+            and self.model_combo.runs
+        ):
+            self.model_combo.setCurrentIndex(1)  # the newest run, right after "the model you just trained"
+        self._update_sides()
+
+    def use_run(self, run_dir: str) -> bool:
+        """Chat with the model a past run trained (e.g. one picked in the run history); False when the
+        folder holds no trained adapter (it is then not in the picker)."""
+        self.refresh_runs()
+        if not self.model_combo.select_run(str(run_dir)):
+            return False
+        self._update_sides()
+        return True
+
+    def not_ready_reason(self) -> str:
+        """Why the chosen model cannot answer yet, in words ("" when it can)."""
+        main = self.model_combo.side()
+        training = self.controller.training
+        if main == "tuned" and training.tuned is None:
+            if training.is_running():
+                return "The model is still training: chat with it when the run ends, or pick a past run."
+            return (
+                "No model has been trained in this session yet: train one in the Train tab, or pick a "
+                "past run or a GGUF file under Model."
+            )
+        if main == "run" and self.model_combo.run() is None:
+            return "Pick a past run under Model."
+        if main == "gguf" and not self.gguf_path:
+            return "Open a GGUF file first (Open GGUF…)."
+        if main == "adapter" and not self.session.lora.path:
+            return "Open a LoRA adapter GGUF first (Open GGUF…), or export one from the Train tab."
+        return ""
+
+    def _refresh_send(self) -> None:
+        reason = self.not_ready_reason()
+        self.send_button.setEnabled(not self._busy and not reason)
+        self.send_button.setToolTip(reason or "Send the message (Ctrl+Enter)")
+        self.reason_label.setText(f"Send is off: {reason}" if reason else "")
+        self.reason_label.setVisible(bool(reason))
+
+    # -- which model each column shows ------------------------------------------------------------
+    def _base_source(self) -> str:
+        """The model the "base" side loads: the past run's own base, else the configured model."""
+        run = self.model_combo.run()
+        return run.base_source if run is not None else self.controller.config.model.source
+
+    def _model_key(self, side: str) -> str:
+        """What `side` answers with now; a column whose key changes starts a new conversation."""
+        if side == "tuned":
+            return f"tuned:{self.controller.training.last_run_dir}"
+        if side == "run":
+            run = self.model_combo.run()
+            return str(run.path) if run is not None else ""
+        if side == "base":
+            return self._base_source()
+        if side == "gguf":
+            return self.gguf_path or ""
+        if side == "adapter":
+            return self.session.lora.path or ""
+        return self.session.lora.run_dir or ""  # base-gguf: the base of the adapter's run
+
+    def model_name(self, side: str) -> str:
+        """The name an answer of `side` is shown under (the model it comes from)."""
+        if side == "tuned" and self.controller.training.last_run_dir:
+            return f"Your tuned model ({Path(self.controller.training.last_run_dir).name})"
+        if side == "run" and self.model_combo.run() is not None:
+            return f"Run {self.model_combo.run().name}"
+        if side == "base":
+            return f"Base model ({Path(self._base_source()).name or self._base_source()})"
+        if side == "gguf" and self.gguf_path:
+            return f"GGUF {Path(self.gguf_path).name}"
+        if side == "adapter":
+            name = Path(self.session.lora.path or "").name or "no adapter chosen"
+            on = self.adapter_controls.enabled()
+            return f"Base + LoRA adapter {name} ({f'scale {self.adapter_controls.scale():.2f}' if on else 'OFF'})"
+        return SIDE_TITLES[side]
+
+    def _sync_conversation(self) -> None:
+        """After the shown models changed: a column whose model changed starts over under a divider, and
+        a side shown next to the chosen model is given its conversation (both answer the same history)."""
+        sides = self.sides()
+        for side in sides:
+            key, name = self._model_key(side), self.model_name(side)
+            self.titles[side].setText(f"<b>{html.escape(name)}</b>")
+            before = self._shown_models.get(side)
+            self._shown_models[side] = key
+            if before is not None and before != key:
+                self.session.restart(side)
+                if self.transcripts[side].messages:
+                    self.transcripts[side].add_divider(f"Now chatting with {name}: a new conversation")
+        main = sides[-1]
+        for side in sides[:-1]:
+            if self.session.join(side, main):
+                self._show_joined(side, main)
+
+    def _show_joined(self, side: str, main: str) -> None:
+        """Show in `side`'s column the conversation it was given (answers under the model that wrote them)."""
+        transcript, history = self.transcripts[side], self.session.histories[side]
+        if not history:
+            if transcript.messages and transcript.messages[-1].kind != "divider":
+                transcript.add_divider("A new conversation")
+            return
+        main_name = self.model_name(main)
+        transcript.add_divider(f"The conversation so far, as {main_name} had it")
+        for message in history:
+            user = message["role"] == "user"
+            transcript.add_message(
+                "You" if user else main_name, message["content"], "user" if user else "model"
+            )
 
     def choose_gguf(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -205,15 +343,15 @@ class ChatTab(QWidget):
         """Chat with this GGUF file (e.g. right after exporting it)."""
         self.gguf_path = path
         self.session.engines.pop("gguf", None)
-        self.model_combo.setCurrentIndex(self.model_combo.findData("gguf"))
-        self.titles["gguf"].setText(f"<b>GGUF: {html.escape(path.rsplit('/', 1)[-1])}</b>")
+        self.model_combo.select_side("gguf")
+        self._update_sides()
         self.status_label.setText(f"Ready to chat with {path}.")
 
     def use_adapter(self, path: str, run_dir: str | None = None) -> None:
         """Chat with the base GGUF + this LoRA adapter GGUF (of `run_dir`, by default the last run)."""
         self.session.set_adapter_file(path, run_dir or self.controller.training.last_run_dir)
-        self.model_combo.setCurrentIndex(self.model_combo.findData("adapter"))
-        self._update_adapter_title()
+        self.model_combo.select_side("adapter")
+        self._update_sides()
         self.status_label.setText(
             f"Ready to chat with the base model + {path.rsplit('/', 1)[-1]}. "
             "Switch the adapter off or change its scale at any time."
@@ -236,25 +374,27 @@ class ChatTab(QWidget):
         self._update_adapter_title()
 
     def _update_adapter_title(self) -> None:
-        name = (self.session.lora.path or "").rsplit("/", 1)[-1] or "no adapter chosen"
-        state = f"scale {self.adapter_controls.scale():.2f}" if self.adapter_controls.enabled() else "OFF"
-        self.titles["adapter"].setText(f"<b>Base + LoRA adapter {html.escape(name)} ({state})</b>")
+        self.titles["adapter"].setText(f"<b>{html.escape(self.model_name('adapter'))}</b>")
 
     def _on_tuned_available(self, available: bool) -> None:
         if available:
-            self.model_combo.setCurrentIndex(self.model_combo.findData("tuned"))
+            self.model_combo.select_side("tuned")
+            self._update_sides()
             self.status_label.setText("Your tuned model is ready: say something!")
+        self._refresh_send()
 
     # -- sending --------------------------------------------------------------------------------
     def send(self) -> None:
         """Send the typed message to every shown side; answers stream in."""
         text = self.input_edit.toPlainText().strip()
-        if not text or self.session.is_busy():
+        if not text or self._busy or self.session.is_busy():
+            return
+        self._sync_conversation()  # e.g. the configured model (the base) changed since
+        if self.not_ready_reason():
+            self._refresh_send()  # the reason is on screen; the message stays in the box
             return
         sides = self.sides()
         self.input_edit.clear()
-        for side in sides:
-            self._append(side, f"<p><b>You:</b> {html.escape(text)}</p>")
         self._set_busy(True)
         loading = "Loading the model…"
         if self.session.lora.switch is None and {"base-gguf", "adapter"} & set(sides):
@@ -262,8 +402,14 @@ class ChatTab(QWidget):
         self.status_label.setText(
             loading if any(s not in self.session.engines for s in sides) else "Thinking…"
         )
+        run = self.model_combo.run()
         self.controller.prepare_chat(
-            sides, self.gguf_path, lambda: self._send_now(text, sides), self._load_failed
+            sides,
+            self.gguf_path,
+            lambda: self._send_now(text, sides),
+            lambda error: self._load_failed(error, text),
+            run_dir=str(run.path) if run is not None else None,
+            base_source=self._base_source(),
         )
 
     def _show_where(self, sides: list[str]) -> None:
@@ -275,18 +421,22 @@ class ChatTab(QWidget):
         }
         self.where_label.setText(f"Runs on: {', '.join(sorted(places))}" if places else "")
 
-    def _load_failed(self, error: BaseException) -> None:
+    def _load_failed(self, error: BaseException, text: str) -> None:
+        """The model did not load: nothing was sent, so the message goes back into the box."""
         self._set_busy(False)
         self.status_label.setText(f"Could not load the model: {error}")
+        if not self.input_edit.toPlainText().strip():
+            self.input_edit.setPlainText(text)
 
     def _send_now(self, text: str, sides: list[str]) -> None:
         self._show_where(sides)
         try:
             self.session.send(text, sides, self.controller.chat_settings(self.generation_values()))
         except Exception as exc:  # noqa: BLE001 - shown, not raised
-            self._set_busy(False)
-            self.status_label.setText(str(exc))
+            self._load_failed(exc, text)
             return
+        for side in sides:
+            self.transcripts[side].add_message("You", text, "user")
         self.status_label.setText("Answering…")
 
     def generation_values(self) -> dict:
@@ -330,35 +480,21 @@ class ChatTab(QWidget):
 
     # -- streaming ------------------------------------------------------------------------------
     def _on_begin(self, side: str) -> None:
-        self._append(side, f"<p><b>{SIDE_TITLES[side]}:</b> </p>")
+        self.transcripts[side].add_message(self.model_name(side))
 
     def _on_token(self, side: str, piece: str) -> None:
-        transcript = self.transcripts[side]
-        cursor = transcript.textCursor()
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(piece)
-        transcript.setTextCursor(cursor)
-        transcript.ensureCursorVisible()
+        self.transcripts[side].append_text(piece)
 
     def _on_end(self, side: str, stopped: bool) -> None:
         if stopped:
             self._on_token(side, " [stopped]")
 
     def _on_failed(self, side: str, data: dict) -> None:
-        self._append(
-            side,
-            f"<p style='color:#c0392b'>⚠ {html.escape(data.get('message', ''))} "
-            f"{html.escape(data.get('hint', ''))}</p>",
-        )
-
-    def _append(self, side: str, fragment: str) -> None:
-        transcript = self.transcripts[side]
-        transcript.moveCursor(QTextCursor.MoveOperation.End)
-        transcript.insertHtml(fragment)
-        transcript.append("")
+        self.transcripts[side].add_message("", f"⚠ {data.get('message', '')} {data.get('hint', '')}", "error")
 
     def _set_busy(self, busy: bool) -> None:
-        self.send_button.setEnabled(not busy)
+        self._busy = busy
+        self._refresh_send()
         self.stop_button.setEnabled(busy)
         self.model_combo.setEnabled(not busy)
         self.compare_check.setEnabled(not busy)
