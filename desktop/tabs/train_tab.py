@@ -35,6 +35,7 @@ from tunesmith.desktop.logic.presets import (
     machine_limits,
     matching_preset,
 )
+from tunesmith.desktop.logic.run_estimate import estimate_for_config
 from tunesmith.desktop.logic.run_history import read_run
 from tunesmith.desktop.logic.settings_spec import setting, tooltip
 from tunesmith.desktop.logic.unfinished_runs import ResumableRun
@@ -97,6 +98,10 @@ class TrainTab(QWidget):
         self.method_hint.setObjectName("vramWarning")  # the app's red warning style
         self.method_hint.setWordWrap(True)
         self.method_hint.hide()
+        self.estimate_label = QLabel()  # the run's steps and time, before Start
+        self.estimate_label.setWordWrap(True)
+        self.dataset_problem = ""  # why the chosen dataset cannot be trained on ("" when it can)
+        self._last_rate: float | None = None  # tokens/s of the last run on this machine, for the estimate
         self.preset_combo = QComboBox()
         self.preset_combo.addItems([*PRESETS, CUSTOM])
         self.preset_combo.setToolTip(PRESET_TIP)
@@ -132,6 +137,7 @@ class TrainTab(QWidget):
         top_form.addRow("Method:", self.method_combo)
         top_form.addRow(self.method_hint)
         top_form.addRow("Preset:", self.preset_combo)
+        top_form.addRow(self.estimate_label)
         settings_layout.addLayout(top_form)
         settings_layout.addWidget(self.form, 1)
         scroll = QScrollArea()
@@ -166,6 +172,8 @@ class TrainTab(QWidget):
         self.preset_combo.currentTextChanged.connect(self._on_preset)
         self.method_combo.currentIndexChanged.connect(self._on_method)
         self.form.sig_changed.connect(self._on_setting)
+        self.controller.sig_dataset_state.connect(self._on_dataset_state)
+        self.controller.sig_dataset.connect(lambda _preview: self.update_estimate())
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
         self.resume_button.clicked.connect(self.resume)
@@ -202,6 +210,7 @@ class TrainTab(QWidget):
         self._sync_preset()
         self.form.set_method(config.train.method)
         self._update_method_hint()
+        self.update_estimate()
 
     def _sync_preset(self) -> None:
         self.preset_combo.blockSignals(True)
@@ -218,6 +227,7 @@ class TrainTab(QWidget):
     def _on_setting(self, path: str) -> None:
         self.form.store(self.controller.config, path)
         self._sync_preset()
+        self.update_estimate()
         self.controller.config_changed()
 
     def _on_method(self) -> None:
@@ -225,6 +235,7 @@ class TrainTab(QWidget):
         self.controller.config.train.method = method
         self.form.set_method(method)
         self._update_method_hint()
+        self.update_estimate()
         self.controller.config_changed()
 
     def _update_method_hint(self) -> None:
@@ -324,7 +335,12 @@ class TrainTab(QWidget):
 
     def _update_buttons(self, state: str) -> None:
         running = state != "idle"
-        self.start_button.setEnabled(not running)
+        self.start_button.setEnabled(not running and not self.dataset_problem)
+        self.start_button.setToolTip(
+            f"Fix the dataset first: {self.dataset_problem}"
+            if self.dataset_problem
+            else "Start a new run with these settings (Ctrl+Return)"
+        )
         self.stop_button.setEnabled(state == "running")
         self.resume_button.setEnabled(not running and self.session.can_resume())
         self.folder_button.setEnabled(bool(self.session.last_run_dir))
@@ -344,7 +360,31 @@ class TrainTab(QWidget):
             self.run_folder.show_run(event.run_dir)
         self.folder_button.setEnabled(True)
 
+    def _on_dataset_state(self, problem: str) -> None:
+        """The dataset became usable ("") or not (why): Start follows it."""
+        self.dataset_problem = problem
+        self._update_buttons(self.session.state)
+        if problem and not self.session.is_running():
+            self.status_label.setText(f"Fix the dataset first (Dataset tab): {problem}")
+        elif not self.session.is_running() and self.status_label.text().startswith("Fix the dataset"):
+            self.status_label.setText("Ready. Press Start to train on the chosen dataset.")
+        self.update_estimate()
+
+    def update_estimate(self) -> None:
+        """How many steps the settings make on the chosen dataset, and how long, before Start."""
+        preview = self.controller.dataset
+        if preview is None:
+            self.estimate_label.setText("")
+            return
+        mean_tokens = (preview.stats or {}).get("mean")
+        estimate = estimate_for_config(
+            self.controller.config, preview.usable_rows, mean_tokens, self._last_rate
+        )
+        self.estimate_label.setText(estimate.text())
+
     def _on_step(self, step: StepMetrics) -> None:
+        if step.tokens_per_second > 0:
+            self._last_rate = step.tokens_per_second
         self.plots.add_step(step)
         self.progress.setMaximum(max(1, step.total_steps))
         self.progress.setValue(step.step)
