@@ -25,6 +25,7 @@ from tunesmith.desktop.chat_session import ChatSession
 from tunesmith.desktop.logic import engines
 from tunesmith.desktop.logic.chat_models import load_run_model
 from tunesmith.desktop.logic.dataset_preview import build_preview, describe_failure
+from tunesmith.desktop.logic.formatting import export_title
 from tunesmith.desktop.training_session import TrainingSession
 from tunesmith.desktop.workers.background import run_in_background
 
@@ -45,6 +46,7 @@ class Controller(QObject):
     sig_info(str):               a short status-bar message
     sig_tuned_available(bool):   a trained model is ready to chat with
     sig_export_done(object):     the engine's ExportResult
+    sig_export_progress(str, float, str): what is exported (in words), the fraction done, the current step
     sig_busy(str):               a short job is running ("" when none)
     sig_capabilities(object):    the engine's Capabilities (what this machine can train), None if unknown
     sig_output_dir(str):         the folder new runs are created in changed
@@ -62,6 +64,7 @@ class Controller(QObject):
     sig_info = Signal(str)
     sig_tuned_available = Signal(bool)
     sig_export_done = Signal(object)
+    sig_export_progress = Signal(str, float, str)
     sig_busy = Signal(str)
     sig_capabilities = Signal(object)
     sig_output_dir = Signal(str)
@@ -355,9 +358,12 @@ class Controller(QObject):
             return
         self.sig_busy.emit("Exporting…")
         self.exports_running += 1
+        what = export_title(fmt, quant)
+        self.sig_export_progress.emit(what, 0.0, "Starting")
 
-        def progress(fraction: float, message: str = "") -> None:
+        def progress(fraction: float, message: str = "") -> None:  # on the export's thread: queued to the GUI
             self.sig_info.emit(f"Exporting: {message} ({fraction:.0%})")
+            self.sig_export_progress.emit(what, fraction, message)
 
         def op():
             return engines.export_run(run_dir, fmt, quant=quant, output=output, on_progress=progress)

@@ -1,8 +1,12 @@
 """The Export dialog: save the trained run as a LoRA adapter, a merged model, or a GGUF file for
-llama.cpp / Ollama.  It only collects the choice; the controller runs the export in the background.
+llama.cpp / Ollama.  It only collects the choice, and says where the file will go (the run's exports
+folder unless another is chosen); the controller runs the export in the background and the window's
+banner shows its progress and, at the end, the file with Open folder / Copy path.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtWidgets import (
     QComboBox,
@@ -16,6 +20,8 @@ from PySide6.QtWidgets import (
     QPushButton,
     QWidget,
 )
+
+from tunesmith.desktop.logic.formatting import friendly_path
 
 
 class ExportDialog(QDialog):
@@ -43,7 +49,9 @@ class ExportDialog(QDialog):
             "but lose a little quality."
         )
         self.output_edit = QLineEdit()
-        self.output_edit.setPlaceholderText("inside the run folder (default)")
+        self.default_folder = Path(run_dir) / "exports"  # where core.export.runs puts exports by default
+        self.output_edit.setPlaceholderText(f"{friendly_path(self.default_folder)} (the default)")
+        self.output_edit.setToolTip("Leave empty to save in the run's exports folder; or choose a folder.")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         output_row = QHBoxLayout()
@@ -56,7 +64,7 @@ class ExportDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form = QFormLayout(self)
-        form.addRow(QLabel(f"Run: {run_dir}"))
+        form.addRow(QLabel(f"Run: {friendly_path(run_dir)}"))
         form.addRow("Format:", self.format_combo)
         form.addRow("Quantization:", self.quant_combo)
         form.addRow("Save to:", output_row)

@@ -12,9 +12,10 @@ welcome (what this machine can train) appears then, on the first start and from 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from PySide6.QtCore import QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QTimer, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -31,6 +32,7 @@ from tunesmith.desktop import persistence
 from tunesmith.desktop.controller import Controller
 from tunesmith.desktop.export_dialog import ExportDialog
 from tunesmith.desktop.logic.engines import export_choices
+from tunesmith.desktop.logic.formatting import export_title, friendly_path
 from tunesmith.desktop.logic.presets import apply_preset
 from tunesmith.desktop.tabs.chat_tab import ChatTab
 from tunesmith.desktop.tabs.dataset_tab import DatasetTab
@@ -136,6 +138,7 @@ class MainWindow(QMainWindow):
         c.sig_info.connect(lambda text: self.statusBar().showMessage(text, 5000))
         c.sig_busy.connect(self.busy_label.setText)
         c.sig_export_done.connect(self._on_exported)
+        c.sig_export_progress.connect(self._on_export_progress)  # in the banner, whatever the tab
         c.sig_config.connect(lambda _config: self.dataset_tab.update_cut())
         c.training.sig_failed.connect(self._on_run_failed)
         c.training.sig_started.connect(lambda _data: self.banner.hide())
@@ -229,15 +232,56 @@ class MainWindow(QMainWindow):
         if dialog.exec():
             self.controller.export(*dialog.choice())
 
+    def _on_export_progress(self, what: str, fraction: float, step: str) -> None:
+        self.banner.show_progress(f"Exporting the {what}…", fraction, step)
+
     def _on_exported(self, result) -> None:
-        summary = result.summary() if hasattr(result, "summary") else str(result)
-        fmt = getattr(result, "fmt", "")
+        """Where the export is (Open folder, Copy path) and what its check found, in words."""
+        path = Path(result.path)
+        folder = path if path.is_dir() else path.parent
+        hint = f"Saved as {friendly_path(path)}."
+        if result.check is not None:
+            hint += f" Check: {result.check.verdict()}."
+        if result.unverified:
+            hint += " Not checked: llama.cpp could not run the check (Details says why)."
         action = (
             ("Chat with this model", lambda: self.chat_with_export(result))
-            if fmt.startswith("gguf")
+            if result.fmt.startswith("gguf")
             else None
         )
-        self.banner.show_message("Export finished.", summary, level="info", action=action)
+        self.banner.show_message(
+            f"Export finished: {export_title(result.fmt, result.quant)}.",
+            hint,
+            details=result.summary(),
+            level="info",
+            action=action,
+            buttons=[
+                ("Open folder", lambda: self.open_folder(folder)),
+                ("Copy path", lambda: self.copy_path(path)),
+            ],
+        )
+
+    def open_folder(self, folder: str | Path) -> bool:
+        """Show `folder` in the system's file manager; when none can be opened, the banner says so and
+        offers its path to copy."""
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            return True
+        log.warning("no file manager could open %s", folder)
+        self.banner.show_message(
+            "No file manager could be opened on this system.",
+            f"The folder is {folder}. Copy its path and open it in your file manager or a terminal.",
+            level="warning",
+            buttons=[("Copy path", lambda: self.copy_path(folder))],
+        )
+        return False
+
+    def copy_path(self, path: str | Path) -> None:
+        """Put `path` on the clipboard and say so on the banner's button."""
+        QGuiApplication.clipboard().setText(str(path))
+        button = self.banner.button("Copy path")
+        if button is not None:
+            button.setText("Path copied ✓")
+        self.statusBar().showMessage(f"Copied {path}", 5000)
 
     def chat_with_export(self, result) -> None:
         """The export banner's "Chat with this model": the Chat tab opens on the exported GGUF."""

@@ -1,7 +1,8 @@
 """Plain data shared by every export step: the error type, the result and the progress callback.
 
 Knows nothing about models or files; each exporter fills an `ExportResult` and raises `ExportError`
-with a message a person can act on.  The app shows `ExportResult.summary()` and `check` as they are.
+with a message a person can act on.  The check's verdict is in words (`CheckResult.verdict()`: the app's
+export banner) with its measurements beside it (`summary()`: what the CLI prints and the banner's Details).
 """
 
 from __future__ import annotations
@@ -110,9 +111,39 @@ class CheckResult:
         # everything is broken (wrong layout), not merely lossy.
         return self.argmax_agreement >= 0.5
 
-    def summary(self) -> str:
-        verdict = "passed" if self.passed else "FAILED"
-        agreed = round(self.argmax_agreement * self.n_tokens)
+    def verdict(self) -> str:
+        """What the check found, in words, with the number that says so: 'matches the trained model
+        closely: 94% of next-token choices agree (15 of 16)'."""
+        share = f"{self.argmax_agreement:.0%} of next-token choices agree ({self.agreed} of {self.n_tokens})"
+        wrong = "does not behave like the trained model"
+        if not self.template_match:
+            return f"{wrong}: the chat template stored in the file writes the prompt differently"
+        if not self.token_ids_match:
+            return f"{wrong}: its tokenizer splits text into different tokens"
+        if self.exact_required:
+            if not self.passed:
+                return (
+                    f"{wrong}: {share}, and it chose differently where the trained model was sure "
+                    f"(margin {self.worst_disagreement_margin:.3f}, above the {NEAR_TIE} of a near tie)"
+                )
+            if not self.disagreement_margins:
+                return f"matches the trained model exactly: {share}"
+            ties = len(self.disagreement_margins)
+            which = (
+                "the 1 that differs was a near tie" if ties == 1 else f"the {ties} that differ were near ties"
+            )
+            return (
+                f"matches the trained model: {share}; {which}, where the trained model itself was undecided"
+            )
+        if not self.passed:
+            return f"{wrong}: only {share}, far too few to blame on compression (the file is broken)"
+        agreement = self.argmax_agreement
+        closeness = "closely" if agreement >= 0.9 else ("well" if agreement >= 0.75 else "roughly")
+        note = " (compression makes small differences expected)" if agreement < 1 else ""
+        return f"matches the trained model {closeness}: {share}{note}"
+
+    def measurements(self) -> str:
+        """The numbers behind the verdict, for the log and the Details."""
         if self.near_ties:
             excused = f" ({self.near_ties} near tie{'s' if self.near_ties > 1 else ''} excused)"
         elif self.disagreement_margins and self.exact_required:
@@ -122,12 +153,22 @@ class CheckResult:
         else:
             excused = ""
         return (
-            f"check {verdict}: chat template {'same' if self.template_match else 'DIFFERENT'}, "
+            f"chat template {'same' if self.template_match else 'DIFFERENT'}, "
             f"token ids {'same' if self.token_ids_match else 'DIFFERENT'}, "
-            f"next-token agreement {agreed}/{self.n_tokens}{excused}, "
-            f"greedy tokens {self.greedy_prefix_match}/{self.n_tokens} identical, "
+            f"next-token agreement {self.agreed}/{self.n_tokens}{excused}, "
+            f"free-running greedy text the same for its first {self.greedy_prefix_match} of {self.n_tokens} "
+            "tokens (not judged: after one different choice the rest follows another path), "
             f"max logit difference {self.max_logit_diff:.3f}"
         )
+
+    @property
+    def agreed(self) -> int:
+        """Teacher-forced positions where llama.cpp's choice equals transformers'."""
+        return round(self.argmax_agreement * self.n_tokens)
+
+    def summary(self) -> str:
+        """The verdict, then the measurements on a line of their own (what the CLI prints)."""
+        return f"check: {self.verdict()}\n  measured: {self.measurements()}"
 
 
 @dataclass

@@ -86,3 +86,14 @@ def memory_line(used_gb: float, total_gb: float | None, highest_gb: float | None
     if highest_gb is not None and highest_gb >= used_gb + 0.05:  # a spike the plot shows, in numbers
         text += f", highest {highest_gb:.1f}"
     return text
+
+
+def export_title(fmt: str, quant: str | None = None) -> str:
+    """What an export makes, in words: 'GGUF file (Q8_0)', 'LoRA adapter', 'merged model'."""
+    words = {
+        "lora": "LoRA adapter",
+        "merged": "merged model",
+        "gguf": "GGUF file",
+        "gguf-lora": "LoRA adapter as GGUF",
+    }.get(fmt, fmt)
+    return f"{words} ({quant.upper()})" if quant else words

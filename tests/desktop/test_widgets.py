@@ -186,3 +186,28 @@ def test_method_settings_round_trip_lists_and_paths(qtbot):
     form.load(config)
     assert form.editors["train.reward_file"].text() == "/my/rewards.py"
     assert form.editors["train.rewards"].text() == "exact_match, length:50"
+
+
+def test_banner_shows_progress_then_a_message_with_buttons_that_keep_it_open(qtbot):
+    banner = Banner()
+    qtbot.addWidget(banner)
+    banner.show_message("Export finished: LoRA adapter.", "Saved as ~/runs/r1/exports/r1-lora.", level="info")
+    banner.show_progress("Exporting the GGUF file (Q8_0)…", 0.4, "Writing tensors")
+    assert "Export finished" not in banner.text() and "Writing tensors" in banner.text()
+    assert banner.progress.isVisibleTo(banner) and banner.progress.value() == 40
+    clicks: list[str] = []
+    banner.show_message(
+        "Export finished: GGUF file (Q8_0).",
+        "Saved as ~/runs/r1/exports/r1-q8_0.gguf.",
+        level="info",
+        buttons=[
+            ("Open folder", lambda: clicks.append("open")),
+            ("Copy path", lambda: clicks.append("copy")),
+        ],
+    )
+    assert not banner.progress.isVisibleTo(banner)
+    banner.button("Copy path").click()
+    banner.button("Open folder").click()
+    assert clicks == ["copy", "open"] and not banner.isHidden(), "these buttons leave the banner open"
+    banner.show_message("Training failed.", "Lower the learning rate.")
+    assert banner.button("Open folder") is None and banner.buttons == []

@@ -185,7 +185,8 @@ def test_a_broken_f16_conversion_still_fails_the_check(tuned_run, merged, tmp_pa
     with pytest.raises(ExportError, match="does not behave like the trained model") as caught:
         export_run(tuned_run, "gguf", quant="f16", output=out)
     print(f"\nbroken F16: {caught.value}")
-    assert "check FAILED" in str(caught.value) and "above the" in str(caught.value)
+    assert "check: does not behave like the trained model" in str(caught.value)
+    assert "where the trained model was sure" in str(caught.value) and "above the" in str(caught.value)
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
 
 
