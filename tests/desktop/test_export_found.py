@@ -98,6 +98,11 @@ def test_an_export_shows_its_progress_then_where_it_is_and_what_the_check_found(
         r"Check: matches the trained model (closely|well|roughly|exactly): (\d+)% of next-token", shown
     )
     assert verdict and int(verdict[2]) >= 50, shown
+    # The CLI prints the same verdict (ExportResult.summary(), what `tunesmith export` prints).
+    assert (
+        f"Check: {result.check.verdict()}." in shown
+        and f"check: {result.check.verdict()}" in result.summary()
+    )
     assert "passed" not in shown and "identical" not in shown and not banner.progress.isVisibleTo(banner)
     assert "greedy" in banner._details, "the measurements stay one click away, under Details"
 
