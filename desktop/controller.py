@@ -207,6 +207,8 @@ class Controller(QObject):
         """Read, check and render the dataset (the configured one unless given); emits sig_dataset, or
         sig_dataset_failed when it cannot be used.  `columns` names a table's question/answer columns."""
         if path is not None:
+            if path != self.config.data.path and columns is None:
+                columns = ""  # another file: the last one's column names do not apply
             self.config.data.path = path
         if fmt is not None:
             self.config.data.format = fmt
