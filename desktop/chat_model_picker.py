@@ -80,4 +80,6 @@ class ChatModelPicker(QComboBox):
             )
         finally:
             self.blockSignals(False)
+        # The list opens wide enough for the longest name; the closed box keeps its modest width.
+        self.view().setMinimumWidth(self.view().sizeHintForColumn(0) + 32)
         self.setCurrentIndex(index if index >= 0 and self.itemData(index) is not None else 0)

@@ -112,10 +112,23 @@ def list_runs(folder: str | Path) -> list[RunSummary]:
         if not adapter_config.is_file():
             continue
         try:
-            runs.append(summarize_run(path))
+            runs.append(_cached_summary(path))
         except (OSError, ValueError, yaml.YAMLError) as exc:
             log.warning("%s is left out of the past runs: %s", path, exc)
     return sorted(runs, key=lambda run: run.saved_at, reverse=True)
+
+
+# The Chat tab lists the runs each time it is shown: a run's files are read again only when they changed.
+_SUMMARIES: dict[Path, tuple[tuple[int, ...], RunSummary]] = {}
+
+
+def _cached_summary(path: Path) -> RunSummary:
+    files = (path / ADAPTER_CONFIG, path / METRICS_FILE, path / CONFIG_FILE)
+    stamp = tuple(file.stat().st_mtime_ns if file.exists() else 0 for file in files)
+    cached = _SUMMARIES.get(path)
+    if cached is None or cached[0] != stamp:
+        cached = _SUMMARIES[path] = (stamp, summarize_run(path))
+    return cached[1]
 
 
 def summarize_run(path: str | Path) -> RunSummary:

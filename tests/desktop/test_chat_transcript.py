@@ -78,3 +78,31 @@ def test_one_block_per_message_and_a_divider_when_the_model_changes(window, qtbo
         "──── Now chatting with GGUF another-model.gguf: a new conversation ────"
         in chat.answer_text("gguf").splitlines()
     )
+
+
+def test_a_model_that_cannot_load_leaves_no_unanswered_message(window, qtbot, tmp_path):
+    """A file that is not a GGUF fails to load: nothing was sent, so no "You:" stays without an answer
+    and the message goes back into the box to send again with another model."""
+    from tunesmith.core.models.sources import embedded_gguf_path
+
+    chat = window.chat_tab
+    window.tabs.setCurrentWidget(chat)
+    not_a_model = tmp_path / "notes.gguf"
+    not_a_model.write_text("these are my notes, not a model\n")
+    chat.use_gguf(str(not_a_model))
+    assert chat.send_button.isEnabled()
+    chat.input_edit.setPlainText("Hello?")
+    qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Could not load the model" in chat.status_label.text(), timeout=TIMEOUT)
+    assert chat.transcripts["gguf"].messages == [] and chat.session.histories.get("gguf", []) == []
+    assert chat.input_edit.toPlainText() == "Hello?" and chat.send_button.isEnabled()
+
+    chat.use_gguf(str(embedded_gguf_path()))
+    chat.temperature.setValue(0.0)
+    chat.max_tokens.setValue(4)
+    answer = _ask(chat, qtbot, chat.input_edit.toPlainText())
+    assert [m.speaker for m in chat.transcripts["gguf"].messages] == [
+        "You",
+        f"GGUF {embedded_gguf_path().name}",
+    ]
+    assert chat.transcripts["gguf"].messages[-1].text == answer
