@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -260,8 +261,11 @@ class Controller(QObject):
         self.sig_dataset_state.emit(message)
         # The banner too, without the traceback (that is in the log): the problems are the details.
         details = "\n".join(f"line {line}: {text}" for line, _field, text in failure.problems[:20])
+        name = Path(failure.path).name or failure.path
         self.sig_error.emit(
-            f"This dataset can't be used. {message}", hint or "Fix the file, then Reload (F5).", details
+            f"The dataset {name} can't be used: the Dataset tab says why.",
+            hint or "Fix the file, then press Reload (F5), or choose another file.",
+            details,
         )
 
     # -- training -------------------------------------------------------------------------------

@@ -144,9 +144,11 @@ def _columns_found(rows: list) -> list[str]:
     return list(found)
 
 
+# How to name the columns on the command line; the app, which asks in the Dataset tab, leaves it out.
+CLI_COLUMNS = " (on the command line: --columns question=COLUMN,answer=COLUMN)"
 _NAME_THE_COLUMNS = (
-    "Say which column holds the question and which the answer (the Dataset tab asks; on the command "
-    "line: --columns question=COLUMN,answer=COLUMN), or rename them question and answer."
+    f"Say which column holds the question and which the answer{CLI_COLUMNS}, or rename them question and "
+    "answer."
 )
 
 

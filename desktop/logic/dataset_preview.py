@@ -90,8 +90,10 @@ class DatasetFailure:
 
 def describe_failure(path: str, error: BaseException, hint: str = "") -> DatasetFailure:
     """The failure the Dataset tab shows for an error raised while reading `path` (no traceback)."""
+    from tunesmith.core.data.validation import CLI_COLUMNS
+
     problems = [(p.line, str(p.field or ""), str(p.message)) for p in getattr(error, "problems", [])]
-    message = str(error) or type(error).__name__
+    message = (str(error) or type(error).__name__).replace(CLI_COLUMNS, "")  # the tab asks instead
     return DatasetFailure(
         resolve_dataset_path(path), message, hint, problems, list(getattr(error, "columns", []))
     )

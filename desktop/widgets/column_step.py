@@ -8,10 +8,14 @@ remembered: the tab does both.
 
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from tunesmith.core.data.formats import columns_text, parse_columns
+
+_ID_LIKE = re.compile(r"^(id|idx|index|key|row|#|no\.?|.*[_ ]id)$", re.IGNORECASE)
 
 
 class ColumnStep(QFrame):
@@ -44,14 +48,14 @@ class ColumnStep(QFrame):
     def offer(self, columns: list[str], chosen: str = "") -> None:
         """Show the step over `columns`, preselecting `chosen` ("question=..,answer=..") or the first two."""
         current = _parsed(chosen)
-        for combo, role, default in ((self.question_combo, "question", 0), (self.answer_combo, "answer", 1)):
+        # Without a choice yet: the first two columns that are not row numbers or keys.
+        likely = [column for column in columns if not _ID_LIKE.match(column)] or columns
+        defaults = {"question": likely[0], "answer": likely[min(1, len(likely) - 1)]}
+        for combo, role in ((self.question_combo, "question"), (self.answer_combo, "answer")):
             combo.blockSignals(True)
             combo.clear()
             combo.addItems(columns)
-            picked = current.get(role)
-            combo.setCurrentIndex(
-                columns.index(picked) if picked in columns else min(default, len(columns) - 1)
-            )
+            combo.setCurrentText(current[role] if current.get(role) in columns else defaults[role])
             combo.blockSignals(False)
         self._check()
         self.show()

@@ -60,13 +60,15 @@ def test_own_column_names_are_recognised_or_mapped_once_and_remembered(window, q
     tab.open_path(str(odd))
     loaded(window, qtbot, odd)
     assert "Its columns are: id, Frage, Antwort." in tab.summary_label.text()
+    assert "--columns" not in tab.summary_label.text()  # the command line's way; the tab asks instead
+    assert "odd.csv can't be used: the Dataset tab says why" in window.banner.text()
     step = tab.column_step
     assert step.isVisible() and [step.question_combo.itemText(i) for i in range(3)] == [
         "id",
         "Frage",
         "Antwort",
     ]
-    step.question_combo.setCurrentText("Frage")
+    assert step.chosen() == "question=Frage,answer=Antwort"  # the row number is passed over
     step.answer_combo.setCurrentText("Frage")
     assert not step.use_button.isEnabled()  # one column cannot be both
     step.answer_combo.setCurrentText("Antwort")
