@@ -20,6 +20,7 @@ import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
@@ -181,7 +182,7 @@ class ChatTab(QWidget):
         self.controller.training.sig_run_ended.connect(self.refresh_runs)
         self.adapter_controls.sig_changed.connect(self._on_adapter_changed)
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         self.refresh_runs()  # runs may have been added or removed outside the app meanwhile
         super().showEvent(event)
 
