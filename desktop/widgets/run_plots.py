@@ -2,9 +2,9 @@
 method's own numbers (DPO/ORPO rewards, GRPO rewards) in a row that appears only for those methods.
 
 Made to be read by someone who has never seen a loss curve: above the plots, one line says what the
-loss is doing in words (`logic.loss_reading`); the loss is drawn smoothed, with each step's raw loss
-faint behind it; the learning rate's axis writes "2e-4", not "200" under "x1e-06"; the memory plot's
-title says "2.1 of 23.5 GiB".  Hovering over any plot shows the values at that step.
+loss (for GRPO: the reward) is doing, in words (`logic.curve_reading`); the loss is drawn smoothed,
+with each step's raw loss faint behind it; the learning rate's axis writes "2e-4", not "200" under
+"x1e-06"; the memory plot's title says "2.1 of 23.5 GiB".  Hovering over any plot shows the values at that step.
 
 The memory plot draws each step event's *peak* allocated memory (the highest since the previous event,
 what the run needs at its height) on an axis from 0 to the total, so the distance to an out-of-memory
@@ -22,8 +22,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from tunesmith.core.events import EvalMetrics, StepMetrics
+from tunesmith.desktop.logic.curve_reading import Smoother, read_loss, read_reward
 from tunesmith.desktop.logic.formatting import memory_line
-from tunesmith.desktop.logic.loss_reading import Smoother, read_loss
 from tunesmith.desktop.theme import COLORS
 from tunesmith.desktop.widgets.live_plot import LivePlot
 from tunesmith.desktop.widgets.method_plots import MethodPlots
@@ -31,8 +31,6 @@ from tunesmith.desktop.widgets.method_plots import MethodPlots
 # Short titles: the number follows them ("GPU memory: 2.1 of 23.5 GiB") in half the plots' width.
 GPU_TITLE = "GPU memory"
 CPU_TITLE = "RAM (this process)"
-# GRPO's loss hovers around 0 whatever the answers are like: its progress is the reward.
-GRPO_READING = "GRPO's loss is not a score to watch: the reward plot below is (higher is better)."
 
 
 class RunPlots(QWidget):
@@ -64,7 +62,11 @@ class RunPlots(QWidget):
         lower = QSplitter(Qt.Orientation.Horizontal)
         lower.addWidget(self.lr)
         lower.addWidget(self.memory)
+        for plot, height in ((self.loss, 100), (self.lr, 100), (self.memory, 100)):
+            plot.setMinimumHeight(height)  # never a sliver, even with a banner on a 700-pixel screen
+        lower.setChildrenCollapsible(False)
         self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setChildrenCollapsible(False)
         self.splitter.setObjectName("plotsSplitter")
         self.splitter.addWidget(self.loss)
         self.splitter.addWidget(lower)
@@ -157,8 +159,11 @@ class RunPlots(QWidget):
         if not self._reading_due:
             return
         self._reading_due = False
-        if "reward" in self.method.panels:
-            text = GRPO_READING
+        reward = self.method.panels.get("reward")
+        if (
+            reward is not None and "mean reward" in reward.curve_names()
+        ):  # GRPO: the loss hovers around 0 whatever the answers; the reward tells
+            text = read_reward(*reward.values("mean reward"))
         else:
             text = read_loss(*self.loss.values("train"), *self.loss.values("eval"))
         self.reading.setText(text)

@@ -1,8 +1,9 @@
-"""The loss curve smoothed, and read in one line of words ("loss falling steadily", "loss flat for the
-last 20 steps", "loss rising: the learning rate may be too high").
+"""The run's curves smoothed, and read in one line of words: the loss ("loss falling steadily", "loss
+flat for the last 20 steps", "loss rising: the learning rate may be too high") or, for GRPO, whose loss
+hovers around 0 whatever the answers are like, the reward ("reward rising").
 
 The smoothing is TensorBoard's: an exponential moving average with its start-up bias removed, so the
-first points are not pulled towards 0.  The reading compares the smoothed loss at the start, in the
+first points are not pulled towards 0.  The reading compares the smoothed curve at the start, in the
 last stretch of steps and at the end, with thresholds chosen for fine-tuning losses (which fall
 quickly at first, then slowly); it is a hint in words, not a judgement the run acts on.  Pure: lists of
 numbers in, words out; no Qt, no engine.
@@ -101,3 +102,21 @@ def _eval_rising(steps: list[float], losses: list[float]) -> int | None:
     if best < len(losses) - 1 and losses[-1] > losses[best] * (1 + RISING / 2):
         return int(steps[best])
     return None
+
+
+def read_reward(steps: list[float], rewards: list[float]) -> str:
+    """One line about GRPO's mean reward so far (higher is better; its loss says little)."""
+    values = [v for v in rewards if math.isfinite(v)]
+    if len(values) < MIN_POINTS or len(values) != len(steps):
+        return "GRPO: watch the reward (below), not the loss; its trend shows after a few more steps."
+    curve = smooth(values)
+    start, end = curve[0], curve[-1]
+    scale = max(abs(start), abs(end), max(abs(v) for v in values), 1e-8)
+    if end - start > FLAT * scale:
+        return f"Reward rising ({start:.3g} → {end:.3g}): the answers score better as the run goes."
+    if start - end > FLAT * scale:
+        return f"Reward falling ({start:.3g} → {end:.3g}): the learning rate may be too high; try half of it."
+    return (
+        f"Reward flat (about {end:.3g}): the answers do not score better yet; check that your reward "
+        "functions give different scores to different answers."
+    )

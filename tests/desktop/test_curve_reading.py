@@ -1,4 +1,4 @@
-"""The loss curve read in words (logic.loss_reading), on curves shaped like the runs the issue describes.
+"""The loss curve read in words (logic.curve_reading), on curves shaped like the runs the issue describes.
 
 Synchronous: lists of numbers in, one line out.  The curves are the shapes a real run takes: a healthy
 fall, a fall that has levelled off, the issue's ruined run (learning rate 5: the loss climbs from ~5 to
@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from tunesmith.desktop.logic.loss_reading import Smoother, read_loss, smooth
+from tunesmith.desktop.logic.curve_reading import Smoother, read_loss, read_reward, smooth
 
 STEPS = list(range(1, 61))
 
@@ -61,3 +61,11 @@ def test_a_loss_that_does_not_move_and_a_short_run():
     assert read_loss(STEPS, [2.0 + 0.001 * (s % 3) for s in STEPS]).startswith("Loss flat (about 2")
     assert read_loss([1, 2, 3], [3.0, 2.0, 1.0]) == "Loss: the trend shows after a few more steps."
     assert read_loss([1, 2, 3, 4], [3.0, float("nan"), 2.0, 1.0]).startswith("Loss: the trend shows")
+
+
+def test_grpos_reward_is_read_higher_is_better():
+    steps = list(range(1, 11))
+    assert read_reward(steps, [0.1 * s for s in steps]).startswith("Reward rising (0.1")
+    assert read_reward(steps, [1.0 - 0.08 * s for s in steps]).startswith("Reward falling")
+    assert read_reward(steps, [0.5] * 10).startswith("Reward flat (about 0.5)")
+    assert read_reward([1, 2], [0.1, 0.2]).startswith("GRPO: watch the reward")
