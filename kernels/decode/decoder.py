@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -70,15 +71,18 @@ class Projs:
             self.b_bd = torch.zeros(sum(self.outs), rank, dtype=a0.dtype, device=a0.device)
             if not fold:
                 self.scale = torch.zeros(sum(self.outs), dtype=a0.dtype, device=a0.device)
+        a_cat, b_bd = self.a_cat, self.b_bd
+        assert b_bd is not None  # allocated with a_cat
         r0 = n0 = 0
         for a, n in zip(self.adapters, self.outs, strict=True):
             if a is not None:
                 r = a[0].shape[0]
-                self.a_cat[r0 : r0 + r].copy_(a[0])
+                a_cat[r0 : r0 + r].copy_(a[0])
                 if fold:
-                    torch.mul(a[1], a[2], out=self.b_bd[n0 : n0 + n, r0 : r0 + r])
+                    torch.mul(a[1], a[2], out=b_bd[n0 : n0 + n, r0 : r0 + r])
                 else:
-                    self.b_bd[n0 : n0 + n, r0 : r0 + r].copy_(a[1])
+                    b_bd[n0 : n0 + n, r0 : r0 + r].copy_(a[1])
+                    assert self.scale is not None  # allocated by a first refresh that did not fold
                     self.scale[n0 : n0 + n] = a[2]
                 r0 += r
             n0 += n
@@ -91,7 +95,7 @@ class Projs:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """[M, K] -> [M, sum of n_i] in x's dtype."""
         lo = None
-        if self.a_cat is not None:
+        if self.a_cat is not None and self.b_bd is not None:  # allocated together
             xa = x.to(self.a_cat.dtype) @ self.a_cat.t()
             lo = xa @ self.b_bd.t()
             lo = (lo if self.scale is None else lo * self.scale).to(x.dtype)
@@ -185,7 +189,7 @@ class Decoder:
                 q = qkv[:, : hq * d].view(b, hq, d)
                 k = qkv[:, hq * d : (hq + hkv) * d].view(b, hkv, d)
                 v = qkv[:, (hq + hkv) * d :].view(b, hkv, 1, d)
-                if layer.q_norm is not None:
+                if layer.q_norm is not None and layer.k_norm is not None:  # both or neither (read_decoder)
                     q, k = rms_norm(q, layer.q_norm, layer.qk_eps), rms_norm(k, layer.k_norm, layer.qk_eps)
                 q, k = rope(q.reshape(b, hq, 1, d), k.reshape(b, hkv, 1, d), cos, sin)  # [B, H, 1, D]
                 cache_k[i].index_copy_(2, slot, k)
@@ -228,9 +232,9 @@ def _eps(norm) -> float:
 def read_decoder(model, max_len: int | None = None) -> Decoder | str:
     """The model as a `Decoder`, or a reason why the fast step cannot compute it exactly."""
     inner = _inner(model)
-    config = getattr(inner, "config", None)
+    config: Any = getattr(inner, "config", None)  # a transformers PretrainedConfig
     model_type = getattr(config, "model_type", None)
-    family = FAMILIES.get(model_type)
+    family = FAMILIES.get(model_type or "")
     if family is None or not family.fast_decode:
         return f"model_type {model_type!r} has no fast decode step"
     if getattr(config, "hidden_act", None) not in ("silu", "swish"):
@@ -253,9 +257,8 @@ def read_decoder(model, max_len: int | None = None) -> Decoder | str:
             window = w if window is None else min(window, w)
         qkv, o = _projs((attn.q_proj, attn.k_proj, attn.v_proj)), _projs((attn.o_proj,))
         gu, down = _projs((mlp.gate_proj, mlp.up_proj)), _projs((mlp.down_proj,))
-        for p in (qkv, o, gu, down):
-            if isinstance(p, str):
-                return p
+        if isinstance(qkv, str) or isinstance(o, str) or isinstance(gu, str) or isinstance(down, str):
+            return next(p for p in (qkv, o, gu, down) if isinstance(p, str))
         qn, kn = getattr(attn, "q_norm", None), getattr(attn, "k_norm", None)
         layers.append(Layer(
             layer.input_layernorm.weight, layer.post_attention_layernorm.weight, qkv, o, gu, down,

@@ -55,8 +55,8 @@ class FastGenerator:
         self.model = model
         self.cuda_graph = cuda_graph
         self._decoder: Decoder | None = None
-        self._graph = None
-        self._graph_key = None
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._graph_key: tuple | None = None
         self._state: _State | None = None
 
     def unsupported(self, max_len: int | None = None) -> str | None:
@@ -90,6 +90,7 @@ class FastGenerator:
         if reason:
             raise UnsupportedModel(reason)
         dec = self._decoder
+        assert dec is not None  # unsupported() read it
         dec.refresh()
         pad = pad_token_id if pad_token_id is not None else (eos_token_ids[0] if eos_token_ids else 0)
         st = self._prepare(dec, b, length, max_new_tokens, pad)
@@ -181,7 +182,8 @@ class FastGenerator:
 
     def _runner(self, step, key, device: torch.device):
         """The step itself, or a replay of its CUDA graph (captured after one eager step)."""
-        if not (self.cuda_graph and device.type == "cuda" and self._decoder.embed.weight.is_cuda):
+        dec = self._decoder
+        if not (self.cuda_graph and device.type == "cuda" and dec is not None and dec.embed.weight.is_cuda):
             return step
         if self._graph is not None:
             return self._graph.replay
@@ -208,6 +210,7 @@ class FastGenerator:
             if state.get("eager_only"):
                 step()
                 return
+            assert self._graph is not None  # captured by the first call
             self._graph.replay()
 
         return first_then_graph

@@ -231,7 +231,7 @@ def nf4_matmul(
     absmax2 = w.absmax2 if w.nested else w.absmax
     code2 = w.code2 if w.nested else w.code
     block_m = max(16, triton.next_power_of_2(m))
-    args = (
+    args: tuple = (
         x, w.packed, w.absmax, w.code, absmax2, code2, bias if bias is not None else x,
         add if add is not None else x, out, m, n, k, x.stride(0), add.stride(0) if add is not None else 0,
         out.stride(0), w.blocksize, w.blocksize2, float(w.offset),

@@ -119,7 +119,9 @@ class _Stash:
     copied on that side stream after the work queued so far, and brought back by prefetch/get."""
 
     def __init__(self, items: tuple, stream, nbytes: int = 0) -> None:
-        self.items, self.stream, self.where, self.ready = items, None, "device", None
+        self.items, self.where = items, "device"
+        self.stream: torch.cuda.Stream | None = None
+        self.ready: torch.cuda.Event | None = None
         self.nbytes = nbytes  # what it holds of the host budget (pinned bytes)
         self.device = next((x.device for x in items if isinstance(x, torch.Tensor)), None)
         if stream is not None and self.device is not None and self.device.type == "cuda":
@@ -132,6 +134,7 @@ class _Stash:
     def prefetch(self) -> None:
         if self.where != "host":
             return
+        assert self.stream is not None and self.ready is not None  # set with where = "host"
         with torch.cuda.stream(self.stream):
             self.stream.wait_event(self.ready)
             back = (
@@ -144,6 +147,7 @@ class _Stash:
         if self.where != "device":
             self.prefetch()
             cur = torch.cuda.current_stream(self.device)
+            assert self.ready is not None  # prefetch recorded it
             cur.wait_event(self.ready)
             for x in self.items:
                 if isinstance(x, torch.Tensor):
@@ -303,7 +307,8 @@ class OffloadedCheckpointFunction(torch.autograd.Function):
         offload = offload and hidden.is_cuda
         chain = _CURRENT[0]
         index = len(chain.calls)
-        call, memo = _Call(_copy_stream(hidden.device) if offload else None, chain), {}
+        memo: dict = {}
+        call = _Call(_copy_stream(hidden.device) if offload else None, chain)
         # recomputing off: a checkpoint nested in a recompute runs a real forward first
         old = _swap((False, memo, call if keep else None, None, None))
         try:
@@ -424,8 +429,7 @@ def make_checkpoint_func(
             **kwargs,
         )
 
-    checkpoint_func.tunesmith_offload = offload
-    checkpoint_func.tunesmith_lean = lean_recompute
+    checkpoint_func.__dict__.update(tunesmith_offload=offload, tunesmith_lean=lean_recompute)
     return checkpoint_func
 
 
@@ -435,7 +439,8 @@ class _RandomReplay:
     recompute) starts from that state again and puts the caller's back after."""
 
     def __init__(self, fn, device: torch.device) -> None:
-        self.fn, self.device, self.state = fn, device, None
+        self.fn, self.device = fn, device
+        self.state: tuple | None = None
 
     def __call__(self, *args, **kwargs):
         if self.state is None:
@@ -468,6 +473,5 @@ def replaying_rng(func):
         return func(_RandomReplay(fn, hidden.device), hidden, *args, **kwargs)
 
     checkpoint_func.__dict__.update(func.__dict__)  # tunesmith_offload, tunesmith_lean, ...
-    checkpoint_func.tunesmith_replay_rng = True
-    checkpoint_func.tunesmith_plain = func
+    checkpoint_func.__dict__.update(tunesmith_replay_rng=True, tunesmith_plain=func)
     return checkpoint_func

@@ -99,10 +99,10 @@ def _candidates(q, k, v, scale: float, causal: bool) -> list[_Backend]:
     limits: head dims, dtypes, architectures, cuDNN versions, deterministic mode), flash after cuDNN."""
     choice = torch._fused_sdp_choice(q, k, v, None, 0.0, causal, scale=scale, enable_gqa=True)
     if q.device.type == "cpu":
-        return [CPU] if choice == int(SDPBackend.FLASH_ATTENTION) else []
-    if q.device.type == "cuda" and choice == int(SDPBackend.CUDNN_ATTENTION):
+        return [CPU] if choice == SDPBackend.FLASH_ATTENTION.value else []
+    if q.device.type == "cuda" and choice == SDPBackend.CUDNN_ATTENTION.value:
         return [CUDNN, FLASH]
-    if q.device.type == "cuda" and choice == int(SDPBackend.FLASH_ATTENTION):
+    if q.device.type == "cuda" and choice == SDPBackend.FLASH_ATTENTION.value:
         return [FLASH]
     return []
 
@@ -125,7 +125,8 @@ def _run_forward(q, k, v, scale: float, causal: bool) -> Saved | None:
     while backends:
         try:
             with torch.no_grad():
-                return Saved(*backends[0].forward(q, k, v, scale, causal), backends[0])
+                out, lse, extras = backends[0].forward(q, k, v, scale, causal)
+                return Saved(out, lse, extras, backends[0])
         except RuntimeError as err:  # e.g. a cuDNN graph this version cannot build
             log.warning("tunesmith.kernels.ops.attention: %s attention failed, not used again for %s: %s",
                         backends[0].name, key[:5], err)  # fmt: skip

@@ -93,7 +93,7 @@ def cross_entropy_forward(hidden, weight, labels, ignore_index, softcap, chunk_r
         logits = h @ weight.t()  # [rows, V]: the only logits alive at a time
         loss_sum += cross_entropy_rows_(logits, labels[s : s + rows], ignore_index, softcap).sum()
         torch.mm(logits, weight, out=dh[s : s + rows])  # dh = dlogits @ W
-        if want_dw:
+        if dw is not None:  # want_dw
             dw.addmm_(logits.t().to(dw.dtype), h.to(dw.dtype))  # dW += dlogits^T @ h
     n_valid = (labels != ignore_index).sum()
     return loss_sum, n_valid, dh, dw

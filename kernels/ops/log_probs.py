@@ -157,7 +157,7 @@ def _forward(hidden, weight, labels, head: _Head, want_v: bool):
             logits, logits.stride(0), labels[s:e], lse[s:e], mean_pz[s:e], logp[s:e], mean_z[s:e], top1[s:e],
             log_sq[s:e], vocab, BLOCK=block, num_warps=warps, **head.launch_args(),
         )  # fmt: skip
-        if want_v:
+        if v is not None and ones is not None:  # want_v
             _grad_into(logits, labels[s:e], lse[s:e], mean_pz[s:e], ones[s:e], None, head)
             torch.mm(logits, weight, out=v[s:e])
     return (lse, mean_pz, logp, mean_z, top1.bool(), log_sq), v
@@ -176,9 +176,9 @@ def _recompute_grads(hidden, weight, labels, lse, mean_pz, g_logp, g_ent, head: 
         logits = hidden[s:e] @ weight.t()
         _grad_into(logits, labels[s:e], lse[s:e], mean_pz[s:e], g_logp[s:e],
                    None if g_ent is None else g_ent[s:e], head)  # fmt: skip
-        if need_h:
+        if dh is not None:  # need_h
             torch.mm(logits, weight, out=dh[s:e])
-        if need_w:
+        if dw is not None:  # need_w
             dw.addmm_(logits.t().to(dw.dtype), hidden[s:e].to(dw.dtype))
     return dh, dw
 

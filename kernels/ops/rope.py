@@ -95,9 +95,9 @@ def _rope_kernel(
 
 
 def _check(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> int:
-    for name, t in (("q", q), ("k", k)):
-        check_float(name, t)
-        if t.dim() != 4 or t.stride(-1) != 1:
+    for name, x in (("q", q), ("k", k)):
+        check_float(name, x)
+        if x.dim() != 4 or x.stride(-1) != 1:
             raise ValueError(f"{name} must be [batch, heads, seq, head_dim] with unit last stride")
     check_same_device(q=q, k=k, cos=cos, sin=sin)
     b, _, t, d = q.shape

@@ -14,7 +14,9 @@ import inspect
 import logging
 import types
 from collections import Counter
+from typing import TYPE_CHECKING, cast
 
+import torch
 from torch import nn
 
 from .._launch import interpreting
@@ -25,6 +27,9 @@ from .families import ACTIVATIONS, FAMILIES
 from .forwards import attention_forward, causal_lm_forward, cpu_embedding_forward, mlp_forward, norm_forward
 from .options import ComparisonOptions
 from .report import PatchReport, set_undoable
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +42,10 @@ _FORWARDS = {
 }
 
 
-def _inner_model(model: nn.Module) -> nn.Module:
+def _inner_model(model: nn.Module) -> PreTrainedModel:
     """The transformers model inside peft's wrappers (PeftModel -> LoraModel -> model)."""
-    if hasattr(model, "get_base_model"):
-        return model.get_base_model()
-    return model
+    get_base_model = getattr(model, "get_base_model", None)
+    return cast("PreTrainedModel", model if get_base_model is None else get_base_model())
 
 
 def _patch_forward(module: nn.Module, kind: str, report: PatchReport, **attrs) -> None:
@@ -94,7 +98,7 @@ def patch_model(
         old.revert()
     config = getattr(inner, "config", None)
     model_type = getattr(config, "model_type", None)
-    family = FAMILIES.get(model_type)
+    family = FAMILIES.get(model_type or "")
     if family is None:
         log.info("tunesmith.kernels: no kernels for model_type %r; the model stays stock", model_type)
         return PatchReport(model_type, False, notes=[f"model_type {model_type!r} not supported"])
@@ -120,7 +124,7 @@ def patch_model(
             continue
         if kind is None or not enabled[kind]:
             continue
-        attrs = {"_tunesmith_offset": family.norm_offset} if kind == "rms_norm" else {}
+        attrs: dict[str, object] = {"_tunesmith_offset": family.norm_offset} if kind == "rms_norm" else {}
         if kind == "mlp":
             attrs = {"_tunesmith_act": act, "_tunesmith_residual_out": family.mlp_residual_out}
         if kind == "attention":
@@ -176,7 +180,8 @@ def _checkpoint(layers: list[nn.Module], func, keep_layers: int) -> int:
     n = max(0, len(layers) - max(0, keep_layers))
     replaying = replaying_rng(func)
     for i, layer in enumerate(layers):
-        layer.gradient_checkpointing = i < n
+        # torch types Module.__setattr__'s value as Tensor | Module; any attribute can be set
+        layer.gradient_checkpointing = i < n  # type: ignore[assignment]
         layer._gradient_checkpointing_func = replaying if draws_random(layer) else func
     return n
 
@@ -194,7 +199,7 @@ def draws_random(layer: nn.Module) -> bool:
     return False
 
 
-def _keep_checkpointing(inner: nn.Module, layers, func, keep_layers: int, report: PatchReport) -> None:
+def _keep_checkpointing(inner: PreTrainedModel, layers, func, keep_layers: int, report: PatchReport) -> None:
     """A later gradient_checkpointing_enable() (TRL's trainers call it) re-installs our checkpointing."""
     stock = inner._set_gradient_checkpointing
 
@@ -206,27 +211,29 @@ def _keep_checkpointing(inner: nn.Module, layers, func, keep_layers: int, report
     set_undoable(inner, "_set_gradient_checkpointing", set_gradient_checkpointing, report)
 
 
-def _embeddings_to_cpu(inner: nn.Module, report: PatchReport, counts: Counter) -> None:
+def _embeddings_to_cpu(inner: PreTrainedModel, report: PatchReport, counts: Counter) -> None:
     emb, head = inner.get_input_embeddings(), inner.get_output_embeddings()
-    if emb.weight.requires_grad or (head is not None and head.weight is emb.weight):
+    weight, budget = emb.weight, report.host_budget
+    assert isinstance(weight, torch.Tensor) and budget is not None  # patch_model made the budget first
+    if weight.requires_grad or (head is not None and head.weight is weight):
         report.notes.append("embeddings stay on the device: trainable or tied to the output head")
         return
-    device = emb.weight.device
+    device = weight.device
     emb.to("cpu")
     report._undo.append(lambda: emb.to(device))
     table = None
     if device.type == "cuda" and type(emb) is nn.Embedding and emb.max_norm is None:
         # pinned, the GPU gathers the rows it needs in place (kernels.memory.host_memory); scaled or
         # renormalising embeddings keep their own forward, on the CPU
-        cost = pinned_bytes(emb.weight.nbytes)
-        if not report.host_budget.take(cost):
+        cost = pinned_bytes(weight.nbytes)
+        if not budget.take(cost):
             emb.to(device)
             report._undo.pop()
             report.notes.append("embeddings stay on the device: the host-memory budget has no room")
             return
-        report._undo.append(lambda: report.host_budget.give(cost))
-        emb.weight.data = emb.weight.data.pin_memory()
-        table = device_view(emb.weight.data, device)
+        report._undo.append(lambda: budget.give(cost))
+        weight.data = weight.data.pin_memory()
+        table = device_view(weight.data, device)
     _patch_forward(emb, "cpu_embedding", report, _tunesmith_device=device, _tunesmith_device_table=table)
     counts["embeddings_on_cpu"] += 1
     if table is not None:

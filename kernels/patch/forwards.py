@@ -30,7 +30,7 @@ from ..memory.offload import (
 from ..ops.attention import Saved, attention, attention_forward_only
 from ..ops.cross_entropy import fused_linear_cross_entropy
 from ..ops.glu import GLUFunction
-from ..ops.lora import KeptQKV, lora_linear, lora_mlp, lora_qkv, lora_qkv_kept
+from ..ops.lora import KeptQKV, LoRAProj, lora_linear, lora_mlp, lora_qkv, lora_qkv_kept
 from ..ops.rms_norm import rms_norm
 from ..ops.rope import can_rope_inplace, rope, rope_, rope_half
 from .projections import lora_proj_of
@@ -76,10 +76,16 @@ def mlp_forward(self, x):
     """down(act(gate(x)) * up(x)) through the fused LoRA MLP, or stock projections + the GLU kernel.
     `_tunesmith_residual_out`: the family's decoder layer only adds this output to the residual."""
     act = self._tunesmith_act
-    projs = [lora_proj_of(m) for m in (self.gate_proj, self.up_proj, self.down_proj)]
-    if all(p is not None for p in projs):
+    projs = _three_projs(self.gate_proj, self.up_proj, self.down_proj)
+    if projs is not None:
         return lora_mlp(x, *projs, act, residual_out=self._tunesmith_residual_out)
     return self.down_proj(GLUFunction.apply(self.gate_proj(x), self.up_proj(x), act))
+
+
+def _three_projs(a, b, c) -> tuple[LoRAProj, LoRAProj, LoRAProj] | None:
+    """The LoRAProj of each of three modules, or None when one has none (the stock modules run)."""
+    pa, pb, pc = lora_proj_of(a), lora_proj_of(b), lora_proj_of(c)
+    return None if pa is None or pb is None or pc is None else (pa, pb, pc)
 
 
 def _project(module, x):
@@ -152,7 +158,7 @@ def _sdpa(self, q, k, v, causal: bool):
     return attention(q, k, v, scale=self.scaling, causal=causal, saved=saved)
 
 
-def _kept_qkv(self, x, projs, cos, sin):
+def _kept_qkv(self, x, projs: tuple[LoRAProj, LoRAProj, LoRAProj], cos, sin):
     """In a recompute whose first forward kept the rotated q, k, v (only where they fed the stashed
     SDPA): them, as outputs of kernels.ops.lora.lora_qkv_kept (backward through RoPE and the projections);
     else None."""
@@ -192,15 +198,14 @@ def _rotated_qkv(self, x, cos, sin):
     def heads(t):  # [B, T, H * D] or [B, T, H, D] -> [B, H, T, D]
         return t.view(hidden_shape).transpose(1, 2)
 
-    projs = [lora_proj_of(m) for m in (self.q_proj, self.k_proj, self.v_proj)]
-    fused = all(p is not None for p in projs)
-    owned = fused and self._tunesmith_rope_inplace  # q, k: the fused projection's own tensors
+    projs = _three_projs(self.q_proj, self.k_proj, self.v_proj)
+    owned = projs is not None and self._tunesmith_rope_inplace  # q, k: the fused projection's own tensors
     q_norm = getattr(self, "q_norm", None)
-    kept = _kept_qkv(self, x, projs, cos, sin) if owned and q_norm is None else None
+    kept = _kept_qkv(self, x, projs, cos, sin) if projs is not None and owned and q_norm is None else None
     if kept is not None:  # rotated in the first forward; lora_qkv_kept's backward undoes the rotation
         q, k, v = kept
         return heads(q), heads(k), heads(v), None
-    if fused:
+    if projs is not None:
         q, k, v = lora_qkv(x, *projs)  # [B, T, H * D] each
     else:
         q, k, v = (m(x) for m in (self.q_proj, self.k_proj, self.v_proj))

@@ -10,6 +10,8 @@ runs the stock module instead.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -17,8 +19,12 @@ from ..memory.offload import REPLAYS_RNG, layer_memo
 from ..ops.lora import LoRAProj
 from ..ops.nf4 import NF4Weight
 
+# A peft LoraLayer, a bitsandbytes Linear4bit or an nn.Linear, read by attribute name: nn.Module's
+# __getattr__ types every such attribute as `Tensor | Module`, which says nothing about these.
+_Layer = Any
 
-def _nf4_weight(base: nn.Module) -> NF4Weight | None:
+
+def _nf4_weight(base: _Layer) -> NF4Weight | None:
     """The NF4Weight of a bitsandbytes Linear4bit, cached on the module (rebuilt if the data moved)."""
     w = base.weight
     qs = getattr(w, "quant_state", None)
@@ -46,7 +52,7 @@ def _nf4_weight(base: nn.Module) -> NF4Weight | None:
     return nf4
 
 
-def _base_weight(base: nn.Module):
+def _base_weight(base: _Layer):
     """(weight, bias) of a frozen base projection, or None when the fused path cannot use it."""
     bias = getattr(base, "bias", None)
     if bias is not None and bias.requires_grad:
@@ -59,7 +65,7 @@ def _base_weight(base: nn.Module):
     return None
 
 
-def _active_adapter(module: nn.Module):
+def _active_adapter(module: _Layer):
     """(A, B, scaling) of the single active vanilla LoRA adapter, () when none is active, None if unfusable."""
     if module.merged:
         return None
@@ -107,7 +113,7 @@ def lora_proj_of(module: nn.Module) -> LoRAProj | None:
     return memo[key]
 
 
-def _read_proj(module: nn.Module) -> LoRAProj | None:
+def _read_proj(module: _Layer) -> LoRAProj | None:
     if hasattr(module, "base_layer") and hasattr(module, "lora_A"):
         adapter = _active_adapter(module)
         if adapter is None:
