@@ -8,9 +8,13 @@ greedy decoding, so the difference is visible and repeatable.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from tunesmith.core.config import RunConfig
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedTokenizerBase
 
 DEMO_QUESTIONS = ("What is your name?", "Who made you?", "What is the capital of France?", "Hello!")
 
@@ -35,21 +39,28 @@ def run_demo(output_dir: str = "runs", epochs: float | None = None, printer: Cal
     result = run.run()
     if result.kind == "failed":
         return 1
+    model = cast("PeftModel", run.model)  # demo_config trains a LoRA adapter
+    tokenizer = run.tokenizer
+    assert tokenizer is not None  # the run loaded it
     print("\nSame questions, before and after fine-tuning (greedy decoding):\n")
     for question in DEMO_QUESTIONS:
-        base, tuned = compare_answers(run.model, run.tokenizer, question)
+        base, tuned = compare_answers(model, tokenizer, question)
         print(f"Q: {question}\n  base:  {base}\n  tuned: {tuned}\n")
     return 0
 
 
-def compare_answers(model: Any, tokenizer: Any, question: str, max_new_tokens: int = 40) -> tuple[str, str]:
+def compare_answers(
+    model: PeftModel, tokenizer: PreTrainedTokenizerBase, question: str, max_new_tokens: int = 40
+) -> tuple[str, str]:
     """(base answer with the adapter switched off, tuned answer)."""
     with model.disable_adapter():
         base = generate_answer(model, tokenizer, question, max_new_tokens)
     return base, generate_answer(model, tokenizer, question, max_new_tokens)
 
 
-def generate_answer(model: Any, tokenizer: Any, question: str, max_new_tokens: int = 40) -> str:
+def generate_answer(
+    model: PeftModel, tokenizer: PreTrainedTokenizerBase, question: str, max_new_tokens: int = 40
+) -> str:
     import torch
 
     messages = [{"role": "user", "content": question}]
@@ -69,4 +80,4 @@ def generate_answer(model: Any, tokenizer: Any, question: str, max_new_tokens: i
     if was_training:
         model.train()
     new_tokens = output[0, inputs["input_ids"].shape[1] :]
-    return tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+    return cast(str, tokenizer.decode(new_tokens, skip_special_tokens=True)).strip()  # one sequence: a str

@@ -123,7 +123,7 @@ def _stage_model(ctx: dict[str, Any]) -> str:
 def _stage_train(ctx: dict[str, Any]) -> str:
     """Two optimizer steps of LoRA SFT on the bundled sample, through the real engine."""
     from tunesmith.core.config import RunConfig
-    from tunesmith.core.events import Failed, LogLine, StepMetrics
+    from tunesmith.core.events import Event, Failed, LogLine, StepMetrics
     from tunesmith.core.training.engine import TrainingRun
 
     log: LogFn = ctx["log"]
@@ -137,7 +137,7 @@ def _stage_train(ctx: dict[str, Any]) -> str:
     config.train.lr_scheduler = "constant"
     losses: list[float] = []
 
-    def on_event(event: Any) -> None:
+    def on_event(event: Event) -> None:
         if isinstance(event, StepMetrics):
             losses.append(event.loss)
             log(f"          step {event.step}/{event.total_steps}: loss {event.loss:.3f}")

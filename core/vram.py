@@ -160,7 +160,7 @@ def estimate_for_shape(
     if fits:
         message = f"Needs about {total:.1f} GiB of {available:.1f} GiB free: fits."
     else:
-        biggest = max(parts, key=parts.get)
+        biggest = max(parts, key=lambda name: parts[name])
         message = (
             f"Needs about {total:.1f} GiB but only {available:.1f} GiB is free: will not fit. The largest part "
             f"is {biggest} ({parts[biggest]:.1f} GiB); " + _advice(biggest)

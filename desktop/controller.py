@@ -77,6 +77,7 @@ class Controller(QObject):
         self.vram: Any = None
         self.dataset: Any = None
         self.dataset_problem = ""  # why the chosen dataset cannot be trained on ("" when it can)
+        self._problem_of: tuple[str, str, str] | None = None  # the (path, format, columns) it is about
         self.capabilities: Any = None
         self._capabilities_pending = False
         self._hardware_pending = False
@@ -256,6 +257,7 @@ class Controller(QObject):
             "Could not use the dataset %s: %s\n%s", failure.path, message, getattr(error, "details", "")
         )
         self.dataset, self.dataset_problem = None, message
+        self._problem_of = (self.config.data.path, self.config.data.format, self.config.data.columns)
         self.sig_dataset_busy.emit(False)
         self.sig_dataset_failed.emit(failure)
         self.sig_dataset_state.emit(message)
@@ -271,7 +273,8 @@ class Controller(QObject):
     # -- training -------------------------------------------------------------------------------
     def start_training(self) -> bool:
         """Check the settings and start a run; False (with a banner) if they are not valid."""
-        if self.dataset_problem:
+        data = self.config.data
+        if self.dataset_problem and self._problem_of == (data.path, data.format, data.columns):
             self.sig_error.emit("Fix the dataset first.", self.dataset_problem, "")
             return False
         try:

@@ -15,15 +15,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .session import ChatSettings
+
+if TYPE_CHECKING:
+    from .llama_cpp_chat import LlamaCppChat
 
 
 class LoraSwitch:
     def __init__(
         self,
-        chat: Any,
+        chat: LlamaCppChat,
         adapter_path: str | os.PathLike[str] | None,
         scale: float = 1.0,
         enabled: bool = True,

@@ -11,21 +11,25 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .session import ChatSettings, fit_history, with_system
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import GenerationMixin, PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
 
 class TransformersChat:
-    def __init__(self, model: Any, tokenizer: Any) -> None:
-        self.model = model
+    def __init__(self, model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.model: PreTrainedModel | PeftModel | None = model  # None once closed
         self.tokenizer = tokenizer
 
     def _prompt_ids(self, messages: list[dict]) -> list[int]:
-        out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
         # transformers 5 returns a BatchEncoding here; older versions a list of ids.
+        out: Any = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
         return list(out["input_ids"] if hasattr(out, "keys") else out)
 
     def stream(
@@ -34,13 +38,16 @@ class TransformersChat:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+        model = self.model
+        if model is None:
+            raise RuntimeError("this chat was closed")
         budget = max(1, settings.context_length - settings.max_new_tokens)
         msgs = fit_history(with_system(messages, settings), lambda m: len(self._prompt_ids(m)), budget)
-        ids = torch.tensor([self._prompt_ids(msgs)], device=self.model.device)
+        ids = torch.tensor([self._prompt_ids(msgs)], device=model.device)
         stop_event = threading.Event()
 
         class _Stop(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+            def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> bool:
                 return stop_event.is_set() or should_stop()
 
         streamer = TextIteratorStreamer(
@@ -65,7 +72,8 @@ class TransformersChat:
         def run() -> None:
             try:
                 with torch.no_grad():
-                    self.model.generate(**kwargs)
+                    # a causal LM class, which adds GenerationMixin to PreTrainedModel
+                    cast("GenerationMixin", model).generate(**kwargs)
             except BaseException as exc:  # re-raised in the caller's thread below
                 errors.append(exc)
                 streamer.end()

@@ -11,20 +11,24 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunesmith.core.config import DataConfig
 from tunesmith.core.data.stats import LengthStats, length_stats
 from tunesmith.core.data.templates import render_example
 from tunesmith.core.data.validation import DatasetFile
 
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase
+
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class PreparedData:
-    train: Any  # datasets.Dataset with input_ids, attention_mask, labels
-    eval: Any | None
+    train: Dataset  # with input_ids, attention_mask, labels
+    eval: Dataset | None
     truncated_rows: int
     stats: LengthStats
     tokens_total: int
@@ -40,7 +44,9 @@ def split_indices(n: int, eval_ratio: float, seed: int) -> tuple[list[int], list
     return sorted(order[n_eval:]), sorted(order[:n_eval])
 
 
-def prepare_sft(dataset: DatasetFile, tokenizer: Any, cfg: DataConfig, seed: int) -> PreparedData:
+def prepare_sft(
+    dataset: DatasetFile, tokenizer: PreTrainedTokenizerBase, cfg: DataConfig, seed: int
+) -> PreparedData:
     from datasets import Dataset
 
     if dataset.format in ("preference", "prompt"):
@@ -84,7 +90,7 @@ def prepare_sft(dataset: DatasetFile, tokenizer: Any, cfg: DataConfig, seed: int
     )
 
 
-def preference_rows(dataset: DatasetFile, cfg: DataConfig, seed: int) -> tuple[Any, Any | None]:
+def preference_rows(dataset: DatasetFile, cfg: DataConfig, seed: int) -> tuple[Dataset, Dataset | None]:
     """Canonical preference / prompt-only rows as train and eval `datasets.Dataset`s for TRL."""
     from datasets import Dataset
 
@@ -98,15 +104,18 @@ def preference_rows(dataset: DatasetFile, cfg: DataConfig, seed: int) -> tuple[A
     return train, evaluation
 
 
-def prompt_token_count(prompt: Any, tokenizer: Any) -> int:
+def prompt_token_count(prompt: str | list[dict], tokenizer: PreTrainedTokenizerBase) -> int:
     """Tokens the model reads for a prompt: plain text as is, a message list through the chat template."""
     if isinstance(prompt, str):
         return len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+    # a BatchEncoding (transformers 5) or a list of ids (older versions)
+    ids: Any = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
     return len(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
 
 
-def within_prompt_limit(rows: Any, tokenizer: Any, limit: int) -> tuple[Any, int]:
+def within_prompt_limit(
+    rows: Dataset | None, tokenizer: PreTrainedTokenizerBase, limit: int
+) -> tuple[Dataset | None, int]:
     """The rows whose prompt fits in `limit` tokens, and how many were left out.
 
     Why leave them out rather than cut them: a prompt cut from the left loses its instructions and one

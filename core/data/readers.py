@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 SUFFIXES = {
     ".jsonl": "jsonl",
@@ -37,7 +37,14 @@ SUFFIXES = {
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # What `surrogateescape` turns an undecodable byte into: U+DC80..U+DCFF stand for bytes 0x80..0xFF.
 _UNDECODED = re.compile("[\udc80-\udcff]")
-_ENCODING = {"encoding": "utf-8-sig", "errors": "surrogateescape"}
+
+
+class _Encoding(TypedDict):
+    encoding: str
+    errors: str
+
+
+_ENCODING = _Encoding(encoding="utf-8-sig", errors="surrogateescape")
 
 
 @dataclass(frozen=True)
@@ -214,7 +221,9 @@ def _read_json(path: Path, notes: list[str]) -> tuple[list[RawRow], list[Problem
         raise DatasetReadError(f"{path}:{exc.lineno}: {json_problem(exc)}") from None
     undecodable = not_utf8(text, columns=False)
     if undecodable:  # one document: items have no lines of their own, so the file is refused whole
-        line = text.count("\n", 0, _UNDECODED.search(text).start()) + 1
+        found = _UNDECODED.search(text)
+        assert found is not None  # not_utf8 saw an undecodable byte
+        line = text.count("\n", 0, found.start()) + 1
         raise DatasetReadError(f"{path}:{line}: {undecodable}")
     if isinstance(data, dict):
         # {"data": [...]} or {"train": [...]} wrappers: take the single list inside.

@@ -9,7 +9,10 @@ works with any template, including those without `{% generation %}` markers (Smo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 NAMED_TEMPLATES = {
     "chatml": (
@@ -46,7 +49,7 @@ class RenderedExample:
         return [tok if keep else -100 for tok, keep in zip(self.input_ids, self.trained, strict=True)]
 
 
-def apply_template(tokenizer: Any, template: str | None) -> None:
+def apply_template(tokenizer: PreTrainedTokenizerBase, template: str | None) -> None:
     """Give the tokenizer a chat template: the named one, or the fallback when it has none."""
     if template:
         if template not in NAMED_TEMPLATES:
@@ -57,7 +60,10 @@ def apply_template(tokenizer: Any, template: str | None) -> None:
 
 
 def render_example(
-    example: dict[str, Any], tokenizer: Any, max_length: int, assistant_only_loss: bool = True
+    example: dict[str, Any],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    assistant_only_loss: bool = True,
 ) -> RenderedExample:
     """Tokenize one canonical SFT example (conversation or text) with its trained-token mask."""
     if "messages" in example:
@@ -77,19 +83,31 @@ def render_example(
     return RenderedExample(text, ids[:max_length], trained[:max_length], segments, len(ids), truncated)
 
 
-def render_prompt(messages: list[dict], tokenizer: Any) -> str:
+def render_prompt(messages: list[dict], tokenizer: PreTrainedTokenizerBase) -> str:
     """The text the model is given to continue (generation prompt added)."""
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return _chat_text(tokenizer, messages, add_generation_prompt=True)
 
 
-def _render_conversation(messages: list[dict], tokenizer: Any) -> tuple[str, list[tuple[int, int]]]:
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
-    spans = []
+def _chat_text(
+    tokenizer: PreTrainedTokenizerBase, messages: list[dict], add_generation_prompt: bool = False
+) -> str:
+    """The chat template's text for `messages` (with tokenize=False the template gives a str)."""
+    text = tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+    return cast(str, text)
+
+
+def _render_conversation(
+    messages: list[dict], tokenizer: PreTrainedTokenizerBase
+) -> tuple[str, list[tuple[int, int]]]:
+    full = _chat_text(tokenizer, messages)
+    spans: list[tuple[int, int]] = []
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        before = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
-        upto = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+        before = _chat_text(tokenizer, messages[:i], add_generation_prompt=True)
+        upto = _chat_text(tokenizer, messages[: i + 1])
         if not (full.startswith(before) and full.startswith(upto) and len(upto) > len(before)):
             # A template that rewrites earlier turns (e.g. strips reasoning) breaks prefix rendering:
             # fall back to the assistant content's own position in the text.

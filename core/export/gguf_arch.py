@@ -12,12 +12,15 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gguf
 import numpy as np
 
 from .result import ExportError
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +34,14 @@ class ArchSpec:
     # Gemma's RMSNorm computes x * (1 + w); llama.cpp computes x * w, so w + 1 is stored.
     norm_shift: float
     default_pre: str
-    extra: Callable[[gguf.GGUFWriter, Any], None] | None = None
+    extra: Callable[[gguf.GGUFWriter, PretrainedConfig], None] | None = None
 
     @property
     def name(self) -> str:
         return gguf.MODEL_ARCH_NAMES[self.arch]
 
 
-def _gemma2_extra(w: gguf.GGUFWriter, cfg: Any) -> None:
+def _gemma2_extra(w: gguf.GGUFWriter, cfg: PretrainedConfig) -> None:
     _check_query_scale(cfg)
     if cfg.attn_logit_softcapping:
         w.add_attn_logit_softcapping(float(cfg.attn_logit_softcapping))
@@ -47,7 +50,7 @@ def _gemma2_extra(w: gguf.GGUFWriter, cfg: Any) -> None:
     w.add_sliding_window(int(cfg.sliding_window))
 
 
-def _gemma3_extra(w: gguf.GGUFWriter, cfg: Any) -> None:
+def _gemma3_extra(w: gguf.GGUFWriter, cfg: PretrainedConfig) -> None:
     _check_query_scale(cfg)
     if getattr(cfg, "final_logit_softcapping", None):
         w.add_final_logit_softcapping(float(cfg.final_logit_softcapping))
@@ -60,7 +63,7 @@ def _gemma3_extra(w: gguf.GGUFWriter, cfg: Any) -> None:
         w.add_rope_freq_base_swa(float(local))
 
 
-def _check_query_scale(cfg: Any) -> None:
+def _check_query_scale(cfg: PretrainedConfig) -> None:
     # llama.cpp derives Gemma's attention scale from the head size (or hidden/heads for the 27B
     # models, detected by size); any other query_pre_attn_scalar would be silently wrong.
     scalar = getattr(cfg, "query_pre_attn_scalar", None)
@@ -83,7 +86,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
 }
 
 
-def arch_for_config(cfg: Any) -> ArchSpec:
+def arch_for_config(cfg: PretrainedConfig) -> ArchSpec:
     """The spec for a transformers config, or ExportError naming what is supported."""
     names = list(getattr(cfg, "architectures", None) or [])
     for name in names:
@@ -97,7 +100,7 @@ def arch_for_config(cfg: Any) -> ArchSpec:
     )
 
 
-def rope_parameters(cfg: Any, layer_type: str = "full_attention") -> dict[str, Any]:
+def rope_parameters(cfg: PretrainedConfig, layer_type: str = "full_attention") -> dict[str, Any]:
     """Rope settings as a dict; transformers 5 keeps them in `rope_parameters`, per layer type for Gemma 3."""
     params = getattr(cfg, "rope_parameters", None) or {}
     if layer_type in params and isinstance(params[layer_type], dict):
@@ -113,11 +116,11 @@ def rope_parameters(cfg: Any, layer_type: str = "full_attention") -> dict[str, A
     return merged
 
 
-def head_dim(cfg: Any) -> int:
+def head_dim(cfg: PretrainedConfig) -> int:
     return int(getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
 
 
-def write_hparams(w: gguf.GGUFWriter, spec: ArchSpec, cfg: Any) -> None:
+def write_hparams(w: gguf.GGUFWriter, spec: ArchSpec, cfg: PretrainedConfig) -> None:
     """Every hyper-parameter key llama.cpp needs for this family (STACK.md pitfall 5)."""
     n_head = int(cfg.num_attention_heads)
     w.add_context_length(int(cfg.max_position_embeddings))
@@ -157,7 +160,7 @@ def _write_rope_scaling(w: gguf.GGUFWriter, rope: dict[str, Any]) -> None:
     raise ExportError(f"rope scaling type {kind!r} is not supported by the GGUF exporter")
 
 
-def llama3_rope_factors(cfg: Any) -> np.ndarray | None:
+def llama3_rope_factors(cfg: PretrainedConfig) -> np.ndarray | None:
     """Per-frequency divisors for Llama 3.1+ rope scaling (llama.cpp reads them as `rope_freqs`).
 
     Follows Meta's published formula: long wavelengths are slowed by `factor`, short ones kept,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import gguf
 
@@ -23,10 +23,13 @@ from .quantize import K_QUANTS, llama_cpp_available, quantize_gguf, require_llam
 from .result import CheckResult, ExportError, ExportResult, ExportUnverified, ProgressFn, report
 from .runs import RunInfo, commit_output, reserve_output
 
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
 log = logging.getLogger(__name__)
 
 
-def _base_config(run: RunInfo) -> Any:
+def _base_config(run: RunInfo) -> PretrainedConfig:
     from transformers import AutoConfig
 
     return AutoConfig.from_pretrained(str(run.base_model_dir()))
@@ -42,7 +45,11 @@ def gguf_string(path: Path, key: str) -> str | None:
 
 
 def _check(
-    path: Path, model: Any, tok: Any, gguf_type: str, lora_path: Path | None = None
+    path: Path,
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    gguf_type: str,
+    lora_path: Path | None = None,
 ) -> CheckResult | None:
     if not llama_cpp_available():
         log.warning("llama-cpp-python is not installed: the GGUF was written but not checked")

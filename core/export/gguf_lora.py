@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gguf
 import numpy as np
@@ -21,6 +21,9 @@ from safetensors.torch import load_file
 
 from .gguf_arch import arch_for_config, permute_for_llama
 from .result import ExportError, ProgressFn, report
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ def effective_alpha(adapter_cfg: dict[str, Any]) -> float:
 
 
 def write_lora_gguf(
-    adapter_dir: Path, base_config: Any, out_path: Path, on_progress: ProgressFn | None = None
+    adapter_dir: Path, base_config: PretrainedConfig, out_path: Path, on_progress: ProgressFn | None = None
 ) -> Path:
     """Convert `adapter_dir` (peft save_pretrained output) to a GGUF adapter at `out_path`."""
     spec = arch_for_config(base_config)

@@ -12,11 +12,14 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gguf
 
 from .result import ExportError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +174,7 @@ def _choose_pre(tj: dict[str, Any], spm_like: bool, default_pre: str, source_pre
     return detected
 
 
-def _special_ids(tok: Any) -> dict[str, int]:
+def _special_ids(tok: PreTrainedTokenizerBase) -> dict[str, int]:
     ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "unk": tok.unk_token_id, "pad": tok.pad_token_id}
     return {k: int(v) for k, v in ids.items() if v is not None}
 

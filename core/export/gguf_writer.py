@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import gguf
 import numpy as np
@@ -22,6 +22,9 @@ import torch
 from .gguf_arch import ArchSpec, arch_for_config, llama3_rope_factors, permute_for_llama, write_hparams
 from .gguf_vocab import build_vocab
 from .result import ExportError, ProgressFn, report
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ class _Entry:
 
 def write_gguf(
     state: Mapping[str, torch.Tensor],
-    config: Any,
+    config: PretrainedConfig,
     tokenizer_dir: Path,
     out_path: Path,
     out_type: str = "f16",
@@ -92,7 +95,9 @@ def write_gguf(
     return Path(out_path)
 
 
-def _plan(state: Mapping[str, torch.Tensor], config: Any, spec: ArchSpec, qtype: Q) -> list[_Entry]:
+def _plan(
+    state: Mapping[str, torch.Tensor], config: PretrainedConfig, spec: ArchSpec, qtype: Q
+) -> list[_Entry]:
     """Names, types and shapes of every tensor, fixed before any data is written."""
     names = gguf.get_tensor_name_map(spec.arch, int(config.num_hidden_layers))
     tied = bool(getattr(config, "tie_word_embeddings", False))
@@ -126,7 +131,9 @@ def _tensor_type(shape: tuple[int, ...], wanted: Q) -> Q:
     return wanted
 
 
-def _tensor_data(e: _Entry, state: Mapping[str, torch.Tensor], config: Any, spec: ArchSpec) -> np.ndarray:
+def _tensor_data(
+    e: _Entry, state: Mapping[str, torch.Tensor], config: PretrainedConfig, spec: ArchSpec
+) -> np.ndarray:
     if e.source is None:
         factors = llama3_rope_factors(config)
         assert factors is not None

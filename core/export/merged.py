@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from .result import ExportError, ProgressFn, report
 from .runs import RunInfo, commit_output, reserve_output
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,9 @@ def _is_fp32(path: Path) -> bool:
         return bool(keys) and f.get_slice(keys[0]).get_dtype() == "F32"
 
 
-def load_merged_model(run: RunInfo, dtype: torch.dtype | None = None) -> tuple[Any, Any]:
+def load_merged_model(
+    run: RunInfo, dtype: torch.dtype | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """(merged transformers model in eval mode, tokenizer) for a run, on the CPU.
 
     `dtype` None picks fp32 when it fits in memory (see `merge_dtype`).
@@ -70,7 +75,7 @@ def load_merged_model(run: RunInfo, dtype: torch.dtype | None = None) -> tuple[A
     return model, tokenizer
 
 
-def nf4_round_trip(model: Any) -> None:
+def nf4_round_trip(model: torch.nn.Module) -> None:
     """Replace each Linear weight bitsandbytes would quantize by dequant(nf4(w)), as training saw it.
 
     Matches the training loader: NF4, double quantization, blocksize 64, from bf16 weights; lm_head
@@ -105,7 +110,8 @@ def export_merged(
     # Merge in fp32 where memory allows (exact sum), then cast once to the 16-bit storage type.
     model, tokenizer = load_merged_model(run)
     report(on_progress, 0.6, "saving the merged weights")
-    model = model.to(DTYPES[dtype])
+    # functools.wraps on PreTrainedModel.to hides from mypy that the method binds self
+    model = model.to(DTYPES[dtype])  # type: ignore[arg-type]
     model.save_pretrained(str(tmp), safe_serialization=True)
     tokenizer.save_pretrained(str(tmp))
     report(on_progress, 1.0, "merged folder written")

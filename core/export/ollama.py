@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +75,15 @@ def modelfile_text(
     return "\n".join(lines) + "\n"
 
 
-def default_system_prompt(tokenizer: Any) -> str | None:
+def default_system_prompt(tokenizer: PreTrainedTokenizerBase) -> str | None:
     """The system turn a ChatML template adds by itself when the chat has none (SmolLM2 does).
 
     Ollama's Go template cannot express "add this when absent", so the Modelfile's SYSTEM carries
     it: the model then sees the prompt it was trained with.
     """
     try:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
+        messages = [{"role": "user", "content": "x"}]
+        text = cast(str, tokenizer.apply_chat_template(messages, tokenize=False))  # tokenize=False: text
     except Exception:
         return None
     head = "<|im_start|>system\n"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from tunesmith.core.native.crash import REINSTALL
 
 from .quantize import require_llama_cpp
 from .result import CheckResult
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +47,12 @@ CHECK_ADVICE = f"export as F16 (the safest type for this llama.cpp), or {REINSTA
 CHECK_ADVICE_EXACT = f"{REINSTALL}, then export again."
 
 
-def render_hf(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+def render_hf(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]) -> str:
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return cast(str, text)  # tokenize=False: the text
 
 
-def check_messages(tokenizer: Any) -> list[dict[str, str]]:
+def check_messages(tokenizer: PreTrainedTokenizerBase) -> list[dict[str, str]]:
     """The fixed conversation, without the system turn for templates that refuse one."""
     try:
         render_hf(tokenizer, CHECK_MESSAGES)
@@ -57,7 +61,7 @@ def check_messages(tokenizer: Any) -> list[dict[str, str]]:
         return [m for m in CHECK_MESSAGES if m["role"] != "system"]
 
 
-def hf_greedy(model: Any, ids: list[int], n: int) -> tuple[list[int], np.ndarray]:
+def hf_greedy(model: PreTrainedModel, ids: list[int], n: int) -> tuple[list[int], np.ndarray]:
     """n greedy tokens (no early stop at end tokens) and the logits that chose each of them.
 
     A plain loop rather than `generate`, which stops at end tokens whatever it is told.
@@ -79,8 +83,8 @@ def hf_greedy(model: Any, ids: list[int], n: int) -> tuple[list[int], np.ndarray
 
 def verify_gguf(
     gguf_path: Path,
-    model: Any,
-    tokenizer: Any,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     gguf_type: str,
     n_tokens: int = 16,
     lora_path: Path | None = None,

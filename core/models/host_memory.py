@@ -9,12 +9,17 @@ Knows the kernels' report and torch; not Qt.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from tunesmith.kernels.patch import PatchReport
 
 
 def host_memory_problem(
-    model: Any,
-    report: Any,
+    model: nn.Module,
+    report: PatchReport | None,
     batch_size: int,
     max_length: int,
     element_size: int = 2,

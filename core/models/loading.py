@@ -10,24 +10,30 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunesmith.core.config import LoraSettings, ModelConfig
 from tunesmith.core.hardware import HardwareInfo
 from tunesmith.core.models.precision import ComputeDtype, PrecisionChoice, choose_precision, compute_dtype_for
 from tunesmith.core.models.sources import resolve_dense_model_dir
 
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from tunesmith.kernels.patch import PatchReport
+
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class LoadedModel:
-    model: Any
-    tokenizer: Any
+    model: PreTrainedModel | PeftModel  # a PeftModel when LoRA is on
+    tokenizer: PreTrainedTokenizerBase
     precision: str
     device: str
     notes: list[str] = field(default_factory=list)
-    kernel_report: Any = None
+    kernel_report: PatchReport | None = None  # None: the kernels were not patched in
     compute: ComputeDtype = ComputeDtype("fp32")  # what the trainer computes in (its bf16/fp16 flags)
 
     def parameter_counts(self) -> tuple[int, int]:
@@ -51,21 +57,23 @@ def load_for_training(
         tokenizer.pad_token = tokenizer.eos_token
     device = "cuda" if hw.has_gpu and hw.trainable_gpu else "cpu"
     kwargs = _load_kwargs(choice, compute, full_finetune=not lora.enabled)
-    model = AutoModelForCausalLM.from_pretrained(
+    base = AutoModelForCausalLM.from_pretrained(
         str(folder), trust_remote_code=model_cfg.trust_remote_code, use_safetensors=True, **kwargs
     )
     if device == "cuda" and not choice.quantized:
-        model.to(device)
-    model.config.use_cache = False  # the KV cache is useless while training and costs memory
+        # functools.wraps on PreTrainedModel.to hides from mypy that the method binds self
+        base.to(device)  # type: ignore[arg-type]
+    base.config.use_cache = False  # the KV cache is useless while training and costs memory
     notes = list(choice.notes) + _compute_notes(choice, compute, hw, lora.enabled)
     if choice.quantized and not lora.enabled:
         raise ValueError(
             f"Full fine-tuning cannot train {choice.precision} weights: turn LoRA on, or pick bf16/fp32."
         )
+    model: PreTrainedModel | PeftModel = base
     if lora.enabled:
-        model = _add_lora(model, lora)
+        model = _add_lora(base, lora)
     else:
-        model.requires_grad_(True)
+        base.requires_grad_(True)
     report = None
     if model_cfg.patch_kernels and device == "cuda":
         report = _patch_kernels(model, notes, checkpointing is not False, compute)
@@ -117,7 +125,7 @@ def _load_kwargs(choice: PrecisionChoice, compute_dtype: ComputeDtype, full_fine
     return {"dtype": dtype}
 
 
-def _add_lora(model: Any, lora: LoraSettings) -> Any:
+def _add_lora(model: PreTrainedModel, lora: LoraSettings) -> PeftModel:
     from peft import LoraConfig, get_peft_model
 
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
@@ -142,7 +150,9 @@ def _add_lora(model: Any, lora: LoraSettings) -> Any:
     return get_peft_model(model, config)
 
 
-def _patch_kernels(model: Any, notes: list[str], checkpointing: bool, compute: ComputeDtype) -> Any:
+def _patch_kernels(
+    model: PreTrainedModel | PeftModel, notes: list[str], checkpointing: bool, compute: ComputeDtype
+) -> PatchReport | None:
     from tunesmith.core.capabilities import kernel_build_problem
 
     # Triton compiles its launchers at the first training step, not here: check for a C compiler

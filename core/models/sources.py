@@ -141,7 +141,8 @@ def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
         raise ModelSourceError(f"{gguf_path}: transformers could not read this GGUF ({exc})") from exc
     # transformers marks GGUF-loaded models as quantized, which blocks saving and training; the
     # weights are already dequantized, so drop the marker.
-    model.hf_quantizer = None
+    # torch types Module.__setattr__'s value as Tensor | Module; any attribute can be set
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(str(out_dir), safe_serialization=True)

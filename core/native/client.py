@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tunesmith.core.paths import log_dir
 
@@ -65,7 +65,7 @@ class NativeHost:
         self.task = task
         self.advice = advice
         self.log_path: Path | None = None
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.RLock()
 
     # -- the process -----------------------------------------------------------------------------
@@ -110,8 +110,9 @@ class NativeHost:
             if proc is None:
                 return
             try:
-                protocol.send(proc.stdin, ("exit", "", (), {}))
-                protocol.receive(proc.stdout)
+                stdin, stdout = _pipes(proc)
+                protocol.send(stdin, ("exit", "", (), {}))
+                protocol.receive(stdout)
             except (OSError, EOFError, protocol.ProtocolError):
                 pass  # already gone: nothing to ask
             _end(proc, wait=10)
@@ -149,8 +150,9 @@ class NativeHost:
             proc = self._proc
             assert proc is not None
             try:
-                protocol.send(proc.stdin, (op, target, args, kwargs))
-                answer = protocol.receive(proc.stdout)
+                stdin, stdout = _pipes(proc)
+                protocol.send(stdin, (op, target, args, kwargs))
+                answer = protocol.receive(stdout)
             except (OSError, EOFError, protocol.ProtocolError) as exc:
                 raise self._crashed(exc) from None
         if answer[0] == "error":
@@ -166,6 +168,12 @@ class NativeHost:
         crash = NativeCrash(self.task, returncode, self.log_path, self.advice)
         log.error("%s (%s: %s)", crash, type(cause).__name__, cause)
         return crash
+
+
+def _pipes(proc: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes]]:
+    """The child's stdin and stdout (start() opens both as pipes)."""
+    assert proc.stdin is not None and proc.stdout is not None
+    return proc.stdin, proc.stdout
 
 
 def _end(proc: subprocess.Popen, wait: float) -> int | None:

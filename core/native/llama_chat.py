@@ -16,12 +16,14 @@ from __future__ import annotations
 import codecs
 import ctypes
 import logging
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import llama_cpp
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 from tunesmith.core.chat.session import ChatSettings, fit_history, with_system
 
@@ -52,9 +54,9 @@ class LlamaChatEngine:
         self.lora_path = Path(lora_path) if lora_path else None
         self.lora_scale = float(lora_scale)
         self.n_threads = n_threads
-        self.llm: Any = None
+        self.llm: Llama | None = None  # None once closed
         self._adapters: dict[Path, Any] = {}  # adapter file -> llama_adapter_lora pointer (per model)
-        self._gen: Any = None
+        self._gen: Generator[int, Any, None] | None = None
         self.open(n_ctx)
 
     # -- loading ---------------------------------------------------------------------------------
@@ -73,22 +75,28 @@ class LlamaChatEngine:
             verbose=False,
         )
         self._apply_adapter()
-        template = self.llm.metadata.get("tokenizer.chat_template")
+        template = self._open_llm.metadata.get("tokenizer.chat_template")
         if not template:
             log.warning("%s has no chat template; using ChatML", self.gguf_path.name)
             template = _CHATML
         self._formatter = Jinja2ChatFormatter(
             template=template,
-            eos_token=self._piece(self.llm.token_eos()),
-            bos_token=self._piece(self.llm.token_bos()),
+            eos_token=self._piece(self._open_llm.token_eos()),
+            bos_token=self._piece(self._open_llm.token_bos()),
             add_generation_prompt=True,
         )
         log.info("opened %s (%s, n_ctx %d)", self.gguf_path.name, "GPU" if self.gpu else "CPU", self.n_ctx)
 
+    @property
+    def _open_llm(self) -> Llama:
+        if self.llm is None:
+            raise RuntimeError(f"{self.gguf_path.name} was closed")
+        return self.llm
+
     def _piece(self, token: int) -> str:
         if token < 0:
             return ""
-        return self.llm.detokenize([token], special=True).decode("utf-8", "replace")
+        return self._open_llm.detokenize([token], special=True).decode("utf-8", "replace")
 
     def set_adapter(self, lora_path: Path | None, lora_scale: float) -> None:
         """Switch the adapter on (with a scale) or off; on failure the base alone is left, and it raises."""
@@ -101,7 +109,7 @@ class LlamaChatEngine:
             raise
 
     def _apply_adapter(self) -> None:
-        ctx = self.llm._ctx.ctx
+        ctx = self._open_llm._ctx.ctx
         if self.lora_path is not None and self.lora_scale != 0:
             adapter = self._load_adapter(self.lora_path)
             adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
@@ -114,14 +122,16 @@ class LlamaChatEngine:
         if failed:
             raise RuntimeError(f"llama.cpp could not apply the LoRA adapter {self.lora_path}")
         # The KV cache holds keys and values computed with the old weights: never reuse a prefix of it.
-        self.llm.reset()
+        self._open_llm.reset()
         log.info("LoRA adapter %s", state)
 
     def _load_adapter(self, path: Path) -> Any:
         if path not in self._adapters:
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no such LoRA adapter GGUF")
-            adapter = llama_cpp.llama_adapter_lora_init(self.llm._model.model, str(path).encode("utf-8"))
+            adapter = llama_cpp.llama_adapter_lora_init(
+                self._open_llm._model.model, str(path).encode("utf-8")
+            )
             if not adapter:
                 raise ValueError(
                     f"{path.name}: llama.cpp could not load this LoRA adapter onto {self.gguf_path.name}. "
@@ -133,15 +143,16 @@ class LlamaChatEngine:
     # -- tokens ----------------------------------------------------------------------------------
     def prompt_tokens(self, messages: list[dict]) -> list[int]:
         """The token ids the GGUF's template gives for `messages` (plus the generation prompt)."""
-        prompt = self._formatter(messages=messages).prompt
+        # role/content dicts: the shape of llama_cpp's message TypedDicts
+        prompt = self._formatter(messages=cast("list[ChatCompletionRequestMessage]", messages)).prompt
         # The template writes BOS itself where the model wants one, as transformers' templates do.
-        return list(self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+        return list(self._open_llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
 
     def tokenize(self, text: str, special: bool) -> list[int]:
-        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
+        return list(self._open_llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
 
     def detokenize(self, ids: list[int], special: bool) -> str:
-        return self.llm.detokenize(list(ids), special=special).decode("utf-8", "replace")
+        return self._open_llm.detokenize(list(ids), special=special).decode("utf-8", "replace")
 
     # -- answering, one token per request ----------------------------------------------------------
     def begin(self, messages: list[dict], settings: ChatSettings) -> None:
@@ -156,7 +167,7 @@ class LlamaChatEngine:
         self._count = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         greedy = settings.temperature <= 0
-        self._gen = self.llm.generate(
+        self._gen = self._open_llm.generate(
             tokens,
             temp=0.0 if greedy else settings.temperature,
             top_p=1.0 if greedy else settings.top_p,
@@ -171,10 +182,10 @@ class LlamaChatEngine:
         if self._gen is None:
             return "", True
         token = next(self._gen, None)
-        if token is None or llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token):
+        if token is None or llama_cpp.llama_vocab_is_eog(self._open_llm._model.vocab, token):
             return "", True
         self._count += 1
-        text = self._decoder.decode(self.llm.detokenize([token], special=False))
+        text = self._decoder.decode(self._open_llm.detokenize([token], special=False))
         return text, self._count >= self._limit
 
     def finish(self) -> str:
@@ -193,11 +204,11 @@ class LlamaChatEngine:
             return
         self._end_answer()
         # Detach and free our adapters before the context and model they belong to go away.
-        llama_cpp.llama_set_adapters_lora(self.llm._ctx.ctx, None, 0, None)
+        llama_cpp.llama_set_adapters_lora(self._open_llm._ctx.ctx, None, 0, None)
         for adapter in self._adapters.values():
             llama_cpp.llama_adapter_lora_free(adapter)
         self._adapters.clear()
-        self.llm.close()
+        self._open_llm.close()
         self.llm = None
 
     def info(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ Knows llama-cpp-python; runs only in the child process.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 # llama_cpp before numpy: with numpy loaded first, the CUDA build of llama-cpp-python 0.3.36
 # segfaulted in llama_model_load_from_file on the H100 (bench/bench_llama_chat.py).
@@ -18,6 +18,7 @@ import llama_cpp  # noqa: F401
 import numpy as np
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 
 def measure(
@@ -47,7 +48,7 @@ def measure(
         llm.close()
 
 
-def open_llama(gguf_path: Path, n_ctx: int = 512, lora_path: Path | None = None) -> Any:
+def open_llama(gguf_path: Path, n_ctx: int = 512, lora_path: Path | None = None) -> Llama:
     kwargs: dict[str, Any] = {"lora_path": str(lora_path)} if lora_path else {}
     return Llama(
         model_path=str(gguf_path),
@@ -60,7 +61,7 @@ def open_llama(gguf_path: Path, n_ctx: int = 512, lora_path: Path | None = None)
     )
 
 
-def render_gguf(llm: Any, messages: list[dict[str, str]]) -> str | None:
+def render_gguf(llm: Llama, messages: list[dict[str, str]]) -> str | None:
     """The prompt text llama-cpp-python's chat path builds from the template stored in the GGUF."""
     template = llm.metadata.get("tokenizer.chat_template")
     if not template:
@@ -75,10 +76,11 @@ def render_gguf(llm: Any, messages: list[dict[str, str]]) -> str | None:
         bos_token=piece(llm.token_bos()),
         add_generation_prompt=True,
     )
-    return formatter(messages=messages).prompt
+    # role/content dicts: the shape of llama_cpp's message TypedDicts
+    return formatter(messages=cast("list[ChatCompletionRequestMessage]", messages)).prompt
 
 
-def greedy(llm: Any, ids: list[int], n: int) -> list[int]:
+def greedy(llm: Llama, ids: list[int], n: int) -> list[int]:
     """n greedy tokens after `ids`, free-running (no stop at end tokens)."""
     llm.reset()
     llm.eval(ids)
@@ -90,7 +92,7 @@ def greedy(llm: Any, ids: list[int], n: int) -> list[int]:
     return out
 
 
-def forced_logits(llm: Any, ids: list[int], n_prompt: int) -> np.ndarray:
+def forced_logits(llm: Llama, ids: list[int], n_prompt: int) -> np.ndarray:
     """Logits at each position after the prompt, with the given continuation fed in (needs logits_all)."""
     llm.reset()
     llm.eval(ids)

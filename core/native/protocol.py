@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pickle
 import struct
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 MARKER = b"TSLH"
 _HEADER = struct.Struct(">4sQ")
@@ -25,14 +25,14 @@ class PeerGone(EOFError):
     """The other end closed its pipe: the process has exited or is exiting."""
 
 
-def send(stream: BinaryIO, message: Any) -> None:
+def send(stream: IO[bytes], message: Any) -> None:
     """Write one message and flush it (raises BrokenPipeError when the reader is gone)."""
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_HEADER.pack(MARKER, len(body)) + body)
     stream.flush()
 
 
-def receive(stream: BinaryIO) -> Any:
+def receive(stream: IO[bytes]) -> Any:
     """Read one message; PeerGone when the pipe ends before or inside it."""
     header = _read_exactly(stream, _HEADER.size)
     marker, length = _HEADER.unpack(header)
@@ -41,7 +41,7 @@ def receive(stream: BinaryIO) -> Any:
     return pickle.loads(_read_exactly(stream, length))
 
 
-def _read_exactly(stream: BinaryIO, n: int) -> bytes:
+def _read_exactly(stream: IO[bytes], n: int) -> bytes:
     chunks = []
     while n > 0:
         chunk = stream.read(n)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat, TypeGuard
 
 from transformers import TrainerCallback
 
@@ -49,7 +49,7 @@ class EventBridge(TrainerCallback):
         self.last_loss: float | None = None
         self.last_checkpoint: str | None = None
         self._mark_time = time.perf_counter()
-        self._mark_tokens = 0
+        self._mark_tokens: float | None = 0
         self._mark_step = 0
         self._seconds_per_step: float | None = None
 
@@ -137,7 +137,7 @@ class EventBridge(TrainerCallback):
         )
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[SupportsFloat | str]:
     try:
         float(value)
     except (TypeError, ValueError):

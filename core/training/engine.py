@@ -22,13 +22,14 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from tunesmith.core.config import RunConfig
 from tunesmith.core.events import Event, Failed, Finished, LogLine, RunStarted
 from tunesmith.core.paths import new_run_dir
 
 if TYPE_CHECKING:  # heavy: the phases import them when they run
+    from peft import PeftModel
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback
 
     from tunesmith.core.data.prepare import PreparedData
@@ -44,6 +45,15 @@ METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
 CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
+
+_T = TypeVar("_T")
+
+
+def _after(value: _T | None, phase: str) -> _T:
+    """What an earlier phase set (run() calls them in order; a caller driving them itself must too)."""
+    if value is None:
+        raise RuntimeError(f"TrainingRun.{phase}() has not run yet")
+    return value
 
 
 class TrainingRun:
@@ -63,7 +73,7 @@ class TrainingRun:
         self._cancel = threading.Event()
         self._bridge: EventBridge | None = None
         self.run_dir: Path | None = None
-        self.model: PreTrainedModel | None = None
+        self.model: PreTrainedModel | PeftModel | None = None
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.loaded: LoadedModel | None = None
         self.data: PreparedData | RowData | None = None
@@ -87,13 +97,13 @@ class TrainingRun:
         try:
             self.check()
             self.setup_run_dir()
-            for note in self.checked.notes:
+            for note in _after(self.checked, "check").notes:
                 self._emit(note)
             self.setup_model()
             self.setup_data()
             self.setup_trainer()
             if self.cancelled:
-                return self._finish(self.trainer.state.global_step, cancelled=True)
+                return self._finish(_after(self.trainer, "setup_trainer").state.global_step, cancelled=True)
             self.train()
             return self.save()
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a Failed event
@@ -155,9 +165,9 @@ class TrainingRun:
         from tunesmith.core.models.host_memory import host_memory_problem
         from tunesmith.kernels.memory.host_budget import HostMemoryShort
 
-        train = self.config.train
+        train, loaded = self.config.train, _after(self.loaded, "setup_model")
         problem = host_memory_problem(
-            self.model, report, train.batch_size, self.config.data.max_length, self.loaded.compute.itemsize
+            loaded.model, report, train.batch_size, self.config.data.max_length, loaded.compute.itemsize
         )
         if problem:
             raise HostMemoryShort(problem)
@@ -172,7 +182,8 @@ class TrainingRun:
 
         if self.checked is None:  # a caller driving the phases itself skipped check()
             self.check()
-        self.data = prepare_data(self.config, self.tokenizer, self._emit, self.checked.dataset)
+        tokenizer, checked = _after(self.tokenizer, "setup_model"), _after(self.checked, "check")
+        self.data = prepare_data(self.config, tokenizer, self._emit, checked.dataset)
 
     def setup_trainer(self) -> None:
         from tunesmith.core.training.callbacks import EventBridge
@@ -183,11 +194,13 @@ class TrainingRun:
         if self.cancelled:
             self._bridge.cancel()
         timer = CheckpointTimer(self.config.train.checkpoint_minutes * 60)
+        if self.data is None:  # mypy cannot solve _after's type variable for a union
+            raise RuntimeError("TrainingRun.setup_data() has not run yet")
         built = build_trainer(
             self.config,
-            self.loaded,
+            _after(self.loaded, "setup_model"),
             self.data,
-            self.run_dir / CHECKPOINTS,
+            _after(self.run_dir, "setup_run_dir") / CHECKPOINTS,
             [self._bridge, timer, *self._extra_callbacks],
         )
         self.trainer = built.trainer
@@ -197,29 +210,32 @@ class TrainingRun:
 
     def train(self) -> None:
         checkpoint = self._checkpoint
-        trainable, total = self.loaded.parameter_counts()
+        loaded, trainer = _after(self.loaded, "setup_model"), _after(self.trainer, "setup_trainer")
+        trainable, total = loaded.parameter_counts()
         self._emit(
             RunStarted(
                 run_dir=str(self.run_dir),
-                total_steps=self.trainer.state.max_steps or self._planned_steps(),
+                total_steps=trainer.state.max_steps or self._planned_steps(),
                 resumed_from_step=_step_of(checkpoint) if checkpoint else 0,
-                device=self.loaded.device,
-                precision=self.loaded.precision,
+                device=loaded.device,
+                precision=loaded.precision,
                 trainable_params=trainable,
                 total_params=total,
             )
         )
-        self.trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     def save(self) -> Finished:
-        adapter_dir = self.run_dir / ADAPTER
+        trainer = _after(self.trainer, "setup_trainer")
+        adapter_dir = _after(self.run_dir, "setup_run_dir") / ADAPTER
         tmp = adapter_dir.with_name(ADAPTER + ".tmp")
-        self.trainer.model.save_pretrained(str(tmp))
-        self.tokenizer.save_pretrained(str(tmp))
+        # the LoRA model load_for_training made (Trainer types its model as any nn.Module)
+        cast("PeftModel", trainer.model).save_pretrained(str(tmp))
+        _after(self.tokenizer, "setup_model").save_pretrained(str(tmp))
         if adapter_dir.exists():  # a resumed run replaces its own earlier adapter
             _remove_tree(adapter_dir)
         tmp.rename(adapter_dir)
-        return self._finish(self.trainer.state.global_step, cancelled=self.cancelled)
+        return self._finish(trainer.state.global_step, cancelled=self.cancelled)
 
     def cleanup(self) -> None:
         if self._log_handler is not None:
@@ -247,13 +263,14 @@ class TrainingRun:
     def _finish(self, step: int, cancelled: bool) -> Finished:
         last_checkpoint = self._bridge.last_checkpoint if self._bridge else None
         final_loss = self._bridge.last_loss if self._bridge else None
+        run_dir = _after(self.run_dir, "setup_run_dir")
         event = Finished(
-            run_dir=str(self.run_dir),
-            adapter_dir=str(self.run_dir / ADAPTER),
+            run_dir=str(run_dir),
+            adapter_dir=str(run_dir / ADAPTER),
             step=step,
             final_loss=final_loss,
             cancelled=cancelled,
-            last_checkpoint=last_checkpoint or _latest_checkpoint(self.run_dir / CHECKPOINTS),
+            last_checkpoint=last_checkpoint or _latest_checkpoint(run_dir / CHECKPOINTS),
         )
         self._emit(event)
         return event
@@ -290,17 +307,18 @@ class TrainingRun:
                     f"({self.run_dir}) to use its newest complete checkpoint."
                 )
         else:
-            chosen, skipped = choose_resume(self.run_dir / CHECKPOINTS)
+            newest, skipped = choose_resume(_after(self.run_dir, "setup_run_dir") / CHECKPOINTS)
             for item in skipped:
                 self._emit(LogLine("warning", str(item)))
-            if chosen is None:
+            if newest is None:
                 broken = f" ({len(skipped)} incomplete)" if skipped else ""
                 raise ValueError(f"{self.run_dir}: no complete checkpoint to resume from{broken}")
+            chosen = newest
         self._emit(LogLine("info", f"Resuming from {chosen.name} (step {step_of(chosen)})"))
         return chosen
 
     def _planned_steps(self) -> int:
-        return int(getattr(self.trainer.args, "max_steps", 0) or 0)
+        return int(getattr(_after(self.trainer, "setup_trainer").args, "max_steps", 0) or 0)
 
 
 def _run_dir_of(path: Path) -> Path:

@@ -57,9 +57,10 @@ def explain(
 def _is_damaged_weights(exc: BaseException) -> bool:
     """safetensors' own error (a cut-short or overwritten file), wherever in the chain it was raised."""
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if type(exc).__name__ == "SafetensorError" or "Error while deserializing header" in str(exc):
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if type(link).__name__ == "SafetensorError" or "Error while deserializing header" in str(link):
             return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
     return False

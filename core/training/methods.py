@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tunesmith.core.config import RunConfig
 from tunesmith.core.data.validation import DatasetFile
@@ -18,6 +18,7 @@ from tunesmith.core.events import Event, LogLine
 
 if TYPE_CHECKING:  # heavy libraries: imported by the functions that build trainers, when they run
     from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback
+    from trl import GRPOConfig
 
     from tunesmith.core.data.prepare import PreparedData
     from tunesmith.core.models.loading import LoadedModel
@@ -165,7 +166,8 @@ def build_trainer(
     if loaded.kernel_report is not None:  # our kernels are in the model: the LM head's log-probs too
         from tunesmith.core.training.log_probs import install_fused_log_probs
 
-        if install_fused_log_probs(trainer, temperature=trainer.args.temperature if grpo else 1.0):
+        temperature = cast("GRPOConfig", trainer.args).temperature if grpo else 1.0  # GRPO's own config
+        if install_fused_log_probs(trainer, temperature=temperature):
             notes.append("Token log-probs from the LM head: Tunesmith's fused kernel")
     if grpo:  # which sampler writes the completions
         from tunesmith.core.training.rollout import install_fast_rollout
@@ -214,7 +216,7 @@ def _build_orpo(
     try:
         from trl.experimental.orpo import ORPOConfig, ORPOTrainer
     except ImportError:  # older TRL kept ORPO at the top level
-        from trl import ORPOConfig, ORPOTrainer
+        from trl import ORPOConfig, ORPOTrainer  # type: ignore[attr-defined, no-redef]  # not in this TRL
 
     return _build_preference(ORPOConfig, ORPOTrainer, config, loaded, data, output_dir, callbacks)
 

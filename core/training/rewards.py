@@ -98,6 +98,7 @@ def load_reward_file(path: str | Path) -> list[RewardFunction]:
     if not path.is_file():
         raise RewardFileError(f"{path}: reward file not found")
     spec = importlib.util.spec_from_file_location(f"tunesmith_user_reward_{path.stem}", path)
+    assert spec is not None and spec.loader is not None  # a .py file path always has both
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
