@@ -72,7 +72,8 @@ class ChatModelPicker(QComboBox):
                 row += 1
             if not runs:  # say where runs were looked for, as an item that cannot be chosen
                 self.insertItem(row, f"Past runs: none yet in {friendly_path(folder)}", None)
-                item = self.model().item(row) if isinstance(self.model(), QStandardItemModel) else None
+                model = self.model()  # a QComboBox's own model is a QStandardItemModel
+                item = model.item(row) if isinstance(model, QStandardItemModel) else None
                 if item is not None:
                     item.setEnabled(False)
             index = (

@@ -57,7 +57,7 @@ def load_run_model(run_dir: str) -> TunedModel:
     if torch.cuda.is_available():
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         model, tokenizer = load_merged_model(run, dtype)
-        model.to("cuda")
+        model.to("cuda")  # type: ignore[arg-type]  # transformers types `to` through a decorator
     else:
         model, tokenizer = load_merged_model(run)
     model.requires_grad_(False)

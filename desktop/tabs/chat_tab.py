@@ -282,8 +282,9 @@ class ChatTab(QWidget):
         """The name an answer of `side` is shown under (the model it comes from)."""
         if side == "tuned" and self.controller.training.last_run_dir:
             return f"Your tuned model ({Path(self.controller.training.last_run_dir).name})"
-        if side == "run" and self.model_combo.run() is not None:
-            return f"Run {self.model_combo.run().name}"
+        run = self.model_combo.run()
+        if side == "run" and run is not None:
+            return f"Run {run.name}"
         if side == "base":
             return f"Base model ({Path(self._base_source()).name or self._base_source()})"
         if side == "gguf" and self.gguf_path:
