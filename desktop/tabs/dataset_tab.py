@@ -171,6 +171,7 @@ class DatasetTab(QWidget):
         """Load `path` ("sample" for the bundled one) with the selected format, and the question/answer
         columns chosen for it before, if any."""
         self.path_edit.setText("" if path == "sample" else path)
+        self.changed_notice.hide()  # it was about the file shown until now
         columns = self.remembered_columns(path)
         fmt = self.format_combo.currentText()
         if columns and fmt not in ("auto", "alpaca"):
