@@ -42,7 +42,9 @@ def test_a_file_that_cannot_be_used_clears_the_preview_and_stops_start(window, q
     assert "Traceback" not in window.banner.text()
     tab._on_busy(False)  # a later idle signal does not wipe the state
     assert "can't be used" in tab.summary_label.text()
-    window.train_tab.start()
+    assert not window.train_tab.start_button.isEnabled()
+    assert "Fix the dataset first" in window.train_tab.start_button.toolTip()
+    window.train_tab.start()  # Ctrl+Return reaches it even so: the controller refuses too
     assert not controller.training.is_running()
     assert "Fix the dataset first." in window.banner.text()
     assert not (tmp_path / "runs").exists()  # no run folder for a run that never started
