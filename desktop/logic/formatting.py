@@ -80,12 +80,9 @@ def format_plain_number(value: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def memory_line(used_gb: float, total_gb: float | None, highest_gb: float | None = None) -> str:
-    """'2.1 of 23.5 GiB' (and ', highest 3.0' when the run went higher before); '2.1 GiB' without a total."""
-    text = f"{used_gb:.1f} of {total_gb:.1f} GiB" if total_gb else f"{used_gb:.1f} GiB"
-    if highest_gb is not None and highest_gb >= used_gb + 0.05:  # a spike the plot shows, in numbers
-        text += f", highest {highest_gb:.1f}"
-    return text
+def memory_line(used_gb: float, total_gb: float | None) -> str:
+    """'2.1 of 23.5 GiB'; '2.1 GiB' without a total."""
+    return f"{used_gb:.1f} of {total_gb:.1f} GiB" if total_gb else f"{used_gb:.1f} GiB"
 
 
 def export_title(fmt: str, quant: str | None = None) -> str:
