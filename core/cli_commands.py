@@ -112,7 +112,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         description="Fine-tune a model. Each run gets a new folder under --output with its config, "
         "metrics.jsonl, log, checkpoints and the trained adapter. Ctrl-C stops after the current step "
         "and keeps a checkpoint, as does every --checkpoint-minutes of training; --resume RUN_DIR continues "
-        "from the newest complete one, even after a crash.",
+        "from the newest complete one, even after a crash. A run whose loss turns NaN or diverges stops early "
+        "and, like one whose loss ends above where it began, exits with status 1 and says why.",
     )
     p.add_argument("config", nargs="?", help="a run's config.yaml (optional)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
@@ -130,6 +131,8 @@ def run_train(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc.worded(name)}", file=sys.stderr)
         return 2
+    for unusual in config.unusual():
+        print(f"warning: {unusual.worded(name)}; training goes ahead as asked.", file=sys.stderr)
     printer = EventPrinter(quiet=args.quiet, debug=args.debug)
     run = TrainingRun(config, printer, resume_from=args.resume, name_setting=name)
     previous = signal.signal(signal.SIGINT, lambda *_: _cancel_once(run))
@@ -137,7 +140,7 @@ def run_train(args: argparse.Namespace) -> int:
         result = run.run()
     finally:
         signal.signal(signal.SIGINT, previous)
-    if result.kind == "failed":
+    if result.kind == "failed" or result.problem:  # a diverged run's adapter is kept, but it did not work
         return 1
     return 130 if result.cancelled else 0
 
@@ -169,6 +172,8 @@ class EventPrinter:
             state = "stopped" if event.cancelled else "finished"
             loss = f", final loss {event.final_loss:.4f}" if event.final_loss is not None else ""
             print(f"Run {state} at step {event.step}{loss}.\nRun folder: {event.run_dir}")
+            if event.problem:
+                print(f"warning: {event.problem}", file=sys.stderr)
             if event.cancelled:
                 print(f"Resume with: tunesmith train --resume {event.run_dir}")
         elif self.quiet:

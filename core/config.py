@@ -24,11 +24,13 @@ from tunesmith.core.settings import (
     ConfigError,
     Setting,
     SettingsNamedError,
+    UnusualSetting,
     check_declared,
     declared,
     get_value,
     set_value,
     setting,
+    unusual_values,
     worded,
 )
 
@@ -72,9 +74,11 @@ __all__ = [
     "Setting",
     "SettingsNamedError",
     "TrainSettings",
+    "UnusualSetting",
     "get_value",
     "run_settings",
     "set_value",
+    "setting_at",
     "worded",
 ]
 
@@ -131,6 +135,7 @@ class LoraSettings:
         "memory. 8-32 is usual.",
         minimum=1,
         maximum=512,
+        usual=(2, 128),
         flag="--lora-r",
     )
     alpha: int = setting(
@@ -139,6 +144,7 @@ class LoraSettings:
         help="Strength of the LoRA add-on. Usually equal to the rank, or twice it.",
         minimum=1,
         maximum=1024,
+        usual=(1, 256),
         flag="--lora-alpha",
         advanced=True,
     )
@@ -149,6 +155,7 @@ class LoraSettings:
         "datasets. 0 is fine most of the time.",
         minimum=0,
         maximum=0.9,
+        usual=(0, 0.3),
         step=0.05,
         decimals=2,
         flag="--lora-dropout",
@@ -225,6 +232,7 @@ class DataConfig:
         "train on. 0 = none.",
         minimum=0,
         maximum=0.9,
+        usual=(0, 0.3),
         step=0.05,
         decimals=2,
         advanced=True,
@@ -261,6 +269,7 @@ class TrainSettings:
         "closely; too many make it parrot your examples. 1-3 is usual.",
         minimum=0,
         maximum=100,
+        usual=(0, 10),
         step=0.5,
         decimals=1,
     )
@@ -270,6 +279,7 @@ class TrainSettings:
         help="Stop after this many training steps, whatever the number of epochs. -1 = use epochs. "
         "Set a small number for a quick try.",
         minimum=-1,
+        minimum_means="Use epochs",
     )
     batch_size: int = setting(
         2,
@@ -278,6 +288,7 @@ class TrainSettings:
         "memory. Lower it if you run out of memory.",
         minimum=1,
         maximum=512,
+        usual=(1, 128),
     )
     grad_accum: int = setting(
         1,
@@ -286,6 +297,7 @@ class TrainSettings:
         "memory. Raise it when batch size is small.",
         minimum=1,
         maximum=1024,
+        usual=(1, 64),
         advanced=True,
     )
     learning_rate: float = setting(
@@ -295,6 +307,7 @@ class TrainSettings:
         "to talk. Too low: slow learning. 2e-4 suits LoRA; lower it (1e-4, 5e-5) if the loss is unstable.",
         minimum=1e-7,
         maximum=1.0,
+        usual=(1e-6, 1e-3),
         step=1e-5,
         decimals=7,
         flag="--lr",
@@ -314,6 +327,7 @@ class TrainSettings:
         "0-0.1 is usual.",
         minimum=0,
         maximum=0.5,
+        usual=(0, 0.2),
         step=0.01,
         decimals=2,
         advanced=True,
@@ -323,6 +337,7 @@ class TrainSettings:
         label="Warm-up steps",
         help="The same warm-up counted in steps; when above 0 it replaces the warm-up fraction.",
         minimum=0,
+        minimum_means="Use the fraction",
         maximum=1_000_000,
         advanced=True,
     )
@@ -332,6 +347,7 @@ class TrainSettings:
         help="Gently pulls weights toward zero against over-learning. 0 or 0.01 is usual.",
         minimum=0,
         maximum=1,
+        usual=(0, 0.1),
         step=0.01,
         decimals=3,
         advanced=True,
@@ -343,6 +359,7 @@ class TrainSettings:
         "bad batch from undoing the run. 1.0 is usual; 0 turns clipping off.",
         minimum=0,
         maximum=1000,
+        usual=(0, 10),
         step=0.1,
         decimals=2,
         advanced=True,
@@ -374,6 +391,7 @@ class TrainSettings:
         label="Evaluate every (steps)",
         help="How often to measure the loss on the rows kept aside (Evaluation split). 0 = never.",
         minimum=0,
+        minimum_means="Never",
         advanced=True,
     )
     save_steps: int = setting(
@@ -381,6 +399,7 @@ class TrainSettings:
         label="Checkpoint every (steps)",
         help="Also save a checkpoint every this many steps. 0 = by time only (Checkpoint every minutes).",
         minimum=0,
+        minimum_means="Off (by time only)",
         advanced=True,
     )
     checkpoint_minutes: float = setting(
@@ -390,6 +409,7 @@ class TrainSettings:
         "power cut then costs at most this much. One is also saved when you stop; the last two are "
         "kept. 0 = only at the end or when you stop.",
         minimum=0,
+        minimum_means="Off (at the end and on Stop)",
         maximum=1440,
         decimals=1,
         advanced=True,
@@ -408,6 +428,7 @@ class TrainSettings:
         "Higher keeps the model closer to where it started. 0.1 is usual.",
         minimum=0,
         maximum=10,
+        usual=(0.01, 1),
         step=0.05,
         decimals=2,
         methods=_PREFERENCE,
@@ -419,6 +440,7 @@ class TrainSettings:
         "each other. More gives steadier learning but is slower. 4-8 is usual.",
         minimum=2,
         maximum=256,
+        usual=(2, 32),
         methods=_GRPO,
     )
     kl_weight: float = setting(
@@ -428,6 +450,7 @@ class TrainSettings:
         "not at all (less memory and faster); 0.01-0.1 keeps it from drifting too far.",
         minimum=0,
         maximum=10,
+        usual=(0, 0.5),
         step=0.01,
         decimals=3,
         advanced=True,
@@ -505,6 +528,10 @@ class RunConfig:
         advanced=True,
     )
 
+    def unusual(self) -> list[UnusualSetting]:
+        """Valid settings far from their usual range, worded (shown as warnings before a run starts)."""
+        return unusual_values(self, run_settings())
+
     def validate(self) -> RunConfig:
         """Raise ConfigError naming the first bad field; return self for chaining."""
         check_declared(self, run_settings())
@@ -575,3 +602,11 @@ def _from_yaml_text(value: Any, annotation: str) -> Any:
 def run_settings() -> Iterator[Setting]:
     """Every setting of a run, in the order the config declares them."""
     return declared(RunConfig)
+
+
+def setting_at(path: str) -> Setting:
+    """The declaration of one setting, by its dotted path ("train.learning_rate")."""
+    found = next((spec for spec in run_settings() if spec.path == path), None)
+    if found is None:
+        raise KeyError(f"no setting {path}")
+    return found

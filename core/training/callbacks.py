@@ -2,8 +2,9 @@
 
 `EventBridge` is a TrainerCallback: it turns the Trainer's logs into StepMetrics / EvalMetrics events
 (adding tokens/s, the peak memory since the previous step event and ETA), reports saved checkpoints,
-and stops training within one step when `cancel()` was called (saving a checkpoint first).  It knows
-the Trainer's callback protocol and our events, nothing about models or datasets.
+and stops training within one step when `cancel()` was called (saving a checkpoint first) or when its
+`LossWatch` finds the loss ruined or diverging (`problem` then says why).  It knows the Trainer's
+callback protocol and our events, nothing about models or datasets.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any, SupportsFloat, TypeGuard
 
 from transformers import TrainerCallback
 
-from tunesmith.core.events import CheckpointSaved, EvalMetrics, EventCallback, StepMetrics
+from tunesmith.core.events import CheckpointSaved, EvalMetrics, EventCallback, LogLine, StepMetrics
 from tunesmith.core.hardware import MemorySource, PeakMemory
+from tunesmith.core.training.loss_watch import LossWatch
 
 # Log keys that are part of StepMetrics itself; everything else numeric goes to `extra`.
 _STANDARD_KEYS = {"loss", "learning_rate", "grad_norm", "epoch", "step", "num_tokens"}
@@ -39,10 +41,16 @@ class TokenCounter:
 
 class EventBridge(TrainerCallback):
     def __init__(
-        self, emit: EventCallback, counter: TokenCounter | None = None, memory: MemorySource | None = None
+        self,
+        emit: EventCallback,
+        counter: TokenCounter | None = None,
+        memory: MemorySource | None = None,
+        watch: LossWatch | None = None,
     ):
         self.emit = emit
         self.counter = counter
+        self.watch = watch
+        self.problem: str | None = None  # why the watch stopped the run, in words
         self._memory_source = memory
         self._memory: PeakMemory | None = None  # made at train begin: the GPU is set up by then
         self.stop_requested = threading.Event()
@@ -82,12 +90,26 @@ class EventBridge(TrainerCallback):
         logs = logs or {}
         if "loss" in logs:
             self._emit_step(state, logs)
+            self._watch_loss(state.global_step)
             # A listener may cancel on seeing this step; the Trainer saves and stops after its logs,
             # so checking here stops at this very step rather than the next one.
             self._maybe_stop(control)
         elif "eval_loss" in logs:
             extra = {k: float(v) for k, v in logs.items() if k != "eval_loss" and _is_number(v)}
             self.emit(EvalMetrics(step=state.global_step, eval_loss=float(logs["eval_loss"]), extra=extra))
+
+    def _watch_loss(self, step: int) -> None:
+        if self.watch is None or self.problem is not None or self.last_loss is None:
+            return
+        problem = self.watch.see(step, self.last_loss)
+        if problem:
+            self.problem = problem
+            self.emit(LogLine("warning", problem + " The run stops here."))
+            self.stop_requested.set()
+
+    def verdict(self) -> str | None:
+        """Why the run probably did not work, in words (None when the loss behaved)."""
+        return self.problem or (self.watch.verdict() if self.watch else None)
 
     def _maybe_stop(self, control):
         if self.stop_requested.is_set():

@@ -24,9 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
-from tunesmith.core.config import RunConfig
+from tunesmith.core.config import RunConfig, setting_at
 from tunesmith.core.events import Event, Failed, Finished, LogLine, RunStarted
 from tunesmith.core.paths import new_run_dir
+from tunesmith.core.training.loss_watch import LossWatch
 
 if TYPE_CHECKING:  # heavy: the phases import them when they run
     from peft import PeftModel
@@ -190,7 +191,7 @@ class TrainingRun:
         from tunesmith.core.training.checkpoints import CheckpointTimer, install_atomic_saving
         from tunesmith.core.training.methods import build_trainer
 
-        self._bridge = EventBridge(self._emit)
+        self._bridge = EventBridge(self._emit, watch=_loss_watch(self.config))
         if self.cancelled:
             self._bridge.cancel()
         timer = CheckpointTimer(self.config.train.checkpoint_minutes * 60)
@@ -271,6 +272,7 @@ class TrainingRun:
             final_loss=final_loss,
             cancelled=cancelled,
             last_checkpoint=last_checkpoint or _latest_checkpoint(run_dir / CHECKPOINTS),
+            problem=self._bridge.verdict() if self._bridge else None,
         )
         self._emit(event)
         return event
@@ -319,6 +321,16 @@ class TrainingRun:
 
     def _planned_steps(self) -> int:
         return int(getattr(_after(self.trainer, "setup_trainer").args, "max_steps", 0) or 0)
+
+
+def _loss_watch(config: RunConfig) -> LossWatch:
+    """The watch over this run's loss; GRPO's loss says nothing about progress, only NaN counts there."""
+    usual = setting_at("train.learning_rate").usual
+    return LossWatch(
+        learning_rate=config.train.learning_rate,
+        usual_learning_rate=usual[1] if usual else 1e-3,
+        measures_progress=config.train.method != "grpo",
+    )
 
 
 def _run_dir_of(path: Path) -> Path:
