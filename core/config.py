@@ -37,11 +37,11 @@ from tunesmith.core.settings import (
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 PRECISION_CHOICES = {
     "auto": "Automatic (best for this machine)",
-    "4bit": "4-bit (QLoRA, least memory)",
-    "8bit": "8-bit",
-    "bf16": "bfloat16",
-    "fp16": "float16",
-    "fp32": "float32 (CPU)",
+    "4bit": "4-bit — least memory (QLoRA, NVIDIA GPU)",
+    "8bit": "8-bit — less memory (NVIDIA GPU)",
+    "bf16": "16-bit (bfloat16) — recent GPUs",
+    "fp16": "16-bit (float16) — older GPUs",
+    "fp32": "32-bit — full precision, most memory (CPU)",
 }
 METHOD_CHOICES = {
     "sft": "SFT — learn from examples",

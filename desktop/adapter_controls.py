@@ -38,6 +38,7 @@ class AdapterControls(QWidget):
         self.slider.setRange(0, _TICKS)
         self.slider.setValue(round(1.0 / SCALE_STEP))
         self.slider.setToolTip(SCALE_TIP)
+        self.slider.setMinimumWidth(120)  # a slider narrower than this reads as a checkbox
         self.scale_spin = QDoubleSpinBox()
         self.scale_spin.setRange(0.0, SCALE_MAX)
         self.scale_spin.setSingleStep(SCALE_STEP)

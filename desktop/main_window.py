@@ -14,10 +14,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, QUrl
+from PySide6.QtCore import QSize, QTimer, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -34,16 +33,23 @@ from tunesmith.desktop.export_dialog import ExportDialog
 from tunesmith.desktop.logic.engines import export_choices
 from tunesmith.desktop.logic.formatting import export_title, friendly_path
 from tunesmith.desktop.logic.presets import apply_preset
+from tunesmith.desktop.logic.unfinished_runs import ResumableRun, newest_resumable, resumable
+from tunesmith.desktop.past_runs_dialog import PastRunsDialog
 from tunesmith.desktop.tabs.chat_tab import ChatTab
 from tunesmith.desktop.tabs.dataset_tab import DatasetTab
 from tunesmith.desktop.tabs.train_tab import TrainTab
 from tunesmith.desktop.theme import app_icon
 from tunesmith.desktop.widgets.banner import Banner
 from tunesmith.desktop.widgets.model_panel import ModelPanel
+from tunesmith.desktop.widgets.resume_offer import ResumeOffer
 from tunesmith.desktop.widgets.welcome_panel import WelcomePanel
+from tunesmith.desktop.workers.background import run_in_background
 
 log = logging.getLogger(__name__)
 FIRST_PRESET = "Quick test"
+# The window's smallest size (every control still whole and usable) and its first-launch size.
+MINIMUM_SIZE = QSize(960, 620)
+FIRST_SIZE = QSize(1200, 760)
 # How long a close waits for a stopping run before the window goes anyway (a model load or a GRPO
 # rollout step cannot be cut short; the process finishes the stop after the window, see shutdown.py).
 CLOSE_WAIT_MS = 3000
@@ -65,19 +71,24 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self.setWindowTitle("Tunesmith — fine-tune a language model on your own data")
         self.setWindowIcon(app_icon())
+        self.setMinimumSize(MINIMUM_SIZE)  # below it labels and plots would be cut, not just smaller
         self.banner = Banner()
+        self.resume_offer = ResumeOffer()
         self.welcome = WelcomePanel()
         self.model_panel = ModelPanel(self.controller)
         self.dataset_tab = DatasetTab(self.controller)
         self.train_tab = TrainTab(self.controller)
         self.chat_tab = ChatTab(self.controller)
-        self.tabs = QTabWidget()
+        self.tabs = TabsWithoutHeightForWidth()
         self.tabs.addTab(self.dataset_tab, "1  Dataset")
         self.tabs.addTab(self.train_tab, "2  Train")
         self.tabs.addTab(self.chat_tab, "3  Chat")
         central = QWidget()
         layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 4, 6, 4)  # tight: on a 700-pixel laptop every line counts
+        layout.setSpacing(4)
         layout.addWidget(self.banner)
+        layout.addWidget(self.resume_offer)
         layout.addWidget(self.welcome)
         layout.addWidget(self.model_panel)
         layout.addWidget(self.tabs, 1)
@@ -88,6 +99,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self._close_after_run = False
+        self.past_runs_dialog: PastRunsDialog | None = None  # while Run > Past runs is open
         self._started = False
         self.autostart = True  # start hardware detection and the dataset preview once shown
         self.welcome_on_first_start = True  # off for --screenshots: the README shows the tabs
@@ -114,7 +126,8 @@ class MainWindow(QMainWindow):
         self._action("stop", "S&top (keeps a checkpoint)", "Ctrl+.", self.train_tab.stop, run_menu)
         self._action("resume", "&Resume", "Ctrl+R", self.train_tab.resume, run_menu)
         self._action("folder", "Open run &folder", "Ctrl+Shift+O", self.train_tab.open_run_folder, run_menu)
-        self._action("past_run", "Show a &past run's plots…", "", self._choose_past_run, run_menu)
+        self._sync_run_actions()
+        self._action("past_run", "&Past runs…", "Ctrl+H", self._choose_past_run, run_menu)
         view_menu = bar.addMenu("&View")
         for index, name in enumerate(("Dataset", "Train", "Chat")):
             self._action(
@@ -145,9 +158,14 @@ class MainWindow(QMainWindow):
         c.training.sig_state.connect(self._on_run_state)
         c.training.sig_run_ended.connect(self._maybe_close_after_run)
         self.train_tab.form.sig_changed.connect(self._on_setting_changed)
+        self.train_tab.sig_buttons.connect(self._sync_run_actions)
+        self.tabs.currentChanged.connect(lambda _index: self._sync_run_actions())
+        self.train_tab.sig_open_folder.connect(self.open_folder)
         c.sig_capabilities.connect(self.welcome.set_capabilities)
         c.sig_output_dir.connect(lambda folder: persistence.set_runs_dir(self.settings, folder))
         self.welcome.sig_dismissed.connect(lambda: persistence.set_welcome_seen(self.settings))
+        self.resume_offer.sig_resume.connect(self.resume_run)
+        self.resume_offer.sig_discard.connect(lambda run: persistence.decline_run(self.settings, run.path))
 
     # -- start-up -------------------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -160,8 +178,27 @@ class MainWindow(QMainWindow):
         """Detect the hardware and read the chosen dataset, in the background."""
         self.controller.detect_hardware()
         self.controller.load_dataset()
+        self.look_for_unfinished_run()
         if self.welcome_on_first_start and not persistence.welcome_seen(self.settings):
             self.show_welcome()
+
+    def look_for_unfinished_run(self) -> None:
+        """In the background: the newest run of the runs folder that stopped before its end and was not
+        turned down; when there is one, offer to resume it."""
+        folder, declined = self.controller.config.output_dir, persistence.declined_runs(self.settings)
+        run_in_background(lambda: newest_resumable(folder, declined), self._offer_resume)
+
+    def _offer_resume(self, run: ResumableRun | None) -> None:
+        if run is not None and not self.controller.training.is_running():
+            self.resume_offer.offer(run)
+
+    def resume_run(self, run: ResumableRun) -> None:
+        """Go on with a run stopped earlier: its plots in the Train tab, then Resume."""
+        if self.controller.training.is_running():
+            return
+        self.tabs.setCurrentWidget(self.train_tab)
+        self.train_tab.take_up(run)
+        self.train_tab.resume()
 
     def show_welcome(self) -> None:
         """Show what this machine can train (the facts arrive from a background check)."""
@@ -176,15 +213,22 @@ class MainWindow(QMainWindow):
         self.dataset_tab.choose_file()
 
     def _choose_past_run(self) -> None:
-        start = self.controller.training.last_run_dir or self.controller.config.output_dir
-        folder = QFileDialog.getExistingDirectory(self, "Choose a run folder", str(start or ""))
-        if folder:
-            self.show_past_run(folder)
+        """The Past runs list (date, method, dataset, steps, how each ended); the chosen one is shown."""
+        dialog = PastRunsDialog(self.controller.config.output_dir, self)
+        self.past_runs_dialog = dialog  # for tests, which answer it
+        dialog.exec()
+        self.past_runs_dialog = None
+        if dialog.chosen:
+            self.show_past_run(dialog.chosen)
 
     def show_past_run(self, folder: str) -> None:
         """Redraw a run folder's plots in the Train tab (a banner says so when it has no metrics)."""
         try:
-            self.train_tab.show_past_run(folder)
+            run = resumable(folder)
+            if run is not None and not self.controller.training.is_running():
+                self.train_tab.take_up(run)  # a run stopped early: Resume goes on with it
+            else:
+                self.train_tab.show_past_run(folder)
         except (OSError, UnicodeDecodeError) as exc:
             self.banner.show_message(
                 "This folder holds no training metrics.",
@@ -209,11 +253,20 @@ class MainWindow(QMainWindow):
         if path in ("data.max_length", "data.assistant_only_loss"):
             QTimer.singleShot(0, self.controller.load_dataset)
 
+    def _sync_run_actions(self) -> None:
+        """The Run menu's items can be chosen exactly when the Train tab's buttons can be pressed.
+
+        Start's item carries Ctrl+Return, which sends the message in the Chat tab: it stays available
+        while the Chat tab shows, and follows the Start button everywhere else."""
+        train = self.train_tab
+        buttons = {"stop": train.stop_button, "resume": train.resume_button, "folder": train.folder_button}
+        for name, button in buttons.items():
+            self.actions[name].setEnabled(button.isEnabled())
+        in_chat = self.tabs.currentWidget() is self.chat_tab
+        self.actions["start"].setEnabled(train.start_button.isEnabled() or in_chat)
+
     def _on_run_state(self, state: str) -> None:
         running = state != "idle"
-        self.actions["start"].setEnabled(not running)
-        self.actions["stop"].setEnabled(state == "running")
-        self.actions["resume"].setEnabled(not running and self.controller.training.can_resume())
         self.actions["past_run"].setEnabled(not running)  # the live run owns the plots
         self.model_panel.setEnabled(not running)
 
@@ -350,7 +403,7 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1200, 820)
+            self.resize(_first_size(self.screen()))
         state = s.value("window/state")
         if state is not None:
             self.restoreState(state)
@@ -358,3 +411,28 @@ class MainWindow(QMainWindow):
         self.train_tab.form.set_advanced_visible(str(s.value("window/advanced", "false")).lower() == "true")
         persistence.restore_splitters(s, self)
         self.chat_tab.restore_values(persistence.load_values(s, "chat/settings"))
+
+
+def _first_size(screen) -> QSize:
+    """The first launch's window size: roomy, but never taller or wider than the screen's free area
+    (a 1366x768 laptop has about 1366x728 once the task bar is there)."""
+    free = screen.availableGeometry() if screen is not None else None
+    if free is None or free.isEmpty():
+        return FIRST_SIZE
+    return QSize(
+        max(MINIMUM_SIZE.width(), min(FIRST_SIZE.width(), free.width() - 40)),
+        max(MINIMUM_SIZE.height(), min(FIRST_SIZE.height(), free.height() - 40)),
+    )
+
+
+class TabsWithoutHeightForWidth(QTabWidget):
+    """The tabs, sized by their minimum and preferred heights only.
+
+    A wrapped label on any page makes a QTabWidget report a height-for-width, which the window's
+    layout then honours before the minimum heights of the panels above it: on a 700-pixel screen
+    the model panel was squeezed until its buttons were cut.  The pages scroll or wrap within
+    whatever height the tabs get.
+    """
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
+        return False

@@ -60,6 +60,7 @@ class ChatTab(QWidget):
         self.session = controller.chat
         self.gguf_path: str | None = None
         self._busy = False
+        self._answer_stopped = False  # the last answer was stopped by the user
         self._shown_models: dict[str, str] = {}  # side -> the model its transcript shows now
         self.model_combo = ChatModelPicker()
         self.gguf_button = QPushButton("Open GGUF…")
@@ -440,6 +441,7 @@ class ChatTab(QWidget):
         for side in sides:
             self.transcripts[side].add_message("You", text, "user")
         self.status_label.setText("Answering…")
+        self._answer_stopped = False
 
     def generation_values(self) -> dict:
         """The generation settings as plain values (the engine's ChatSettings fields)."""
@@ -489,6 +491,7 @@ class ChatTab(QWidget):
 
     def _on_end(self, side: str, stopped: bool) -> None:
         if stopped:
+            self._answer_stopped = True  # the status then says "Stopped.", not "Done."
             self._on_token(side, " [stopped]")
 
     def _on_failed(self, side: str, data: dict) -> None:
@@ -502,7 +505,7 @@ class ChatTab(QWidget):
         self.compare_check.setEnabled(not busy)
         self.gguf_button.setEnabled(not busy)
         if not busy and self.status_label.text() in ("Answering…", "Thinking…"):
-            self.status_label.setText("Done.")
+            self.status_label.setText("Stopped." if self._answer_stopped else "Done.")
 
     def answer_text(self, side: str) -> str:
         """The transcript's plain text (tests use it)."""

@@ -367,10 +367,11 @@ class DatasetTab(QWidget):
     @staticmethod
     def summary_text(preview, over_cut: int) -> str:
         """One line about the file: format, usable rows, lengths, problems."""
-        use = FORMAT_USES.get(preview.format)
+        # The format's name, and what it means in words (what "Alpaca" or "ShareGPT" rows hold).
+        words = FORMAT_USES.get(preview.format) or FORMAT_SETTING.choices.get(preview.format)
         text = (
-            f"Format: <b>{preview.format}</b>{f' ({use})' if use else ''} — <b>{preview.usable_rows}</b> of "
-            f"{preview.total_rows} rows usable"
+            f"Format: <b>{preview.format}</b>{f' ({words})' if words else ''} — <b>{preview.usable_rows}</b> "
+            f"of {preview.total_rows} rows usable"
         )
         if preview.stats:
             stats = preview.stats

@@ -8,8 +8,7 @@ folder's metrics.jsonl.  Nothing here touches torch or TRL.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -82,7 +81,14 @@ def method_data_hint(method: str, data_format: str | None) -> str:
 
 
 class TrainTab(QWidget):
-    """Settings, run controls, progress, plots and log."""
+    """Settings, run controls, progress, plots and log.
+
+    Signals: sig_buttons() — Start, Stop, Resume or Open run folder changed whether it can be pressed
+    (the window's Run menu follows); sig_open_folder(str) — show this run folder in a file manager.
+    """
+
+    sig_buttons = Signal()
+    sig_open_folder = Signal(str)
 
     def __init__(self, controller, parent: QWidget | None = None):
         super().__init__(parent)
@@ -119,11 +125,14 @@ class TrainTab(QWidget):
         self.progress.setFormat("%v / %m steps")
         self.status_label = QLabel("Ready. Press Start to train on the chosen dataset.")
         self.status_label.setWordWrap(True)
+        # Room for two lines from the start, so a longer message does not take it from the plots.
+        self.status_label.setMinimumHeight(2 * self.status_label.fontMetrics().lineSpacing())
         self.run_folder = RunFolderRow()
         self.plots = RunPlots()
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(5000)
+        self.log_view.setMinimumHeight(36)  # two lines; the plots need the height more on a laptop
         self.unusual_box: QMessageBox | None = None  # the "unusual settings" question while it is open
         self._build_layout()
         self._connect()
@@ -143,7 +152,14 @@ class TrainTab(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(settings)
-        scroll.setMinimumWidth(340)
+        # Wide enough for the settings' own minimum, so no field's arrows are cut off (the column does
+        # not scroll sideways); combo boxes shrink to a short text rather than widen the column.
+        for combo in settings.findChildren(QComboBox):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(12)
+        scroll.setMinimumWidth(
+            settings.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
+        )
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         buttons = QHBoxLayout()
         for button in (self.start_button, self.stop_button, self.resume_button):
@@ -157,6 +173,7 @@ class TrainTab(QWidget):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.setSpacing(3)  # the plots need the height more, on a laptop
         right_layout.addLayout(buttons)
         right_layout.addWidget(self.status_label)
         right_layout.addWidget(self.run_folder)
@@ -330,8 +347,9 @@ class TrainTab(QWidget):
         self.status_label.setText(f"{run.offer()} Press Resume to go on from there.")
 
     def open_run_folder(self) -> None:
+        """Ask the window to show the run's folder (it says so when no file manager opens)."""
         if self.session.last_run_dir:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(self.session.last_run_dir))
+            self.sig_open_folder.emit(self.session.last_run_dir)
 
     def _update_buttons(self, state: str) -> None:
         running = state != "idle"
@@ -348,6 +366,7 @@ class TrainTab(QWidget):
         self.preset_combo.setEnabled(not running)
         self.method_combo.setEnabled(not running)
         self.run_folder.change_button.setEnabled(not running)
+        self.sig_buttons.emit()
 
     def _on_started(self, event: RunStarted) -> None:
         self.progress.setRange(0, max(1, event.total_steps))

@@ -10,12 +10,12 @@ from __future__ import annotations
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
-    QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -53,15 +53,27 @@ class ModelPanel(QGroupBox):
         self.vram_label = QLabel("Memory estimate: waiting for hardware detection…")
         self.vram_label.setWordWrap(True)
 
+        # Two rows, so the panel takes little of a laptop screen's height on every tab: what to train
+        # (model, precision), then what this machine has and whether it fits.
+        for combo in (self.kind_combo, self.precision_combo):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(14)
         source_row = QHBoxLayout()
-        source_row.addWidget(self.kind_combo)
-        source_row.addWidget(self.location_edit, 1)
+        source_row.addWidget(QLabel("Model:"))
+        source_row.addWidget(self.kind_combo, 2)
+        source_row.addWidget(self.location_edit, 3)
         source_row.addWidget(self.browse_button)
-        form = QFormLayout(self)
-        form.addRow("Model:", source_row)
-        form.addRow("Precision:", self.precision_combo)
-        form.addRow("Hardware:", self.hardware_label)
-        form.addRow("Memory:", self.vram_label)
+        source_row.addSpacing(12)
+        source_row.addWidget(QLabel("Precision:"))
+        source_row.addWidget(self.precision_combo, 1)
+        facts_row = QHBoxLayout()
+        facts_row.addWidget(self.hardware_label, 1)
+        facts_row.addWidget(self.vram_label, 1)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(6, 2, 6, 4)
+        column.setSpacing(2)
+        column.addLayout(source_row)
+        column.addLayout(facts_row)
 
         self.kind_combo.currentIndexChanged.connect(self._on_kind)
         self.location_edit.editingFinished.connect(self._apply_source)
@@ -132,19 +144,19 @@ class ModelPanel(QGroupBox):
         if hardware is None:
             self.hardware_label.setText("Could not detect the hardware (see the message above).")
             return
+        # One short line (the details are in the tooltip): a second line would cost every tab its height.
         if getattr(hardware, "device", "cpu") == "cuda":
             cc = ".".join(str(v) for v in (hardware.compute_capability or ()))
             text = (
                 f"<b>{hardware.gpu_name}</b> — {hardware.vram_free_gb:.1f} of "
-                f"{hardware.vram_total_gb:.1f} GiB VRAM free, compute capability {cc}"
+                f"{hardware.vram_total_gb:.1f} GiB VRAM free"
             )
+            details = f"Compute capability {cc}"
         else:
-            text = (
-                f"<b>CPU only — training will be slow</b> ({hardware.ram_total_gb:.0f} GiB RAM). "
-                "The demo model still trains in minutes."
-            )
+            text = f"<b>CPU only — training will be slow</b> ({hardware.ram_total_gb:.0f} GiB RAM)"
+            details = "The demo model still trains in minutes on a CPU."
         self.hardware_label.setText(text)
-        self.hardware_label.setToolTip(hardware.summary())
+        self.hardware_label.setToolTip(f"{hardware.summary()}\n{details}")
         limits = machine_limits(hardware)
         model = self.precision_combo.model()
         for row in range(self.precision_combo.count()):
@@ -163,6 +175,8 @@ class ModelPanel(QGroupBox):
             text = f"Will not fit: {text}. {estimate.message}"
         elif estimate.message and f"{estimate.total_gb:.1f} GiB" not in estimate.message:
             text = f"{text} — {estimate.message}"
+        if estimate.fits:
+            text = f"Memory: {text}"  # the row has no form label: the line says what it is
         parts = "\n".join(f"{name}: {gb:.2f} GiB" for name, gb in dict(estimate.parts).items())
         self._set_vram_text(text, warn=not estimate.fits, tooltip=parts)
 

@@ -35,7 +35,7 @@ class ResumeOffer(QFrame):
         self.discard_button = QPushButton("Discard")
         self.discard_button.setToolTip(
             "Stop offering this run. Nothing is deleted: its folder stays where it is, and you can still\n"
-            "resume it later from Run ▸ Show a past run."
+            "resume it later from Run ▸ Past runs."
         )
         row = QHBoxLayout(self)
         row.addWidget(self.label, 1)

@@ -27,6 +27,8 @@ class RunFolderRow(QWidget):
         self.folder = ""
         self.label = QLabel()
         self.label.setWordWrap(True)
+        # Room for two lines from the start: a long path then wraps without taking the plots' height.
+        self.label.setMinimumHeight(2 * self.label.fontMetrics().lineSpacing())
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.change_button = QPushButton("Change folder…")
         self.change_button.setToolTip("Choose the folder new training runs are saved in")

@@ -1,7 +1,8 @@
 """The first-start welcome: what this computer can train, in plain words, shown as a panel in the window.
 
 A panel rather than a dialog, so it never blocks anything (tests, screenshots, a user who wants to
-start at once).  It shows "Checking…" until the engine's `Capabilities` arrive, then their summary:
+start at once).  It first says what to do (1 Dataset, 2 Train, 3 Chat, with the sample already
+loaded), and shows "Checking…" until the engine's `Capabilities` arrive, then their summary:
 the headline, the model sizes that fit with their context, notes, and what to do (e.g. update the
 driver).  "Got it" emits `sig_dismissed` (the window remembers it); ✕ only hides it this time.
 Knows nothing about how the facts are gathered.
@@ -13,10 +14,24 @@ import html
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 TITLE = "Welcome to Tunesmith — what this computer can train"
 CHECKING = "Checking your GPU and drivers…"
+FIRST_STEPS = (
+    "<b>Start here:</b> <b>1 Dataset</b> (a sample is already loaded) → <b>2 Train</b> (press Start) → "
+    "<b>3 Chat</b> (talk to the result)"
+)
+# The machine's facts scroll within this height, so the panel never squeezes the tabs on a laptop.
+BODY_MAX_HEIGHT = 110
 # Inline rather than in app.qss: the panel is self-contained (and readable in dark themes too).
 STYLE = (
     "QFrame#welcome { background: #e6f2ea; border: 1px solid #9cc9a9; border-radius: 4px; }"
@@ -34,11 +49,16 @@ class WelcomePanel(QFrame):
         self.setObjectName("welcome")
         self.setStyleSheet(STYLE)
         self.title_label = QLabel(f"<b>{TITLE}</b>")
-        self.body_label = QLabel()
-        self.body_label.setWordWrap(True)
-        self.body_label.setTextFormat(Qt.TextFormat.RichText)
-        self.body_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.steps_label = QLabel(FIRST_STEPS)  # one line: a wrapped label would squeeze the tabs
+        # A text browser rather than a label: it scrolls its own text when the window is short (a
+        # wrapped label in a scroll area would be cut instead).
+        self.body_label = QTextBrowser()
+        self.body_label.setObjectName("welcomeBody")
         self.body_label.setOpenExternalLinks(True)
+        self.body_label.setFrameShape(QFrame.Shape.NoFrame)
+        self.body_label.setStyleSheet("QTextBrowser { background: transparent; color: #202020; }")
+        self.body_label.setMaximumHeight(BODY_MAX_HEIGHT)
+        self.body_label.setMinimumHeight(40)  # two lines, scrolling, when the window is short
         self.got_it_button = QPushButton("Got it")
         self.got_it_button.setToolTip(
             "Hide this and do not show it at the next start (Help > Welcome shows it again)."
@@ -50,6 +70,7 @@ class WelcomePanel(QFrame):
         close.clicked.connect(self.hide)
         texts = QVBoxLayout()
         texts.addWidget(self.title_label)
+        texts.addWidget(self.steps_label)
         texts.addWidget(self.body_label)
         buttons = QVBoxLayout()
         buttons.addWidget(close, 0, Qt.AlignmentFlag.AlignRight)
@@ -84,7 +105,7 @@ class WelcomePanel(QFrame):
 
     def _set_lines(self, lines: list[str]) -> None:
         self._plain = "\n".join(lines)
-        self.body_label.setText(summary_html(lines))
+        self.body_label.setHtml(summary_html(lines))
 
     def _dismiss(self) -> None:
         self.hide()

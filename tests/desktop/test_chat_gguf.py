@@ -61,6 +61,7 @@ def test_stop_ends_a_long_answer_early(window, qtbot):
     assert ended.args == ["gguf", True]
     assert len(pieces) < 300 and "[stopped]" in chat.answer_text("gguf")
     qtbot.waitUntil(chat.send_button.isEnabled, timeout=TIMEOUT)
+    assert chat.status_label.text() == "Stopped."  # not "Done.": the answer was cut short
 
 
 def test_llama_cpp_killed_mid_answer_is_a_message_and_the_next_message_answers(

@@ -102,7 +102,7 @@ def test_a_real_dpo_run_plots_chosen_rejected_margin_and_accuracy(window, qtbot,
 def test_grpo_metrics_from_a_real_run_plot_reward_per_function_length_and_kl(window, qtbot):
     train = window.train_tab
     steps = read_run(GRPO_RUN).steps
-    assert window.actions["past_run"].text().startswith("Show a &past run")
+    assert window.actions["past_run"].text() == "&Past runs…"
     window.show_past_run(str(GRPO_RUN))
     method = train.plots.method
     assert method.isVisibleTo(window) and set(method.panels) == {"reward", "length", "kl"}

@@ -5,7 +5,7 @@ never "200" under "x1e-06"); the memory as "2.1 of 23.5 GiB" in the memory plot'
 the CPU (no "reserved"); no legend entry for a curve without points (no evaluation in this run); the
 loss smoothed with the raw loss behind it; values where the pointer hovers; and one line reading the
 curve in words.  A GRPO run recorded from the CLI (tests/desktop/data/grpo_run) is redrawn through
-Run ▸ Show a past run's plots.
+Run ▸ Past runs.
 """
 
 from __future__ import annotations

@@ -2,13 +2,16 @@
 
 The quit dialog promises "you can resume later": after a restart the stopped run is offered ("was
 stopped at step N of 5" with Resume / Discard); Discard stops the offer without deleting anything; and
-the same run picked from the history can still be resumed, to its last step.
+the same run picked from Run > Past runs (which says how each run ended) can still be resumed, to its
+last step.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 
 from tunesmith.desktop.main_window import MainWindow
 from tunesmith.desktop.workers.background import pending_jobs
@@ -55,7 +58,24 @@ def test_a_stopped_run_is_offered_after_a_restart_and_resumes_to_its_end(window,
 
     third = restart(qtbot, settings, runs)
     assert third.resume_offer.isHidden(), "a discarded run is not offered again"
-    third.show_past_run(stopped.run_dir)  # ...but it can still be resumed from the history
+    # ...but it can still be resumed from the history: Run > Past runs lists it with how it ended.
+    listed: dict[str, str] = {}
+
+    def choose_in_past_runs():
+        dialog = third.past_runs_dialog
+        if dialog is None:
+            QTimer.singleShot(20, choose_in_past_runs)
+            return
+        listed.update({column: dialog.text_of(0, column) for column in ("Run", "Dataset", "How it ended")})
+        qtbot.mouseClick(dialog.show_button, Qt.MouseButton.LeftButton)
+
+    QTimer.singleShot(0, choose_in_past_runs)
+    third.actions["past_run"].trigger()
+    assert listed == {
+        "Run": Path(stopped.run_dir).name,
+        "Dataset": "sample",
+        "How it ended": f"stopped at step {stopped.step} of 5",
+    }
     train3 = third.train_tab
     assert train3.resume_button.isEnabled() and third.actions["resume"].isEnabled()
     assert f"was stopped at step {stopped.step} of 5" in train3.status_label.text()

@@ -49,7 +49,7 @@ def test_welcome_on_first_start_says_what_this_cpu_machine_can_train(open_window
     assert "You can fine-tune (LoRA, batch 1):" in text
     assert "SmolLM2-135M (the demo model): up to" in text
     assert "On the CPU (" in text and "slow for real work" in text
-    assert "No NVIDIA GPU found" in window.welcome.body_label.text()  # what the user reads
+    assert "No NVIDIA GPU found" in window.welcome.body_label.toPlainText()  # what the user reads
     assert not window.controller.hardware.has_gpu  # the same facts the rest of the app uses
 
     qtbot.mouseClick(window.welcome.got_it_button, Qt.MouseButton.LeftButton)

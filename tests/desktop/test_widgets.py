@@ -152,7 +152,7 @@ def test_model_panel_shows_the_gpu_and_warns_when_it_will_not_fit(qtbot):
     controller.hardware = gpu
     panel.show_hardware(gpu)
     text = panel.hardware_label.text()
-    assert "RTX 3060" in text and "11.2 of 12.0 GiB" in text and "8.6" in text
+    assert "RTX 3060" in text and "11.2 of 12.0 GiB" in text and "8.6" in panel.hardware_label.toolTip()
     four_bit = panel.precision_combo.findData("4bit")
     assert not panel.precision_combo.model().item(four_bit).isEnabled()  # no bitsandbytes on this "GPU"
     panel.show_vram(
