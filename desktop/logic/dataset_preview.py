@@ -18,6 +18,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from tunesmith.desktop.logic.template_view import added_system_message
+
 PREVIEW_ROWS = 50  # rows rendered for the preview table
 LENGTH_ROWS = 2000  # rows measured for the length histogram (large files are sampled from the start)
 
@@ -35,6 +37,8 @@ class PreviewRow:
         default_factory=list
     )  # a pair's rejected answer (after the prompt)
     answer: str | None = None  # a prompt-only row's reference answer
+    # The system message the chat template added although the row has none (the model trains with it).
+    added_system: str | None = None
 
     @property
     def text(self) -> str:
@@ -206,6 +210,16 @@ def render_row(
     line: int, example: dict[str, Any], tokenizer: Any, max_length: int, assistant_only_loss: bool
 ) -> PreviewRow:
     """One canonical example (core.data.formats) rendered for the preview, whatever its kind."""
+
+    row = _render_row(line, example, tokenizer, max_length, assistant_only_loss)
+    written = example.get("messages") or example.get("prompt") or []
+    row.added_system = added_system_message(row.text, list(written) if isinstance(written, list) else [])
+    return row
+
+
+def _render_row(
+    line: int, example: dict[str, Any], tokenizer: Any, max_length: int, assistant_only_loss: bool
+) -> PreviewRow:
     from tunesmith.core import data as core_data
 
     if "chosen" in example:

@@ -20,6 +20,7 @@ from pathlib import Path
 from PySide6.QtCore import QFileSystemWatcher, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFrame,
@@ -41,6 +42,7 @@ from tunesmith.core.data.formats import FORMAT_HOLDS, columns_text, methods_for
 from tunesmith.desktop import persistence
 from tunesmith.desktop.logic.dataset_preview import raw_line, resolve_dataset_path
 from tunesmith.desktop.logic.settings_spec import setting, tooltip
+from tunesmith.desktop.logic.template_view import readable
 from tunesmith.desktop.widgets.column_step import ColumnStep
 from tunesmith.desktop.widgets.length_histogram import LengthHistogram
 
@@ -103,6 +105,13 @@ class DatasetTab(QWidget):
         self.rows_table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.rows_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.rows_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.raw_check = QCheckBox("Show the raw text, as the model reads it")
+        self.raw_check.setToolTip(
+            "Off: the chat template's markup is shown as role headings ([User], [Assistant]).\n"
+            "On: the exact text the model reads, markup and special tokens included."
+        )
+        self.raw_check.toggled.connect(lambda _on: self.show_row(self._shown_row))
+        self._shown_row = 0
         self.row_view = QTextBrowser()
         self.row_view.setToolTip(
             "Highlighted text is what the model is trained to produce;\nthe rest is context it reads.\n"
@@ -124,7 +133,12 @@ class DatasetTab(QWidget):
         top.addWidget(self.format_combo)
         preview = QSplitter(Qt.Orientation.Vertical)
         preview.addWidget(self.rows_table)
-        preview.addWidget(self.row_view)
+        row_box = QWidget()
+        row_column = QVBoxLayout(row_box)
+        row_column.setContentsMargins(0, 0, 0, 0)
+        row_column.addWidget(self.raw_check)
+        row_column.addWidget(self.row_view, 1)
+        preview.addWidget(row_box)
         self.side_tabs = QTabWidget()
         self.side_tabs.addTab(self.histogram, "Lengths")
         self.side_tabs.addTab(self.problems_table, "Problems")
@@ -345,13 +359,16 @@ class DatasetTab(QWidget):
         if self._preview is None or not (0 <= index < len(self._preview.rows)):
             return
         row = self._preview.rows[index]
-        page = _pre(row.segments, TRAINED_STYLE)
+        self._shown_row = index
+        raw = self.raw_check.isChecked()
+        shown = (lambda segments: segments) if raw else readable
+        page = _pre(shown(row.segments), TRAINED_STYLE)
         if row.kind == "pair":
             page = (
                 "<b>✔ Chosen answer</b> (the model learns to prefer it):"
                 + page
                 + "<b>✘ Rejected answer</b> (the model learns to avoid it):"
-                + _pre(row.rejected, REJECTED_STYLE)
+                + _pre(shown(row.rejected), REJECTED_STYLE)
             )
         elif row.kind == "prompt":
             answer = (
@@ -361,6 +378,11 @@ class DatasetTab(QWidget):
             )
             page = (
                 "<b>The prompt, as the model is asked it</b> (it writes the answers itself):" + page + answer
+            )
+        if row.added_system:
+            page = (
+                "<p><i>The model's chat template adds a system message you did not write; the model is "
+                f"trained with it in place:</i> “{html.escape(row.added_system)}”</p>" + page
             )
         self.row_view.setHtml(page)
 
