@@ -218,7 +218,10 @@ class MainWindow(QMainWindow):
         self.past_runs_dialog = dialog  # for tests, which answer it
         dialog.exec()
         self.past_runs_dialog = None
-        if dialog.chosen:
+        if dialog.chosen and dialog.chat:
+            self.tabs.setCurrentWidget(self.chat_tab)
+            self.chat_tab.use_run(dialog.chosen)
+        elif dialog.chosen:
             self.show_past_run(dialog.chosen)
 
     def show_past_run(self, folder: str) -> None:

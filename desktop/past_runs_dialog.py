@@ -1,6 +1,7 @@
 """The Past runs dialog: every run of the runs folder with its date, method, dataset, steps and how it
 ended; Show (or a double-click) draws the chosen run in the Train tab, where a stopped one can be
-resumed.  "Another folder…" opens any run folder.  It only picks a folder; the window shows it.
+resumed; Chat with it opens a run that saved a trained model in the Chat tab.  "Another folder…"
+opens any run folder.  It only picks; the window does the showing.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ COLUMNS = ("Started", "Run", "Method", "Dataset", "Steps", "How it ended")
 
 
 class PastRunsDialog(QDialog):
-    """After exec(): `chosen` is the run folder to show, or "" when none was chosen."""
+    """After exec(): `chosen` is the run folder picked ("" when none), `chat` whether to chat with it
+    rather than show its plots."""
 
     def __init__(self, runs_folder: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Past runs")
         self.resize(860, 360)
         self.chosen = ""
+        self.chat = False
         self.runs: list[PastRun] = list_past_runs(runs_folder)
         where = QLabel(
             f"Runs in {friendly_path(runs_folder)}"
@@ -52,21 +55,46 @@ class PastRunsDialog(QDialog):
                 item.setToolTip(run.status if column == len(cells) - 1 else str(run.path))
                 self.table.setItem(row, column, item)
         self.table.resizeColumnsToContents()
-        if self.runs:
-            self.table.selectRow(0)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.show_button = buttons.addButton("Show", QDialogButtonBox.ButtonRole.AcceptRole)
         self.show_button.setEnabled(bool(self.runs))
+        self.chat_button = buttons.addButton("Chat with it", QDialogButtonBox.ButtonRole.ActionRole)
+        self.chat_button.setToolTip("Talk to the model this run trained, in the Chat tab")
+        self.chat_button.clicked.connect(self._chat_with_selected)
         other = buttons.addButton("Another folder…", QDialogButtonBox.ButtonRole.ActionRole)
         other.clicked.connect(self._choose_folder)
         buttons.accepted.connect(self._show_selected)
         buttons.rejected.connect(self.reject)
         self.table.cellDoubleClicked.connect(lambda row, _column: self._choose(row))
+        self.table.itemSelectionChanged.connect(self._update_chat_button)
+        self.chat_button.setEnabled(False)
+        if self.runs:
+            self.table.selectRow(0)
         layout = QVBoxLayout(self)
         layout.addWidget(where)
         layout.addWidget(self.table, 1)
         layout.addWidget(buttons)
         self._runs_folder = runs_folder
+
+    def _selected(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows()
+        return rows[0].row() if rows else None
+
+    def _update_chat_button(self) -> None:
+        row = self._selected()
+        can_chat = row is not None and self.runs[row].has_model
+        self.chat_button.setEnabled(can_chat)
+        self.chat_button.setToolTip(
+            "Talk to the model this run trained, in the Chat tab"
+            if can_chat
+            else "This run saved no trained model (it failed or was stopped before its first save)"
+        )
+
+    def _chat_with_selected(self) -> None:
+        row = self._selected()
+        if row is not None and self.runs[row].has_model:
+            self.chat = True
+            self._choose(row)
 
     def _show_selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from tunesmith.core.events import Failed, Finished
-from tunesmith.desktop.logic.run_history import CONFIG_FILE, METRICS_FILE, read_run
+from tunesmith.desktop.logic.run_history import ADAPTER_CONFIG, CONFIG_FILE, METRICS_FILE, read_run
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class PastRun:
     dataset: str  # the dataset file's name ("sample" for the bundled one)
     steps: int  # the last step logged
     status: str  # how it ended, in words
+    has_model: bool = False  # it saved a trained adapter: it can be chatted with
 
     def when(self) -> str:
         """e.g. "6 Dec 2026 10:15"."""
@@ -61,7 +62,9 @@ def describe_run(path: Path) -> PastRun:
     history = read_run(path)
     steps = history.steps[-1].step if history.steps else 0
     total = history.started.total_steps if history.started else None
-    return PastRun(path, started_at, method, dataset, steps, _status(history.ended, steps, total))
+    has_model = (path / ADAPTER_CONFIG).is_file()
+    status = _status(history.ended, steps, total)
+    return PastRun(path, started_at, method, dataset, steps, status, has_model)
 
 
 def _status(ended: Finished | Failed | None, steps: int, total: int | None) -> str:

@@ -85,5 +85,19 @@ def test_a_stopped_run_is_offered_after_a_restart_and_resumes_to_its_end(window,
     qtbot.waitUntil(lambda: not third.controller.training.is_running(), timeout=TIMEOUT)
     assert not ended.args[0].cancelled and ended.args[0].step == 5
     assert ended.args[0].run_dir == stopped.run_dir  # the same run went on, in its own folder
+
+    # The finished run can be chatted with from the same list.
+    def chat_from_past_runs():
+        dialog = third.past_runs_dialog
+        if dialog is None:
+            QTimer.singleShot(20, chat_from_past_runs)
+            return
+        qtbot.mouseClick(dialog.chat_button, Qt.MouseButton.LeftButton)
+
+    QTimer.singleShot(0, chat_from_past_runs)
+    third.actions["past_run"].trigger()
+    assert third.tabs.currentWidget() is third.chat_tab
+    picked = third.chat_tab.model_combo.run()
+    assert picked is not None and str(picked.path) == stopped.run_dir
     qtbot.waitUntil(lambda: pending_jobs() == 0, timeout=TIMEOUT)
     third.close()
