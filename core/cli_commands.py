@@ -13,6 +13,7 @@ from typing import Any
 
 from tunesmith.core.cli_settings import add_setting_flags, config_from_args, setting_namer
 from tunesmith.core.config import DATA_FORMAT_CHOICES, ConfigError
+from tunesmith.core.events import Failed
 
 __all__ = ["add_data", "add_demo", "add_info", "add_train", "config_from_args", "describe_error"]
 
@@ -140,7 +141,7 @@ def run_train(args: argparse.Namespace) -> int:
         result = run.run()
     finally:
         signal.signal(signal.SIGINT, previous)
-    if result.kind == "failed" or result.problem:  # a diverged run's adapter is kept, but it did not work
+    if isinstance(result, Failed) or result.problem:  # a diverged run's adapter is kept; it did not work
         return 1
     return 130 if result.cancelled else 0
 

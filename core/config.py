@@ -56,7 +56,10 @@ SCHEDULER_CHOICES = {
     "constant": "Constant",
     "constant_with_warmup": "Constant after warm-up",
 }
-TEMPLATE_CHOICES = {None: "The model's own", **{name: name for name in NAMED_TEMPLATES}}
+TEMPLATE_CHOICES: dict[str | None, str] = {
+    None: "The model's own",
+    **{name: name for name in NAMED_TEMPLATES},
+}
 DATA_FORMAT_CHOICES = {"auto": "Detect from the rows", **FORMAT_LABELS}
 PRECISIONS = tuple(PRECISION_CHOICES)
 METHODS = tuple(METHOD_CHOICES)
@@ -586,7 +589,7 @@ def _build_section(cls: type, values: dict[str, Any], where: str) -> Any:
     unknown = set(values) - set(known)
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
-    return cls(**{name: _from_yaml_text(value, known[name].type) for name, value in values.items()})
+    return cls(**{name: _from_yaml_text(value, str(known[name].type)) for name, value in values.items()})
 
 
 def _from_yaml_text(value: Any, annotation: str) -> Any:

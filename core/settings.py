@@ -88,7 +88,7 @@ def declared(config_class: type, prefix: str = "") -> Iterator[Setting]:
 def _section_class(declared_field: dataclasses.Field) -> type | None:
     factory = declared_field.default_factory
     if factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory):
-        return factory  # type: ignore[return-value]  # a section: `model: ModelConfig = field(default_factory=ModelConfig)`
+        return factory  # a section: `model: ModelConfig = field(default_factory=ModelConfig)`
     return None
 
 

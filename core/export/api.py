@@ -55,8 +55,9 @@ def export_run(
     elif fmt == "gguf":
         from .gguf_export import export_gguf
 
-        out = _output(run, output, f"-{quant}.gguf")
-        result = export_gguf(run, out, quant, overwrite, on_progress, check, system_prompt)
+        gguf_type = quant or "f16"  # set above for every GGUF export
+        out = _output(run, output, f"-{gguf_type}.gguf")
+        result = export_gguf(run, out, gguf_type, overwrite, on_progress, check, system_prompt)
     else:
         from .gguf_export import export_lora_gguf
 

@@ -142,8 +142,10 @@ def _check_reward_file(path: Path) -> None:
     try:
         compile(path.read_text(encoding="utf-8"), str(path), "exec")
     except (SyntaxError, UnicodeDecodeError) as exc:
-        line = f":{exc.lineno}" if getattr(exc, "lineno", None) else ""
-        reason = exc.msg if isinstance(exc, SyntaxError) else "not UTF-8 text"
+        if isinstance(exc, SyntaxError):
+            line, reason = (f":{exc.lineno}" if exc.lineno else ""), exc.msg
+        else:
+            line, reason = "", "not UTF-8 text"
         raise ConfigError(
             "{train.reward_file}: " + f"{path}{line}: {reason}", ("train.reward_file",)
         ) from None

@@ -53,7 +53,7 @@ def test_wrong_data_for_the_method_is_refused(tmp_path):
     config.data.path = str(sample_dataset_path())
     result, _ = run(config)
     assert isinstance(result, Failed)
-    assert "holds messages data, but DPO needs preference data" in result.message
+    assert "holds messages data, but DPO learns from preference pairs" in result.message
 
 
 def test_grpo_reward_file_error_names_the_file(tmp_path):
