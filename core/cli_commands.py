@@ -9,11 +9,24 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunesmith.core.cli_settings import add_setting_flags, config_from_args, setting_namer
 from tunesmith.core.config import DATA_FORMAT_CHOICES, ConfigError
-from tunesmith.core.events import Failed
+from tunesmith.core.events import (
+    CheckpointSaved,
+    EvalMetrics,
+    Event,
+    Failed,
+    Finished,
+    LogLine,
+    RunStarted,
+    StepMetrics,
+)
+
+if TYPE_CHECKING:
+    from tunesmith.core.data import DatasetFile
+    from tunesmith.core.training.engine import TrainingRun
 
 __all__ = ["add_data", "add_demo", "add_info", "add_train", "config_from_args", "describe_error"]
 
@@ -95,7 +108,7 @@ def run_data_check(args: argparse.Namespace) -> int:
     return 1 if dataset.problems else 0
 
 
-def _token_summary(dataset: Any, model: str, max_length: int) -> str:
+def _token_summary(dataset: DatasetFile, model: str, max_length: int) -> str:
     from tunesmith.core.data import apply_template, length_stats, render_example
     from tunesmith.core.models.sources import load_tokenizer
 
@@ -146,7 +159,7 @@ def run_train(args: argparse.Namespace) -> int:
     return 130 if result.cancelled else 0
 
 
-def _cancel_once(run: Any) -> None:
+def _cancel_once(run: TrainingRun) -> None:
     if run.cancelled:
         raise KeyboardInterrupt
     print("\nStopping after this step and saving a checkpoint (Ctrl-C again to abort)…", file=sys.stderr)
@@ -159,43 +172,49 @@ class EventPrinter:
     def __init__(self, quiet: bool = False, debug: bool = False):
         self.quiet, self.debug = quiet, debug
 
-    def __call__(self, event: Any) -> None:
-        kind = event.kind
-        if kind == "failed":
-            print(f"error: {event.message}", file=sys.stderr)
-            if event.hint:
-                print(event.hint, file=sys.stderr)
-            if self.debug:
-                print(event.details, file=sys.stderr)
-            if event.last_checkpoint:
-                print(f"Last checkpoint kept: {event.last_checkpoint}", file=sys.stderr)
-        elif kind == "finished":
-            state = "stopped" if event.cancelled else "finished"
-            loss = f", final loss {event.final_loss:.4f}" if event.final_loss is not None else ""
-            print(f"Run {state} at step {event.step}{loss}.\nRun folder: {event.run_dir}")
-            if event.problem:
-                print(f"warning: {event.problem}", file=sys.stderr)
-            if event.cancelled:
-                print(f"Resume with: tunesmith train --resume {event.run_dir}")
-        elif self.quiet:
-            return
-        elif kind == "step":
-            print(format_step(event), flush=True)
-        elif kind == "eval":
-            print(f"  eval at step {event.step}: loss {event.eval_loss:.4f}", flush=True)
-        elif kind == "checkpoint":
-            print(f"  checkpoint saved: {event.path}", flush=True)
-        elif kind == "started":
-            print(
-                f"Training {event.trainable_params:,} of {event.total_params:,} parameters "
-                f"on {event.device} ({event.precision}); {event.total_steps} steps. Run folder: {event.run_dir}",
-                flush=True,
-            )
-        elif kind == "log":
-            print(("warning: " if event.level == "warning" else "") + event.message, flush=True)
+    def __call__(self, event: Event) -> None:
+        match event:
+            case Failed():
+                self._failed(event)
+            case Finished():
+                self._finished(event)
+            case _ if self.quiet:
+                return
+            case StepMetrics():
+                print(format_step(event), flush=True)
+            case EvalMetrics():
+                print(f"  eval at step {event.step}: loss {event.eval_loss:.4f}", flush=True)
+            case CheckpointSaved():
+                print(f"  checkpoint saved: {event.path}", flush=True)
+            case RunStarted():
+                print(
+                    f"Training {event.trainable_params:,} of {event.total_params:,} parameters on "
+                    f"{event.device} ({event.precision}); {event.total_steps} steps. Run folder: {event.run_dir}",
+                    flush=True,
+                )
+            case LogLine():
+                print(("warning: " if event.level == "warning" else "") + event.message, flush=True)
+
+    def _failed(self, event: Failed) -> None:
+        print(f"error: {event.message}", file=sys.stderr)
+        if event.hint:
+            print(event.hint, file=sys.stderr)
+        if self.debug:
+            print(event.details, file=sys.stderr)
+        if event.last_checkpoint:
+            print(f"Last checkpoint kept: {event.last_checkpoint}", file=sys.stderr)
+
+    def _finished(self, event: Finished) -> None:
+        state = "stopped" if event.cancelled else "ended" if event.problem else "finished"
+        loss = f", final loss {event.final_loss:.4f}" if event.final_loss is not None else ""
+        print(f"Run {state} at step {event.step}{loss}.\nRun folder: {event.run_dir}")
+        if event.problem:
+            print(f"warning: {event.problem}", file=sys.stderr)
+        if event.cancelled:
+            print(f"Resume with: tunesmith train --resume {event.run_dir}")
 
 
-def format_step(event: Any) -> str:
+def format_step(event: StepMetrics) -> str:
     eta = int(event.eta_seconds)
     return (
         f"step {event.step}/{event.total_steps}  loss {event.loss:.4f}  lr {event.learning_rate:.2e}  "

@@ -182,3 +182,29 @@ def test_train_warns_about_unusual_values_by_their_flag(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "warning: --lr is 0.5, far from the usual 1e-06 to 0.001; training goes ahead as asked." in err
     assert "warning: --lora-r is 256, far from the usual 2 to 128" in err
+
+
+def test_the_printer_says_how_a_run_ended(capsys):
+    from tunesmith.core.cli_commands import EventPrinter
+    from tunesmith.core.events import Finished, LogLine
+
+    printer = EventPrinter()
+    printer(LogLine("warning", "the loss climbed"))
+    printer(
+        Finished(
+            run_dir="runs/r", adapter_dir="runs/r/adapter", step=6, final_loss=15.9, problem="It diverged."
+        )
+    )
+    printer(Finished(run_dir="runs/s", adapter_dir="runs/s/adapter", step=3, final_loss=2.0, cancelled=True))
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        "warning: the loss climbed",
+        "Run ended at step 6, final loss 15.9000.",
+        "Run folder: runs/r",
+        "Run stopped at step 3, final loss 2.0000.",
+        "Run folder: runs/s",
+        "Resume with: tunesmith train --resume runs/s",
+    ]
+    assert err == "warning: It diverged.\n"
+    EventPrinter(quiet=True)(LogLine("info", "not shown"))
+    assert capsys.readouterr().out == ""
