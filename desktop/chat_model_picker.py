@@ -14,7 +14,7 @@ from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QWidget
 
 from tunesmith.desktop.logic.formatting import friendly_path
-from tunesmith.desktop.logic.run_history import RunSummary
+from tunesmith.desktop.logic.past_runs import PastRun
 
 RUN_ROLE = Qt.ItemDataRole.UserRole + 1  # a past run's folder, as text
 TUNED_TEXT = "The model you just trained"
@@ -25,7 +25,7 @@ class ChatModelPicker(QComboBox):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.runs: dict[str, RunSummary] = {}
+        self.runs: dict[str, PastRun] = {}
         self.addItem(TUNED_TEXT, "tuned")
         self.addItem("A GGUF file (llama.cpp)", "gguf")
         self.addItem("Base GGUF + LoRA adapter GGUF (llama.cpp)", "adapter")
@@ -40,7 +40,7 @@ class ChatModelPicker(QComboBox):
     def side(self) -> str | None:
         return self.currentData()
 
-    def run(self) -> RunSummary | None:
+    def run(self) -> PastRun | None:
         """The past run chosen, when one is."""
         return self.runs.get(self.currentData(RUN_ROLE) or "") if self.side() == "run" else None
 
@@ -54,7 +54,7 @@ class ChatModelPicker(QComboBox):
             self.setCurrentIndex(index)
         return index >= 0
 
-    def set_runs(self, runs: list[RunSummary], folder: str) -> None:
+    def set_runs(self, runs: list[PastRun], folder: str) -> None:
         """List `runs` (newest first) after the trained model; the chosen item stays chosen when it still
         exists (no change signal then), else the first item is chosen."""
         chosen_side, chosen_run = self.side(), self.currentData(RUN_ROLE)

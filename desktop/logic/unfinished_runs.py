@@ -17,7 +17,7 @@ import yaml
 from tunesmith.core.config import ConfigError, RunConfig
 from tunesmith.core.events import Failed, Finished
 from tunesmith.core.training.checkpoint_files import latest_complete, step_of
-from tunesmith.desktop.logic.run_history import CONFIG_FILE, METRICS_FILE, read_run
+from tunesmith.desktop.logic.run_history import CONFIG_FILE, METRICS_FILE, RunHistory, read_run
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class ResumableRun:
     step: int  # the checkpoint's step: where a resume starts
     total_steps: int | None  # the run's planned steps, when it got far enough to know them
     how_it_ended: str  # "was stopped" | "failed" | "ended unexpectedly"
+    history: RunHistory | None = None  # its metrics, as read to decide (the plots redraw from them)
 
     def offer(self) -> str:
         """e.g. "The run 20261206-101500 was stopped at step 62 of 200."."""
@@ -58,7 +59,7 @@ def resumable(run_dir: str | Path) -> ResumableRun | None:
         return None  # it reached its end: there is nothing left to train
     how = {Finished: "was stopped", Failed: "failed"}.get(type(ended), "ended unexpectedly")
     total = history.started.total_steps if history and history.started else None
-    return ResumableRun(path, config, checkpoint, step_of(checkpoint), total, how)
+    return ResumableRun(path, config, checkpoint, step_of(checkpoint), total, how, history)
 
 
 def newest_resumable(runs_folder: str | Path, skip: set[str] = frozenset()) -> ResumableRun | None:

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 from tunesmith.desktop.adapter_controls import AdapterControls
 from tunesmith.desktop.chat_model_picker import ChatModelPicker
 from tunesmith.desktop.chat_transcript import ChatTranscript
-from tunesmith.desktop.logic.run_history import list_runs
+from tunesmith.desktop.logic.past_runs import trained_runs
 
 SIDE_TITLES = {
     "tuned": "Your tuned model",
@@ -211,7 +211,7 @@ class ChatTab(QWidget):
         """List the runs folder's trained runs in the picker.  With no model trained in this session, the
         newest past run is chosen, so a model trained before a restart answers at once."""
         folder = self.controller.config.output_dir
-        self.model_combo.set_runs(list_runs(folder), folder)
+        self.model_combo.set_runs(trained_runs(folder), folder)
         training = self.controller.training
         if (
             not self._busy

@@ -35,8 +35,8 @@ from tunesmith.desktop.logic.presets import (
     matching_preset,
 )
 from tunesmith.desktop.logic.run_estimate import estimate_for_config
-from tunesmith.desktop.logic.run_history import read_run
-from tunesmith.desktop.logic.settings_spec import setting, tooltip
+from tunesmith.desktop.logic.run_history import RunHistory, read_run
+from tunesmith.desktop.logic.settings_spec import setting_at, tooltip
 from tunesmith.desktop.logic.unfinished_runs import ResumableRun
 from tunesmith.desktop.widgets.run_folder import RunFolderRow
 from tunesmith.desktop.widgets.run_plots import RunPlots
@@ -48,7 +48,7 @@ PRESET_TIP = (
     "Quick test: a few steps to check everything works.\nBalanced: a good first real run.\n"
     "Best quality: slower, learns more carefully."
 )
-METHOD = setting("train.method")
+METHOD = setting_at("train.method")
 # What each method does and which data it needs, in the words of someone who has not read the papers.
 METHOD_TIPS = {
     "sft": "Learns to answer like your examples. Data: conversations, instruction/answer pairs or text.",
@@ -324,7 +324,12 @@ class TrainTab(QWidget):
         """
         if self.session.is_running():
             return 0
-        history = read_run(path)
+        return self.show_history(read_run(path))
+
+    def show_history(self, history: RunHistory) -> int:
+        """Redraw the plots from a run's metrics already read; returns its steps."""
+        if self.session.is_running():
+            return 0
         self.plots.clear()
         for step in history.steps:
             self.plots.add_step(step)
@@ -342,7 +347,10 @@ class TrainTab(QWidget):
     def take_up(self, run: ResumableRun) -> None:
         """Make a run that stopped early (in an earlier session, or picked from the history) the one
         Resume continues: its plots are drawn, the status says where it stopped, Resume is enabled."""
-        self.show_past_run(str(run.path))
+        if run.history is not None:
+            self.show_history(run.history)  # read once, to decide it can be resumed
+        else:
+            self.show_past_run(str(run.path))
         self.session.adopt(run)
         self.status_label.setText(f"{run.offer()} Press Resume to go on from there.")
 
