@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.core.config import ConfigError, RunConfig, Setting, get_value, run_settings, set_value
+from tunesmith.core.settings import plain_number
 
 _PARSE = {"int": int, "float": float, "text": str, "choice": str}
 
@@ -56,31 +57,16 @@ def _add_flag(group: Any, spec: Setting, default: Any) -> None:
 
 
 def _help(spec: Setting, default: Any) -> str:
-    text = spec.help + _bounds(spec)
+    allowed = spec.allowed() if spec.kind in ("int", "float") else ""
+    text = spec.help + (f" Allowed: {allowed}." if allowed else "")
     if spec.kind == "list":
         text += " Repeat the flag for each one."
     if isinstance(default, bool) and spec.flag_sets is None:
         text += f" Default: {'on' if default else 'off'}."
     elif default not in (None, [], "") and not isinstance(default, bool):
-        text += f" Default: {', '.join(default) if isinstance(default, list) else _number(default)}."
+        shown = ", ".join(default) if isinstance(default, list) else default
+        text += f" Default: {plain_number(shown) if isinstance(shown, int | float) else shown}."
     return text.replace("%", "%%")  # argparse formats help with %
-
-
-def _bounds(spec: Setting) -> str:
-    if spec.kind not in ("int", "float"):
-        return ""
-    low, high = spec.minimum, spec.maximum
-    if low is not None and high is not None:
-        return f" From {_number(low)} to {_number(high)}."
-    if low is not None:
-        return f" At least {_number(low)}."
-    return f" At most {_number(high)}." if high is not None else ""
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def setting_namer(args: argparse.Namespace) -> Callable[[str], str]:

@@ -56,6 +56,26 @@ class Setting:
     def cli_flag(self) -> str:
         return self.flag or "--" + self.path.rsplit(".", 1)[-1].replace("_", "-")
 
+    def allowed(self) -> str:
+        """The allowed range in words: "between 1 and 512", "0 or more", "" when unbounded."""
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None:
+            return f"between {plain_number(low)} and {plain_number(high)}"
+        if low is not None:
+            return f"{plain_number(low)} or more"
+        return f"{plain_number(high)} or less" if high is not None else ""
+
+    def usual_range(self) -> str:
+        """The usual range in words ("1 to 128"), "" when none is declared."""
+        return f"{plain_number(self.usual[0])} to {plain_number(self.usual[1])}" if self.usual else ""
+
+
+def plain_number(value: float) -> str:
+    """A number as a setting's words show it: 512, 0.5, 1e-07 (never 1.04858e+06 or 512.0)."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}"
+
 
 def setting(default: Any = _NO_DEFAULT, *, default_factory: Any = _NO_DEFAULT, **info: Any) -> Any:
     """A dataclass field with its `Setting` attached: `batch_size: int = setting(2, label=..., help=...)`."""
@@ -192,7 +212,10 @@ def unusual_values(config: Any, settings: Iterator[Setting]) -> list[UnusualSett
         if not low <= value <= high:
             found.append(
                 UnusualSetting(
-                    "{" + spec.path + "} is " + f"{value:g}, far from the usual {low:g} to {high:g}",
+                    "{"
+                    + spec.path
+                    + "} is "
+                    + f"{plain_number(value)}, far from the usual {spec.usual_range()}",
                     (spec.path,),
                 )
             )
@@ -212,7 +235,7 @@ def _value_problem(spec: Setting, value: Any) -> str:
         return "must be one of " + ", ".join(str(choice) for choice in spec.choices if choice is not None)
     if spec.kind in ("int", "float"):
         if spec.minimum is not None and value < spec.minimum:
-            return f"must be {spec.minimum:g} or more"
+            return f"must be {plain_number(spec.minimum)} or more"
         if spec.maximum is not None and value > spec.maximum:
-            return f"must be {spec.maximum:g} or less"
+            return f"must be {plain_number(spec.maximum)} or less"
     return ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import textwrap
 
 from tunesmith.core.config import Setting, get_value, run_settings, set_value, setting_at
+from tunesmith.core.settings import plain_number
 
 # Settings edited outside the form, by the widget that owns the choice.
 ELSEWHERE = {
@@ -28,7 +29,6 @@ SETTINGS: tuple[Setting, ...] = tuple(
     spec for spec in run_settings() if not spec.internal and spec.path not in ELSEWHERE
 )
 LABELS = {spec.path: spec.label for spec in run_settings()}
-setting = setting_at  # the declaration of one setting, by its dotted path
 
 
 def typed_note(spec: Setting, typed: float | None, kept: float) -> str:
@@ -38,28 +38,17 @@ def typed_note(spec: Setting, typed: float | None, kept: float) -> str:
         return ""
     low, high = spec.minimum, spec.maximum
     if (low is not None and typed < low) or (high is not None and typed > high):
-        usual = f" (usually {_number(spec.usual[0])} to {_number(spec.usual[1])})" if spec.usual else ""
+        usual = f" (usually {spec.usual_range()})" if spec.usual else ""
         return (
-            f"{_number(typed)} is not allowed: {spec.label} must be {_allowed(spec)}{usual}. "
-            f"It stays {_number(kept)}."
+            f"{plain_number(typed)} is not allowed: {spec.label} must be {spec.allowed()}{usual}. "
+            f"It stays {plain_number(kept)}."
         )
     if spec.usual and not spec.usual[0] <= typed <= spec.usual[1]:
         return (
-            f"{_number(typed)} is far from the usual {_number(spec.usual[0])} to "
-            f"{_number(spec.usual[1])}: you will be asked to confirm it before training starts."
+            f"{plain_number(typed)} is far from the usual {spec.usual_range()}: you will be asked to confirm "
+            "it before training starts."
         )
     return ""
-
-
-def _allowed(spec: Setting) -> str:
-    low, high = spec.minimum, spec.maximum
-    if low is not None and high is not None:
-        return f"between {_number(low)} and {_number(high)}"
-    return f"{_number(low)} or more" if low is not None else f"{_number(high)} or less"
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
 
 
 def tooltip(spec: Setting) -> str:
@@ -67,4 +56,4 @@ def tooltip(spec: Setting) -> str:
     return textwrap.fill(spec.help, 80)
 
 
-__all__ = ["ELSEWHERE", "LABELS", "SETTINGS", "get_value", "set_value", "setting", "tooltip", "typed_note"]
+__all__ = ["ELSEWHERE", "LABELS", "SETTINGS", "get_value", "set_value", "setting_at", "tooltip", "typed_note"]

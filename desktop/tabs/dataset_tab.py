@@ -41,12 +41,12 @@ from PySide6.QtWidgets import (
 from tunesmith.core.data.formats import FORMAT_HOLDS, columns_text, methods_for
 from tunesmith.desktop import persistence
 from tunesmith.desktop.logic.dataset_preview import raw_line, resolve_dataset_path
-from tunesmith.desktop.logic.settings_spec import setting, tooltip
+from tunesmith.desktop.logic.settings_spec import setting_at, tooltip
 from tunesmith.desktop.logic.template_view import readable
 from tunesmith.desktop.widgets.column_step import ColumnStep
 from tunesmith.desktop.widgets.length_histogram import LengthHistogram
 
-FORMAT_SETTING = setting("data.format")
+FORMAT_SETTING = setting_at("data.format")
 FORMATS = tuple(FORMAT_SETTING.choices)
 FILE_FILTER = "Datasets (*.jsonl *.json *.csv *.parquet *.txt);;All files (*)"
 TRAINED_STYLE = "background-color: rgba(46, 139, 87, 0.30);"
@@ -70,7 +70,7 @@ class DatasetTab(QWidget):
         self.setAcceptDrops(True)
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("Drop a dataset file here, or click Open…")
-        self.path_edit.setToolTip(tooltip(setting("data.path")))
+        self.path_edit.setToolTip(tooltip(setting_at("data.path")))
         self.path_edit.setObjectName("data.path")
         self.open_button = QPushButton("Open…")
         self.open_button.setToolTip("Choose a dataset file (Ctrl+O)")

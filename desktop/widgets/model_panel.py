@@ -20,11 +20,11 @@ from PySide6.QtWidgets import (
 )
 
 from tunesmith.desktop.logic.presets import machine_limits
-from tunesmith.desktop.logic.settings_spec import setting, tooltip
+from tunesmith.desktop.logic.settings_spec import setting_at, tooltip
 
 DEMO_LABEL = "Demo model — SmolLM2-135M-Instruct (embedded, works offline)"
 KINDS = [("demo", DEMO_LABEL), ("folder", "Local model folder"), ("gguf", "GGUF file"), ("hub", "Hub id")]
-PRECISION = setting("model.precision")
+PRECISION = setting_at("model.precision")
 
 
 class ModelPanel(QGroupBox):
@@ -36,7 +36,7 @@ class ModelPanel(QGroupBox):
         self.kind_combo = QComboBox()
         for key, label in KINDS:
             self.kind_combo.addItem(label, key)
-        self.kind_combo.setToolTip(tooltip(setting("model.source")))
+        self.kind_combo.setToolTip(tooltip(setting_at("model.source")))
         self.kind_combo.setObjectName("model.source")
         self.location_edit = QLineEdit()
         self.location_edit.setPlaceholderText(
