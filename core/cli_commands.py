@@ -12,7 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from tunesmith.core.cli_settings import add_setting_flags, config_from_args, setting_namer
-from tunesmith.core.config import DATA_FORMAT_CHOICES, ConfigError
+from tunesmith.core.config import DATA_FORMAT_CHOICES, TOO_LONG_CHOICES, ConfigError
 from tunesmith.core.events import (
     CheckpointSaved,
     EvalMetrics,
@@ -89,6 +89,12 @@ def add_data(sub: argparse._SubParsersAction) -> None:
     )
     check.add_argument("--model", default="demo", help="model whose tokenizer counts tokens (default: demo)")
     check.add_argument("--max-length", type=int, default=512, help="max tokens per row (default 512)")
+    check.add_argument(
+        "--too-long",
+        default="cut",
+        choices=list(TOO_LONG_CHOICES),
+        help="what training will do with longer rows: cut, split or drop (default cut)",
+    )
     check.add_argument("--no-tokens", action="store_true", help="skip token counting (no model needed)")
     check.set_defaults(handler=run_data_check)
     data.set_defaults(handler=lambda args: data.print_help() or 2)
@@ -102,20 +108,20 @@ def run_data_check(args: argparse.Namespace) -> int:
     for note in dataset.notes:
         print(f"note: {note}")
     if not args.no_tokens and dataset.format not in ("preference", "prompt"):
-        print(_token_summary(dataset, args.model, args.max_length))
+        print(_token_summary(dataset, args.model, args.max_length, args.too_long))
     for problem in dataset.problems:
         print(problem, file=sys.stderr)
     return 1 if dataset.problems else 0
 
 
-def _token_summary(dataset: DatasetFile, model: str, max_length: int) -> str:
+def _token_summary(dataset: DatasetFile, model: str, max_length: int, too_long: str = "cut") -> str:
     from tunesmith.core.data import apply_template, length_stats, render_example
     from tunesmith.core.models.sources import load_tokenizer
 
     tokenizer = load_tokenizer(model)
     apply_template(tokenizer, None)
     lengths = [render_example(r.example, tokenizer, max_length).num_tokens for r in dataset.records]
-    return length_stats(lengths, max_length).summary()
+    return length_stats(lengths, max_length, too_long).summary()
 
 
 # ----------------------------------------------------------------------------- train

@@ -61,6 +61,11 @@ TEMPLATE_CHOICES: dict[str | None, str] = {
     **{name: name for name in NAMED_TEMPLATES},
 }
 DATA_FORMAT_CHOICES = {"auto": "Detect from the rows", **FORMAT_LABELS}
+TOO_LONG_CHOICES = {
+    "cut": "Cut at the max length (the rest is not learned)",
+    "split": "Split into pieces that fit (text in windows, chats between turns)",
+    "drop": "Leave the row out",
+}
 PRECISIONS = tuple(PRECISION_CHOICES)
 METHODS = tuple(METHOD_CHOICES)
 _GRPO = ("grpo",)
@@ -216,8 +221,8 @@ class DataConfig:
     max_length: int = setting(
         512,
         label="Max length (tokens)",
-        help="Longest example the model sees; longer ones are cut. The Dataset tab's histogram shows "
-        "where your examples fall. Longer needs more memory.",
+        help="Longest example the model sees; longer ones are cut, split or left out (Rows longer than "
+        "max length). The Dataset tab's histogram shows where your examples fall. Longer needs more memory.",
         minimum=16,
         maximum=1_048_576,
         step=64,
@@ -233,6 +238,17 @@ class DataConfig:
         label="Evaluation split",
         help="Fraction of rows kept aside to measure how well the model does on examples it did not "
         "train on. 0 = none.",
+    too_long: str = setting(
+        "cut",
+        label="Rows longer than max length",
+        help="What happens to an example longer than the max length: cut it there (its end is not "
+        "learned), split it into pieces that each fit (plain text in consecutive windows; a conversation "
+        "between turns, each piece from a question to an answer, with the system prompt kept), or leave "
+        "it out. The dataset check says how many rows this concerns.",
+        choices=TOO_LONG_CHOICES,
+        methods=("sft",),
+        advanced=True,
+    )
         minimum=0,
         maximum=0.9,
         usual=(0, 0.3),

@@ -251,7 +251,7 @@ class MainWindow(QMainWindow):
         self.train_tab.start()
 
     def _on_setting_changed(self, path: str) -> None:
-        if path == "data.max_length":
+        if path in ("data.max_length", "data.too_long"):  # the Dataset tab says what happens to long rows
             self.dataset_tab.update_cut()
         if path in ("data.max_length", "data.assistant_only_loss"):
             QTimer.singleShot(0, self.controller.load_dataset)

@@ -1,8 +1,9 @@
 """Turn a checked dataset into tokenized train/eval sets for the SFT trainer.
 
 Each conversation or text row is rendered with the chat template and tokenized with its trained-token
-mask (labels of -100 elsewhere), truncated to max_length (counted), then split into train and eval by
-ratio with a fixed seed.  Preference and prompt-only rows are handed to TRL as canonical dicts instead
+mask (labels of -100 elsewhere); a row longer than max_length is cut, split or left out as
+`data.too_long` says (core.data.long_rows, counted), then the rows are split into train and eval by ratio
+with a fixed seed.  Rows keep their own length: nothing is padded to max_length here.  Preference and prompt-only rows are handed to TRL as canonical dicts instead
 (`preference_rows`); this module does not know about trainers.
 """
 
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tunesmith.core.config import DataConfig
+from tunesmith.core.data.long_rows import fit_to_length
 from tunesmith.core.data.stats import LengthStats, length_stats
-from tunesmith.core.data.templates import render_example
 from tunesmith.core.data.validation import DatasetFile
 
 if TYPE_CHECKING:
@@ -29,9 +30,11 @@ log = logging.getLogger(__name__)
 class PreparedData:
     train: Dataset  # with input_ids, attention_mask, labels
     eval: Dataset | None
-    truncated_rows: int
+    truncated_rows: int  # rows cut at max_length (data.too_long "cut")
     stats: LengthStats
     tokens_total: int
+    split_rows: int = 0  # rows split into pieces that fit ("split")
+    dropped_rows: int = 0  # rows left out ("drop")
 
 
 def split_indices(n: int, eval_ratio: float, seed: int) -> tuple[list[int], list[int]]:
@@ -54,22 +57,33 @@ def prepare_sft(
             f"{dataset.path} holds {dataset.format} data, which SFT cannot learn from: "
             "use DPO/ORPO for preference pairs and GRPO for prompt-only data."
         )
-    rows, lengths, truncated = [], [], 0
+    rows, lengths = [], []
+    outcomes = {"cut": 0, "split": 0, "drop": 0}
     for record in dataset.records:
-        rendered = render_example(record.example, tokenizer, cfg.max_length, cfg.assistant_only_loss)
-        lengths.append(rendered.num_tokens)
-        truncated += rendered.truncated
-        if not any(rendered.trained):
-            log.warning(
-                "%s:%d: nothing left to train on after truncation; skipped", dataset.path, record.line
+        fitted = fit_to_length(
+            record.example, tokenizer, cfg.max_length, cfg.too_long, cfg.assistant_only_loss
+        )
+        lengths.append(fitted.num_tokens)
+        if fitted.outcome in outcomes:
+            outcomes[fitted.outcome] += 1
+        for rendered in fitted.pieces:
+            if not any(rendered.trained):
+                log.warning(
+                    "%s:%d: nothing left to train on after truncation; skipped", dataset.path, record.line
+                )
+                continue
+            rows.append(
+                {
+                    "input_ids": rendered.input_ids,
+                    "attention_mask": [1] * len(rendered.input_ids),
+                    "labels": rendered.labels,
+                }
             )
-            continue
-        rows.append(
-            {
-                "input_ids": rendered.input_ids,
-                "attention_mask": [1] * len(rendered.input_ids),
-                "labels": rendered.labels,
-            }
+    truncated = outcomes["cut"]
+    if not rows and outcomes["drop"]:
+        raise ValueError(
+            f"{dataset.path}: every row is longer than max_length {cfg.max_length} and 'Rows longer than max "
+            "length' leaves them out: raise the max length, or cut or split them (--too-long cut|split)."
         )
     if truncated:
         log.info(
@@ -85,8 +99,10 @@ def prepare_sft(
         train=train,
         eval=evaluation,
         truncated_rows=truncated,
-        stats=length_stats(lengths, cfg.max_length),
+        stats=length_stats(lengths, cfg.max_length, cfg.too_long),
         tokens_total=sum(len(r["input_ids"]) for r in rows),
+        split_rows=outcomes["split"],
+        dropped_rows=outcomes["drop"],
     )
 
 

@@ -66,7 +66,15 @@ def prepare_data(
             LogLine(
                 "warning",
                 f"{prepared.truncated_rows} rows were cut to max_length {config.data.max_length}; "
-                "raise max_length to keep them whole.",
+                "raise max_length to keep them whole, or split them (Rows longer than max length).",
+            )
+        )
+    if prepared.split_rows or prepared.dropped_rows:
+        emit(
+            LogLine(
+                "info",
+                f"rows longer than max_length {config.data.max_length}: {prepared.split_rows} split into "
+                f"pieces that fit, {prepared.dropped_rows} left out.",
             )
         )
     return prepared

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from tunesmith.core.data.formats import FORMAT_HOLDS, columns_text, methods_for
+from tunesmith.core.data.stats import too_long_fate
 from tunesmith.desktop import persistence
 from tunesmith.desktop.logic.dataset_preview import raw_line, resolve_dataset_path
 from tunesmith.desktop.logic.settings_spec import setting_at, tooltip
@@ -281,7 +282,7 @@ class DatasetTab(QWidget):
             self.column_step.hide()
         max_length = self.controller.config.data.max_length
         self.histogram.set_lengths(preview.lengths, max_length)
-        self.summary_label.setText(self.summary_text(preview, self.histogram.over_cut))
+        self.summary_label.setText(self.summary_text(preview, self.histogram.over_cut, self._fate()))
         self.rows_table.setRowCount(len(preview.rows))
         for r, row in enumerate(preview.rows):
             summary = row.summary()[:300]
@@ -387,7 +388,7 @@ class DatasetTab(QWidget):
         self.row_view.setHtml(page)
 
     @staticmethod
-    def summary_text(preview, over_cut: int) -> str:
+    def summary_text(preview, over_cut: int, fate: str = "they will be cut") -> str:
         """One line about the file: format, usable rows, lengths, problems."""
         # The format's name, and what it means in words (what "Alpaca" or "ShareGPT" rows hold).
         words = FORMAT_USES.get(preview.format) or FORMAT_SETTING.choices.get(preview.format)
@@ -401,7 +402,7 @@ class DatasetTab(QWidget):
             if preview.measured_rows < preview.usable_rows:
                 text += f" (first {preview.measured_rows} rows)"
         if over_cut:
-            text += f" — <b>{over_cut}</b> example(s) are longer than the max length and will be cut"
+            text += f" — <b>{over_cut}</b> example(s) are longer than the max length: {fate}"
         if preview.columns and preview.columns.get("question") != "instruction":
             text += (
                 f" — question: <b>{html.escape(preview.columns['question'])}</b>, "
@@ -419,7 +420,14 @@ class DatasetTab(QWidget):
         """Redraw the max-length line after the setting changed."""
         self.histogram.set_cut(self.controller.config.data.max_length)
         if self._preview is not None:
-            self.summary_label.setText(self.summary_text(self._preview, self.histogram.over_cut))
+            self.summary_label.setText(
+                self.summary_text(self._preview, self.histogram.over_cut, self._fate())
+            )
+
+    def _fate(self) -> str:
+        """What training will do with rows longer than the max length ('Rows longer than max length')."""
+        data = self.controller.config.data
+        return too_long_fate(data.too_long, data.max_length)
 
 
 def _pre(segments: list[tuple[str, bool]], style: str) -> str:
