@@ -227,17 +227,6 @@ class DataConfig:
         maximum=1_048_576,
         step=64,
     )
-    assistant_only_loss: bool = setting(
-        True,
-        label="Train on answers only",
-        help="Learn only from the assistant's replies; the questions are context. Usually what you want.",
-        advanced=True,
-    )
-    eval_ratio: float = setting(
-        0.0,
-        label="Evaluation split",
-        help="Fraction of rows kept aside to measure how well the model does on examples it did not "
-        "train on. 0 = none.",
     too_long: str = setting(
         "cut",
         label="Rows longer than max length",
@@ -249,6 +238,17 @@ class DataConfig:
         methods=("sft",),
         advanced=True,
     )
+    assistant_only_loss: bool = setting(
+        True,
+        label="Train on answers only",
+        help="Learn only from the assistant's replies; the questions are context. Usually what you want.",
+        advanced=True,
+    )
+    eval_ratio: float = setting(
+        0.0,
+        label="Evaluation split",
+        help="Fraction of rows kept aside to measure how well the model does on examples it did not "
+        "train on. 0 = none.",
         minimum=0,
         maximum=0.9,
         usual=(0, 0.3),
