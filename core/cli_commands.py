@@ -97,6 +97,9 @@ def add_data(sub: argparse._SubParsersAction) -> None:
     )
     check.add_argument("--no-tokens", action="store_true", help="skip token counting (no model needed)")
     check.set_defaults(handler=run_data_check)
+    from tunesmith.core.data.import_cli import add_import_parser  # argparse only: --help stays instant
+
+    add_import_parser(data_sub)
     data.set_defaults(handler=lambda args: data.print_help() or 2)
 
 
