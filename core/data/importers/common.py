@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 # The first unparsable lines a report keeps to show; the rest are only counted (a wrong file can have
@@ -141,3 +141,22 @@ class Chat:
 
     def speakers(self) -> Counter[str]:
         return Counter(message.author for message in self.messages)
+
+
+def parse_iso(text: object) -> datetime | None:
+    """An ISO 8601 time as exports write it ("2023-12-31T21:05:09", "...09.123+00:00", "...Z"), as a naive
+    UTC time (so times of one file compare whatever offsets they carry), or None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    value = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    head, dot, tail = value.partition(".")
+    if dot:  # fractions of any length (Python 3.10 takes only 3 or 6 digits)
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        value = f"{head}.{tail[:digits][:6].ljust(6, '0')}{tail[digits:]}"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed

@@ -53,8 +53,9 @@ def _sniff_zip(path: Path) -> str | None:
 def _sniff_text(head: str, suffix: str) -> str | None:
     from tunesmith.core.data.importers.whatsapp import looks_like_whatsapp
 
-    stripped = head.lstrip()
-    if stripped.startswith(("{", "[")):
+    if looks_like_whatsapp(head.splitlines()[:50]):  # before JSON: iPhone lines start with "["
+        return "whatsapp"
+    if head.lstrip().startswith(("{", "[")):
         if '"guild"' in head and '"channel"' in head:
             return "discord"
         if any(key in head for key in ('"date_unixtime"', '"from_id"', '"personal_information"')):
@@ -62,8 +63,6 @@ def _sniff_text(head: str, suffix: str) -> str | None:
         if '"chats"' in head and '"list"' in head:
             return "telegram"
         return None
-    if looks_like_whatsapp(head.splitlines()[:50]):
-        return "whatsapp"
     if suffix in {".csv", ".tsv"}:
         return "csv"
     if suffix in _DOC_SUFFIXES or suffix == ".txt":
