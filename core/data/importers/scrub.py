@@ -98,9 +98,10 @@ class Scrubber:
         before = match.string[max(0, match.start() - 2) : match.start()]
         after = match.string[match.end() : match.end() + 4]
         if _CURRENCY_BEFORE.search(before) or _CURRENCY_AFTER.match(after) or not _is_phone(candidate):
-            # A longer run may hold a phone number after a date ("01.02.2024 0171 1234567"): try the rest.
+            # A run may hold a phone number after a date ("01.02.2024 0171 1234567"): try the rest.  Only
+            # after a date: inside other digit runs (an IBAN's groups) a tail can look like "0044 ...".
             head, sep, tail = candidate.partition(" ")
-            return head + sep + _PHONE.sub(self._phone, tail) if sep else candidate
+            return head + sep + _PHONE.sub(self._phone, tail) if sep and _DATE.match(head) else candidate
         self._counts["phone"] += 1
         return PLACEHOLDERS["phone"]
 
