@@ -56,7 +56,8 @@ def read_chats(path: Path, options: ImportOptions, report: FileReport) -> list[C
         if len(record) != len(header):
             report.could_not_parse(f"line {start}", f"{len(record)} fields, the header has {len(header)}")
             continue
-        raw.append((start, *(record[i].strip() if i is not None else "" for i in index.values())))  # type: ignore[arg-type]
+        time, author, text = (record[i].strip() if i is not None else "" for i in index.values())
+        raw.append((start, time, author, text))
     chat = Chat(path.stem, _messages(raw, index["time"] is not None, report))
     report.unparsed.sort(key=lambda item: int(item[0].split()[1]))  # times are checked after the shapes
     return [chat]

@@ -26,7 +26,7 @@ def read_chats(path: Path, options: ImportOptions, report: FileReport) -> list[C
         from tunesmith.core.data.importers.sniff import wrong_format
 
         raise wrong_format(path, "discord", report)
-    channel = data.get("channel") if isinstance(data.get("channel"), dict) else {}
+    channel = data["channel"] if isinstance(data.get("channel"), dict) else {}
     chat = Chat(str(channel.get("name") or Path(path).stem))
     by_id: dict[Any, Message] = {}
     for j, item in enumerate(data["messages"]):
@@ -50,12 +50,12 @@ def _message(item: Any, where: str, report: FileReport) -> Message | None:
     if item.get("type", "Default") not in _SPOKEN:
         report.skip(SKIP_SYSTEM)
         return None
-    author = item.get("author")
-    name = author.get("name") if isinstance(author, dict) else None
+    author: dict[str, Any] = item["author"] if isinstance(item.get("author"), dict) else {}
+    name, nickname = author.get("name"), author.get("nickname")
     if not isinstance(name, str) or not name:
         report.could_not_parse(f"{where}.author.name", "no author name")
         return None
-    nickname = author.get("nickname") if isinstance(author.get("nickname"), str) else None  # type: ignore[union-attr]
+    nickname = nickname if isinstance(nickname, str) and nickname else None
     when = parse_iso(item.get("timestamp"))
     if when is None:
         report.could_not_parse(f"{where}.timestamp", f"no readable time: {item.get('timestamp')!r}")
