@@ -76,6 +76,12 @@ class DatasetTab(QWidget):
         self.open_button = QPushButton("Open…")
         self.open_button.setToolTip("Choose a dataset file (Ctrl+O)")
         self.sample_button = QPushButton("Use sample")
+        self.import_button = QPushButton("Import…")
+        self.import_button.setToolTip(
+            "Make a dataset from your chat exports (WhatsApp, Telegram, Discord, a table) or documents\n"
+            "(PDF, Word, text), with personal data replaced. Nothing leaves this computer."
+        )
+        self.import_wizard = None  # the open Import wizard, if any
         self.sample_button.setToolTip("The small sample dataset that comes with Tunesmith.")
         self.format_combo = QComboBox()
         self.format_combo.addItems(FORMATS)
@@ -130,6 +136,7 @@ class DatasetTab(QWidget):
         top.addWidget(self.open_button)
         top.addWidget(self.reload_button)
         top.addWidget(self.sample_button)
+        top.addWidget(self.import_button)
         top.addWidget(QLabel("Format:"))
         top.addWidget(self.format_combo)
         preview = QSplitter(Qt.Orientation.Vertical)
@@ -157,6 +164,7 @@ class DatasetTab(QWidget):
 
         self.open_button.clicked.connect(self.choose_file)
         self.sample_button.clicked.connect(lambda: self.open_path("sample"))
+        self.import_button.clicked.connect(self.open_import)
         self.path_edit.editingFinished.connect(self._on_path_edited)
         self.path_edit.returnPressed.connect(self._on_path_entered)
         self.reload_button.clicked.connect(self.reload)
@@ -193,6 +201,18 @@ class DatasetTab(QWidget):
             fmt = "auto"  # the columns make it a question/answer table
             self._show_format(fmt)
         self.controller.load_dataset(path, fmt, columns)
+
+    def open_import(self) -> None:
+        """The Import wizard (desktop/import_wizard.py); the file it writes opens here."""
+        from tunesmith.desktop.import_wizard import ImportWizard
+
+        self.import_wizard = ImportWizard(self.controller, self)
+        self.import_wizard.sig_imported.connect(self._open_imported)
+        self.import_wizard.open()
+
+    def _open_imported(self, path: str) -> None:
+        self._show_format("auto")  # the importers write messages or text rows, detected as such
+        self.open_path(path)
 
     def reload(self) -> None:
         """Read the current file again (F5), e.g. after fixing it."""

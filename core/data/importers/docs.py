@@ -58,14 +58,24 @@ def read_docs(path: Path, options: ImportOptions) -> tuple[list[dict], FileRepor
     return rows, report
 
 
-def _paragraphs(path: Path, report: FileReport) -> list[str]:
+def not_a_document(path: Path, report: FileReport | None = None) -> ImportProblem | None:
+    """The refusal for a file that is not a document (a chat export, a table, JSON), saying what it looks
+    like and which source reads it; None for a document.  Looks at the name and the first bytes only."""
     from tunesmith.core.data.importers.sniff import wrong_format
 
-    if not path.is_file():
-        raise _Unreadable("is a folder; give the documents inside it" if path.is_dir() else "no such file")
     suffix = path.suffix.lower()
     if suffix not in (".pdf", ".docx", ".doc") and (suffix not in SUFFIXES or sniff(path) in _CHAT_SOURCES):
-        raise wrong_format(path, "docs", report)
+        return wrong_format(path, "docs", report)
+    return None
+
+
+def _paragraphs(path: Path, report: FileReport) -> list[str]:
+    if not path.is_file():
+        raise _Unreadable("is a folder; give the documents inside it" if path.is_dir() else "no such file")
+    refusal = not_a_document(path, report)
+    if refusal is not None:
+        raise refusal
+    suffix = path.suffix.lower()
     if suffix == ".pdf":
         return _pdf_paragraphs(path, report)
     if suffix == ".docx":
