@@ -13,12 +13,13 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from tunesmith.core import cli_commands
+from tunesmith.core import cli_commands, plan_cli
 
 EPILOG = """examples:
   tunesmith demo                                  fine-tune the embedded model, compare answers
   tunesmith info                                  what this machine can train on
   tunesmith data check my_chats.jsonl             check a dataset before training
+  tunesmith plan --model ./Llama-3.1-8B --vram-gib 24   the longest context a 24 GB card can train
   tunesmith train --data my_chats.jsonl --max-steps 100
   tunesmith train runs/my-run/config.yaml         repeat a run from its config
   tunesmith train --resume runs/my-run            continue a stopped run
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_commands.add_data(sub)
     cli_commands.add_train(sub)
     cli_commands.add_demo(sub)
+    plan_cli.add_plan(sub)
     _add_export_and_chat(sub)
     return parser
 

@@ -1,0 +1,224 @@
+"""The longest context a card can train: the same memory arithmetic as the kernels, before anything loads.
+
+For (Q)LoRA with Tunesmith's kernels (the engine on an NVIDIA GPU: core.models.loading patches them in
+with every layer checkpointed, its input offloaded to pinned host memory; kernels/DESIGN.md), one
+training step at batch 1 x T tokens needs
+
+    GPU(T)  = fixed + T x per_token_gpu
+    host(T) = embedding table + layer inputs + stash        (pinned, within the host budget)
+
+- fixed: the frozen base weights (NF4 with double quantization: 0.5 + 1/64 + 4/(64*256) bytes a
+  weight; 16-bit embedding tables, the untied input table in host memory), the LoRA adapters with their
+  fp32 gradients and AdamW moments (16 bytes a parameter), one layer's dequantized 16-bit weights held
+  through its backward, one 2^26-logit chunk of the fused loss, and the CUDA context.
+- per_token_gpu, in 16-bit elements, the working set of one layer's backward (the last layer's first):
+  4 x intermediate (the MLP's gate and up outputs, act(g) x u, and its gradient), 3 x hidden (the
+  gradient arriving from above, the norm's output, the residual), 2 x hidden (this layer's input and the
+  next one's, prefetched from host memory), and then either 2 x stash (this layer's stash and the next
+  one's, prefetched: attention output, log-sum-exp, rotated q, k, v and the residual sum) when the host
+  budget holds any stash, or the attention's q, k, v and output formed again by the recompute when it
+  holds none.  With MLP_TILE_TOKENS set (the kernels' MLP over sequence tiles) the 4 x intermediate term
+  covers one tile, not the whole length.
+- host: kernels.memory.host_budget's order: the input table first, then each layer's input (a layer
+  whose input does not fit stays in VRAM, counted in GPU(T)), then the stash item by item within
+  min(what is left, a quarter of RAM); every block rounded up to a power of two as torch's pinned
+  allocator rounds it.  The budget is what kernels.memory.host_budget.default_host_budget leaves:
+  RAM less max(4 GiB, a fifth of RAM).
+
+BENCHMARKS.md's measurements (8B QLoRA, batch 1) and issue 16's table check these within 15%
+(tests/core/test_context_plan.py).  Qt-free and torch-free: it reads shapes only (core.vram.ModelShape).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tunesmith.core.vram import ModelShape
+
+GIB = 2**30
+NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit weight, 8-bit absmax per 64, fp32 absmax per 256 blocks
+WEIGHT_BYTES = {"4bit": NF4_BYTES, "8bit": 1.0 + 4 / 64, "bf16": 2.0, "fp16": 2.0}
+LORA_STATE_BYTES = 4 + 4 + 8  # fp32 adapter weight and gradient, two AdamW moments
+LOSS_CHUNK_LOGITS = 1 << 26  # kernels.ops.cross_entropy's row chunk, 16-bit, its gradient in place
+CUDA_CONTEXT_GIB = 0.6  # the CUDA context and cuBLAS workspaces (core.vram.CUDA_OVERHEAD_GB)
+ALLOCATOR_SLACK = 0.03  # the caching allocator's fragmentation: a step that needs 97% of the card fits
+RUNTIME_HOST_GIB = 1.5  # the process beside its pinned memory (Python, torch, CUDA's host side)
+MLP_TILE_TOKENS: int | None = None  # None: the kernels' MLP runs over the whole length (today's kernels)
+ELEMENT = 2  # bytes of a 16-bit activation (bf16 or fp16 compute)
+STEP = 1024  # lengths are offered in multiples of this
+MAX_TOKENS = 1 << 21  # the search stops here (2,097,152 tokens)
+# Rows a step's forward passes hold at once, per dataset row: preference methods run chosen and rejected.
+ROWS_PER_EXAMPLE = {"sft": 1, "dpo": 2, "orpo": 2}
+
+
+@dataclass(frozen=True)
+class MemoryAt:
+    """What one step at `tokens` tokens per forward pass needs."""
+
+    tokens: int
+    gpu_gib: float
+    host_pinned_gib: float
+    host_layers: int  # layers whose input goes to host memory
+    stash_gib: float
+
+    @property
+    def host_gib(self) -> float:
+        """The process's host memory: what it pins and the runtime beside it."""
+        return self.host_pinned_gib + RUNTIME_HOST_GIB
+
+
+@dataclass(frozen=True)
+class ContextPlan:
+    """The longest max length that trains on a card of `vram_gib` with `ram_gib` of RAM."""
+
+    tokens: int  # the longest max length (0: not even STEP tokens fit)
+    method: str
+    vram_gib: float
+    ram_gib: float
+    host_budget_gib: float
+    fixed_gib: float  # the GPU memory needed whatever the length
+    at_longest: MemoryAt | None
+    limit: str  # what stops a longer one: "GPU memory" or "host memory"
+    parts: dict[str, float] = field(default_factory=dict)  # the fixed part, GiB by item
+
+    def words(self) -> str:
+        """One line for people: 'Longest that fits on this card: 61,440 tokens (...)'."""
+        if self.tokens <= 0 or self.at_longest is None:
+            return (
+                f"Does not fit on this card: the model alone needs about {self.fixed_gib:.1f} GiB of the "
+                f"{self.vram_gib:g} GiB of GPU memory, before any tokens."
+            )
+        m = self.at_longest
+        return (
+            f"Longest that fits on this card: {self.tokens:,} tokens ({self.method.upper()}, batch size 1; "
+            f"about {m.gpu_gib:.1f} of {self.vram_gib:g} GiB GPU memory and {m.host_gib:.1f} GiB of "
+            f"{self.ram_gib:g} GiB RAM; longer needs more {self.limit})"
+        )
+
+
+def pinned_bytes(nbytes: int) -> int:
+    """As kernels.memory.host_budget.pinned_bytes: the next power of two (imported there with torch)."""
+    return 0 if nbytes <= 0 else 1 << (int(nbytes) - 1).bit_length()
+
+
+def host_budget(ram_gib: float) -> float:
+    """The pinned bytes the kernels may hold on a machine with `ram_gib` of RAM and nothing else running
+    (kernels.memory.host_budget.default_host_budget: available less max(4 GiB, a fifth))."""
+    ram = ram_gib * GIB
+    return max(0.0, ram - max(4 * GIB, ram / 5))
+
+
+def stash_items(shape: ModelShape) -> list[int]:
+    """Bytes per token of each item a layer stashes: output, log-sum-exp (fp32), rotated q, k, v, and
+    the residual sum (kernels/DESIGN.md's stash)."""
+    q, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
+    return [q * ELEMENT, shape.heads * 4, q * ELEMENT, kv * ELEMENT, kv * ELEMENT, shape.hidden * ELEMENT]
+
+
+def fixed_gpu_parts(
+    shape: ModelShape, precision: str = "4bit", lora_r: int = 16, targets: tuple[str, ...] | None = None
+) -> dict[str, float]:
+    """The GPU memory (GiB) a step needs whatever its length."""
+    from tunesmith.core.config import DEFAULT_TARGET_MODULES
+
+    table = shape.vocab * shape.hidden
+    tables = 1 if shape.tied_embeddings else 2
+    linear = shape.parameters - tables * table
+    # the untied input table lives in host memory; the output head (or the tied table) stays on the GPU
+    q, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
+    layer_dense = shape.hidden * (q + 2 * kv) + q * shape.hidden + 2 * shape.hidden * shape.intermediate
+    lora = shape.lora_parameters(lora_r, list(targets or DEFAULT_TARGET_MODULES))
+    return {
+        "weights": linear * WEIGHT_BYTES[precision] / GIB,
+        "output head": table * ELEMENT / GIB,
+        "adapter + optimizer": lora * LORA_STATE_BYTES / GIB,
+        "one layer's weights, dequantized": (layer_dense * ELEMENT / GIB) if precision != "bf16" else 0.0,
+        "loss chunk": LOSS_CHUNK_LOGITS * ELEMENT / GIB,
+        "CUDA context": CUDA_CONTEXT_GIB,
+    }
+
+
+def per_token_gpu_bytes(shape: ModelShape, stash: bool, tokens: int = 0) -> int:
+    """GPU bytes per token of one layer's backward (module docstring), with or without the stash."""
+    mlp_tokens_share = 1.0 if not (MLP_TILE_TOKENS and tokens) else min(1.0, MLP_TILE_TOKENS / tokens)
+    mlp = 4 * shape.intermediate * mlp_tokens_share
+    q, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
+    attention = 2 * sum(stash_items(shape)) / ELEMENT if stash else 2 * q + 2 * kv
+    return int(ELEMENT * (mlp + 3 * shape.hidden + 2 * shape.hidden + attention))
+
+
+def memory_at(
+    shape: ModelShape,
+    tokens: int,
+    budget_bytes: float,
+    stash_cap_bytes: float,
+    fixed_gib: float,
+    table_on_host: bool = True,
+) -> MemoryAt:
+    """GPU and pinned host memory of one step at `tokens` tokens per forward pass (module docstring)."""
+    table = pinned_bytes(shape.vocab * shape.hidden * ELEMENT) if table_on_host else 0
+    available = budget_bytes - table if table <= budget_bytes else budget_bytes
+    pinned = table if table <= budget_bytes else 0
+    one_input = tokens * shape.hidden * ELEMENT
+    host_layers = min(shape.layers, int(available // pinned_bytes(one_input)))
+    pinned += host_layers * pinned_bytes(one_input)
+    room = min(available - host_layers * pinned_bytes(one_input), stash_cap_bytes)
+    costs = [pinned_bytes(item * tokens) for item in stash_items(shape)]
+    stash = 0
+    for _layer in range(shape.layers):  # item by item, an item that does not fit is recomputed instead
+        if stash + sum(costs) <= room:
+            stash += sum(costs)
+            continue
+        for cost in costs:
+            if stash + cost <= room:
+                stash += cost
+        if room - stash < min(costs):
+            break
+    device_inputs = (shape.layers - host_layers) * one_input
+    gpu = fixed_gib * GIB + tokens * per_token_gpu_bytes(shape, stash > 0, tokens) + device_inputs
+    return MemoryAt(tokens, gpu / GIB, (pinned + stash) / GIB, host_layers, stash / GIB)
+
+
+def longest_context(
+    shape: ModelShape,
+    method: str = "sft",
+    vram_gib: float = 24.0,
+    ram_gib: float = 64.0,
+    precision: str = "4bit",
+    lora_r: int = 16,
+    host_budget_gib: float | None = None,
+    cuda_context: bool = True,
+) -> ContextPlan:
+    """The longest max length (a multiple of STEP) whose step at batch size 1 fits `vram_gib` of GPU
+    memory and the host budget of `ram_gib` of RAM (`host_budget_gib` sets the budget outright, as
+    TUNESMITH_HOST_BUDGET_GIB does).  cuda_context False: `vram_gib` is a cap on the allocator (as
+    torch.cuda.set_per_process_memory_fraction measures), the context aside."""
+    if method not in ROWS_PER_EXAMPLE:
+        raise ValueError(
+            f"the longest context is planned for SFT, DPO and ORPO, not {method!r} (GRPO's length is its "
+            "prompt and completion lengths)"
+        )
+    if precision not in WEIGHT_BYTES:
+        raise ValueError(
+            f"precision must be one of {', '.join(WEIGHT_BYTES)} (LoRA on the GPU), not {precision!r}"
+        )
+    parts = fixed_gpu_parts(shape, precision, lora_r)
+    if not cuda_context:
+        parts.pop("CUDA context")
+    fixed = sum(parts.values())
+    budget = host_budget_gib * GIB if host_budget_gib is not None else host_budget(ram_gib)
+    cap = ram_gib * GIB / 4  # kernels.memory.host_budget.default_stash_cap
+    usable = vram_gib * GIB * (1 - ALLOCATOR_SLACK)
+    rows = ROWS_PER_EXAMPLE[method]
+    best: MemoryAt | None = None
+    for length in range(STEP, MAX_TOKENS + 1, STEP):  # not monotonic: a full host budget drops the stash
+        need = memory_at(shape, length * rows, budget, cap, fixed, not shape.tied_embeddings)
+        if need.gpu_gib * GIB <= usable:
+            best = need
+    limit = "GPU memory"
+    if best is not None:
+        longer = memory_at(shape, best.tokens + STEP * rows, budget, cap, fixed, not shape.tied_embeddings)
+        if longer.host_layers < shape.layers:  # its layer inputs no longer fit the host budget
+            limit = "host memory"
+    tokens = best.tokens // rows if best else 0
+    return ContextPlan(tokens, method, vram_gib, ram_gib, budget / GIB, fixed, best, limit, parts)

@@ -1,0 +1,133 @@
+"""The longest-context plan against the GPU measurements (BENCHMARKS.md, issue 16's table), and
+`tunesmith plan` on the demo and on a Llama-3.1-8B-shaped config.json."""
+
+import json
+
+import pytest
+
+from tunesmith.core.cli import main
+from tunesmith.core.context_plan import GIB, fixed_gpu_parts, longest_context, memory_at, pinned_bytes
+from tunesmith.core.vram import ModelShape
+
+LLAMA_8B = {
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "vocab_size": 128256,
+    "tie_word_embeddings": False,
+}
+SHAPE = ModelShape(4096, 14336, 32, 128256, 32, 8, 128, False, "llama")
+RAM = 125  # GiB: the H100 host of the measurements (its stash cap, a quarter of RAM, applies)
+UNLIMITED = 10_000  # GiB: "before the budget"
+
+# 8B QLoRA, batch 1: (tokens per step, host budget GiB, measured GPU peak allocated GiB, measured
+# pinned host GiB, measured process host GiB), None where not recorded.
+MEASURED = [
+    (4096, None, 5.84, None, None),  # run 13, 2x2048
+    (8192, None, 6.64, None, None),  # run 13, 1x8192
+    (16384, UNLIMITED, None, None, 20.6),  # issue 16: 11 GiB cap, 16,384 fits (host 20.6 GiB)
+    (65536, UNLIMITED, None, 48.0, None),  # issue 13/16: 65,536 at 24 GiB, 48 GiB pinned
+    (65536, 32, 17.7, 31.8, 33.3),  # BENCHMARKS.md host budget table
+    (98304, 32, 21.7, 32.0, 33.6),
+    (65536, 64, 17.7, 48.1, 49.7),
+    (131072, UNLIMITED, 30.5, None, None),  # run 11 (H200)
+]
+
+
+def close(predicted: float, measured: float) -> bool:
+    return abs(predicted - measured) <= 0.15 * measured
+
+
+@pytest.mark.parametrize(("tokens", "budget", "gpu", "pinned", "host"), MEASURED)
+def test_memory_predictions_match_the_measurements_within_15_percent(tokens, budget, gpu, pinned, host):
+    # the measurements are the allocator's peaks: the CUDA context is not in them
+    fixed = sum(fixed_gpu_parts(SHAPE).values()) - fixed_gpu_parts(SHAPE)["CUDA context"]
+    budget_bytes = (budget if budget is not None else RAM * 0.8) * GIB
+    predicted = memory_at(SHAPE, tokens, budget_bytes, RAM * GIB / 4, fixed)
+    for measured, value in (
+        (gpu, predicted.gpu_gib),
+        (pinned, predicted.host_pinned_gib),
+        (host, predicted.host_gib),
+    ):
+        if measured is not None:
+            assert close(value, measured), (tokens, budget, value, measured)
+
+
+@pytest.mark.parametrize(
+    ("cap", "budget", "fits", "fails"),
+    [
+        (11, UNLIMITED, 16384, 32768),  # issue 16: 16,384 fits, 32,768 GPU out of memory
+        (24, 64, 65536, 98304),  # 98,304 ran out of GPU memory at the 24 GiB cap under a 64 GiB budget
+        (24, 32, 98304, None),  # ... and fitted under 32 GiB (no room for the stash)
+    ],
+)
+def test_the_longest_context_lies_between_what_fitted_and_what_did_not(cap, budget, fits, fails):
+    plan = longest_context(SHAPE, "sft", cap, RAM, host_budget_gib=budget, cuda_context=False)
+    assert plan.tokens >= fits
+    if fails is not None:
+        assert plan.tokens < fails
+
+
+def test_the_host_arithmetic_is_the_kernels_own():
+    from tunesmith.kernels.memory.host_budget import pinned_bytes as kernels_pinned
+    from tunesmith.kernels.memory.host_budget import plan_host_memory
+
+    for n in (1, 1000, 3 << 20, 768 << 20, 1 << 30):
+        assert pinned_bytes(n) == kernels_pinned(n)
+    table = SHAPE.vocab * SHAPE.hidden * 2
+    for tokens, budget in ((65536, 32), (98304, 32), (262144, 64)):
+        _fits, plan = plan_host_memory(32, 4096, tokens, budget * GIB, None, 2, table)
+        assert memory_at(SHAPE, tokens, budget * GIB, 0, 5.0).host_layers == plan.host_inputs
+
+
+def test_methods_with_two_rows_a_step_and_cards_too_small_are_said_in_words():
+    sft = longest_context(SHAPE, "sft", 24, 64)
+    dpo = longest_context(SHAPE, "dpo", 24, 64)
+    assert 0 < dpo.tokens <= sft.tokens // 2 + 1024
+    tiny = longest_context(SHAPE, "sft", 4, 16)
+    assert tiny.tokens == 0 and "Does not fit on this card" in tiny.words()
+    with pytest.raises(ValueError, match="GRPO"):
+        longest_context(SHAPE, "grpo", 24, 64)
+
+
+def test_plan_command_for_an_8b_config_and_the_demo(tmp_path, capsys):
+    folder = tmp_path / "llama-3.1-8b"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(LLAMA_8B), encoding="utf-8")
+    longest = {}
+    for vram, ram in ((8, 16), (12, 32), (24, 64)):
+        assert main(["plan", "--model", str(folder), "--vram-gib", str(vram), "--ram-gib", str(ram)]) == 0
+        out = capsys.readouterr().out
+        assert "32 layers, hidden 4096, vocabulary 128,256" in out
+        line = next(x for x in out.splitlines() if x.startswith("Longest that fits on this card: "))
+        longest[vram] = int(line.split(": ")[1].split(" tokens")[0].replace(",", ""))
+        assert longest[vram] % 1024 == 0
+    assert 0 < longest[8] < longest[12] < longest[24]
+    assert longest[24] == longest_context(SHAPE, "sft", 24, 64).tokens
+    assert main(["plan", "--model", "demo", "--vram-gib", "8", "--ram-gib", "16", "--method", "dpo"]) == 0
+    out = capsys.readouterr().out
+    assert "demo: 30 layers, hidden 576, vocabulary 49,152" in out and "DPO, batch size 1" in out
+    assert main(["plan", "--model", str(tmp_path / "missing"), "--vram-gib", "8"]) == 1
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_plan_on_a_machine_without_a_gpu_says_so(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["plan", "--model", "demo"]) == 0
+    out = capsys.readouterr().out
+    assert "no NVIDIA GPU" in out and "Longest that fits" not in out
+
+
+def test_the_demo_gguf_header_gives_the_shape_of_its_config_json(demo_model_dir):
+    from tunesmith.core.models.model_shape import shape_of
+    from tunesmith.core.vram import model_shape
+
+    config = json.loads((demo_model_dir / "config.json").read_text(encoding="utf-8"))
+    assert shape_of("demo") == model_shape(config)
+    assert shape_of(str(demo_model_dir)) == model_shape(config)
