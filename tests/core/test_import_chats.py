@@ -482,3 +482,23 @@ def test_output_is_written_atomically_and_loads_as_a_dataset(tmp_path, demo_toke
     rendered = render_example(dataset.records[2].example, demo_tokenizer, 512)
     trained = "".join(text for text, is_trained in rendered.segments if is_trained)
     assert "Sure" in trained and "Tea?" not in trained and "Tea?" in rendered.text
+
+
+def test_refusals_name_the_file(tmp_path):
+    with pytest.raises(
+        ImportProblem, match="unknown source 'signal': use one of whatsapp, telegram, discord, csv, docs"
+    ):
+        import_files("signal", [tmp_path / "x.txt"], ImportOptions(me="Sam"))
+    with pytest.raises(ImportProblem, match=r"gone\.txt: no such file"):
+        import_files("whatsapp", [tmp_path / "gone.txt"], ImportOptions(me="Sam"))
+    with pytest.raises(ImportProblem, match="is a folder; give the export file inside it"):
+        import_files("telegram", [tmp_path], ImportOptions(me="Sam"))
+    chat = tmp_path / "chat.txt"
+    chat.write_text(export("android en-GB"), encoding="utf-8")
+    result = import_files("whatsapp", [chat], ImportOptions(me="Sam", scrub=True))
+    assert "Privacy scrub: found nothing to replace." in result.summary()
+    with pytest.raises(ImportProblem, match="the folder .*nowhere does not exist"):
+        write_jsonl(result, tmp_path / "nowhere" / "out.jsonl")
+    (tmp_path / "out.jsonl").write_text("keep me\n", encoding="utf-8")
+    write_jsonl(result, tmp_path / "out.jsonl", overwrite=True)
+    assert (tmp_path / "out.jsonl").read_text(encoding="utf-8").count("\n") == 2

@@ -93,6 +93,10 @@ def _read_chat_files(
         try:
             _check_readable(Path(path))
             chats = reader.read_chats(Path(path), options, report)
+        except OSError as exc:  # unreadable (permissions, a disk error, a zip member that fails)
+            problem = ImportProblem(f"{path}: cannot be read ({exc.strerror or exc})")
+            _refuse_or_raise(paths, path, source, problem, reports)
+            continue
         except ImportProblem as exc:
             _refuse_or_raise(paths, path, source, exc, reports)
             continue

@@ -102,6 +102,8 @@ class ImportResult:
         if self.scrubbed and any(self.scrubbed.values()):
             parts = [f"{count} {kind}" for kind, count in self.scrubbed.items() if count]
             lines.append("Replaced for privacy: " + ", ".join(parts) + ".")
+        elif self.scrubbed:  # scrubbing was on: say so, or the person cannot tell it ran
+            lines.append("Privacy scrub: found nothing to replace.")
         dropped = {kind: n for kind, n in self.duplicates_dropped.items() if n}
         if dropped:
             parts = [
