@@ -14,6 +14,10 @@ from tunesmith.core.data.importers import ImportOptions, ImportProblem, import_f
 from tunesmith.core.data.importers.whatsapp import date_order
 
 LRM, NNBSP = "\u200e", "\u202f"
+ENCRYPTED = (
+    "Messages and calls are end-to-end encrypted. No one outside of this chat, not even WhatsApp, can read "
+    "or listen to them."
+)
 
 
 def turns(row: dict) -> list[tuple[str, str]]:
@@ -51,8 +55,7 @@ def _h12(t: datetime, space: str = " ") -> str:
 
 def android(stamp: Callable[[datetime], str]) -> Callable[[datetime, str | None, str], str]:
     special = {
-        "ENCRYPTED": "Messages and calls are end-to-end encrypted. No one outside of this chat, "
-        "not even WhatsApp, can read or listen to them. Tap to learn more.",
+        "ENCRYPTED": ENCRYPTED + " Tap to learn more.",
         "MEDIA": "<Media omitted>",
         "DELETED": "This message was deleted",
     }
@@ -69,7 +72,7 @@ def iphone(stamp: Callable[[datetime], str]) -> Callable[[datetime, str | None, 
     # front of attachment lines.
     def line(t: datetime, author: str | None, text: str) -> str:
         if author is None:
-            return f"[{stamp(t)}] Ann: {LRM}Messages and calls are end-to-end encrypted. No one outside of this chat, not even WhatsApp, can read or listen to them."
+            return f"[{stamp(t)}] Ann: {LRM}{ENCRYPTED}"
         if text == "MEDIA":
             return f"{LRM}[{stamp(t)}] {author}: {LRM}image omitted"
         if text == "DELETED":
