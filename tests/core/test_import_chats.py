@@ -133,11 +133,16 @@ def test_whatsapp_zip_from_android_and_iphone(tmp_path):
     for inner, layout in (("WhatsApp Chat with Ann.txt", "android de"), ("_chat.txt", "iphone en-US")):
         path = tmp_path / f"{layout}.zip"
         with zipfile.ZipFile(path, "w") as archive:
-            archive.writestr(inner, export(layout))
+            attached = (
+                f"{LRM}[1/13/24, 10:04:00{NNBSP}AM] Sam: {LRM}<attached: 00000012-PHOTO-2024-01-13.jpg>\n"
+            )
+            archive.writestr(inner, export(layout) + (attached if inner == "_chat.txt" else ""))
             archive.writestr("IMG-20231231-WA0001.jpg", b"\xff\xd8\xff\xe0 not really a photo")
         assert sniff(path) == "whatsapp"
         result = import_files("whatsapp", [path], ImportOptions(me="Sam"))
         assert [turns(row) for row in result.rows] == EXPECTED
+        media = result.files[0].skipped["attachments without text (photos, voice notes, stickers, files)"]
+        assert media == (2 if inner == "_chat.txt" else 1)
     empty = tmp_path / "photos.zip"
     with zipfile.ZipFile(empty, "w") as archive:
         archive.writestr("IMG-1.jpg", b"x")
@@ -457,6 +462,17 @@ def test_csv_columns_found_by_common_names(tmp_path):
     )
     result = import_files("csv", [path], ImportOptions(me="Sam"))
     assert turns(result.rows[0])[:2] == [("user", "Hi"), ("assistant", "Hello")]
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(
+        "Zeit;Absender;Text\n31.12.2023 21:00;Jörg;Grüße\n31.12.2023 21:01;Sam;Danke\n".encode("cp1252")
+    )
+    read = import_files(
+        "csv",
+        [excel],
+        ImportOptions(me="Sam", csv_columns={"time": "Zeit", "author": "Absender", "text": "Text"}),
+    )
+    assert turns(read.rows[0]) == [("user", "Grüße"), ("assistant", "Danke")]
+    assert "note: not UTF-8; read as Windows-1252" in read.summary()
     nameless = tmp_path / "nameless.csv"
     nameless.write_text("a,b,c\n1,2,3\n", encoding="utf-8")
     with pytest.raises(

@@ -56,6 +56,7 @@ class FileReport:
     looks_like: str | None = None  # a wrong file: what it looks like and which source reads it
     refused: str | None = None  # the whole file was refused (one of several): why, in words
     speakers: dict[str, int] = field(default_factory=dict)  # chat files: speaker -> messages written
+    notes: list[str] = field(default_factory=list)  # worth a word, not a problem (an encoding guessed)
 
     def skip(self, reason: str, count: int = 1) -> None:
         if count:
@@ -76,6 +77,7 @@ class FileReport:
             if self.source != "docs"
             else f"{self.path} (docs): kept {self.conversations_kept} of {self.conversations_read} chunks"
         ]
+        lines += [f"  note: {note}" for note in self.notes]
         for reason, count in sorted(self.skipped.items(), key=lambda item: -item[1]):
             lines.append(f"  skipped {count}: {reason}")
         if self.unparsed_count:

@@ -39,7 +39,12 @@ _DATE_TIME = re.compile(
 
 
 def read_chats(path: Path, options: ImportOptions, report: FileReport) -> list[Chat]:
-    text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:  # Excel saves "CSV" in the Windows code page in many locales
+        text = data.decode("cp1252", errors="replace")
+        report.notes.append("not UTF-8; read as Windows-1252 (Excel's CSV): check accented letters")
     if not text.strip():
         raise ImportProblem(f"{path}: the file is empty")
     reader = csv.reader(io.StringIO(text, newline=""), dialect=_dialect(path, text))
