@@ -186,7 +186,7 @@ def _message(when: datetime, rest: str, report: FileReport) -> Message | None:
     if _UNDELIVERED.match(first):
         report.skip(SKIP_UNDELIVERED)
         return None
-    if _MEDIA.match(first):
+    if len(first) <= 300 and _MEDIA.match(first):  # attachment lines are short; a long line is words
         caption = _MARKS.sub("", caption).strip()  # Android writes a caption below the file's line
         if not caption:
             report.skip(SKIP_MEDIA)
