@@ -185,6 +185,17 @@ class LoraSettings:
         flag="--rslora",
         advanced=True,
     )
+    init_adapter: str | None = setting(
+        None,
+        label="Start from adapter",
+        help="Continue from an earlier run's LoRA adapter instead of a fresh one: its run folder (or the "
+        "adapter folder, safetensors). The run then takes that adapter's rank, alpha and layers, and "
+        "must use the same base model. The Chat tab's 'Train on my feedback' sets it. Empty: a fresh "
+        "adapter.",
+        flag="--init-adapter",
+        placeholder="a fresh adapter",
+        advanced=True,
+    )
 
 
 @dataclass

@@ -285,6 +285,14 @@ class Controller(QObject):
         self.training.start(self.config)
         return True
 
+    def train_on_feedback(self, run_dir: str, method: str = "dpo") -> None:
+        """Ready a DPO/ORPO run on the Chat tab's feedback pairs of `run_dir`, continuing its adapter
+        (the editors reload; Start runs it)."""
+        from tunesmith.desktop.logic.feedback_run import feedback_config
+
+        self.set_config(feedback_config(self.config, run_dir, method))
+        self.load_dataset()
+
     def _on_run_finished(self, event: Finished) -> None:
         self.sig_tuned_available.emit(self.training.tuned is not None or bool(event.adapter_dir))
 

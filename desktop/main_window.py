@@ -165,6 +165,7 @@ class MainWindow(QMainWindow):
         c.sig_output_dir.connect(lambda folder: persistence.set_runs_dir(self.settings, folder))
         self.welcome.sig_dismissed.connect(lambda: persistence.set_welcome_seen(self.settings))
         self.resume_offer.sig_resume.connect(self.resume_run)
+        self.chat_tab.feedback.sig_train.connect(self.train_on_feedback)
         self.resume_offer.sig_discard.connect(lambda run: persistence.decline_run(self.settings, run.path))
 
     # -- start-up -------------------------------------------------------------------------------
@@ -199,6 +200,11 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.train_tab)
         self.train_tab.take_up(run)
         self.train_tab.resume()
+
+    def train_on_feedback(self, run_dir: str, method: str) -> None:
+        """The Chat tab's "Train on my feedback": the Train tab, ready to start a run on the pairs."""
+        self.controller.train_on_feedback(run_dir, method)
+        self.tabs.setCurrentWidget(self.train_tab)
 
     def show_welcome(self) -> None:
         """Show what this machine can train (the facts arrive from a background check)."""

@@ -71,7 +71,7 @@ def load_for_training(
         )
     model: PreTrainedModel | PeftModel = base
     if lora.enabled:
-        model = _add_lora(base, lora)
+        model = _add_lora(base, lora, model_cfg.source)
     else:
         base.requires_grad_(True)
     report = None
@@ -125,9 +125,13 @@ def _load_kwargs(choice: PrecisionChoice, compute_dtype: ComputeDtype, full_fine
     return {"dtype": dtype}
 
 
-def _add_lora(model: PreTrainedModel, lora: LoraSettings) -> PeftModel:
+def _add_lora(model: PreTrainedModel, lora: LoraSettings, source: str = "") -> PeftModel:
     from peft import LoraConfig, get_peft_model
 
+    if lora.init_adapter:  # continue an earlier run's adapter (checked and loaded by init_adapter)
+        from tunesmith.core.models.init_adapter import load_init_adapter
+
+        return load_init_adapter(model, lora, source)
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     targets = [t for t in lora.target_modules if t in present]
     missing = sorted(set(lora.target_modules) - present)

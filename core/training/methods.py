@@ -207,8 +207,10 @@ def _build_dpo(
 ) -> Trainer:
     from trl import DPOConfig, DPOTrainer
 
-    # ref_model=None with a LoRA model: the reference is the same model with the adapter switched off,
-    # so no second copy of the weights is held in memory.
+    # ref_model=None with a LoRA model: TRL copies the adapter as the run starts into a frozen "ref"
+    # adapter on the same base, so no second copy of the weights is held in memory.  The reference is
+    # the model the run starts from: the base for a fresh adapter (its B is zero), the base + the earlier
+    # adapter when lora.init_adapter continues one (DPO's anchor is the policy it starts from).
     return _build_preference(
         DPOConfig, DPOTrainer, config, loaded, data, output_dir, callbacks, ref_model=None
     )

@@ -24,6 +24,7 @@ from tunesmith.core.data import (
     sample_dataset_path,
 )
 from tunesmith.core.events import LogLine
+from tunesmith.core.models.init_adapter import check_init_adapter
 from tunesmith.core.training.model_files import check_model_files
 
 
@@ -48,6 +49,7 @@ def check_run(config: RunConfig) -> CheckedRun:
     check_data_fits_method(dataset, config.train.method, path)
     notes = [LogLine("warning", f"skipped {problem}") for problem in dataset.problems]
     notes += [LogLine("warning", note) for note in dataset.notes]  # e.g. a prose .txt read as one example
+    notes += [LogLine("info", note) for note in check_init_adapter(config)]
     if config.train.method == "grpo":
         notes += check_rewards(config, dataset)
     return CheckedRun(path, dataset, notes)

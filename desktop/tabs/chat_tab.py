@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 from tunesmith.desktop.adapter_controls import AdapterControls
 from tunesmith.desktop.chat_model_picker import ChatModelPicker
 from tunesmith.desktop.chat_transcript import ChatTranscript
+from tunesmith.desktop.feedback_bar import FeedbackBar
 from tunesmith.desktop.logic.past_runs import trained_runs
 
 SIDE_TITLES = {
@@ -115,6 +116,7 @@ class ChatTab(QWidget):
         # Where the shown models compute (llama.cpp on the GPU or the CPU, transformers on ...).
         self.where_label = QLabel("")
         self.where_label.setObjectName("hint")
+        self.feedback = FeedbackBar()  # judge the answers; train on the verdicts
         self._build_layout()
         self._connect()
         self.refresh_runs()
@@ -158,6 +160,7 @@ class ChatTab(QWidget):
         layout.addLayout(top)
         layout.addLayout(knobs)
         layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.feedback)
         status = QHBoxLayout()
         status.addWidget(self.status_label, 1)
         status.addWidget(self.where_label)
@@ -206,6 +209,7 @@ class ChatTab(QWidget):
         self.adapter_controls.setVisible(main == "adapter")
         self._sync_conversation()
         self._refresh_send()
+        self.feedback.refresh(self)
 
     def refresh_runs(self) -> None:
         """List the runs folder's trained runs in the picker.  With no model trained in this session, the
@@ -481,6 +485,7 @@ class ChatTab(QWidget):
         self.session.clear()
         for transcript in self.transcripts.values():
             transcript.clear()
+        self.feedback.refresh(self)
 
     # -- streaming ------------------------------------------------------------------------------
     def _on_begin(self, side: str) -> None:
@@ -506,6 +511,7 @@ class ChatTab(QWidget):
         self.gguf_button.setEnabled(not busy)
         if not busy and self.status_label.text() in ("Answering…", "Thinking…"):
             self.status_label.setText("Stopped." if self._answer_stopped else "Done.")
+        self.feedback.refresh(self)  # the answers just ended can be judged
 
     def answer_text(self, side: str) -> str:
         """The transcript's plain text (tests use it)."""
