@@ -8,8 +8,11 @@ Works on any row shape (messages or text); knows nothing else.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from typing import Any
+
+_NOT_ALNUM = re.compile(r"[\W_]+")
 
 
 def drop_duplicates(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -41,8 +44,5 @@ def near_key(row: dict[str, Any]) -> str:
 
 
 def normalise_text(text: str) -> str:
-    # Unicode categories P* (punctuation) and S* (symbols, emoji included) go; letters and digits stay.
-    kept = "".join(
-        " " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in unicodedata.normalize("NFKC", text)
-    )
-    return " ".join(kept.casefold().split())
+    # Everything but letters and digits (punctuation, symbols, emoji, spaces) becomes one space.
+    return _NOT_ALNUM.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()

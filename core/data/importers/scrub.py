@@ -66,8 +66,11 @@ class Scrubber:
         return row
 
     def scrub(self, text: str) -> str:
-        text = self._replace(_URL, "url", text, _url_end)
-        text = self._replace(_EMAIL, "email", text)
+        lowered = text.lower()
+        if "http" in lowered or "www." in lowered:  # cheap checks first: most messages hold neither
+            text = self._replace(_URL, "url", text, _url_end)
+        if "@" in text:
+            text = self._replace(_EMAIL, "email", text)
         text = self._replace(_IBAN, "iban", text, valid=_is_iban)
         text = self._replace(_CARD, "card", text, valid=_is_card)
         text = _PHONE.sub(self._phone, text)
