@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QThreadPool, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -56,6 +56,14 @@ class ImportWizard(QWizard):
         for page in (self.files_page, self.options_page, self.output_page, self.run_page):
             self.addPage(page)
         self.accepted.connect(lambda: self.written and self.sig_imported.emit(str(self.written)))
+        # The wizard's jobs run on a pool of their own: a scan the person waits for must not queue behind
+        # the app's start-up jobs (model and tokenizer loading) on Qt's global pool.  One thread: one
+        # import at a time, and scans are short.
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+
+    def in_background(self, op, on_success, on_failure) -> None:
+        run_in_background(op, on_success, on_failure, pool=self.pool)
 
     @property
     def source(self) -> str:
@@ -126,7 +134,7 @@ class FilesPage(QWizardPage):
             return
         self.status.setText("Reading the files…")
         self.status.setStyleSheet("")
-        run_in_background(
+        self.wiz.in_background(
             lambda: import_plan.scan_files(source, files),
             lambda scan: self._scanned(request, scan),
             lambda error: self._scanned(request, import_plan.FilesScan(problem=str(error))),
@@ -193,9 +201,11 @@ class OptionsPage(QWizardPage):
             self.form.setRowVisible(widget, chats)
         for combo in self.column_combos.values():
             self.form.setRowVisible(combo, source == "csv")
+        self._fill_speakers(scan.speakers)
         if source == "csv":
             self._fill_columns(scan.columns)
-        self._fill_speakers(scan.speakers)
+            if not scan.speakers:  # columns not named as usual: read the speakers with the ones shown
+                self._rescan()
         config = self.wiz.controller.config
         self.docs_note.setVisible(not chats)
         self.docs_note.setText(
@@ -211,7 +221,7 @@ class OptionsPage(QWizardPage):
         self.completeChanged.emit()
 
     def _fill_columns(self, header: list[str]) -> None:
-        guessed = import_plan.guess_csv_columns(header)
+        guessed = import_plan.offered_csv_columns(header)
         for role, combo in self.column_combos.items():
             combo.blockSignals(True)
             combo.clear()
@@ -235,7 +245,9 @@ class OptionsPage(QWizardPage):
             if request == self._request:
                 self._fill_speakers(scan.speakers)
 
-        run_in_background(lambda: import_plan.scan_files("csv", files, columns), done, lambda _error: None)
+        self.wiz.in_background(
+            lambda: import_plan.scan_files("csv", files, columns), done, lambda _error: None
+        )
 
     def options(self) -> ImportOptions:
         names = tuple(name.strip() for name in self.names_edit.text().split(",") if name.strip())
@@ -316,7 +328,7 @@ class RunPage(QWizardPage):
         options = self.wiz.options_page.options()
         out = self.wiz.output_page.path_edit.text()
         model = self.wiz.controller.config.model.source
-        run_in_background(
+        self.wiz.in_background(
             lambda: import_plan.run_import(
                 source, files, options, out, lambda: import_plan.model_token_counter(model)
             ),

@@ -58,6 +58,9 @@ def scan_files(
         except (OSError, csv.Error, UnicodeDecodeError) as exc:
             scan.problem = f"{paths[0]}: cannot read the table's header ({exc})"
             return scan
+        guessed = guess_csv_columns(scan.columns)
+        if csv_columns is None and not (guessed["author"] and guessed["text"]):
+            return scan  # the person names the columns next; the speakers are read then
     if source == "docs":  # read only when imported (a long PDF takes a while): the names and first bytes tell
         from tunesmith.core.data.importers.docs import not_a_document
 
@@ -97,6 +100,17 @@ def guess_csv_columns(header: list[str]) -> dict[str, str]:
         role: next((lowered[name] for name in COMMON_NAMES[role] if name in lowered), "")
         for role in CSV_ROLES
     }
+
+
+def offered_csv_columns(header: list[str]) -> dict[str, str]:
+    """The columns the wizard shows first: the common names where found, else the usual order of such
+    tables (time, author, text) among the columns not taken."""
+    chosen = guess_csv_columns(header)
+    free = [name for name in header if name not in chosen.values()]
+    for role in CSV_ROLES:
+        if not chosen[role] and free and len(header) >= len(CSV_ROLES):
+            chosen[role] = free.pop(0)
+    return chosen
 
 
 def default_output(runs_dir: str | Path, source: str, paths: Sequence[str | Path]) -> Path:

@@ -9,7 +9,8 @@ A file that cannot be used clears the preview and stays marked "can't be used" w
 every problem under Problems) until a load succeeds; a table whose columns are not named as usual gets
 the column step (which is the question, which the answer), remembered per file.  Reload (F5), Enter in
 the path field, or the notice that appears when the file changes on disk read it again; clicking a
-problem shows its line as the file holds it.
+problem shows its line as the file holds it.  Import… opens the Import wizard (desktop/import_wizard.py:
+chat exports or documents to a new dataset file), which ends by opening that file here.
 """
 
 from __future__ import annotations

@@ -77,14 +77,17 @@ def run_in_background(
     op: Callable[[], Any],
     on_success: Callable[[Any], None] | None = None,
     on_failure: Callable[[BaseException], None] | None = None,
+    pool: QThreadPool | None = None,
 ) -> None:
     """Run `op()` off the GUI thread; call `on_success(result)` or `on_failure(exc)` on the GUI thread.
 
     Must be called from the GUI thread.  An exception keeps its traceback text in `exc.details`.
+    `pool` (Qt's global pool unless given) lets quick jobs that a person waits for not queue behind
+    the long ones (the global pool has one thread per core, and loading a model can hold them all).
     """
     relay = _Relay(on_success or (lambda _result: None), on_failure or _default_failure)
     _pending.add(relay)
-    QThreadPool.globalInstance().start(_Job(op, relay))
+    (pool or QThreadPool.globalInstance()).start(_Job(op, relay))
 
 
 def pending_jobs() -> int:

@@ -100,3 +100,32 @@ def test_import_wizard_ends_in_the_preview_of_the_imported_chat(window, qtbot, t
     assert "Are you coming to the harbour today?" in tab.rows_table.item(0, 2).text()
     shown = tab.row_view.toPlainText()
     assert "Hi <NAME>! Are you coming" in shown and "Great, bring the map\nand the compass please" in shown
+
+
+def test_import_plan_reads_a_tables_columns_and_offers_only_new_files(tmp_path):
+    from tunesmith.desktop.logic import import_plan
+
+    table = tmp_path / "messages.csv"
+    table.write_text("When;Who;What\n2024-03-12 09:15;Ann;Hi there\n2024-03-12 09:16;Bob;Hello Ann\n")
+    # Columns not named as usual: no refusal yet (the wizard asks for them next), in the table's order.
+    scan = import_plan.scan_files("csv", [table])
+    assert (scan.problem, scan.speakers, scan.columns) == ("", {}, ["When", "Who", "What"])
+    columns = import_plan.offered_csv_columns(scan.columns)
+    assert columns == {"time": "When", "author": "Who", "text": "What"}
+    assert import_plan.scan_files("csv", [table], columns).speakers == {"Ann": 1, "Bob": 1}
+    # A table given as documents is refused at once, with the source that reads it.
+    assert import_plan.scan_files("docs", [table]).problem.endswith(
+        "it looks like a table (CSV): import it as csv"
+    )
+
+    first = import_plan.default_output(tmp_path / "runs", "csv", [table])
+    assert first.parent == tmp_path / "datasets" and first.name.startswith("csv-messages-")
+    first.parent.mkdir()
+    first.write_text("{}\n")
+    second = import_plan.default_output(tmp_path / "runs", "csv", [table])
+    assert second != first and second.name.endswith("-2.jsonl")
+    assert "already exists" in import_plan.output_problem(first, [table])
+    assert "one of the files to import" in import_plan.output_problem(
+        table.with_suffix(".jsonl"), [table.with_suffix(".jsonl")]
+    )
+    assert import_plan.output_problem(second, [table]) == ""
