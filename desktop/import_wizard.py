@@ -336,12 +336,9 @@ class RunPage(QWizardPage):
             lambda error: self.summary.setPlainText(f"Nothing was written.\n\n{error}"),
         )
 
-    def _imported(self, outcome) -> None:
-        result, written = outcome
-        self.wiz.written, self._done = written, True
-        self.summary.setPlainText(
-            f"{result.summary()}\n\nWritten to {written}.\nPress Finish to open it in the Dataset tab."
-        )
+    def _imported(self, done: import_plan.ImportDone) -> None:
+        self.wiz.written, self._done = done.written, True
+        self.summary.setPlainText(f"{done.summary()}\nPress Finish to open it in the Dataset tab.")
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt override

@@ -144,15 +144,27 @@ def output_problem(out: str | Path, inputs: Sequence[str | Path]) -> str:
     return ""
 
 
+@dataclass
+class ImportDone:
+    result: ImportResult
+    written: Path
+    note: str = ""  # worth a word: documents sized by a word estimate when the tokenizer did not load
+
+    def summary(self) -> str:
+        note = f"\n{self.note}" if self.note else ""
+        return f"{self.result.summary()}{note}\n\nWritten to {self.written}."
+
+
 def run_import(
     source: str,
     paths: Sequence[str | Path],
     options: ImportOptions,
     out: str | Path,
     token_counter_of: Callable[[], Callable[[str], int]] | None = None,
-) -> tuple[ImportResult, Path]:
+) -> ImportDone:
     """Import the files and write the new dataset (never overwriting); ImportProblem says why not.
-    `token_counter_of` loads the model's tokenizer for documents (only they need it)."""
+    `token_counter_of` loads the model's tokenizer for documents (only they need it); when it cannot,
+    the chunks are sized by a word estimate and the note says so."""
     from dataclasses import replace
 
     from tunesmith.core.data.importers import import_files, write_jsonl
@@ -161,11 +173,15 @@ def run_import(
     problem = output_problem(out, paths)
     if problem:
         raise ImportProblem(problem)
+    note = ""
     if source == "docs" and token_counter_of is not None:
-        options = replace(options, token_counter=token_counter_of())
+        try:
+            options = replace(options, token_counter=token_counter_of())
+        except Exception as exc:  # noqa: BLE001 - a model that will not load must not stop an import
+            note = f"Chunk sizes were estimated from word counts: the model's tokenizer did not load ({exc})."
     result = import_files(source, list(paths), options)
     out.parent.mkdir(parents=True, exist_ok=True)
-    return result, write_jsonl(result, out, overwrite=False)
+    return ImportDone(result, write_jsonl(result, out, overwrite=False), note)
 
 
 def model_token_counter(model_source: str) -> Callable[[str], int]:

@@ -11,6 +11,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWizard
 
+from tunesmith.core.data.importers import ImportOptions
+
 TIMEOUT = 120_000
 # An iPhone export (bracketed, seconds, day-first) with an attachment line and a two-line message.
 WHATSAPP = """\
@@ -129,3 +131,20 @@ def test_import_plan_reads_a_tables_columns_and_offers_only_new_files(tmp_path):
         table.with_suffix(".jsonl"), [table.with_suffix(".jsonl")]
     )
     assert import_plan.output_problem(second, [table]) == ""
+
+    # Documents whose model's tokenizer will not load are still imported, sized by words, and it says so.
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Tides\n\nHigh tide comes twice a day.\n")
+    missing = str(tmp_path / "no-such-model")
+    done = import_plan.run_import(
+        "docs",
+        [notes],
+        ImportOptions(max_tokens=100),
+        second,
+        lambda: import_plan.model_token_counter(missing),
+    )
+    assert "estimated from word counts: the model's tokenizer did not load" in done.note
+    assert [json.loads(line) for line in second.read_text().splitlines()] == [
+        {"text": "# Tides\n\nHigh tide comes twice a day."}
+    ]
+    assert done.written == second and f"Written to {second}." in done.summary()
