@@ -9,7 +9,8 @@ runs this script with that Python:
 It runs the remaining steps one by one, prints each command and its output (the installer shows them in
 its progress window) and appends them to `<app>\\logs\\setup.log`.  A failed step writes one line to
 `<app>\\logs\\setup-error.txt` saying which step, why and what to do; the installer shows it.  Every step is
-idempotent, so running the installer again repairs a broken or half-finished environment.
+idempotent, so running the installer again repairs a broken or half-finished environment (where one is
+already there, every package is reinstalled from uv's cache in the install folder: `--reinstall`).
 
 torch is not in the lock: the CUDA or the CPU build is chosen here from what `nvidia-smi` reports (driver
 version and compute capability), pinned with its local version label (`2.13.0+cu128`, `2.13.0+cpu`) so a
@@ -126,14 +127,18 @@ def choose_torch(gpu: Gpu | None, config: dict, forced: str = "auto") -> tuple[s
     return "cuda", f"{card} with driver {gpu.driver_text}: installing torch's CUDA build ({cuda})."
 
 
-def plan(app_dir: str, config: dict, torch_kind: str) -> list[Step]:
-    """Every command of the set-up, in order, for an installation in `app_dir` (a Windows path)."""
+def plan(app_dir: str, config: dict, torch_kind: str, repair: bool = False) -> list[Step]:
+    """Every command of the set-up, in order, for an installation in `app_dir` (a Windows path).
+
+    `repair` (an environment is already there) reinstalls every package from uv's cache in the install
+    folder, so a deleted or damaged file is put back even where the package's record is intact.
+    """
     join = ntpath.join
     setup = join(app_dir, "setup")
     uv = join(setup, "uv.exe")
     env_python = join(app_dir, "env", "Scripts", "python.exe")
     python = config["python"]
-    pip = [uv, "pip", "install", "--python", env_python]
+    pip = [uv, "pip", "install", "--python", env_python, *(["--reinstall"] if repair else [])]
     again = "Run the installer again: it repairs what is missing."
     net = "Check the internet connection (and a proxy or firewall, if any), then run the installer again."
     steps = [
@@ -267,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--driver", help="VERSION[,CAPABILITY] or 'none': stands in for nvidia-smi")
     parser.add_argument("--torch", choices=("auto", "cuda", "cpu"), default="auto")
+    parser.add_argument(
+        "--repair", action="store_true", help="reinstall every package (default: if env exists)"
+    )
     args = parser.parse_args(argv)
     config = json.loads(args.config.read_text(encoding="utf-8"))
 
@@ -278,13 +286,18 @@ def main(argv: list[str] | None = None) -> int:
         version, _, capability = args.driver.partition(",")
         gpu = parse_nvidia_smi(f"{version}, NVIDIA GPU, {capability}" if capability else version)
     torch_kind, why = choose_torch(gpu, config, args.torch)
-    steps = plan(args.app_dir, config, torch_kind)
+    repair = args.repair or (Path(args.app_dir) / "env" / "pyvenv.cfg").exists()
+    steps = plan(args.app_dir, config, torch_kind, repair)
     logs = Path(args.app_dir) / "logs"
     log = Log(None if args.dry_run else logs / "setup.log")
     env = uv_environment(args.app_dir)
 
     log(f"Tunesmith {config['version']} set-up in {args.app_dir}")
     log(why)
+    if repair:
+        log(
+            "An environment is already there: this run repairs it (every package reinstalled from the cache)."
+        )
     if not config.get("llama_wheel"):
         log(
             "Chat (llama.cpp) is not part of this installer build: training and export work; chat needs "

@@ -117,6 +117,20 @@ def test_dry_run_installs_a_carried_llama_cpp_wheel(tmp_path):
     assert plan[4] == rf'{PIP} --no-deps "{APP}\setup\wheels\{wheel}"'
 
 
+def test_dry_run_of_a_repair_reinstalls_every_package(tmp_path):
+    config = tmp_path / "install-config.json"
+    config.write_text(json.dumps(CONFIG))
+    app = tmp_path / "app"
+    (app / "env").mkdir(parents=True)
+    (app / "env" / "pyvenv.cfg").write_text("home = C:\\python\n")  # an environment is already there
+    argv = [sys.executable, str(BOOTSTRAP), "--dry-run", "--config", str(config), "--app-dir", str(app)]
+    output = subprocess.run([*argv, "--driver", "none"], capture_output=True, text=True, check=True).stdout
+    assert "this run repairs it" in output
+    installs = [line for line in commands(output) if " pip install " in line]
+    assert len(installs) == 3 and all(" --reinstall " in line for line in installs)
+    assert " --reinstall " not in "".join(commands(dry_run(tmp_path, "none")))  # a first install: no
+
+
 def test_nvidia_smi_output_is_parsed_and_garbage_is_no_gpu():
     spec = importlib.util.spec_from_file_location("tunesmith_bootstrap", BOOTSTRAP)
     assert spec and spec.loader
@@ -158,10 +172,10 @@ def test_a_failed_step_says_which_step_why_and_what_to_do(tmp_path):
 
 def wine_or_skip() -> str:
     wine = shutil.which("wine") or shutil.which("wine64")
-    if wine is None and os.environ.get("TUNESMITH_WINDOWS_INSTALLER_TEST") and os.geteuid() == 0:
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", "wine64", "wine"], check=False
-        )
+    if wine is None and os.environ.get("TUNESMITH_WINDOWS_INSTALLER_TEST") and shutil.which("apt-get"):
+        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        apt = [*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", "wine64", "wine"]
+        subprocess.run(apt, check=False, timeout=600)
         wine = shutil.which("wine") or shutil.which("wine64")
     if wine is None:
         pytest.skip("Wine is not installed and could not be installed (apt-get install wine64 wine)")
