@@ -232,15 +232,15 @@ class DataConfig:
     max_length: int = setting(
         512,
         label="Max length (tokens)",
-        help="Longest example the model sees; longer ones are cut, split or left out (Rows longer than "
-        "max length). The Dataset tab's histogram shows where your examples fall. Longer needs more memory.",
+        help="Longest example the model sees; longer ones are cut, split or left out (Rows too long). "
+        "The Dataset tab's histogram shows where your examples fall. Longer needs more memory.",
         minimum=16,
         maximum=1_048_576,
         step=64,
     )
     too_long: str = setting(
         "cut",
-        label="Rows longer than max length",
+        label="Rows too long",
         help="What happens to an example longer than the max length: cut it there (its end is not "
         "learned), split it into pieces that each fit (plain text in consecutive windows; a conversation "
         "between turns, each piece from a question to an answer, with the system prompt kept), or leave "

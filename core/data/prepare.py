@@ -82,8 +82,8 @@ def prepare_sft(
     truncated = outcomes["cut"]
     if not rows and outcomes["drop"]:
         raise ValueError(
-            f"{dataset.path}: every row is longer than max_length {cfg.max_length} and 'Rows longer than max "
-            "length' leaves them out: raise the max length, or cut or split them (--too-long cut|split)."
+            f"{dataset.path}: every row is longer than max_length {cfg.max_length} and 'Rows too long' "
+            "leaves them out: raise the max length, or cut or split them (--too-long cut|split)."
         )
     if truncated:
         log.info(

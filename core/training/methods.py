@@ -66,7 +66,7 @@ def prepare_data(
             LogLine(
                 "warning",
                 f"{prepared.truncated_rows} rows were cut to max_length {config.data.max_length}; "
-                "raise max_length to keep them whole, or split them (Rows longer than max length).",
+                "raise max_length to keep them whole, or split them (Rows too long).",
             )
         )
     if prepared.split_rows or prepared.dropped_rows:

@@ -446,7 +446,7 @@ class DatasetTab(QWidget):
             )
 
     def _fate(self) -> str:
-        """What training will do with rows longer than the max length ('Rows longer than max length')."""
+        """What training will do with rows longer than the max length ('Rows too long')."""
         data = self.controller.config.data
         return too_long_fate(data.too_long, data.max_length)
 

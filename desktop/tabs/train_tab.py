@@ -38,6 +38,7 @@ from tunesmith.desktop.logic.run_estimate import estimate_for_config
 from tunesmith.desktop.logic.run_history import RunHistory, read_run
 from tunesmith.desktop.logic.settings_spec import setting_at, tooltip
 from tunesmith.desktop.logic.unfinished_runs import ResumableRun
+from tunesmith.desktop.widgets.longest_context_row import LongestContextRow
 from tunesmith.desktop.widgets.run_folder import RunFolderRow
 from tunesmith.desktop.widgets.run_plots import RunPlots
 from tunesmith.desktop.widgets.settings_form import SettingsForm
@@ -112,6 +113,8 @@ class TrainTab(QWidget):
         self.preset_combo.addItems([*PRESETS, CUSTOM])
         self.preset_combo.setToolTip(PRESET_TIP)
         self.form = SettingsForm()
+        self.longest_row = LongestContextRow(controller, self.form)  # the max length's preset
+        self.form.add_below("data.max_length", self.longest_row)
         self.start_button = QPushButton("Start training")
         self.start_button.setObjectName("primary")
         self.start_button.setToolTip("Start a new run with these settings (Ctrl+Return)")

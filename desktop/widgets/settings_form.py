@@ -127,6 +127,12 @@ class SettingsForm(QWidget):
         self.notes[spec.path].setText(note)
         self.notes[spec.path].setVisible(bool(note))
 
+    def add_below(self, path: str, widget: QWidget) -> None:
+        """Put `widget` on its own row under the field of `path` (the max length's "Longest that fits")."""
+        form = self._layouts[path]
+        row, _role = form.getWidgetPosition(self._fields[path])
+        form.insertRow(row + 1, widget)
+
     def set_advanced_visible(self, visible: bool) -> None:
         """Open or close the Advanced section."""
         self.advanced_toggle.setChecked(visible)

@@ -167,3 +167,14 @@ def _tokenizer():
     tokenizer = load_tokenizer("demo")
     apply_template(tokenizer, None)
     return tokenizer
+
+
+def test_leaving_every_row_out_is_refused_in_words(demo_tokenizer, tmp_path):
+    path = tmp_path / "long.jsonl"
+    path.write_text(json.dumps(long_chat(4)) + "\n", encoding="utf-8")
+    with pytest.raises(
+        ValueError, match=r"long\.jsonl: every row is longer than max_length 32 and 'Rows too long'"
+    ):
+        prepare_sft(
+            load_dataset_file(path), demo_tokenizer, DataConfig(max_length=32, too_long="drop"), seed=0
+        )
