@@ -1,5 +1,6 @@
-"""The max length's preset "Longest that fits" in the real window: the longest length for this card,
-in words, before the model is loaded; said plainly on a machine without a GPU."""
+"""The max length in the real window: the Dataset tab says how many rows are longer and what training
+does with them ('Rows too long'); the preset "Longest that fits" gives the longest length for this card,
+in words, before the model is loaded, and says plainly on a machine without a GPU that there is none."""
 
 from PySide6.QtCore import Qt
 
@@ -20,10 +21,28 @@ def show_hardware(window, hardware):
     window.controller.sig_hardware.emit(hardware)
 
 
-def test_longest_that_fits_is_offered_for_the_card_and_sets_the_max_length(window, qtbot):
+def test_long_rows_are_counted_and_the_longest_that_fits_is_offered(window, qtbot):
     row = window.train_tab.longest_row
     field = window.train_tab.form.editors["data.max_length"]
     qtbot.waitUntil(lambda: pending_jobs() == 0, timeout=120_000)  # the window's own detection is done
+    form, summary = window.train_tab.form, window.dataset_tab.summary_label
+    form.editors["data.max_length"].setValue(50)  # the sample's rows are 46 tokens and up
+    qtbot.waitUntil(
+        lambda: pending_jobs() == 0 and "longer than the max length" in summary.text(), timeout=120_000
+    )
+    over = window.dataset_tab.histogram.over_cut
+    assert (
+        0 < over < 32
+        and f"<b>{over}</b> example(s) are longer than the max length: they will be cut at 50"
+        in summary.text()
+    )
+    too_long = form.editors["data.too_long"]
+    too_long.setCurrentIndex(too_long.findData("split"))
+    assert window.controller.config.data.too_long == "split"
+    assert (
+        f"<b>{over}</b> example(s) are longer than the max length: they will be split into pieces of at most 50 tokens"
+        in summary.text()
+    )
     show_hardware(window, NO_GPU)
     assert "no NVIDIA GPU" in row.label.text()  # said at once: nothing to work out
     assert not row.button.isEnabled() and "tokens" not in row.label.text()
