@@ -169,7 +169,7 @@ Section "${APP_NAME}" SecMain
   ${EndIf}
   !insertmacro RunStep "Step 1: Install Python ${PYTHON_VERSION}" \
     '"$INSTDIR\setup\uv.exe" python install ${PYTHON_VERSION} --no-bin --no-registry' \
-    "uv could not download Python. Check the internet connection (and a proxy or firewall, if any), then run the installer again."
+    "uv could not install Python: check the internet connection (and a proxy or firewall, if any); if uv.exe did not start at all, an antivirus may have blocked it: allow it. Then run the installer again."
   !insertmacro RunStep "Steps 2 and later: torch, Tunesmith and its libraries (bootstrap.py)" \
     '"$INSTDIR\setup\uv.exe" run --no-project --managed-python --no-python-downloads --python ${PYTHON_VERSION} "$INSTDIR\setup\bootstrap.py" --app-dir "$INSTDIR"' \
     "See the log for the step that failed, then run the installer again."

@@ -201,9 +201,10 @@ def test_silent_install_under_wine_puts_files_and_shortcuts_and_uninstall_keeps_
         "WINEDLLOVERRIDES": "winemenubuilder.exe=d;mscoree=d;mshtml=d",
     }
 
-    def run(*argv: str) -> None:
-        subprocess.run([wine, *argv], env=env, check=True, timeout=120, capture_output=True)
+    def run(*argv: str, expect: int = 0) -> None:
+        result = subprocess.run([wine, *argv], env=env, timeout=120, capture_output=True)
         subprocess.run(["wineserver", "-w"], env=env, timeout=120)  # the uninstaller runs from a copy
+        assert result.returncode == expect, result.stderr[-2000:]
 
     run("wineboot", "-i")
     users = [p for p in (tmp_path / "prefix" / "drive_c" / "users").iterdir() if p.name != "Public"]
@@ -216,9 +217,24 @@ def test_silent_install_under_wine_puts_files_and_shortcuts_and_uninstall_keeps_
     app_log.parent.mkdir(parents=True)
     app_log.write_text("started\n")
 
+    app = user / "AppData" / "Local" / "Programs" / "Tunesmith"
+    programs = user / "AppData" / "Roaming" / "Microsoft" / "Windows" / "Start Menu" / "Programs"
+    start_menu, desktop = programs / "Tunesmith.lnk", user / "Desktop" / "Tunesmith.lnk"
+
+    # A real first run with no way to download Python: step 1 fails, says so, exits 2, makes no shortcuts.
+    offline = {"UV_OFFLINE": "1", "UV_PYTHON_INSTALL_MIRROR": "file:///nonexistent-mirror"}
+    env.update(offline)
+    run(str(SETUP_EXE), "/S", expect=2)
+    for name in offline:
+        del env[name]
+    failed = (app / "logs" / "setup.log").read_text(encoding="utf-8")
+    assert "Step 1: Install Python 3.11 failed (exit code " in failed
+    assert "check the internet connection" in failed and "run the installer again" in failed
+    assert not start_menu.exists() and not desktop.exists()
+
+    # Running it again (here as a dry run, since there is no network) goes through to the end.
     run(str(SETUP_EXE), "/S", "/DRYRUN")
 
-    app = user / "AppData" / "Local" / "Programs" / "Tunesmith"
     setup = app / "setup"
     uv = (setup / "uv.exe").read_bytes()
     pe = int.from_bytes(uv[0x3C:0x40], "little")
@@ -244,10 +260,6 @@ def test_silent_install_under_wine_puts_files_and_shortcuts_and_uninstall_keeps_
         rf'"{windows_app}\setup\bootstrap.py" --app-dir "{windows_app}"'
     ) in log
 
-    start_menu = (
-        user / "AppData" / "Roaming" / "Microsoft" / "Windows" / "Start Menu" / "Programs" / "Tunesmith.lnk"
-    )
-    desktop = user / "Desktop" / "Tunesmith.lnk"
     for shortcut in (start_menu, desktop):
         data = shortcut.read_bytes()
         assert data[:4] == b"L\0\0\0", shortcut  # a shell link
