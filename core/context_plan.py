@@ -31,7 +31,11 @@ BENCHMARKS.md's measurements (8B QLoRA, batch 1) and issue 16's table check thes
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
 from tunesmith.core.vram import ModelShape
 
@@ -80,9 +84,17 @@ class ContextPlan:
     at_longest: MemoryAt | None
     limit: str  # what stops a longer one: "GPU memory" or "host memory"
     parts: dict[str, float] = field(default_factory=dict)  # the fixed part, GiB by item
+    model_type: str | None = None
+    covered: bool = True  # Tunesmith's kernels patch this family (else the plan does not apply)
 
     def words(self) -> str:
         """One line for people: 'Longest that fits on this card: 61,440 tokens (...)'."""
+        if not self.covered:
+            return (
+                f"No plan for this model: Tunesmith's kernels do not cover {self.model_type or 'its'} models, "
+                "so it trains with stock transformers, whose activations stay on the GPU; the plan is "
+                "worked out for the kernels' families (kernels/patch/families.py)."
+            )
         if self.tokens <= 0 or self.at_longest is None:
             return (
                 f"Does not fit on this card: the model alone needs about {self.fixed_gib:.1f} GiB of the "
@@ -94,6 +106,23 @@ class ContextPlan:
             f"about {m.gpu_gib:.1f} of {self.vram_gib:g} GiB GPU memory and {m.host_gib:.1f} GiB of "
             f"{self.ram_gib:g} GiB RAM; longer needs more {self.limit})"
         )
+
+
+@cache
+def kernel_families() -> frozenset[str]:
+    """The model types Tunesmith's kernels patch: the keys of kernels/patch/families.py's FAMILIES, read
+    from its source (importing it through its package would import torch and triton)."""
+    found = importlib.util.find_spec("tunesmith.kernels")
+    folders = list(found.submodule_search_locations or []) if found else []
+    if not folders:
+        return frozenset()
+    tree = ast.parse((Path(folders[0]) / "patch" / "families.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+            if any(isinstance(t, ast.Name) and t.id == "FAMILIES" for t in targets):
+                return frozenset(k.value for k in node.value.keys if isinstance(k, ast.Constant))
+    return frozenset()
 
 
 def pinned_bytes(nbytes: int) -> int:
@@ -221,4 +250,7 @@ def longest_context(
         if longer.host_layers < shape.layers:  # its layer inputs no longer fit the host budget
             limit = "host memory"
     tokens = best.tokens // rows if best else 0
-    return ContextPlan(tokens, method, vram_gib, ram_gib, budget / GIB, fixed, best, limit, parts)
+    covered = shape.model_type in kernel_families()
+    return ContextPlan(
+        tokens, method, vram_gib, ram_gib, budget / GIB, fixed, best, limit, parts, shape.model_type, covered
+    )

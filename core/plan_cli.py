@@ -68,6 +68,8 @@ def run_plan(args: argparse.Namespace) -> int:
     plan = longest_context(shape, args.method, vram, ram, precision=args.precision, lora_r=args.lora_r)
     print(f"{args.model}: {shape.layers} layers, hidden {shape.hidden}, vocabulary {shape.vocab:,}")
     print(plan.words())
+    if not plan.covered:
+        return 0
     parts = ", ".join(f"{name} {gib:.2f}" for name, gib in plan.parts.items())
     print(f"GPU memory needed whatever the length: {plan.fixed_gib:.1f} GiB ({parts})")
     print(f"host memory the kernels may pin: {plan.host_budget_gib:.1f} GiB of {ram:g} GiB RAM")

@@ -65,10 +65,12 @@ def gguf_shape(path: Path) -> ModelShape:
         kv_heads=int(fields.get(f"{arch}.attention.head_count_kv", heads)),
         head_dim=int(fields.get(f"{arch}.attention.key_length", int(hidden) // int(heads))),
         tied_embeddings="output.weight" not in tensor_names,
-        model_type=arch,
+        model_type=_GGUF_MODEL_TYPES.get(arch, arch),
     )
 
 
+# GGUF architectures whose transformers model_type is another name (Gemma 3's text model)
+_GGUF_MODEL_TYPES = {"gemma3": "gemma3_text"}
 # GGUF value types (gguf's GGUFValueType): their struct formats; 8 is a string, 9 an array.
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 

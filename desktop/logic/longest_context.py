@@ -35,7 +35,7 @@ def longest_offer(config: RunConfig, hardware: Any) -> LongestOffer:
         precision=_precision(config, hardware),
         lora_r=config.lora.r,
     )
-    return LongestOffer(plan.tokens or None, plan.words())
+    return LongestOffer((plan.tokens or None) if plan.covered else None, plan.words())
 
 
 def without_plan(config: RunConfig, hardware: Any) -> LongestOffer | None:

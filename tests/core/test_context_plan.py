@@ -6,7 +6,14 @@ import json
 import pytest
 
 from tunesmith.core.cli import main
-from tunesmith.core.context_plan import GIB, fixed_gpu_parts, longest_context, memory_at, pinned_bytes
+from tunesmith.core.context_plan import (
+    GIB,
+    fixed_gpu_parts,
+    kernel_families,
+    longest_context,
+    memory_at,
+    pinned_bytes,
+)
 from tunesmith.core.vram import ModelShape
 
 LLAMA_8B = {
@@ -74,6 +81,9 @@ def test_the_longest_context_lies_between_what_fitted_and_what_did_not(cap, budg
 def test_the_host_arithmetic_is_the_kernels_own():
     from tunesmith.kernels.memory.host_budget import pinned_bytes as kernels_pinned
     from tunesmith.kernels.memory.host_budget import plan_host_memory
+    from tunesmith.kernels.patch.families import FAMILIES
+
+    assert kernel_families() == set(FAMILIES)  # read from the source, without importing torch
 
     for n in (1, 1000, 3 << 20, 768 << 20, 1 << 30):
         assert pinned_bytes(n) == kernels_pinned(n)
@@ -110,6 +120,11 @@ def test_plan_command_for_an_8b_config_and_the_demo(tmp_path, capsys):
     assert main(["plan", "--model", "demo", "--vram-gib", "8", "--ram-gib", "16", "--method", "dpo"]) == 0
     out = capsys.readouterr().out
     assert "demo: 30 layers, hidden 576, vocabulary 49,152" in out and "DPO, batch size 1" in out
+    (folder / "config.json").write_text(json.dumps({**LLAMA_8B, "model_type": "phi3"}), encoding="utf-8")
+    assert main(["plan", "--model", str(folder), "--vram-gib", "24", "--ram-gib", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "No plan for this model: Tunesmith's kernels do not cover phi3 models" in out
+    assert "Longest that fits" not in out
     assert main(["plan", "--model", str(tmp_path / "missing"), "--vram-gib", "8"]) == 1
     assert "no such file or folder" in capsys.readouterr().err
 
