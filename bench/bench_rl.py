@@ -53,6 +53,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--model", required=True)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--fast-rollout", choices=["on", "off"], default="on")
+    ap.add_argument("--num-generations", type=int, default=4, help="GRPO completions per prompt")
+    ap.add_argument("--grpo-batch", type=int, default=4, help="GRPO completions per step")
+    ap.add_argument("--max-completion-length", type=int, default=256)
     ap.add_argument("--out", required=True)
     ap.add_argument(
         "--smoke", action="store_true", help="CPU, full precision, tiny lengths: tests the script"
@@ -93,7 +96,9 @@ def run_config(args: argparse.Namespace, data: Path, reward: Path, out: Path) ->
     t.learning_rate, t.lr_scheduler, t.warmup_steps, t.weight_decay = 1e-5, "constant", 0, 0.0
     t.optimizer, t.gradient_checkpointing, t.logging_steps = "adamw", True, 1
     if args.algo == "grpo":
-        t.batch_size, t.num_generations, t.max_completion_length, t.kl_weight = 4, 4, 256, 0.0
+        t.batch_size, t.num_generations, t.kl_weight = args.grpo_batch, args.num_generations, 0.0
+        t.max_completion_length = args.max_completion_length
+        config.data.max_length = 100 + args.max_completion_length + 64
         t.reward_file = str(reward)
         if hasattr(t, "fast_rollout"):
             t.fast_rollout = args.fast_rollout == "on"
@@ -105,6 +110,8 @@ def run_config(args: argparse.Namespace, data: Path, reward: Path, out: Path) ->
 
 
 CUDA = torch.cuda.is_available()
+# BENCH_PROFILE_STEP=N: a torch.profiler table (CUDA kernels and CPU ops) of step N, next to --out
+PROFILE_STEP = int(__import__("os").environ.get("BENCH_PROFILE_STEP", "0"))
 
 
 def sync() -> None:
@@ -129,12 +136,23 @@ class StepTimer(TrainerCallback):
         if state.global_step >= 1 and CUDA:
             torch.cuda.reset_peak_memory_stats()
         self.phases.clear()
+        if CUDA and state.global_step + 1 == PROFILE_STEP:
+            from torch.profiler import ProfilerActivity, profile
+
+            self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+            self.prof.__enter__()
         sync()
         self.t0 = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kw):
         sync()
         dt = time.perf_counter() - self.t0
+        if getattr(self, "prof", None) is not None:
+            self.prof.__exit__(None, None, None)
+            avg = self.prof.key_averages()
+            self.profile_table = avg.table(sort_by="self_device_time_total", row_limit=30)
+            self.profile_cpu = avg.table(sort_by="self_cpu_time_total", row_limit=30)
+            self.prof = None
         rec = {"step": state.global_step, "step_s": dt, "peak_alloc_GiB": peak_gib()}
         rec.update({f"{k}_s": v for k, v in self.phases.items()})
         if "gen_and_score" in self.phases:
@@ -211,6 +229,8 @@ def main() -> int:
         if values:
             summary[f"median_{key}"] = statistics.median(values)
     Path(args.out).write_text(json.dumps(summary, indent=1, default=str))
+    if getattr(timer, "profile_table", None):
+        Path(args.out).with_suffix(".profile.txt").write_text(timer.profile_table + "\n\n" + timer.profile_cpu)
     run.cleanup()
     print(json.dumps({k: v for k, v in summary.items() if k not in ("steps", "log")}, default=str))
     return 0

@@ -70,3 +70,19 @@ def as_rows(x: torch.Tensor) -> torch.Tensor:
     """View `x` as [rows, last_dim], contiguous (copies only when it has to)."""
     x = x.reshape(-1, x.shape[-1])
     return x if x.stride(-1) == 1 and (x.shape[0] <= 1 or x.stride(0) == x.shape[1]) else x.contiguous()
+
+
+def autotune_cache_kwargs() -> dict[str, bool]:
+    """`triton.autotune` keywords that keep tuning results on disk across runs, where Triton can.
+
+    Triton (3.3 and later) stores them in its cache folder keyed by its own version, the GPU target,
+    the kernel's source, the tuning key (shapes, dtypes) and the configs, so a later run on the same
+    machine skips the benchmarking that makes a first step slow; older Triton tunes every run.
+    """
+    import inspect
+
+    from triton.runtime.autotuner import Autotuner
+
+    return (
+        {"cache_results": True} if "cache_results" in inspect.signature(Autotuner.__init__).parameters else {}
+    )

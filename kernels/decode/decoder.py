@@ -93,22 +93,28 @@ class Projs:
         return tuple(id(w) for w in self.weights), tuple(id(b) for b in self.biases), ad
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """[M, K] -> [M, sum of n_i] in x's dtype."""
-        lo = None
+        """[M, K] -> [M, sum of n_i] in x's dtype.  For a decode batch the adapter's second product
+        (xa B^T, the scale, the casts) runs in the NF4 kernel's epilogue: one launch per weight."""
+        xa = None
         if self.a_cat is not None and self.b_bd is not None:  # allocated together
             xa = x.to(self.a_cat.dtype) @ self.a_cat.t()
-            lo = xa @ self.b_bd.t()
-            lo = (lo if self.scale is None else lo * self.scale).to(x.dtype)
         y = torch.empty(x.shape[0], sum(self.outs), device=x.device, dtype=x.dtype)
+        lo = None
         n0 = 0
         for w, b, n in zip(self.weights, self.biases, self.outs, strict=True):
-            add = None if lo is None else lo[:, n0 : n0 + n]
+            cols = slice(n0, n0 + n)
             if isinstance(w, NF4Weight) and x.shape[0] <= MAX_ROWS:
-                nf4_matmul(x, w, bias=b, add=add, out=y[:, n0 : n0 + n])
+                lora = None
+                if xa is not None and self.b_bd is not None:
+                    lora = (xa, self.b_bd[cols], None if self.scale is None else self.scale[cols])
+                nf4_matmul(x, w, bias=b, out=y[:, cols], lora=lora)
             else:
+                if xa is not None and lo is None and self.b_bd is not None:
+                    lo = xa @ self.b_bd.t()
+                    lo = (lo if self.scale is None else lo * self.scale).to(x.dtype)
                 dense = w.dequantize() if isinstance(w, NF4Weight) else w
                 base = F.linear(x, dense.to(x.dtype), None if b is None else b.to(x.dtype))
-                y[:, n0 : n0 + n] = base if add is None else base + add
+                y[:, cols] = base if lo is None else base + lo[:, cols]
             n0 += n
         return y
 

@@ -16,6 +16,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .._launch import autotune_cache_kwargs
+
 _BLOCK = 2048  # outputs per program under the CPU interpreter
 
 
@@ -65,6 +67,7 @@ def _nf4_dequant_kernel(
 _nf4_dequant_tuned = triton.autotune(
     configs=[triton.Config({"BLOCK": b}, num_warps=w) for b in (1024, 2048, 4096) for w in (4, 8)],
     key=["n", "cols"],
+    **autotune_cache_kwargs(),  # tuned once per machine and shape, kept on disk
 )(_nf4_dequant_kernel)
 
 
@@ -99,6 +102,7 @@ def _nf4_dequant_group_kernel(
 _nf4_dequant_group_tuned = triton.autotune(
     configs=[triton.Config({"BLOCK": b}, num_warps=w) for b in (1024, 2048, 4096) for w in (4, 8)],
     key=["n", "cols"],
+    **autotune_cache_kwargs(),
 )(_nf4_dequant_group_kernel)
 
 

@@ -90,3 +90,26 @@ def test_rejects_too_many_rows():
     w = quantized(16, 64)
     with pytest.raises(ValueError, match="at most"):
         nf4_matmul(torch.randn(65, 64), w)
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+@pytest.mark.parametrize("m", [1, 4, 17])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_lora_term_in_the_epilogue(scaled, m, dtype):
+    """The adapter term the decode step adds (x A^T computed outside, then its product with B and the
+    per-column scale) as torch rounds it: in the rows kernel's epilogue for a decode batch, by torch
+    for 17 rows; it lands on top of bias and `add` like any other addend.  fp32: equal to summation
+    order; bf16: within one rounding (the interpreter's casts truncate where the GPU's round)."""
+    n, k, r = 40, 192, 12
+    w = quantized(n, k, seed=5)
+    x = torch.randn(m, k).to(dtype)
+    xa = torch.randn(m, r)  # fp32 adapters, as peft keeps them for a 4-bit base
+    b = torch.randn(n, r) / 4
+    scale = torch.rand(n) + 0.5 if scaled else None
+    bias, add = torch.randn(n).to(dtype), torch.randn(m, n).to(dtype)
+    term = xa @ b.t()
+    term = (term if scale is None else term * scale).to(dtype)
+    ref = nf4_matmul(x, w, bias=bias, add=add).float() + term.float()
+    got = nf4_matmul(x, w, bias=bias, add=add, lora=(xa, b, scale))
+    assert got.dtype == dtype
+    assert_close("y", got.float(), ref, rtol=1e-6 if dtype == torch.float32 else 2**-6)
