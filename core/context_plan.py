@@ -121,7 +121,7 @@ def kernel_families() -> frozenset[str]:
         if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
             targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
             if any(isinstance(t, ast.Name) and t.id == "FAMILIES" for t in targets):
-                return frozenset(k.value for k in node.value.keys if isinstance(k, ast.Constant))
+                return frozenset(str(k.value) for k in node.value.keys if isinstance(k, ast.Constant))
     return frozenset()
 
 
