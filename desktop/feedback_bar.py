@@ -1,7 +1,7 @@
 """The Chat tab's feedback row: judge the last answers, and train on the verdicts.
 
 Under the transcripts, once every shown side has answered: "Left is better" / "Right is better" (when
-comparing), or "Edit the answer…" to rewrite the right-hand (tuned) answer into the one wanted (the
+comparing), or "Edit the answer…" (a dialog) to rewrite the right-hand (tuned) answer into the one wanted (the
 edit is then the chosen answer, the model's own the rejected one).  Each verdict is one preference pair
 appended to RUN_DIR/feedback/preferences.jsonl (core.feedback), where RUN_DIR is the run whose model
 answers on the right; the row says how many pairs that run has.  "Train on my feedback" asks (sig_train)
@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
+    QDialog,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -49,9 +50,12 @@ class FeedbackBar(QWidget):
             "Rewrite the right-hand answer into the one you wanted: your version is saved as the better\n"
             "answer, the model's own as the worse one."
         )
+        # A dialog, not a row under the transcripts: they keep their room on a 1024x700 screen.
+        self.edit_dialog = QDialog(self)
+        self.edit_dialog.setWindowTitle("Edit the answer")
         self.editor = QPlainTextEdit()
-        self.editor.setMaximumHeight(90)
         self.save_edit_button = QPushButton("Save my version")
+        self.save_edit_button.setObjectName("primary")
         self.cancel_edit_button = QPushButton("Cancel")
         self.count_label = QLabel()
         self.note_label = QLabel()
@@ -72,9 +76,8 @@ class FeedbackBar(QWidget):
         self.right_button.clicked.connect(lambda: self._prefer(1))
         self.edit_button.clicked.connect(self._start_edit)
         self.save_edit_button.clicked.connect(self._save_edit)
-        self.cancel_edit_button.clicked.connect(lambda: self._show_editor(False))
+        self.cancel_edit_button.clicked.connect(self.edit_dialog.reject)
         self.train_button.clicked.connect(self._train)
-        self._show_editor(False)
         self._update()
 
     def _build_layout(self) -> None:
@@ -84,17 +87,24 @@ class FeedbackBar(QWidget):
         row.addWidget(self.count_label, 1)
         row.addWidget(self.method_combo)
         row.addWidget(self.train_button)
-        edit_row = QHBoxLayout()
-        edit_row.addWidget(self.editor, 1)
-        edit_buttons = QVBoxLayout()
-        edit_buttons.addWidget(self.save_edit_button)
-        edit_buttons.addWidget(self.cancel_edit_button)
-        edit_row.addLayout(edit_buttons)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
-        layout.addLayout(edit_row)
         layout.addWidget(self.note_label)
+        explain = QLabel(
+            "Rewrite the answer into the one you wanted. Your version is saved as the better answer, "
+            "the model's own as the worse one."
+        )
+        explain.setWordWrap(True)
+        edit_buttons = QHBoxLayout()
+        edit_buttons.addStretch(1)
+        edit_buttons.addWidget(self.save_edit_button)
+        edit_buttons.addWidget(self.cancel_edit_button)
+        dialog = QVBoxLayout(self.edit_dialog)
+        dialog.addWidget(explain)
+        dialog.addWidget(self.editor, 1)
+        dialog.addLayout(edit_buttons)
+        self.edit_dialog.resize(560, 300)
 
     # -- what is shown ---------------------------------------------------------------------------
     def refresh(self, chat: Any) -> None:
@@ -129,14 +139,16 @@ class FeedbackBar(QWidget):
         self.count_label.setText(pairs_text(count) if self.run_dir else "")
         self.train_button.setEnabled(count > 0)
         self.method_combo.setEnabled(count > 0)
+        note = ""
         if not self.run_dir:
-            self.note_label.setText(
-                "Feedback is saved with a trained run: pick one under Model to judge its answers."
-            )
+            note = "Feedback is saved with a trained run: pick one under Model to judge its answers."
         elif judged:
-            self.note_label.setText("Saved. Send another message to judge its answers.")
-        elif not self.answers:
-            self.note_label.setText("")
+            note = "Saved. Send another message to judge its answers."
+        self._say(note)
+
+    def _say(self, note: str) -> None:
+        self.note_label.setText(note)
+        self.note_label.setVisible(bool(note))  # no empty line under the transcripts
 
     def _key(self) -> tuple:
         return (self.run_dir, tuple(m["content"] for m in self.prompt), tuple(self.answers))
@@ -147,16 +159,12 @@ class FeedbackBar(QWidget):
 
     def _start_edit(self) -> None:
         self.editor.setPlainText(self.answers[-1])
-        self._show_editor(True)
+        self.edit_dialog.open()  # window-modal, without blocking the event loop
         self.editor.setFocus()
 
     def _save_edit(self) -> None:
         if self._save(self.editor.toPlainText(), self.answers[-1]):
-            self._show_editor(False)
-
-    def _show_editor(self, shown: bool) -> None:
-        for widget in (self.editor, self.save_edit_button, self.cancel_edit_button):
-            widget.setVisible(shown)
+            self.edit_dialog.accept()
 
     def _save(self, chosen: str, rejected: str) -> bool:
         """Append the pair; a pair that cannot be saved (the same answer twice, an empty one) is said."""
@@ -165,7 +173,7 @@ class FeedbackBar(QWidget):
         try:
             append_preference(self.run_dir, self.prompt, chosen, rejected)
         except (ValueError, OSError) as exc:
-            self.note_label.setText(f"Not saved: {exc}.")
+            self._say(f"Not saved: {exc}.")
             return False
         self._judged = self._key()
         self._update()

@@ -12,8 +12,8 @@ through the real widgets, the real demo model and the real engine.
   model the run starts from (TRL copies the adapter into a frozen "ref" adapter), so the first loss is
   ln 2 from the earlier adapter and from a fresh one alike.  What shows it: at step 0 the trainable LoRA
   weights *are* the adapter file's (a fresh adapter's B matrices are zero, the file's are not), and the
-  model's loss on a fixed text equals the earlier adapter's loss, loaded independently with peft, and
-  differs from the base's (which is a fresh adapter's);
+  model's loss on a fixed text equals the earlier adapter's (as the Chat tab loaded that run on its own:
+  merged into the base) and differs from the base's (which is a fresh adapter's);
 - an adapter made for another model is refused before training, in words naming both models.
 
 One short SFT run of the embedded model (3 steps of one row, lr 3e-3, LoRA r 4) serves the module; greedy answers
@@ -113,7 +113,7 @@ def test_verdicts_become_pairs_and_train_on_my_feedback_continues_the_adapter(wi
     assert bar.editor.isVisible() and bar.editor.toPlainText() == second["run"]
     bar.editor.setPlainText("On my ship, the Quaver, matey!")
     qtbot.mouseClick(bar.save_edit_button, Qt.MouseButton.LeftButton)
-    assert not bar.editor.isVisible()
+    assert not bar.edit_dialog.isVisible()
     assert bar.count_label.text() == "2 preference pairs saved for this run"
 
     dataset = load_dataset_file(pairs)
@@ -141,8 +141,13 @@ def test_verdicts_become_pairs_and_train_on_my_feedback_continues_the_adapter(wi
     window.controller.config.model.source = (
         "HuggingFaceTB/SmolLM2-360M"  # the form had another model: the run's wins
     )
+    bar.method_combo.setCurrentIndex(bar.method_combo.findData("orpo"))  # ORPO can be chosen instead
     qtbot.mouseClick(bar.train_button, Qt.MouseButton.LeftButton)
     train = window.train_tab
+    assert window.controller.config.train.method == "orpo" and train.method_combo.currentData() == "orpo"
+    window.tabs.setCurrentWidget(chat)
+    bar.method_combo.setCurrentIndex(bar.method_combo.findData("dpo"))
+    qtbot.mouseClick(bar.train_button, Qt.MouseButton.LeftButton)
     assert window.tabs.currentWidget() is train
     config = window.controller.config
     assert (config.train.method, config.data.path) == ("dpo", str(pairs))
@@ -160,18 +165,21 @@ def test_verdicts_become_pairs_and_train_on_my_feedback_continues_the_adapter(wi
     typed = config_from_args(args)
     assert (typed.train.method, typed.data.path, typed.lora.init_adapter) == ("dpo", str(pairs), str(run_dir))
 
-    _dpo_run_starts_from_the_adapter(copy.deepcopy(config), run_dir)
+    # What the earlier adapter and the base compute, from the chat's own engines: the app loaded the run
+    # (its adapter merged into the base) and the base apart from the DPO run's model.
+    engines = window.controller.chat.engines
+    earlier_loss = _text_loss(engines["run"].model, engines["run"].tokenizer)
+    base_loss = _text_loss(engines["base"].model, engines["base"].tokenizer)
+    _dpo_run_starts_from_the_adapter(copy.deepcopy(config), run_dir, earlier_loss, base_loss)
 
 
-def _dpo_run_starts_from_the_adapter(config, run_dir) -> None:
+def _dpo_run_starts_from_the_adapter(config, run_dir: Path, earlier_loss: float, base_loss: float) -> None:
     """One DPO step from the config the app made; what the model is at step 0, read by a callback."""
     import torch
-    from peft import PeftModel
     from safetensors.torch import load_file
-    from transformers import AutoModelForCausalLM, TrainerCallback
+    from transformers import TrainerCallback
 
     from tunesmith.core.events import Finished, StepMetrics
-    from tunesmith.core.models.sources import embedded_model_dir, load_tokenizer
     from tunesmith.core.training.engine import TrainingRun
 
     seen: dict = {}
@@ -188,14 +196,6 @@ def _dpo_run_starts_from_the_adapter(config, run_dir) -> None:
     torch.set_num_threads(1)
     try:
         finished = TrainingRun(config, events.append, extra_callbacks=[AtStepZero()]).run()
-        earlier = PeftModel.from_pretrained(
-            AutoModelForCausalLM.from_pretrained(str(embedded_model_dir()), dtype=torch.float32),
-            str(run_dir / "adapter"),
-        )
-        tokenizer = load_tokenizer("demo")
-        earlier_loss = _text_loss(earlier, tokenizer)
-        with earlier.disable_adapter():
-            base_loss = _text_loss(earlier, tokenizer)
     finally:
         torch.set_num_threads(threads)
     assert isinstance(finished, Finished), finished
@@ -211,7 +211,8 @@ def _dpo_run_starts_from_the_adapter(config, run_dir) -> None:
         # DPO's reference: the same adapter, frozen (TRL's "ref" copy), not the bare base.
         reference = name.replace(".weight", ".ref.weight")
         assert torch.equal(seen["weights"][reference], tensor) and reference not in seen["trainable"]
-    assert seen["loss"] == pytest.approx(earlier_loss, abs=1e-5), (
+    # (merged into the base, the earlier adapter computes the same loss to float rounding)
+    assert seen["loss"] == pytest.approx(earlier_loss, abs=1e-4), (
         "step 0 computes what the earlier adapter did"
     )
     assert abs(earlier_loss - base_loss) > 1e-3, "a fresh adapter (= the base) would compute another loss"
