@@ -409,6 +409,17 @@ class TrainSettings:
         choices=OPTIMIZER_CHOICES,
         advanced=True,
     )
+    gpus: int = setting(
+        1,
+        label="GPUs",
+        help="How many NVIDIA GPUs of this machine train together. The engine picks how: each GPU holds "
+        "the whole model and trains on its share of each batch (DDP) when the model fits one card, or "
+        "the model is split across the cards (FSDP2) when it does not; the log says which and why. "
+        "Results equal one GPU's with the same total batch (batch size x GPUs).",
+        minimum=1,
+        maximum=64,
+        usual=(1, 8),
+    )
     gradient_checkpointing: bool | None = setting(
         None,
         label="Gradient checkpointing",

@@ -30,6 +30,7 @@ class HardwareInfo:
     triton_version: str | None
     bitsandbytes_version: str | None
     python_version: str
+    gpu_count: int = 0  # CUDA GPUs visible to this process (a run may train on several: train.gpus)
 
     @property
     def has_gpu(self) -> bool:
@@ -92,6 +93,7 @@ def detect_hardware() -> HardwareInfo:
             triton_version=_version("triton"),
             bitsandbytes_version=_version("bitsandbytes"),
             python_version=platform.python_version(),
+            gpu_count=torch.cuda.device_count(),
         )
     return HardwareInfo(
         device="cpu",

@@ -9,6 +9,7 @@ It knows how to call transformers, bitsandbytes and peft; it does not know about
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -110,19 +111,26 @@ def _load_kwargs(choice: PrecisionChoice, compute_dtype: ComputeDtype, full_fine
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=compute,
         )
-        return {"quantization_config": quant, "dtype": compute, "device_map": {"": 0}}
+        return {"quantization_config": quant, "dtype": compute, "device_map": {"": _this_card()}}
     if choice.precision == "8bit":
         from transformers import BitsAndBytesConfig
 
         return {
             "quantization_config": BitsAndBytesConfig(load_in_8bit=True),
             "dtype": compute,
-            "device_map": {"": 0},
+            "device_map": {"": _this_card()},
         }
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[choice.precision]
     if choice.precision == "fp16" and full_finetune:  # fp32 master weights, fp16 autocast
         dtype = torch.float32
     return {"dtype": dtype}
+
+
+def _this_card() -> int:
+    """The CUDA card this process trains on: its own under several ranks (rank_main sets it), else 0."""
+    import torch
+
+    return torch.cuda.current_device() if torch.cuda.is_available() else 0
 
 
 def _add_lora(model: PreTrainedModel, lora: LoraSettings, source: str = "") -> PeftModel:
@@ -181,8 +189,12 @@ def _patch_kernels(
         # On a GPU the frozen input embedding table moves to pinned host memory too, where the GPU
         # gathers its rows in place: 1 GiB less VRAM for an 8B model, at no cost in speed (bench/HISTORY.md, run 11).
         on_gpu = next(model.parameters()).device.type == "cuda"
+        # One rank of several (core.training.multi_gpu): DDP needs all weights on one kind of device.
+        one_process = int(os.environ.get("WORLD_SIZE", "1")) <= 1
         return patch_model(
-            model, checkpointing="offload" if checkpointing else None, embeddings_on_cpu=on_gpu
+            model,
+            checkpointing="offload" if checkpointing else None,
+            embeddings_on_cpu=on_gpu and one_process,
         )
     except Exception as exc:  # a C compiler or Triton problem must not stop training
         log.exception("Kernel patching failed")

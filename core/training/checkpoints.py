@@ -105,19 +105,29 @@ def install_atomic_saving(trainer: Any, keep: int = KEEP) -> None:
         final = folder / f"{PREFIX}{step}"
         if step in saved_steps and problem_with(final) is None:
             return  # a Stop right after a timed save: this step is already on disk
+        # Several ranks (core.training.rank_main) all save into one folder: the main one prepares and
+        # commits it, and all wait for each other around the Trainer's saving (no-ops in one process).
+        accelerator = getattr(trainer, "accelerator", None)
+        main = accelerator is None or accelerator.is_main_process
+        wait = accelerator.wait_for_everyone if accelerator is not None else (lambda: None)
         staging = folder / STAGING
         staged = staging / final.name
-        shutil.rmtree(staging, ignore_errors=True)  # what a run that died while saving left there
-        staging.mkdir(parents=True, exist_ok=True)
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)  # what a run that died while saving left there
+            staging.mkdir(parents=True, exist_ok=True)
+        wait()
         trainer._get_output_dir = lambda trial=None: str(staging)
         try:
             original(model, trial)
         finally:
             del trainer._get_output_dir  # the class's own method again
-        commit(staged, final, step)
-        staging.rmdir()  # empty again: its one folder became `final`
+        wait()
+        if main:
+            commit(staged, final, step)
+            staging.rmdir()  # empty again: its one folder became `final`
+            prune(folder, keep)
         saved_steps.add(step)
-        prune(folder, keep)
+        wait()
 
     trainer._save_checkpoint = save_checkpoint
 

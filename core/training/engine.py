@@ -58,6 +58,9 @@ def _after(value: _T | None, phase: str) -> _T:
 
 
 class TrainingRun:
+    # True in a process that is one rank of several (core.training.rank_main): it trains itself
+    one_rank = False
+
     def __init__(
         self,
         config: RunConfig,
@@ -96,6 +99,10 @@ class TrainingRun:
 
     def run(self) -> Finished | Failed:
         try:
+            if self.config.train.gpus > 1 and not self.one_rank:  # ranks as child processes, one stream
+                from tunesmith.core.training.launcher import run_on_ranks
+
+                return run_on_ranks(self)
             self.check()
             self.setup_run_dir()
             for note in _after(self.checked, "check").notes:

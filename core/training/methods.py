@@ -114,6 +114,8 @@ class RowData:
 
 def common_arguments(config: RunConfig, loaded: LoadedModel, output_dir: Path) -> dict[str, Any]:
     """Trainer arguments shared by every method (TrainingArguments names)."""
+    from tunesmith.core.training.multi_gpu import trainer_arguments
+
     t = config.train
     on_gpu = loaded.device == "cuda"
     checkpointing = t.gradient_checkpointing if t.gradient_checkpointing is not None else on_gpu
@@ -149,6 +151,7 @@ def common_arguments(config: RunConfig, loaded: LoadedModel, output_dir: Path) -
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,
+        **trainer_arguments(),  # one rank of several: DDP's or FSDP2's (core.training.multi_gpu)
     }
 
 

@@ -266,6 +266,7 @@ class TrainTab(QWidget):
 
     def _on_hardware(self, hardware) -> None:
         self.form.apply_limits(machine_limits(hardware))
+        self.form.show_gpu_choice(getattr(hardware, "gpu_count", 0))
         self.plots.set_memory_label(getattr(hardware, "device", "cpu") == "cuda")
 
     # -- run control ----------------------------------------------------------------------------

@@ -40,6 +40,7 @@ _INT_LIMIT = 2**31 - 1
 _FLOAT_LIMIT = 1e9
 # A combo box's data for the "automatic" (None) choice: Qt's item data cannot tell None from "no data".
 _NONE = ""
+GPUS = "train.gpus"  # shown only on machines with several GPUs (show_gpu_choice)
 
 
 class SettingsForm(QWidget):
@@ -87,12 +88,17 @@ class SettingsForm(QWidget):
         layout.addStretch(1)
         self._loading = False
         self.set_method("sft")
+        self.show_gpu_choice(0)  # until the hardware is known
 
     def set_method(self, method: str) -> None:
         """Show the fields `method` uses; hide the other methods' own fields."""
         for path, spec in self.specs.items():
             if spec.methods:
                 self._layouts[path].setRowVisible(self._fields[path], method in spec.methods)
+
+    def show_gpu_choice(self, gpu_count: int) -> None:
+        """The GPUs field only where there is a choice: more than one CUDA GPU (core's hardware count)."""
+        self._layouts[GPUS].setRowVisible(self._fields[GPUS], gpu_count > 1)
 
     def shows(self, path: str) -> bool:
         """Whether a field's row is shown for the current method (the Advanced box aside)."""
