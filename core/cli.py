@@ -25,6 +25,7 @@ EPILOG = """examples:
   tunesmith train --resume runs/my-run            continue a stopped run
   tunesmith export runs/my-run --format gguf --quant q4_k_m
   tunesmith chat runs/my-run/exports/model-q4_k_m.gguf
+  tunesmith eval runs/my-run                      did it work? a report: learned, answers, forgot
 """
 
 
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_commands.add_demo(sub)
     plan_cli.add_plan(sub)
     _add_export_and_chat(sub)
+    from tunesmith.core.evaluation.cli import add_eval_parser  # argparse only: --help stays instant
+
+    add_eval_parser(sub)
     return parser
 
 
