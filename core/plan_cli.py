@@ -29,7 +29,9 @@ def add_plan(sub: argparse._SubParsersAction) -> None:
         choices=PLANNED_METHODS,
         help="training method: " + "; ".join(METHOD_CHOICES[m] for m in PLANNED_METHODS) + " (default sft)",
     )
-    p.add_argument("--vram-gib", type=float, help="the GPU's memory in GiB (default: this machine's GPU)")
+    p.add_argument(
+        "--vram-gib", type=float, help="the GPU's memory in GiB (default: what is free on this machine's GPU)"
+    )
     p.add_argument("--ram-gib", type=float, help="the machine's RAM in GiB (default: this machine's)")
     p.add_argument(
         "--precision",
@@ -64,7 +66,7 @@ def run_plan(args: argparse.Namespace) -> int:
                     "(and --ram-gib N)."
                 )
                 return 0
-            vram = hardware.vram_total_gb
+            vram = hardware.vram_free_gb  # what a run will have: the desktop's share is not
     plan = longest_context(shape, args.method, vram, ram, precision=args.precision, lora_r=args.lora_r)
     print(f"{args.model}: {shape.layers} layers, hidden {shape.hidden}, vocabulary {shape.vocab:,}")
     print(plan.words())

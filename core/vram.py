@@ -145,6 +145,16 @@ def estimate_for_shape(
         logits = widen * min(tokens * shape.vocab, 1 << 26) * 2 * 2 / GIB
     else:
         logits = tokens * shape.vocab * 4 * 2 / GIB  # fp32 logits and their gradient
+    if kernels and checkpointing and config.lora.enabled and precision != "fp32":
+        # the arithmetic of the max length's "Longest that fits" (core.context_plan), so the preset it
+        # offers is one this estimate says fits: one layer's backward per token, a loss chunk, the
+        # weights with double quantization and one layer dequantized
+        from tunesmith.core.context_plan import fixed_gpu_parts, per_token_gpu_bytes
+
+        fixed = fixed_gpu_parts(shape, precision, config.lora.r, tuple(config.lora.target_modules))
+        weights = fixed["weights"] + fixed["output head"] + fixed["one layer's weights, dequantized"]
+        activations = widen * tokens * per_token_gpu_bytes(shape, stash=True, tokens=tokens) / GIB
+        logits = widen * fixed["loss chunk"]
     parts = {
         "weights": weights,
         "adapter + optimizer": training_state,

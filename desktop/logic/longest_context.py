@@ -30,10 +30,11 @@ def longest_offer(config: RunConfig, hardware: Any) -> LongestOffer:
     plan = longest_context(
         shape,
         config.train.method,
-        hardware.vram_total_gb,
+        hardware.vram_free_gb,  # what a run will have: the desktop's share of the card is not
         hardware.ram_total_gb,
         precision=_precision(config, hardware),
         lora_r=config.lora.r,
+        targets=tuple(config.lora.target_modules),
     )
     return LongestOffer((plan.tokens or None) if plan.covered else None, plan.words())
 

@@ -146,3 +146,23 @@ def test_the_demo_gguf_header_gives_the_shape_of_its_config_json(demo_model_dir)
     config = json.loads((demo_model_dir / "config.json").read_text(encoding="utf-8"))
     assert shape_of("demo") == model_shape(config)
     assert shape_of(str(demo_model_dir)) == model_shape(config)
+
+
+def test_the_fit_estimate_agrees_with_the_longest_that_fits():
+    """The model panel's estimate (core.vram) counts the kernels as the plan does: the length the preset
+    offers fits, and a little longer does not."""
+    from tunesmith.core.config import RunConfig
+    from tunesmith.core.hardware import HardwareInfo
+    from tunesmith.core.vram import estimate_for_shape
+
+    card = HardwareInfo(
+        "cuda", "RTX 4090", (8, 9), 24.0, 23.5, 64.0, 16, "2.11", "13.0", "3.6", "0.45", "3.11"
+    )
+    config = RunConfig()
+    config.train.batch_size = 1
+    plan = longest_context(SHAPE, "sft", card.vram_free_gb, card.ram_total_gb, lora_r=config.lora.r)
+    assert plan.limit == "GPU memory" and 65536 <= plan.tokens < 131072
+    config.data.max_length = plan.tokens
+    assert estimate_for_shape(SHAPE, "4bit", config, card).fits
+    config.data.max_length = plan.tokens + 2048
+    assert not estimate_for_shape(SHAPE, "4bit", config, card).fits
