@@ -53,8 +53,12 @@ class StepAgreement(TrainerCallback):
 
         params = list(model.parameters()) if model is not None else []
         sharded = sum(isinstance(p, DTensor) for p in params)
-        how = f"{sharded} of {len(params)} weight tensors sharded (FSDP2)" if sharded else "whole weights"
-        self.run._emit(LogLine("info", f"{args.world_size} ranks ({args.parallel_mode.value}), {how}"))
+        how = (
+            f"{sharded} of {len(params)} weight tensors sharded across them (FSDP2)"
+            if sharded
+            else "each holds the whole model (DDP)"
+        )
+        self.run._emit(LogLine("info", f"{args.world_size} ranks training: {how}"))
 
     def on_step_end(self, args, state, control, **kwargs):
         import torch
@@ -148,7 +152,7 @@ def _fsdp_on_cpu_processes(trainer) -> None:
     FSDP plugin into DistributedType.FSDP for MULTI_GPU, MULTI_NPU, ... but not MULTI_CPU, so CPU
     processes over gloo would silently run plain data parallel.  For the CPU check of the FSDP2 path,
     give the shared state the same plugin the GPU path gets; accelerate's own FSDP2 code does the rest."""
-    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin  # type: ignore[import-untyped]  # no stubs
 
     state = trainer.accelerator.state
     if state.distributed_type != DistributedType.MULTI_CPU or trainer.args.fsdp_plugin_args is None:

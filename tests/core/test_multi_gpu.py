@@ -221,7 +221,9 @@ def test_ddp_on_two_cpu_processes_equals_one_process_and_resumes_on_one(tiny_lla
     assert isinstance(stopped, Finished), getattr(stopped, "details", "")
     assert stopped.cancelled and 1 <= stopped.step < STEPS  # Stop reached every rank before the end
     logs = " ".join(e.message for e in events if isinstance(e, LogLine))
-    assert "2 CPU processes over gloo (DDP)" in logs and "2 ranks" in logs
+    assert (
+        "2 CPU processes over gloo (DDP)" in logs and "2 ranks training: each holds the whole model" in logs
+    )
     assert sum(isinstance(e, RunStarted) for e in events) == 1  # one stream: rank 0's events only
     got = step_losses(events)
     assert sorted(got) == list(range(1, stopped.step + 1))
@@ -264,7 +266,7 @@ def test_fsdp2_on_two_cpu_processes_trains_shards_stops_and_resumes(tiny_llama, 
     stopped = run.run()
     assert isinstance(stopped, Finished) and stopped.cancelled, getattr(stopped, "details", "")
     logs = " ".join(e.message for e in events if isinstance(e, LogLine))
-    assert "(FSDP2)" in logs and "48 of 48 weight tensors sharded" in logs
+    assert "over gloo (FSDP2)" in logs and "48 of 48 weight tensors sharded across them" in logs
     first = step_losses(events)
     assert (Path(stopped.adapter_dir) / "adapter_model.safetensors").is_file()
 
