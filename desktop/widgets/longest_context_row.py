@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 
+from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from tunesmith.desktop.logic.longest_context import LongestOffer, longest_offer, without_plan
@@ -38,6 +39,9 @@ class LongestContextRow(QWidget):
         row.addWidget(self.label, 1)
         row.addWidget(self.button)
         self._request = 0
+        # a pool of its own: the answer takes milliseconds and should not queue behind a model loading
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
         self.button.clicked.connect(self.use_longest)
         # the VRAM estimate is redone after every settings change (model, precision, method, LoRA)
         controller.sig_hardware.connect(lambda _hardware: self.refresh())
@@ -58,6 +62,7 @@ class LongestContextRow(QWidget):
             lambda: longest_offer(config, hardware),
             lambda offer: self._show(request, offer),
             lambda error: self._show(request, LongestOffer(None, f"Longest that fits: unknown ({error})")),
+            pool=self.pool,
         )
 
     def _show(self, request: int, offer: LongestOffer) -> None:
