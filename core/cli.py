@@ -18,6 +18,7 @@ from tunesmith.core import cli_commands, plan_cli
 EPILOG = """examples:
   tunesmith demo                                  fine-tune the embedded model, compare answers
   tunesmith info                                  what this machine can train on
+  tunesmith data import whatsapp chat.zip --me Ann --scrub --out my_chats.jsonl   your chats as a dataset
   tunesmith data check my_chats.jsonl             check a dataset before training
   tunesmith plan --model ./Llama-3.1-8B --vram-gib 24   the longest context a 24 GB card can train
   tunesmith train --data my_chats.jsonl --max-steps 100
