@@ -48,7 +48,18 @@ METHOD_CHOICES = {
     "dpo": "DPO — prefer good answers over bad",
     "orpo": "ORPO — preferences without a reference model",
     "grpo": "GRPO — learn from rewards",
+    "ppo": "PPO — not offered (use GRPO with a reward model)",
 }
+# Offered in the method list so that people who look for PPO learn why it is missing and what to use;
+# validate() refuses it before anything loads (BENCHMARKS.md, "PPO").
+PPO_REFUSED = (
+    "{train.method}: PPO is not offered. PPO trains against a reward model with a second, value model "
+    "that predicts each answer's reward; TRL, the library Tunesmith trains with, removed its PPOTrainer "
+    "in September 2026 (huggingface/trl PR #7020), so Tunesmith cannot offer PPO through it. Use GRPO "
+    "with the same reward model instead (command line: --method grpo --reward-model PATH; in the app: "
+    "GRPO, and the reward model's folder in 'Reward model (GRPO)'): the reward model scores each answer, "
+    "and GRPO compares it with the other answers to the same prompt instead of training a value model."
+)
 OPTIMIZER_CHOICES = {"adamw": "AdamW", "adamw_8bit": "AdamW, 8-bit states (NVIDIA GPU only)"}
 SCHEDULER_CHOICES = {
     "linear": "Linear decay",
@@ -537,6 +548,17 @@ class TrainSettings:
         advanced=True,
         methods=_GRPO,
     )
+    reward_model: str | None = setting(
+        None,
+        label="Reward model (GRPO)",
+        help="GRPO only: a local folder holding a reward model, a sequence-classification model with one "
+        "output (num_labels 1), its tokenizer and safetensors weights, that scores each answer; its score "
+        "is one more reward beside the others. Loaded read-only, on the device the model trains on; it "
+        "runs the folder's own code only when 'Run the model's own code' is on.",
+        placeholder="none",
+        advanced=True,
+        methods=_GRPO,
+    )
     fast_rollout: bool = setting(
         True,
         label="Fast answer writing (GRPO)",
@@ -576,6 +598,8 @@ class RunConfig:
     def validate(self) -> RunConfig:
         """Raise ConfigError naming the first bad field; return self for chaining."""
         check_declared(self, run_settings())
+        if self.train.method == "ppo":
+            raise ConfigError(PPO_REFUSED, ("train.method",))
         if self.train.epochs <= 0 and self.train.max_steps <= 0:
             raise ConfigError.about("train.epochs", "must be above 0 (or set max_steps)")
         return self

@@ -184,6 +184,10 @@ def build_trainer(
         from tunesmith.core.training.rollout import install_fast_rollout
 
         notes.append(install_fast_rollout(trainer, loaded, enabled=config.train.fast_rollout))
+        if config.train.reward_model:
+            from tunesmith.core.training.reward_model import reward_model_notes
+
+            notes += reward_model_notes(trainer)
     return BuiltTrainer(_finish_trainer(trainer, callbacks), tuple(notes))
 
 
@@ -299,8 +303,25 @@ def _build_grpo(
         max_completion_length=t.max_completion_length,
         temperature=1.0,
     )
+    rewards: list[Any] = build_rewards(t.rewards, t.reward_file) if t.rewards or t.reward_file else []
+    tokenizers: list[Any] = [None] * len(rewards)  # TRL's reward_processing_classes: only models need one
+    if t.reward_model:  # scored by TRL: the model's one output at the last token (core.training.reward_model)
+        from tunesmith.core.training.reward_model import load_reward_model
+
+        dtype = loaded.compute.torch_dtype if loaded.device == "cuda" else None
+        reward_model = load_reward_model(t.reward_model, config.model.trust_remote_code, dtype)
+        rewards.append(reward_model.model)
+        tokenizers.append(reward_model.tokenizer)
+    if not rewards:
+        rewards = build_rewards([], None)  # raises, naming the settings that give a reward
     return _make_trainer(
-        GRPOTrainer, args, loaded, data, callbacks, reward_funcs=build_rewards(t.rewards, t.reward_file)
+        GRPOTrainer,
+        args,
+        loaded,
+        data,
+        callbacks,
+        reward_funcs=rewards,
+        reward_processing_classes=tokenizers,
     )
 
 

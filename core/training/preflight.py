@@ -97,13 +97,13 @@ def check_rewards(config: RunConfig, dataset: DatasetFile) -> list[LogLine]:
     train = config.train
     answered = sum(1 for record in dataset.records if record.example.get("answer"))
     notes = []
-    if not train.rewards and not train.reward_file:
+    if not train.rewards and not train.reward_file and not train.reward_model:
         if not answered:
             raise ConfigError(
                 "GRPO needs a reward to score its completions: choose built-in ones with {train.rewards} "
-                "(exact_match, format:REGEX, length:WORDS), your own with {train.reward_file}, or give "
-                "each prompt an 'answer' column to score by exact match.",
-                ("train.rewards", "train.reward_file"),
+                "(exact_match, format:REGEX, length:WORDS), your own with {train.reward_file}, a reward model "
+                "with {train.reward_model}, or give each prompt an 'answer' column to score by exact match.",
+                ("train.rewards", "train.reward_file", "train.reward_model"),
             )
         train.rewards = ["exact_match"]
         notes.append(
@@ -134,6 +134,10 @@ def check_rewards(config: RunConfig, dataset: DatasetFile) -> list[LogLine]:
         )
     if train.reward_file:
         _check_reward_file(Path(train.reward_file).expanduser())
+    if train.reward_model:  # its files only; it loads with the trainer
+        from tunesmith.core.training.reward_model import check_reward_model_folder
+
+        check_reward_model_folder(train.reward_model)
     return notes
 
 

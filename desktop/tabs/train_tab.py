@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tunesmith.core.config import ConfigError, worded
+from tunesmith.core.config import PPO_REFUSED, ConfigError, worded
 from tunesmith.core.data.formats import FORMAT_HOLDS, METHOD_FORMAT, methods_for
 from tunesmith.core.events import Failed, Finished, RunStarted, StepMetrics
 from tunesmith.desktop.logic.formatting import finished_line, progress_line
@@ -59,6 +59,8 @@ METHOD_TIPS = {
     "model to compare with. Data: prompt, chosen and rejected answers.",
     "grpo": "Writes several answers to each prompt, scores them with your rewards, and learns from the\n"
     "better ones. Slow on a CPU (it writes text at every step). Data: prompts, optionally with answers.",
+    "ppo": "Not offered: TRL, the library Tunesmith trains with, removed PPO in September 2026. Use GRPO\n"
+    "with your reward model instead (Reward model (GRPO), in the advanced settings).",
 }
 
 
@@ -260,7 +262,10 @@ class TrainTab(QWidget):
 
     def _update_method_hint(self) -> None:
         dataset = self.controller.dataset
-        hint = method_data_hint(self.controller.config.train.method, getattr(dataset, "format", None))
+        method = self.controller.config.train.method
+        hint = method_data_hint(method, getattr(dataset, "format", None))
+        if method == "ppo":  # in the list so people learn why it is missing; Start refuses it too
+            hint = worded(ConfigError(PPO_REFUSED, ("train.method",)), form_name)
         self.method_hint.setText(hint)
         self.method_hint.setVisible(bool(hint))
 
