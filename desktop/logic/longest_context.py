@@ -52,6 +52,8 @@ def without_plan(config: RunConfig, hardware: Any) -> LongestOffer | None:
     method = config.train.method
     if method == "grpo":
         return LongestOffer(None, "Longest that fits: GRPO's length is set by its prompt and answer lengths.")
+    if method == "ppo":  # in the method list only to say why it is not offered
+        return LongestOffer(None, "Longest that fits: PPO is not offered (see the note under Method).")
     if not config.lora.enabled:
         return LongestOffer(None, "Longest that fits: planned for LoRA and QLoRA; full fine-tuning is not.")
     if _precision(config, hardware) == "fp32":
