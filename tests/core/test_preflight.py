@@ -16,7 +16,12 @@ from tunesmith.core.training.errors import explain
 from tunesmith.core.training.model_files import DAMAGED, check_model_files
 from tunesmith.core.training.preflight import check_run
 
-FLAGS = {"train.rewards": "--reward", "train.reward_file": "--reward-file", "train.method": "--method"}
+FLAGS = {
+    "train.rewards": "--reward",
+    "train.reward_file": "--reward-file",
+    "train.reward_model": "--reward-model",
+    "train.method": "--method",
+}
 
 
 def grpo_config(tmp_path, rows, **train):
@@ -37,6 +42,7 @@ def test_grpo_without_a_reward_or_answers_is_refused_naming_both_flags(tmp_path)
     assert "choose built-in ones with train.rewards" in str(info.value)
     worded = info.value.worded(FLAGS.get)
     assert "with --reward (exact_match, format:REGEX, length:WORDS), your own with --reward-file" in worded
+    assert "a reward model with --reward-model," in worded
 
 
 def test_grpo_without_a_reward_scores_by_exact_match_when_prompts_have_answers(tmp_path):
