@@ -51,7 +51,9 @@ def check_reward_model_folder(folder: str | Path) -> Path:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _refuse(path, f"config.json cannot be read ({exc})") from None
     architectures = config.get("architectures") or []
-    if not any(str(name).endswith("ForSequenceClassification") for name in architectures):
+    # A model with its own code (trust_remote_code) names its class in auto_map instead.
+    remote = (config.get("auto_map") or {}).get("AutoModelForSequenceClassification")
+    if not remote and not any(str(name).endswith("ForSequenceClassification") for name in architectures):
         kind = ", ".join(map(str, architectures)) or "no architecture named in config.json"
         causal = " (a language model that writes text, not one that scores it)" if "CausalLM" in kind else ""
         raise _refuse(path, f"not a reward model: it is {kind}{causal}; {_WHAT_IT_IS}")
