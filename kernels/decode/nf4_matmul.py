@@ -23,9 +23,9 @@ import triton.language as tl
 
 from .._launch import autotune_cache_kwargs
 from ..ops.nf4 import NF4Weight, _nf4_values
+from .nf4_rows import ROWS_MAX, rows_matmul
 
 MAX_ROWS = 64
-ROWS_MAX = 16  # up to this many rows the FMA kernel (_nf4_rows_kernel) runs; tensor-core dots above
 _CACHE_RESULTS = autotune_cache_kwargs()
 
 
@@ -148,81 +148,6 @@ def _nf4_mm_aligned_kernel(
     _store(acc, BIAS, ADD, Y, rn, rm, nmask, mmask, sam, sym, HAS_BIAS, HAS_ADD)
 
 
-@triton.jit
-def _nf4_rows_kernel(
-    X, PACKED, ABSMAX, CODE, ABSMAX2, CODE2, BIAS, ADD, Y, XA, LB, LSCALE, M, N, K, R, sxm, sam, sym, sxa,
-    slb, blocksize2, offset, BS: tl.constexpr, NESTED: tl.constexpr, HAS_BIAS: tl.constexpr,
-    HAS_ADD: tl.constexpr, HAS_LORA: tl.constexpr, HAS_SCALE: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr,
-):  # fmt: skip
-    """The block-aligned product for a decode batch (M <= ROWS_MAX) without tensor cores: a tensor-core
-    dot needs 16 rows, so for 1-8 rows most of its work is padding, and its [BLOCK_N, BLOCK_K] tile
-    reshapes cost more than the 4-bit weight takes to read.  Here every weight byte is decoded once and
-    multiplied into each row in fp32 FMAs (products of the rounded tile and x, exact in fp32 for 16-bit
-    inputs, as the dot's are), partial sums kept per lane and reduced once at the end:
-
-        acc[m, n, i] += W[n, k0 + 2i] x[m, k0 + 2i] + W[n, k0 + 2i + 1] x[m, k0 + 2i + 1]
-        y[m, n]       = round(round(sum_i acc[m, n, i] + bias[n]) + add[m, n] + lora[m, n])
-
-    with W decoded as in _nf4_mm_aligned_kernel (absmax per byte, from L1) and, when HAS_LORA, the
-    adapter term computed here instead of by two more launches, rounded as peft rounds it:
-        lora[m, n] = round_x(round_a(round_a(sum_r XA[m, r] LB[n, r]) * scale[n]))
-    (round_a: the adapters' dtype, round_x: the output's; the scale multiply only when HAS_SCALE).
-    Small tiles (BLOCK_N 4-32 rows of W) give thousands of programs, enough loads in flight to
-    approach the memory bound on a 1024-row projection.
-    """
-    HALF: tl.constexpr = BLOCK_K // 2
-    pid = tl.program_id(0)
-    rn = pid * BLOCK_N + tl.arange(0, BLOCK_N)
-    rm = tl.arange(0, BLOCK_M)
-    ri = tl.arange(0, HALF)
-    nmask = rn < N
-    mmask = rm < M
-    byte0 = rn.to(tl.int64)[:, None] * (K // 2)
-    blk0 = rn.to(tl.int64)[:, None] * (K // BS)
-    acc = tl.zeros((BLOCK_M, BLOCK_N, HALF), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        kb = k0 // 2 + ri
-        bmask = nmask[:, None] & (kb < K // 2)[None, :]
-        byte = tl.load(PACKED + byte0 + kb[None, :], mask=bmask, other=0).to(tl.int32)
-        blk = blk0 + ((k0 + 2 * ri) // BS)[None, :]
-        if NESTED:
-            q = tl.load(ABSMAX + blk, mask=bmask, other=0).to(tl.int32)
-            a = tl.load(CODE2 + q, mask=bmask, other=0.0) * tl.load(
-                ABSMAX2 + blk // blocksize2, mask=bmask, other=0.0
-            )
-            a = a + offset
-        else:
-            a = tl.load(ABSMAX + blk, mask=bmask, other=0.0)
-        hi = (tl.load(CODE + (byte >> 4)) * a).to(X.dtype.element_ty).to(tl.float32)
-        lo = (tl.load(CODE + (byte & 15)) * a).to(X.dtype.element_ty).to(tl.float32)
-        kx = k0 + 2 * ri
-        xmask = mmask[:, None] & (kx < K)[None, :]
-        xe = tl.load(X + rm[:, None] * sxm + kx[None, :], mask=xmask, other=0.0).to(tl.float32)
-        xo = tl.load(X + rm[:, None] * sxm + kx[None, :] + 1, mask=xmask, other=0.0).to(tl.float32)
-        acc += hi[None, :, :] * xe[:, None, :] + lo[None, :, :] * xo[:, None, :]
-    y = tl.sum(acc, axis=2)  # [BLOCK_M, BLOCK_N]
-    if HAS_BIAS:
-        y += tl.load(BIAS + rn, mask=nmask, other=0.0).to(tl.float32)[None, :]
-    y = y.to(Y.dtype.element_ty)
-    omask = mmask[:, None] & nmask[None, :]
-    if HAS_ADD:
-        add = tl.load(ADD + rm[:, None] * sam + rn[None, :], mask=omask, other=0.0)
-        y = (y.to(tl.float32) + add.to(tl.float32)).to(Y.dtype.element_ty)
-    if HAS_LORA:
-        rr = tl.arange(0, BLOCK_R)
-        rmask = rr < R
-        xa = tl.load(XA + rm[:, None] * sxa + rr[None, :], mask=mmask[:, None] & rmask[None, :], other=0.0)
-        lb = tl.load(LB + rn[:, None] * slb + rr[None, :], mask=nmask[:, None] & rmask[None, :], other=0.0)
-        lora = tl.sum(xa.to(tl.float32)[:, None, :] * lb.to(tl.float32)[None, :, :], axis=2)
-        lora = lora.to(LB.dtype.element_ty)
-        if HAS_SCALE:
-            scale = tl.load(LSCALE + rn, mask=nmask, other=0.0).to(tl.float32)
-            lora = (lora.to(tl.float32) * scale[None, :]).to(LB.dtype.element_ty)
-        y = (y.to(tl.float32) + lora.to(Y.dtype.element_ty).to(tl.float32)).to(Y.dtype.element_ty)
-    tl.store(Y + rm[:, None] * sym + rn[None, :], y, mask=omask)
-
-
 # On the GPU the tile is tuned per weight shape (a handful in a model: q, k/v, o, gate/up, down).
 _nf4_mm_tuned = triton.autotune(
     configs=[
@@ -260,28 +185,6 @@ _nf4_mm_aligned_tuned = triton.autotune(
     key=["M", "N", "K", "BLOCK_M", "BS"],
     **_CACHE_RESULTS,
 )(_nf4_mm_aligned_kernel)
-
-# Autotuning results are kept on disk (Triton's cache, keyed by the GPU, Triton's version, the kernel's
-# source, the shapes and the configs), so only a machine's first run with a model pays for them.
-_nf4_rows_tuned = triton.autotune(
-    configs=[
-        triton.Config({"BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=st)
-        for bn, bk, w, st in [
-            (4, 256, 2, 3),
-            (4, 512, 4, 3),
-            (8, 128, 2, 4),
-            (8, 256, 4, 3),
-            (8, 512, 4, 2),
-            (16, 128, 4, 3),
-            (16, 256, 4, 3),
-            (16, 256, 8, 2),
-            (32, 128, 4, 3),
-            (32, 256, 8, 2),
-        ]
-    ],  # fmt: skip
-    key=["M", "N", "K", "BLOCK_M", "BS", "HAS_LORA"],
-    **_CACHE_RESULTS,
-)(_nf4_rows_kernel)
 
 _CPU_BLOCK_N, _CPU_BLOCK_K = 16, 64  # under the interpreter
 _CPU_GATHER = False  # tests flip it to run both absmax forms
@@ -337,7 +240,7 @@ def nf4_matmul(
     bs = w.blocksize
     block_aligned = aligned and k % bs == 0 and bs >= 2 and bs & (bs - 1) == 0 and bs <= 256
     if block_aligned and m <= ROWS_MAX:
-        return _rows(x, w, bias, add, out, lora)
+        return rows_matmul(x, w, bias, add, out, lora)
     if lora is not None:  # the adapter term by torch, then added as `add` is
         term = _lora_term(x, lora)
         add = term if add is None else (add.float() + term.float()).to(x.dtype)
@@ -376,47 +279,6 @@ def _lora_term(x: torch.Tensor, lora: tuple) -> torch.Tensor:
     xa, b, scale = lora
     term = xa @ b.t()
     return (term if scale is None else term * scale).to(x.dtype)
-
-
-def _rows(x, w: NF4Weight, bias, add, out, lora) -> torch.Tensor:
-    """Launch _nf4_rows_kernel (autotuned on a GPU, fixed small tiles under the interpreter)."""
-    m, k = x.shape
-    n = w.shape[0]
-    absmax2 = w.absmax2 if w.nested else w.absmax
-    code2 = w.code2 if w.nested else w.code
-    xa, lb, scale = lora if lora is not None else (x, x, None)
-    if lora is not None:
-        _check_lora(m, n, xa, lb, scale)
-    r = xa.shape[1] if lora is not None else 1
-    args = (
-        x, w.packed, w.absmax, w.code, absmax2, code2, bias if bias is not None else x,
-        add if add is not None else x, out, xa, lb, scale if scale is not None else x, m, n, k, r,
-        x.stride(0), add.stride(0) if add is not None else 0, out.stride(0), xa.stride(0), lb.stride(0),
-        w.blocksize2, float(w.offset),
-    )  # fmt: skip
-    flags = dict(
-        BS=w.blocksize, NESTED=w.nested, HAS_BIAS=bias is not None, HAS_ADD=add is not None,
-        HAS_LORA=lora is not None, HAS_SCALE=scale is not None, BLOCK_M=triton.next_power_of_2(m),
-        BLOCK_R=max(1, triton.next_power_of_2(r)),
-    )  # fmt: skip
-    if x.is_cuda:
-        _nf4_rows_tuned[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)](*args, **flags)
-    else:
-        block_k = max(_CPU_BLOCK_K, w.blocksize)
-        _nf4_rows_kernel[(triton.cdiv(n, _CPU_BLOCK_N),)](
-            *args, **flags, BLOCK_N=_CPU_BLOCK_N, BLOCK_K=block_k
-        )
-    return out
-
-
-def _check_lora(m: int, n: int, xa: torch.Tensor, b: torch.Tensor, scale: torch.Tensor | None) -> None:
-    r = xa.shape[1]
-    if xa.shape != (m, r) or xa.stride(1) != 1 or b.shape != (n, r) or b.stride(1) != 1:
-        raise ValueError(
-            f"lora needs xa [{m}, R] and b [{n}, R] with unit column strides, got {tuple(xa.shape)} and {tuple(b.shape)}"
-        )
-    if scale is not None and scale.shape != (n,):
-        raise ValueError(f"lora scale must be [{n}], got {tuple(scale.shape)}")
 
 
 __all__ = ["MAX_ROWS", "ROWS_MAX", "nf4_matmul"]

@@ -1,0 +1,236 @@
+"""y = x @ dequant(W)^T (+ bias, + add, + a LoRA term) for a decode batch of 1-16 rows, from 4-bit NF4.
+
+Knows torch and triton only (called by nf4_matmul.py, which checks the arguments).  Why a kernel of its
+own: a decode step is memory-bound on the 4-bit weight, and a tensor-core dot needs 16 rows, so for
+1-8 rows most of its work is padding.  Here each weight byte is decoded once and multiplied into every
+row with fp32 FMAs (the products of the rounded tile and x are exact in fp32 for 16-bit inputs, as a
+dot's are).  What makes it fast is how much is in flight: a decode projection has few output rows
+(1,024 for a k/v projection), so the K dimension is split too (split-K) until the grid holds about
+eight programs per SM.  Each split writes fp32 partial sums; a second small kernel adds them in a fixed
+order (deterministic, unlike atomics) and applies the epilogue:
+
+    y[m, n] = round(round(sum_s part[s, m, n] + bias[n]) + add[m, n] + lora[m, n])
+    lora[m, n] = round_x(round_a(round_a(sum_r xa[m, r] b[n, r]) * scale[n]))     (when given)
+
+(round_a: the adapters' dtype; round_x: the output's) - the rounding of peft's adapter term added to
+a bitsandbytes layer's output, with xa = x A^T computed by the caller.  With one split the epilogue
+runs in the main kernel.  Index arithmetic stays in int32 with constexpr power-of-two block sizes:
+a runtime int64 division per byte cost more than reading the byte.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import triton
+import triton.language as tl
+
+from .._launch import autotune_cache_kwargs
+from ..ops.nf4 import NF4Weight
+
+ROWS_MAX = 16  # the most rows this kernel takes; nf4_matmul uses tensor-core dots above
+BLOCK_N = 16  # output columns (weight rows) per program
+K_GRAIN = 512  # a split covers a multiple of this many inputs (every BLOCK_K config divides it)
+PROGRAMS_PER_SM = 8  # split-K aims at this many programs per SM
+
+
+@triton.jit
+def _epilogue(
+    y, rm, rn, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, R, sam, sym, sxa, slb,
+    HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr, HAS_LORA: tl.constexpr, HAS_SCALE: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+):  # fmt: skip
+    """y [BLOCK_M, BLOCK_N] fp32 sums -> bias, rounding, add, the LoRA term, stored (module docstring)."""
+    if HAS_BIAS:
+        y += tl.load(BIAS + rn, mask=nmask, other=0.0).to(tl.float32)[None, :]
+    y = y.to(Y.dtype.element_ty)
+    omask = mmask[:, None] & nmask[None, :]
+    if HAS_ADD:
+        add = tl.load(ADD + rm[:, None] * sam + rn[None, :], mask=omask, other=0.0)
+        y = (y.to(tl.float32) + add.to(tl.float32)).to(Y.dtype.element_ty)
+    if HAS_LORA:
+        rr = tl.arange(0, BLOCK_R)
+        rmask = rr < R
+        xa = tl.load(XA + rm[:, None] * sxa + rr[None, :], mask=mmask[:, None] & rmask[None, :], other=0.0)
+        lb = tl.load(LB + rn[:, None] * slb + rr[None, :], mask=nmask[:, None] & rmask[None, :], other=0.0)
+        lora = tl.sum(xa.to(tl.float32)[:, None, :] * lb.to(tl.float32)[None, :, :], axis=2)
+        lora = lora.to(LB.dtype.element_ty)
+        if HAS_SCALE:
+            scale = tl.load(LSCALE + rn, mask=nmask, other=0.0).to(tl.float32)
+            lora = (lora.to(tl.float32) * scale[None, :]).to(LB.dtype.element_ty)
+        y = (y.to(tl.float32) + lora.to(Y.dtype.element_ty).to(tl.float32)).to(Y.dtype.element_ty)
+    tl.store(Y + rm[:, None] * sym + rn[None, :], y, mask=omask)
+
+
+@triton.jit
+def _rows_kernel(
+    X, PACKED, ABSMAX, CODE, ABSMAX2, CODE2, BIAS, ADD, Y, XA, LB, LSCALE, PART, M, N, K, R, k_per_split,
+    sxm, sam, sym, sxa, slb, offset, BS: tl.constexpr, BS2: tl.constexpr, NESTED: tl.constexpr,
+    HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr, HAS_LORA: tl.constexpr, HAS_SCALE: tl.constexpr,
+    SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+):  # fmt: skip
+    """Grid (N blocks, SPLIT).  Program (i, s) sums inputs [s k_per_split, (s + 1) k_per_split) for
+    weight rows n of block i and all x rows m; K is a multiple of the quantization block BS:
+
+        byte b of row n holds W[n, 2b] (high nibble) and W[n, 2b + 1] (low nibble)
+        W[n, k] = code[nibble] * a,  a = code2[absmax[q]] * absmax2[q // BS2] + offset (nested) or absmax[q],
+                  q = (n K + k) // BS,  cast to x's dtype
+        acc[m, n, i] += W[n, k0 + 2i] x[m, k0 + 2i] + W[n, k0 + 2i + 1] x[m, k0 + 2i + 1]   (fp32)
+    """
+    HALF: tl.constexpr = BLOCK_K // 2
+    pid = tl.program_id(0)
+    split = tl.program_id(1)
+    rn = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+    rm = tl.arange(0, BLOCK_M)
+    ri = tl.arange(0, HALF)
+    nmask = rn < N
+    mmask = rm < M
+    half_k = K // 2
+    byte0 = rn.to(tl.int64)[:, None] * half_k
+    blk0 = rn[:, None] * (K // BS)  # int32: a weight has far fewer than 2^31 quantization blocks
+    acc = tl.zeros((BLOCK_M, BLOCK_N, HALF), dtype=tl.float32)
+    k_start = split * k_per_split
+    k_end = tl.minimum(k_start + k_per_split, K)
+    for k0 in range(k_start, k_end, BLOCK_K):
+        kb = k0 // 2 + ri
+        bmask = nmask[:, None] & (kb < half_k)[None, :]
+        byte = tl.load(PACKED + byte0 + kb[None, :], mask=bmask, other=0).to(tl.int32)
+        blk = blk0 + ((k0 + 2 * ri) // BS)[None, :]
+        if NESTED:
+            q = tl.load(ABSMAX + blk, mask=bmask, other=0).to(tl.int32)
+            a = tl.load(CODE2 + q, mask=bmask, other=0.0) * tl.load(
+                ABSMAX2 + blk // BS2, mask=bmask, other=0.0
+            )
+            a = a + offset
+        else:
+            a = tl.load(ABSMAX + blk, mask=bmask, other=0.0)
+        hi = (tl.load(CODE + (byte >> 4)) * a).to(X.dtype.element_ty).to(tl.float32)
+        lo = (tl.load(CODE + (byte & 15)) * a).to(X.dtype.element_ty).to(tl.float32)
+        kx = k0 + 2 * ri
+        xmask = mmask[:, None] & (kx < K)[None, :]
+        xe = tl.load(X + rm[:, None] * sxm + kx[None, :], mask=xmask, other=0.0).to(tl.float32)
+        xo = tl.load(X + rm[:, None] * sxm + kx[None, :] + 1, mask=xmask, other=0.0).to(tl.float32)
+        acc += hi[None, :, :] * xe[:, None, :] + lo[None, :, :] * xo[:, None, :]
+    y = tl.sum(acc, axis=2)  # [BLOCK_M, BLOCK_N]
+    if SPLIT == 1:
+        _epilogue(y, rm, rn, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, R, sam, sym, sxa, slb,
+                  HAS_BIAS, HAS_ADD, HAS_LORA, HAS_SCALE, BLOCK_R)  # fmt: skip
+    else:
+        dst = PART + split * M * N + rm[:, None] * N + rn[None, :]
+        tl.store(dst, y, mask=mmask[:, None] & nmask[None, :])
+
+
+@triton.jit
+def _reduce_kernel(
+    PART, BIAS, ADD, Y, XA, LB, LSCALE, M, N, R, sam, sym, sxa, slb, SPLIT: tl.constexpr,
+    HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr, HAS_LORA: tl.constexpr, HAS_SCALE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+):  # fmt: skip
+    """y[m, n] = sum over s = 0 .. SPLIT - 1 of part[s, m, n], in that order, then the epilogue."""
+    rn = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    rm = tl.arange(0, BLOCK_M)
+    nmask = rn < N
+    mmask = rm < M
+    mask = mmask[:, None] & nmask[None, :]
+    y = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for s in tl.static_range(SPLIT):
+        y += tl.load(PART + s * M * N + rm[:, None] * N + rn[None, :], mask=mask, other=0.0)
+    _epilogue(y, rm, rn, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, R, sam, sym, sxa, slb,
+              HAS_BIAS, HAS_ADD, HAS_LORA, HAS_SCALE, BLOCK_R)  # fmt: skip
+
+
+# Tiles tuned per shape on the GPU; results kept on disk (Triton's cache: GPU, versions, source, shapes).
+_rows_tuned = triton.autotune(
+    configs=[
+        triton.Config({"BLOCK_K": bk}, num_warps=w, num_stages=st)
+        for bk, w, st in [(128, 2, 2), (128, 4, 3), (256, 4, 2), (256, 8, 3), (512, 4, 2), (512, 8, 2)]
+    ],
+    key=["M", "N", "K", "SPLIT", "BLOCK_M", "BS", "HAS_LORA"],
+    **autotune_cache_kwargs(),
+)(_rows_kernel)
+
+CPU_BLOCK_K = 64  # under the interpreter (tests): small tiles, and two splits when K allows
+
+
+@functools.lru_cache(maxsize=8)
+def _sm_count(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+def split_count(n: int, k: int, device: torch.device) -> int:
+    """How many K splits give the grid about PROGRAMS_PER_SM programs per SM (at least K_GRAIN inputs
+    each); on the CPU two when K allows, so the tests run the reduce kernel too."""
+    if device.type != "cuda":
+        return 2 if k >= 2 * CPU_BLOCK_K else 1
+    blocks = triton.cdiv(n, BLOCK_N)
+    want = triton.cdiv(PROGRAMS_PER_SM * _sm_count(device.index or 0), blocks)
+    return max(1, min(want, k // K_GRAIN))
+
+
+def rows_matmul(
+    x: torch.Tensor,
+    w: NF4Weight,
+    bias: torch.Tensor | None,
+    add: torch.Tensor | None,
+    out: torch.Tensor,
+    lora: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None,
+) -> torch.Tensor:
+    """out = the module docstring's y, for x [M <= ROWS_MAX, K] (K % blocksize == 0, arguments checked
+    by nf4_matmul); lora = (xa [M, R], b [N, R], scale [N] or None)."""
+    m, k = x.shape
+    n = w.shape[0]
+    absmax2 = w.absmax2 if w.nested else w.absmax
+    code2 = w.code2 if w.nested else w.code
+    xa, lb, scale = lora if lora is not None else (x, x, None)
+    if lora is not None:
+        _check_lora(m, n, xa, lb, scale)
+    r = xa.shape[1] if lora is not None else 1
+    split = split_count(n, k, x.device)
+    block_k_cpu = max(CPU_BLOCK_K, w.blocksize)
+    grain = K_GRAIN if x.is_cuda else block_k_cpu  # a split's share is whole BLOCK_K tiles
+    k_per_split = triton.cdiv(triton.cdiv(k, split), grain) * grain
+    split = triton.cdiv(k, k_per_split)  # rounding up the share can leave fewer splits
+    part = torch.empty((split, m, n), device=x.device, dtype=torch.float32) if split > 1 else out
+    tail = (
+        bias if bias is not None else x,
+        add if add is not None else x,
+        out,
+        xa,
+        lb,
+        scale if scale is not None else x,
+    )
+    strides = (add.stride(0) if add is not None else 0, out.stride(0), xa.stride(0), lb.stride(0))
+    flags = dict(
+        HAS_BIAS=bias is not None, HAS_ADD=add is not None, HAS_LORA=lora is not None,
+        HAS_SCALE=scale is not None, BLOCK_M=triton.next_power_of_2(m), BLOCK_R=max(1, triton.next_power_of_2(r)),
+    )  # fmt: skip
+    args = (
+        x, w.packed, w.absmax, w.code, absmax2, code2, *tail, part, m, n, k, r, k_per_split, x.stride(0),
+        *strides, float(w.offset),
+    )  # fmt: skip
+    consts = dict(BS=w.blocksize, BS2=w.blocksize2, NESTED=w.nested, SPLIT=split, BLOCK_N=BLOCK_N, **flags)
+    grid = (triton.cdiv(n, BLOCK_N), split)
+    if x.is_cuda:
+        _rows_tuned[grid](*args, **consts)
+    else:
+        _rows_kernel[grid](*args, **consts, BLOCK_K=block_k_cpu)
+    if split > 1:
+        _reduce_kernel[(triton.cdiv(n, BLOCK_N),)](
+            part, *tail, m, n, r, *strides, SPLIT=split, BLOCK_N=BLOCK_N, **flags
+        )
+    return out
+
+
+def _check_lora(m: int, n: int, xa: torch.Tensor, b: torch.Tensor, scale: torch.Tensor | None) -> None:
+    r = xa.shape[1]
+    if xa.shape != (m, r) or xa.stride(1) != 1 or b.shape != (n, r) or b.stride(1) != 1:
+        raise ValueError(
+            f"lora needs xa [{m}, R] and b [{n}, R] with unit column strides, got {tuple(xa.shape)} and {tuple(b.shape)}"
+        )
+    if scale is not None and scale.shape != (n,):
+        raise ValueError(f"lora scale must be [{n}], got {tuple(scale.shape)}")
+
+
+__all__ = ["ROWS_MAX", "rows_matmul", "split_count"]
