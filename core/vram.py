@@ -162,6 +162,13 @@ def estimate_for_shape(
         "logits": logits,
         "CUDA overhead": CUDA_OVERHEAD_GB,
     }
+    if (
+        t.method == "grpo" and t.reward_model
+    ):  # beside the policy, in its compute dtype (training.reward_model)
+        from tunesmith.core.training.reward_model import reward_model_bytes
+
+        itemsize = _compute_dtype(precision, hardware).itemsize
+        parts["reward model"] = reward_model_bytes(t.reward_model, itemsize) / GIB
     total = sum(parts.values())
     if hardware is None or not hardware.has_gpu:
         return VramEstimate(total, parts, None, True, f"About {total:.1f} GiB would be needed on a GPU.")
@@ -191,4 +198,5 @@ def _advice(part: str) -> str:
         "adapter + optimizer": "use LoRA (not full fine-tuning), a lower rank or 8-bit AdamW.",
         "activations": "lower the batch size or max length, or turn gradient checkpointing on.",
         "logits": "lower the batch size or max length.",
+        "reward model": "pick a smaller reward model.",
     }.get(part, "pick a smaller model.")

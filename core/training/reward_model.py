@@ -13,6 +13,8 @@ training loop: TRL moves the model to the trainer's device (the GPU when the pol
 from __future__ import annotations
 
 import json
+import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +90,23 @@ def _has_chat_template(path: Path) -> bool:
         )
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
+
+
+def reward_model_bytes(folder: str | Path, itemsize: int) -> int:
+    """The memory its weights take at `itemsize` bytes a value (it loads in the run's compute dtype), from
+    the safetensors headers alone (no tensor is read); 0 when they cannot be read (the checks say why)."""
+    values = 0
+    for weights in Path(folder).expanduser().glob("*.safetensors"):
+        try:
+            with weights.open("rb") as handle:
+                (length,) = struct.unpack("<Q", handle.read(8))
+                if length > 1 << 28:  # not a header: a damaged file
+                    return 0
+                header = json.loads(handle.read(length))
+        except (OSError, struct.error, ValueError):
+            return 0
+        values += sum(math.prod(entry["shape"]) for name, entry in header.items() if name != "__metadata__")
+    return values * itemsize
 
 
 @dataclass(frozen=True)

@@ -122,3 +122,21 @@ def test_a_folder_that_is_not_a_reward_model_is_named(tmp_path, reward_model_dir
         (two_labels / name).unlink()
     assert f"{two_labels}: no tokenizer (tokenizer.json)" in refusal(two_labels)
     assert f"--reward-model: {tmp_path / 'nowhere'}: no such folder" in refusal(tmp_path / "nowhere")
+
+
+def test_the_vram_estimate_counts_the_reward_model(reward_model_dir, demo_model_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    from tunesmith.core.config import RunConfig
+    from tunesmith.core.vram import GIB, estimate_vram
+
+    config = RunConfig()
+    config.train.method = "grpo"
+    without = estimate_vram(config, None, model_dir=demo_model_dir)
+    config.train.reward_model = str(reward_model_dir)
+    with_model = estimate_vram(config, None, model_dir=demo_model_dir)
+    values = AutoModelForSequenceClassification.from_pretrained(reward_model_dir).num_parameters()
+    # no GPU named: the estimate is for one with bf16, 2 bytes a value, as the reward model loads there
+    assert with_model.parts["reward model"] == pytest.approx(values * 2 / GIB)
+    assert with_model.total_gb == pytest.approx(without.total_gb + values * 2 / GIB)
+    assert "reward model" not in without.parts
