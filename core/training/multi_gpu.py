@@ -25,6 +25,7 @@ STRATEGY_ENV = "TUNESMITH_PARALLEL"
 # "1" lets train.gpus > 1 start CPU processes talking over gloo: a check that the multi-GPU path gives
 # one GPU's results (tests, machines without GPUs), not a speed-up.  Never needed on a GPU machine.
 CPU_RANKS_ENV = "TUNESMITH_CPU_RANKS"
+QUANTIZED = ("4bit", "8bit")  # bitsandbytes' storage: not sharded by FSDP2 (sharded_need_gb)
 FITS_SHARE = 0.95  # of a card's free memory, as core.vram's "fits" uses
 
 
@@ -83,7 +84,7 @@ def _plan_for_cards(
     estimate = estimate_for_shape(shape, precision, config, hardware)
     card = hardware.vram_free_gb * FITS_SHARE
     whole = estimate.total_gb
-    sharded = sharded_need_gb(estimate.parts, count, shape.layers)
+    sharded = sharded_need_gb(estimate.parts, count, shape.layers, shards_weights=precision not in QUANTIZED)
     if forced == "ddp" or (forced is None and whole <= card):
         return ParallelPlan(
             "ddp",
@@ -96,7 +97,8 @@ def _plan_for_cards(
         raise ConfigError.about(
             "train.gpus",
             f"is {count}, but even sharded across {count} cards the run needs about {sharded:.1f} GiB per "
-            f"card ({card:.1f} GiB free): use more GPUs, 4-bit precision, or a smaller batch or max length.",
+            f"card ({card:.1f} GiB free): use more GPUs, 16-bit precision (FSDP2 shards 16-bit weights, not "
+            "4-bit ones), a smaller model, or a smaller batch or max length.",
         )
     return ParallelPlan(
         "fsdp2",
@@ -107,13 +109,17 @@ def _plan_for_cards(
     )
 
 
-def sharded_need_gb(parts: dict[str, float], count: int, layers: int) -> float:
+def sharded_need_gb(parts: dict[str, float], count: int, layers: int, shards_weights: bool = True) -> float:
     """Per-card memory under FSDP2: weights and training state divided among the cards, plus two
     layers' weights gathered whole at a time (the one computing and the one prefetched); activations,
-    logits and the CUDA overhead are each card's own."""
+    logits and the CUDA overhead are each card's own.  `shards_weights` False: bitsandbytes' 4-bit and
+    8-bit weights, which accelerate 1.15 leaves out of FSDP2's sharding (uint8 storage cannot become a
+    DTensor: accelerate's fsdp_utils, "non-floating frozen Params4bit"), so every card holds them whole."""
     weights = parts.get("weights", 0.0)
     state = parts.get("adapter + optimizer", 0.0)
     own = sum(v for k, v in parts.items() if k not in ("weights", "adapter + optimizer"))
+    if not shards_weights:
+        return weights + state / count + own
     gathered = 2 * weights / max(layers, 1)
     return weights / count + state / count + gathered + own
 

@@ -63,6 +63,11 @@ def test_the_plan_is_ddp_when_one_card_holds_the_run_fsdp2_when_only_the_cards_t
     with pytest.raises(ConfigError) as refused:  # two 24 GB cards cannot hold 70B in bf16, even sharded
         plan_parallel(gpus_config(2, "bf16"), RTX3090S, str(big))
     assert "train.gpus is 2" in str(refused.value) and "per card" in str(refused.value)
+    # 4-bit weights (~37 GiB for 70B) stay whole on every card under FSDP2 (accelerate 1.15): more
+    # cards do not make them fit 24 GB ones
+    with pytest.raises(ConfigError, match="not 4-bit ones"):
+        plan_parallel(gpus_config(2, "4bit"), RTX3090S, str(big))
+    assert plan_parallel(gpus_config(2, "4bit"), H100S, str(big)).strategy == "ddp"  # fits one 80 GB card
 
     with pytest.raises(ConfigError, match="has 2 CUDA GPU"):
         plan_parallel(gpus_config(4), RTX3090S, str(demo_model_dir))
