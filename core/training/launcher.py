@@ -95,9 +95,11 @@ _RANK_ENTRY = (
 def rank_environment(plan: ParallelPlan) -> dict[str, str]:
     """This process's environment, plus what every rank must share."""
     from tunesmith.core.training.multi_gpu import STRATEGY_ENV
+    from tunesmith.core.training.rank_main import PARENT_ENV
 
     env = dict(os.environ)
     env[STRATEGY_ENV] = plan.strategy
+    env[PARENT_ENV] = str(os.getpid())  # the ranks stop (with a checkpoint) if this process dies
     env["PYTHONUNBUFFERED"] = "1"
     if plan.backend == "gloo":
         # torchrun would give each rank one thread; share the cores instead

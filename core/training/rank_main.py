@@ -8,7 +8,8 @@ as one GPU.  It differs only where ranks must agree or must not collide:
 - rank 0 prints every event as one JSON line after `EVENT_PREFIX` on stdout — the parent's one stream
   of events; the other ranks print only their failure;
 - at each step end the ranks agree (one all-reduce of three flags) on saving, stopping, and whether
-  the parent asked them to stop (its stop file), so every rank saves and stops at the same step;
+  the parent asked them to stop (its stop file) or has died, so every rank saves and stops at the same
+  step;
 - under FSDP2 Tunesmith's kernels are off; under DDP the embedding table stays on the GPU
   (core.training.multi_gpu.kernel_notices says why).
 """
@@ -32,7 +33,23 @@ if TYPE_CHECKING:
     from peft import PeftModel
 
 EVENT_PREFIX = "@tunesmith-event "
+PARENT_ENV = "TUNESMITH_PARENT_PID"  # set by the launcher
 STOP_FILE = "stop-requested"  # in the run folder: the parent's Stop, seen by every rank at a step end
+
+
+def parent_gone() -> bool:
+    """Whether the process that started the ranks (the app or the CLI) has died: the ranks then stop as
+    on Stop, with a checkpoint, rather than train on unseen in their own process group."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent:
+        return False
+    try:
+        os.kill(int(parent), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
 
 
 def print_event(event: Event) -> None:
@@ -66,7 +83,7 @@ class StepAgreement(TrainerCallback):
 
         stop_file = (self.run.run_dir or Path(".")) / STOP_FILE
         flags = torch.tensor(
-            [control.should_save, control.should_training_stop, stop_file.exists()],
+            [control.should_save, control.should_training_stop, stop_file.exists() or parent_gone()],
             dtype=torch.int64,
             device=args.device,
         )
