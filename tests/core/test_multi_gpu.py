@@ -3,7 +3,7 @@ the launcher's one event stream and its Stop, and DDP on two gloo processes agai
 
 The training tests use a tiny random Llama (2 layers, width 32, SmolLM2's tokenizer) built here and saved
 with safetensors: two ranks of the 135M demo model would not fit the suite's time on 2 cores.  Measured
-on 2 shared cores: the DDP test 22-70 s, the FSDP2 test (two launches) 35-80 s, by the machine's load.
+on 2 shared cores: the DDP test 22-70 s, the FSDP2 test (two launches) 53-78 s, by the machine's load.
 """
 
 from __future__ import annotations
