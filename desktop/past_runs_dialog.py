@@ -1,7 +1,8 @@
 """The Past runs dialog: every run of the runs folder with its date, method, dataset, steps and how it
 ended; Show (or a double-click) draws the chosen run in the Train tab, where a stopped one can be
-resumed; Chat with it opens a run that saved a trained model in the Chat tab.  "Another folder…"
-opens any run folder.  It only picks; the window does the showing.
+resumed; Chat with it opens a run that saved a trained model in the Chat tab; Evaluate… makes its
+"did it work?" report.  "Another folder…" opens any run folder.  It only picks; the window does the
+showing (the evaluation dialog, over this one, does its own work).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tunesmith.desktop.eval_panel import EvalDialog
 from tunesmith.desktop.logic.formatting import friendly_path
 from tunesmith.desktop.logic.past_runs import PastRun, list_past_runs
 
@@ -61,6 +63,10 @@ class PastRunsDialog(QDialog):
         self.chat_button = buttons.addButton("Chat with it", QDialogButtonBox.ButtonRole.ActionRole)
         self.chat_button.setToolTip("Talk to the model this run trained, in the Chat tab")
         self.chat_button.clicked.connect(self._chat_with_selected)
+        self.eval_button = buttons.addButton("Evaluate…", QDialogButtonBox.ButtonRole.ActionRole)
+        self.eval_button.setToolTip("Did it work? A report comparing this run's model with its base model")
+        self.eval_button.clicked.connect(self._evaluate_selected)
+        self.eval_dialog: EvalDialog | None = None
         other = buttons.addButton("Another folder…", QDialogButtonBox.ButtonRole.ActionRole)
         other.clicked.connect(self._choose_folder)
         buttons.accepted.connect(self._show_selected)
@@ -68,6 +74,7 @@ class PastRunsDialog(QDialog):
         self.table.cellDoubleClicked.connect(lambda row, _column: self._choose(row))
         self.table.itemSelectionChanged.connect(self._update_chat_button)
         self.chat_button.setEnabled(False)
+        self.eval_button.setEnabled(False)
         if self.runs:
             self.table.selectRow(0)
         layout = QVBoxLayout(self)
@@ -84,6 +91,7 @@ class PastRunsDialog(QDialog):
         row = self._selected()
         can_chat = row is not None and self.runs[row].has_model
         self.chat_button.setEnabled(can_chat)
+        self.eval_button.setEnabled(can_chat)  # a report needs the same: a saved trained model
         self.chat_button.setToolTip(
             "Talk to the model this run trained, in the Chat tab"
             if can_chat
@@ -95,6 +103,13 @@ class PastRunsDialog(QDialog):
         if row is not None and self.runs[row].has_model:
             self.chat = True
             self._choose(row)
+
+    def _evaluate_selected(self) -> None:
+        """The evaluation dialog on the selected run, over this one (the run history stays open)."""
+        row = self._selected()
+        if row is not None and self.runs[row].has_model:
+            self.eval_dialog = EvalDialog(str(self.runs[row].path), self)
+            self.eval_dialog.open()
 
     def _show_selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from tunesmith.core.config import PPO_REFUSED, ConfigError, worded
 from tunesmith.core.data.formats import FORMAT_HOLDS, METHOD_FORMAT, methods_for
 from tunesmith.core.events import Failed, Finished, RunStarted, StepMetrics
+from tunesmith.desktop.eval_panel import EvalDialog, has_trained_model
 from tunesmith.desktop.logic.formatting import finished_line, progress_line
 from tunesmith.desktop.logic.presets import (
     PRESETS,
@@ -126,6 +127,9 @@ class TrainTab(QWidget):
         self.resume_button.setToolTip("Continue the stopped run from its last checkpoint (Ctrl+R)")
         self.folder_button = QPushButton("Open run folder")
         self.folder_button.setToolTip("The run's folder: config, metrics, log, checkpoints, adapter")
+        self.eval_button = QPushButton("Evaluate…")
+        self.eval_button.setToolTip("Did it work? A report comparing the tuned model with the base model")
+        self.eval_dialog: EvalDialog | None = None  # the last one opened, while it lives
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m steps")
         self.status_label = QLabel("Ready. Press Start to train on the chosen dataset.")
@@ -171,6 +175,7 @@ class TrainTab(QWidget):
             buttons.addWidget(button)
         buttons.addWidget(self.progress, 1)
         buttons.addWidget(self.folder_button)
+        buttons.addWidget(self.eval_button)
         right_split = QSplitter(Qt.Orientation.Vertical)
         right_split.addWidget(self.plots)
         right_split.addWidget(self.log_view)
@@ -200,6 +205,7 @@ class TrainTab(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.resume_button.clicked.connect(self.resume)
         self.folder_button.clicked.connect(self.open_run_folder)
+        self.eval_button.clicked.connect(self.evaluate)
         self.controller.sig_config.connect(lambda _config: self.load_from_config())
         self.controller.sig_output_dir.connect(self.run_folder.show_folder)
         self.run_folder.sig_chosen.connect(self.controller.set_output_dir)
@@ -368,6 +374,12 @@ class TrainTab(QWidget):
         if self.session.last_run_dir:
             self.sig_open_folder.emit(self.session.last_run_dir)
 
+    def evaluate(self) -> None:
+        """Open the evaluation dialog on the last run (it runs in the background, with Cancel)."""
+        if has_trained_model(self.session.last_run_dir):
+            self.eval_dialog = EvalDialog(self.session.last_run_dir, self)
+            self.eval_dialog.open()
+
     def _update_buttons(self, state: str) -> None:
         running = state != "idle"
         self.start_button.setEnabled(not running and not self.dataset_problem)
@@ -379,6 +391,7 @@ class TrainTab(QWidget):
         self.stop_button.setEnabled(state == "running")
         self.resume_button.setEnabled(not running and self.session.can_resume())
         self.folder_button.setEnabled(bool(self.session.last_run_dir))
+        self.eval_button.setEnabled(not running and has_trained_model(self.session.last_run_dir))
         self.form.setEnabled(not running)
         self.preset_combo.setEnabled(not running)
         self.method_combo.setEnabled(not running)

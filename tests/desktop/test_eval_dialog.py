@@ -1,0 +1,81 @@
+"""Evaluate… from the run history (issue 17.1): the real dialog makes a report in the background with
+progress, Cancel stops it without writing anything, and "Open report" opens report.html.
+
+A 2-step run of the embedded model (through the engine, as an earlier session would have left it) and
+a report limited to one row per part keep it quick; the numbers themselves are tests/core/test_evaluation's.
+"""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QObject, Qt, QUrl, Slot
+from PySide6.QtGui import QDesktopServices
+
+from tunesmith.desktop.past_runs_dialog import PastRunsDialog
+
+TIMEOUT = 240_000
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    from tunesmith.core.config import RunConfig
+    from tunesmith.core.events import Finished
+    from tunesmith.core.training.engine import TrainingRun
+
+    config = RunConfig(output_dir=str(tmp_path_factory.mktemp("runs")))
+    config.data.max_length, config.data.eval_ratio = 64, 0.25
+    config.train.max_steps, config.train.batch_size, config.lora.r = 2, 1, 4
+    finished = TrainingRun(config).run()
+    assert isinstance(finished, Finished), finished
+    return finished.run_dir
+
+
+class _Opened(QObject):
+    """Where QDesktopServices sends file URLs during the test (instead of the desktop's browser)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[QUrl] = []
+
+    @Slot(QUrl)
+    def open(self, url: QUrl) -> None:
+        self.urls.append(url)
+
+
+def test_evaluate_from_the_run_history_with_progress_cancel_and_open_report(qtbot, run_folder):
+    from pathlib import Path
+
+    history = PastRunsDialog(str(Path(run_folder).parent))
+    qtbot.addWidget(history)
+    assert history.eval_button.isEnabled()  # the selected run saved a model
+    qtbot.mouseClick(history.eval_button, Qt.MouseButton.LeftButton)
+    dialog = history.eval_dialog
+    assert dialog is not None and dialog.isVisible() and dialog.run_dir == run_folder
+    dialog.limit_spin.setValue(1)
+
+    # Cancel while it loads: nothing is written, and the dialog can start again
+    qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    assert dialog.is_running() and dialog.cancel_button.text() == "Cancel"
+    qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=TIMEOUT)
+    assert dialog.status_label.text().startswith("Cancelled") and not dialog.open_button.isEnabled()
+    assert not (Path(run_folder) / "eval").exists() or not any((Path(run_folder) / "eval").iterdir())
+
+    seen: list[int] = []
+    dialog.progress.valueChanged.connect(seen.append)
+    qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=TIMEOUT)
+    assert dialog.report_folder, dialog.status_label.text()
+    assert seen and seen[-1] == 100 and len(set(seen)) > 3  # it moved on the way
+    assert dialog.open_button.isEnabled() and "report is ready" in dialog.status_label.text()
+
+    opened = _Opened()
+    QDesktopServices.setUrlHandler("file", opened, "open")
+    try:
+        qtbot.mouseClick(dialog.open_button, Qt.MouseButton.LeftButton)
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    assert [url.toLocalFile() for url in opened.urls] == [str(Path(dialog.report_folder) / "report.html")]
+    assert (Path(dialog.report_folder) / "report.json").is_file()
+    dialog.reject()
+    assert not dialog.isVisible()
