@@ -17,7 +17,7 @@ TIMEOUT = 240_000
 
 
 @pytest.fixture(scope="module")
-def run_folder(tmp_path_factory):
+def finished_run(tmp_path_factory):
     from tunesmith.core.config import RunConfig
     from tunesmith.core.events import Finished
     from tunesmith.core.training.engine import TrainingRun
@@ -27,7 +27,7 @@ def run_folder(tmp_path_factory):
     config.train.max_steps, config.train.batch_size, config.lora.r = 2, 1, 4
     finished = TrainingRun(config).run()
     assert isinstance(finished, Finished), finished
-    return finished.run_dir
+    return finished
 
 
 class _Opened(QObject):
@@ -42,9 +42,10 @@ class _Opened(QObject):
         self.urls.append(url)
 
 
-def test_evaluate_from_the_run_history_with_progress_cancel_and_open_report(qtbot, run_folder):
+def test_evaluate_from_the_run_history_with_progress_cancel_and_open_report(qtbot, finished_run):
     from pathlib import Path
 
+    run_folder = finished_run.run_dir
     history = PastRunsDialog(str(Path(run_folder).parent))
     qtbot.addWidget(history)
     assert history.eval_button.isEnabled()  # the selected run saved a model
@@ -79,3 +80,16 @@ def test_evaluate_from_the_run_history_with_progress_cancel_and_open_report(qtbo
     assert (Path(dialog.report_folder) / "report.json").is_file()
     dialog.reject()
     assert not dialog.isVisible()
+
+
+def test_the_train_tab_offers_evaluate_once_a_run_saved_its_model(window, qtbot, finished_run):
+    train = window.train_tab
+    assert not train.eval_button.isEnabled()  # no run yet
+    # the engine's own Finished event, as the training worker hands it to the session at a run's end
+    window.controller.training._on_event(finished_run)
+    window.controller.training._set_state("idle")
+    assert train.eval_button.isEnabled()
+    qtbot.mouseClick(train.eval_button, Qt.MouseButton.LeftButton)
+    assert train.eval_dialog is not None and train.eval_dialog.isVisible()
+    assert train.eval_dialog.run_dir == finished_run.run_dir and not train.eval_dialog.is_running()
+    train.eval_dialog.reject()
