@@ -26,7 +26,12 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument(
         "--judge", metavar="MODEL.gguf", help="a local GGUF model that judges base vs tuned answers"
     )
-    p.add_argument("--limit", type=int, metavar="N", help="score at most N rows and prompts per part")
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="score at most N rows, prompts and 256-token pieces of the general-text probe per part (quicker)",
+    )
     p.add_argument("--split", metavar="FILE", help="held-out rows, for a run that kept none aside")
     p.add_argument("--max-new-tokens", type=int, default=64, help="longest answer, in tokens (default 64)")
     p.set_defaults(handler=run_eval_command)

@@ -24,7 +24,7 @@ from .perplexity import LossResult
 
 KEPT_BELOW = 1.05
 MARKED_FROM = 1.20
-PROBE_WINDOW = 512  # tokens per scored window: within every model's context, quick on a CPU
+PROBE_WINDOW = 256  # tokens per scored window: within every model's context, quick on a CPU
 
 
 def probe_path() -> Path:

@@ -119,7 +119,7 @@ def judge_answers(
 
         raise EvalSetupError(f"{path}: no such judge model (give a .gguf file)")
     result = JudgeResult(path.name)
-    settings = ChatSettings(temperature=0.0, max_new_tokens=60, context_length=2048)
+    settings = ChatSettings(temperature=0.0, max_new_tokens=40, context_length=2048)  # one line
     chat = LlamaCppChat(path, n_ctx=settings.context_length)
     try:
         for pair in pairs:

@@ -45,7 +45,8 @@ def token_f1(prediction: str, reference: str) -> float:
 
 @lru_cache(maxsize=1)
 def _rouge_scorer() -> Any:
-    from rouge_score import rouge_scorer  # imports nltk: only when a score is asked for
+    # imports nltk: only when a score is asked for (the package ships no type information)
+    from rouge_score import rouge_scorer  # type: ignore[import-untyped]
 
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 

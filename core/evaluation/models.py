@@ -93,7 +93,8 @@ def load_pair(run_dir: Path, config: RunConfig) -> ModelPair:
         pair = ModelPair(model.to(device), tokenizer)
     else:
         tuned = AutoModelForCausalLM.from_pretrained(str(adapter), dtype=dtype)
-        pair = ModelPair(tuned.to(device), tokenizer, base=base.to(device), lora=False)
+        # functools.wraps on PreTrainedModel.to hides from mypy that the method binds self
+        pair = ModelPair(tuned.to(device), tokenizer, base=base.to(device), lora=False)  # type: ignore[arg-type]
     for m in (pair.model, pair.base):
         if m is not None:
             m.eval()

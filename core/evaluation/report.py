@@ -174,7 +174,14 @@ def _judge(report: dict[str, Any]) -> str:
 
 def _run(report: dict[str, Any]) -> str:
     curves = report["training_curves"]
-    parts = ["<h2>The run</h2>", f"<p>{html.escape(report['data']['dataset'])}</p>"]
+    data = report["data"]
+    parts = [
+        "<h2>The run</h2><h3>Data</h3><ul>",
+        f"<li>Trained on {html.escape(data['dataset'])}</li>",
+        f"<li>Held out: {html.escape(data['held_out'])}; {data['held_out_rows']} scored</li>",
+        f"<li>Training rows scored: {data['training_rows_scored']}</li>",
+        f"<li>Prompts answered: {data['prompts_answered']}, from {html.escape(data['prompts'])}</li></ul>",
+    ]
     series = []
     if curves["loss"]:
         pts = _thin(curves["loss"])

@@ -35,7 +35,7 @@ _COST = {"load": 30.0, "row": 1.0, "probe": 6.0, "answer": 12.0, "verdict": 8.0}
 class EvalOptions:
     prompts_file: str | None = None  # JSONL of {"prompt", optional "reference"}; default: held-out rows
     judge_gguf: str | None = None
-    limit: int | None = None  # at most this many rows / prompts per part
+    limit: int | None = None  # at most this many rows / prompts / probe windows per part
     split_file: str | None = None  # held-out rows when the run kept none aside
     max_new_tokens: int = 64
     seed: int = 0
@@ -113,7 +113,8 @@ class EvalRun:
         t0 = time.monotonic()
         pair = load_pair(run_dir, config)
         rows = choose_rows(config, pair.tokenizer, opts.split_file, opts.prompts_file, opts.limit)
-        windows = text_windows(pair.tokenizer, probe_text(), PROBE_WINDOW)
+        # --limit caps the probe's windows too (each is PROBE_WINDOW tokens): a quick look reads less of it
+        windows = text_windows(pair.tokenizer, probe_text(), PROBE_WINDOW)[: opts.limit or None]
         self._done = _COST["load"]
         self._total += 2 * (
             (len(rows.held_out) + len(rows.training)) * _COST["row"]
