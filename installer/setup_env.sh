@@ -35,7 +35,7 @@ fi
 
 # Qt's offscreen and xcb platforms need a few system libraries that minimal images lack.
 if command -v apt-get >/dev/null 2>&1 && ! ldconfig -p | grep -q libEGL.so.1; then
-  SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo "sudo")
+  SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo "sudo -n")  # -n: fail, never wait for a password
   $SUDO apt-get update -q && $SUDO apt-get install -y -q libegl1 libgl1 libfontconfig1 libxkbcommon0 \
     libdbus-1-3 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 fonts-dejavu-core \
     || echo "warning: could not install Qt's system libraries; the app may not open" >&2
@@ -53,7 +53,7 @@ if [ "${1:-}" = "--test" ]; then .venv/bin/python installer/typing_links.py >/de
 # The evaluation report's test opens report.html in a real headless browser (Debian's chromium).
 if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
-    SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo "sudo")
+    SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo "sudo -n")  # -n: fail, never wait for a password
     $SUDO apt-get update -q && $SUDO apt-get install -y -q chromium \
       || echo "warning: could not install chromium; the report's browser test will be skipped" >&2
   else
