@@ -86,6 +86,15 @@ class ContextPlan:
     parts: dict[str, float] = field(default_factory=dict)  # the fixed part, GiB by item
     model_type: str | None = None
     covered: bool = True  # Tunesmith's kernels patch this family (else the plan does not apply)
+    trained_context: int | None = None  # the length the model was trained for, when its config says
+
+    @property
+    def offered(self) -> int:
+        """The length to offer as a max length: what fits, but no more than the model was trained for
+        (beyond it the position encoding is extrapolated and the model's answers degrade)."""
+        if self.trained_context is None:
+            return self.tokens
+        return min(self.tokens, self.trained_context)
 
     def words(self) -> str:
         """One line for people: 'Longest that fits on this card: 61,440 tokens (...)'."""
@@ -101,11 +110,17 @@ class ContextPlan:
                 f"{self.vram_gib:g} GiB of GPU memory, before any tokens."
             )
         m = self.at_longest
-        return (
+        line = (
             f"Longest that fits on this card: {self.tokens:,} tokens ({self.method.upper()}, batch size 1; "
             f"about {m.gpu_gib:.1f} of {self.vram_gib:g} GiB GPU memory and {m.host_gib:.1f} GiB of "
             f"{self.ram_gib:g} GiB RAM; longer needs more {self.limit})"
         )
+        if self.offered < self.tokens:
+            line += (
+                f". The model was trained on up to {self.offered:,} tokens, so that is the length offered: "
+                "longer rows need a model made for longer context"
+            )
+        return line
 
 
 @cache
@@ -253,5 +268,16 @@ def longest_context(
     tokens = best.tokens // rows if best else 0
     covered = shape.model_type in kernel_families()
     return ContextPlan(
-        tokens, method, vram_gib, ram_gib, budget / GIB, fixed, best, limit, parts, shape.model_type, covered
+        tokens,
+        method,
+        vram_gib,
+        ram_gib,
+        budget / GIB,
+        fixed,
+        best,
+        limit,
+        parts,
+        shape.model_type,
+        covered,
+        shape.trained_context,
     )

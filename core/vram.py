@@ -40,6 +40,8 @@ class ModelShape:
     head_dim: int
     tied_embeddings: bool
     model_type: str | None = None  # config.json's model_type: whether Tunesmith's kernels apply
+    # The length the model was trained for (max_position_embeddings, a GGUF's context_length); None: unknown
+    trained_context: int | None = None
 
     @property
     def parameters(self) -> int:
@@ -85,7 +87,12 @@ def model_shape(config: dict[str, Any]) -> ModelShape:
         head_dim=int(text.get("head_dim") or hidden // heads),
         tied_embeddings=bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
         model_type=text.get("model_type", config.get("model_type")),
+        trained_context=_positive_int(text.get("max_position_embeddings")),
     )
+
+
+def _positive_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 def kernels_will_run(config: RunConfig, hardware: HardwareInfo | None, model_type: str | None) -> bool:

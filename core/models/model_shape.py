@@ -66,6 +66,7 @@ def gguf_shape(path: Path) -> ModelShape:
         head_dim=int(fields.get(f"{arch}.attention.key_length", int(hidden) // int(heads))),
         tied_embeddings="output.weight" not in tensor_names,
         model_type=_GGUF_MODEL_TYPES.get(arch, arch),
+        trained_context=int(fields[f"{arch}.context_length"]) if f"{arch}.context_length" in fields else None,
     )
 
 

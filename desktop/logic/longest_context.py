@@ -36,7 +36,7 @@ def longest_offer(config: RunConfig, hardware: Any) -> LongestOffer:
         lora_r=config.lora.r,
         targets=tuple(config.lora.target_modules),
     )
-    return LongestOffer((plan.tokens or None) if plan.covered else None, plan.words())
+    return LongestOffer((plan.offered or None) if plan.covered else None, plan.words())
 
 
 def without_plan(config: RunConfig, hardware: Any) -> LongestOffer | None:

@@ -14,7 +14,7 @@ from tunesmith.core.context_plan import (
     memory_at,
     pinned_bytes,
 )
-from tunesmith.core.vram import ModelShape
+from tunesmith.core.vram import ModelShape, model_shape
 
 LLAMA_8B = {
     "model_type": "llama",
@@ -166,3 +166,20 @@ def test_the_fit_estimate_agrees_with_the_longest_that_fits():
     assert estimate_for_shape(SHAPE, "4bit", config, card).fits
     config.data.max_length = plan.tokens + 2048
     assert not estimate_for_shape(SHAPE, "4bit", config, card).fits
+
+
+def test_the_offer_stops_at_the_length_the_model_was_trained_for(capsys):
+    """The demo model was trained on 8,192-token contexts (its GGUF's context_length): a 12 GiB card holds
+    far longer rows, but the length offered is 8,192 and the words say why; a config without
+    max_position_embeddings is offered what fits."""
+    from tunesmith.core.models.model_shape import shape_of
+
+    demo = shape_of("demo")
+    assert demo.trained_context == 8192
+    plan = longest_context(demo, "sft", 12, 32)
+    assert plan.tokens > 8192 and plan.offered == 8192
+    assert "trained on up to 8,192 tokens" in plan.words()
+    assert longest_context(SHAPE, "sft", 24, 64).offered == longest_context(SHAPE, "sft", 24, 64).tokens
+    long_8b = model_shape({**LLAMA_8B, "max_position_embeddings": 131072})
+    assert long_8b.trained_context == 131072
+    assert longest_context(long_8b, "sft", 24, 64).offered == longest_context(SHAPE, "sft", 24, 64).tokens

@@ -48,13 +48,16 @@ def test_long_rows_are_counted_and_the_longest_that_fits_is_offered(window, qtbo
     assert not row.button.isEnabled() and "tokens" not in row.label.text()
 
     show_hardware(window, CARD)
-    expected = longest_context(shape_of("demo"), "sft", 7.6, 16.0, lora_r=8).tokens  # the window runs r=8
+    plan = longest_context(shape_of("demo"), "sft", 7.6, 16.0, lora_r=8)  # the window runs r=8
+    expected = plan.tokens
     assert 16 * 1024 <= expected <= field.maximum()
     words = f"Longest that fits on this card: {expected:,} tokens"
     qtbot.waitUntil(lambda: row.label.text().startswith(words), timeout=90_000)
     assert row.button.isEnabled() and row.button.text() == "Longest that fits"
     qtbot.mouseClick(row.button, Qt.MouseButton.LeftButton)
-    assert field.value() == expected == window.controller.config.data.max_length
+    # the demo model was trained on 8,192-token contexts: the button sets that, and the row says why
+    assert plan.offered == 8192 and "trained on up to 8,192 tokens" in row.label.text()
+    assert field.value() == plan.offered == window.controller.config.data.max_length
     assert window.train_tab.preset_combo.currentText() == "Custom"
 
     window.train_tab.method_combo.setCurrentIndex(window.train_tab.method_combo.findData("dpo"))
