@@ -101,6 +101,13 @@ def test_a_new_report_never_replaces_an_earlier_one_and_cancel_writes_nothing(ev
     assert "no such run folder" in capsys.readouterr().err
     assert main(["eval", str(run_dir), "--limit", "0"]) == 1
     assert "--limit must be 1 or more" in capsys.readouterr().err
+    # a whole report through the CLI: progress lines with an ETA, where it went, a second folder
+    assert main(["eval", str(run_dir), "--limit", "1", "--max-new-tokens", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "ETA " in out and "[100%]" in out
+    new = [p for p in (run_dir / "eval").iterdir() if p != folder]
+    assert len(new) == 1 and f"open {new[0] / 'report.html'} in a browser" in out
+    assert (folder / "report.html").read_bytes() == before
 
 
 CHECK = """<script>
