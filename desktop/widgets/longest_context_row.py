@@ -43,10 +43,15 @@ class LongestContextRow(QWidget):
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
         self.button.clicked.connect(self.use_longest)
-        # the VRAM estimate is redone after every settings change (model, precision, method, LoRA)
-        controller.sig_hardware.connect(lambda _hardware: self.refresh())
-        controller.sig_vram.connect(lambda _estimate: self.refresh())
-        controller.sig_vram_text.connect(lambda _text: self.refresh())
+        # The VRAM estimate is redone after every settings change (model, precision, method, LoRA).
+        # Bound methods, not lambdas: Qt drops a connection to a method of a deleted widget, but a lambda
+        # would keep calling into this row after its window closed (the controller outlives it).
+        controller.sig_hardware.connect(self._changed)
+        controller.sig_vram.connect(self._changed)
+        controller.sig_vram_text.connect(self._changed)
+        self.refresh()
+
+    def _changed(self, *_what: object) -> None:
         self.refresh()
 
     def refresh(self) -> None:
