@@ -114,6 +114,12 @@ def file_rows(path: str | Path, fmt: str = "auto") -> tuple[list[EvalRow], Datas
     return [to_eval_row(r, dataset.path) for r in dataset.records], dataset
 
 
+NO_SPLIT = (
+    "this run kept no rows aside (its evaluation split was 0): name a file of held-out rows "
+    "with --split FILE (the same format as the training data, rows the run did not train on)"
+)
+
+
 def choose_rows(
     config: RunConfig,
     tokenizer: PreTrainedTokenizerBase,
@@ -132,10 +138,7 @@ def choose_rows(
         held, split_data = file_rows(split_file)
         held_source = f"{Path(split_file).name} ({split_data.summary()})"
     elif not held:
-        raise EvalSetupError(
-            "this run kept no rows aside (its evaluation split was 0): name a file of held-out rows "
-            "with --split FILE (the same format as the training data, rows the run did not train on)"
-        )
+        raise EvalSetupError(NO_SPLIT)
     held = [row for row in held if row.example]
     if prompts_file:
         prompts, prompt_data = file_rows(prompts_file, "prompt")

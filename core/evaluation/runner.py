@@ -102,12 +102,14 @@ class EvalRun:
         from .models import load_pair, open_run_folder
         from .perplexity import text_windows
         from .report import training_curves, write_report
-        from .rows import choose_rows
+        from .rows import NO_SPLIT, EvalSetupError, choose_rows
 
         self._started = time.monotonic()
         timings: dict[str, float] = {}
         opts = self.options
         run_dir, config = open_run_folder(self.run_dir)
+        if not opts.split_file and not config.data.eval_ratio > 0:
+            raise EvalSetupError(NO_SPLIT)  # said before the models load, not after
         self._part, self._total = "Loading", _COST["load"]
         self._report("loading the base model and the run's adapter")
         t0 = time.monotonic()

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tunesmith.core.cli import main
 from tunesmith.core.config import RunConfig
@@ -83,7 +84,7 @@ def test_report_shows_what_the_run_learned_and_a_judged_win_rate(evaluated):
     assert {"Learned", "Answers", "Forgot", "Judge"} <= {p.part for p in progress}
 
 
-def test_a_new_report_never_replaces_an_earlier_one_and_cancel_writes_nothing(evaluated, capsys):
+def test_a_new_report_never_replaces_an_earlier_one_and_cancel_writes_nothing(evaluated, capsys, tmp_path):
     run_dir, folder, _ = evaluated
     before = (folder / "report.html").read_bytes()
     report = json.loads((folder / "report.json").read_text())
@@ -101,6 +102,15 @@ def test_a_new_report_never_replaces_an_earlier_one_and_cancel_writes_nothing(ev
     assert "no such run folder" in capsys.readouterr().err
     assert main(["eval", str(run_dir), "--limit", "0"]) == 1
     assert "--limit must be 1 or more" in capsys.readouterr().err
+    # a run that kept no rows aside is told so before any model loads
+    no_split = tmp_path / "no-split"
+    shutil.copytree(run_dir, no_split, ignore=shutil.ignore_patterns("eval"))
+    config = yaml.safe_load((no_split / "config.yaml").read_text())
+    config["data"]["eval_ratio"] = 0.0
+    (no_split / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["eval", str(no_split)]) == 1
+    said = capsys.readouterr()
+    assert "kept no rows aside" in said.err and "--split FILE" in said.err and "Loading" not in said.out
     # a whole report through the CLI: progress lines with an ETA, where it went, a second folder
     assert main(["eval", str(run_dir), "--limit", "1", "--max-new-tokens", "4"]) == 0
     out = capsys.readouterr().out
