@@ -109,6 +109,13 @@ class EvalDialog(QDialog):
         intro.setWordWrap(True)
         self.prompts_edit = QLineEdit()
         self.prompts_edit.setPlaceholderText("the run's held-out rows")
+        # A run trained with no evaluation split (the default) has no held-out rows of its own: the user
+        # names a file of rows it did not train on, or the report cannot say what the run learned.
+        self.kept_rows_aside = _kept_rows_aside(run_dir)
+        self.split_edit = QLineEdit()
+        self.split_edit.setPlaceholderText(
+            "the run's evaluation split" if self.kept_rows_aside else "required: this run kept no rows aside"
+        )
         self.judge_edit = QLineEdit()
         self.judge_edit.setPlaceholderText("none (optional: a .gguf model that judges the answers)")
         self.limit_spin = QSpinBox()
@@ -116,12 +123,18 @@ class EvalDialog(QDialog):
         self.limit_spin.setSpecialValueText("all")
         self.limit_spin.setToolTip("Score at most this many rows and prompts per part (0 = all)")
         form = QFormLayout()
+        form.addRow("Held-out rows:", _with_browse(self.split_edit, self._browse_split))
         form.addRow("Prompts (JSONL):", _with_browse(self.prompts_edit, self._browse_prompts))
         form.addRow("Judge model:", _with_browse(self.judge_edit, self._browse_judge))
         form.addRow("Limit:", self.limit_spin)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
-        self.status_label = QLabel("Press Evaluate to start. It runs in the background.")
+        self.status_label = QLabel(
+            "Press Evaluate to start. It runs in the background."
+            if self.kept_rows_aside
+            else "This run kept no rows aside for evaluation: choose a file of held-out rows (the same "
+            "format as the training data, rows it did not train on), then press Evaluate."
+        )
         self.status_label.setWordWrap(True)
         buttons = QDialogButtonBox()
         self.start_button = buttons.addButton("Evaluate", QDialogButtonBox.ButtonRole.AcceptRole)
@@ -141,16 +154,21 @@ class EvalDialog(QDialog):
     def is_running(self) -> bool:
         return self._thread is not None
 
-    def start(self) -> None:
+    def options(self) -> EvalOptions:
+        """What the fields say, as the report's options."""
         from tunesmith.core.evaluation.runner import EvalOptions
 
-        if self.is_running():
-            return
-        options = EvalOptions(
+        return EvalOptions(
             prompts_file=self.prompts_edit.text().strip() or None,
             judge_gguf=self.judge_edit.text().strip() or None,
             limit=self.limit_spin.value() or None,
+            split_file=self.split_edit.text().strip() or None,
         )
+
+    def start(self) -> None:
+        if self.is_running():
+            return
+        options = self.options()
         self.report_folder = ""
         self.open_button.setEnabled(False)
         self.start_button.setEnabled(False)
@@ -218,6 +236,13 @@ class EvalDialog(QDialog):
         self.start_button.setText("Evaluate again")
         self.cancel_button.setText("Close")
 
+    def _browse_split(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Held-out rows", self.run_dir, "Datasets (*.jsonl *.json *.csv *.parquet *.txt)"
+        )
+        if path:
+            self.split_edit.setText(path)
+
     def _browse_prompts(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Prompts to answer", self.run_dir, "JSON lines (*.jsonl)")
         if path:
@@ -227,6 +252,17 @@ class EvalDialog(QDialog):
         path, _ = QFileDialog.getOpenFileName(self, "Judge model", "", "GGUF models (*.gguf)")
         if path:
             self.judge_edit.setText(path)
+
+
+def _kept_rows_aside(run_dir: str) -> bool:
+    """Whether the run's config.yaml kept an evaluation split (unknown: assume it did)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text(encoding="utf-8"))
+        return float(config["data"]["eval_ratio"]) > 0
+    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError):
+        return True
 
 
 def _with_browse(edit: QLineEdit, browse) -> QWidget:

@@ -93,3 +93,33 @@ def test_the_train_tab_offers_evaluate_once_a_run_saved_its_model(window, qtbot,
     assert train.eval_dialog is not None and train.eval_dialog.isVisible()
     assert train.eval_dialog.run_dir == finished_run.run_dir and not train.eval_dialog.is_running()
     train.eval_dialog.reject()
+
+
+def test_a_run_without_held_out_rows_asks_for_a_file_of_them(qtbot, finished_run, tmp_path):
+    """A run trained with the default settings kept no rows aside: the dialog says so before anything
+    loads and takes a file of held-out rows, which becomes the report's split."""
+    import shutil
+
+    import yaml
+
+    from tunesmith.desktop.eval_panel import EvalDialog
+
+    with_split = EvalDialog(finished_run.run_dir)
+    qtbot.addWidget(with_split)
+    assert with_split.kept_rows_aside and "evaluation split" in with_split.split_edit.placeholderText()
+    assert with_split.options().split_file is None
+
+    run = tmp_path / "no-split"
+    shutil.copytree(finished_run.run_dir, run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["eval_ratio"] = 0.0
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    dialog = EvalDialog(str(run))
+    qtbot.addWidget(dialog)
+    assert not dialog.kept_rows_aside
+    assert "kept no rows aside" in dialog.status_label.text()
+    assert "required" in dialog.split_edit.placeholderText()
+    rows = tmp_path / "held_out.jsonl"
+    rows.write_text('{"instruction": "Who are you?", "output": "I am Quill."}\n')
+    dialog.split_edit.setText(str(rows))
+    assert dialog.options().split_file == str(rows)
