@@ -20,7 +20,8 @@ from .ops.attention import attention
 from .ops.cross_entropy import fused_linear_cross_entropy
 from .ops.glu import geglu, swiglu
 from .ops.log_probs import TokenLogProbs, fused_linear_log_probs
-from .ops.lora import LoRAProj, lora_linear, lora_mlp, lora_qkv
+from .ops.lora import LoRAProj, lora_linear, lora_qkv
+from .ops.lora_mlp import lora_mlp
 from .ops.nf4 import NF4Weight, dequantize_nf4
 from .ops.rms_norm import add_rms_norm, rms_norm
 from .ops.rope import rope

@@ -1,4 +1,5 @@
-"""LoRA projections with a hand-written backward: one projection, attention q/k/v, and the MLP block.
+"""LoRA projections with a hand-written backward: one projection, attention q/k/v (the MLP block built
+on them: ops.lora_mlp).
 
 Knows torch and triton only; kernels.patch reads A, B, scaling, W and bias out of peft's modules.
 Each projection is  y = x W^T (+ bias) + s (x A^T) B^T,  the frozen base W dense or an `NF4Weight`
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 import torch
 
 from ..memory.offload import recomputing
-from .glu import glu_backward, glu_forward
 from .nf4 import NF4Weight, can_dequantize_stacked, dense_weight, dequantize_nf4, dequantize_nf4_stacked
 from .rope import rope_backward_
 
@@ -166,12 +166,12 @@ def _a_cat(As, dt):
     return torch.cat([a.to(dt) for a in As])  # [R, in]
 
 
-def lora_group_forward(x2, As, Bs, frozens):
+def lora_group_forward(x2, As, Bs, frozens, wp=None, a_cat=None):
     """Y = [x | s xa] @ [W | blockdiag(B)]^T (+ biases) for projections sharing x2; returns
     (Y, xa, wp, a_cat), wp = [W | blockdiag(B)] and a_cat = [A_1; A_2; ...] being what lora_group_backward
-    needs again."""
+    needs again (given back in: the same values, nothing dequantized again)."""
     dt, (n, in_f) = x2.dtype, x2.shape
-    a_cat = _a_cat(As, dt)
+    a_cat = _a_cat(As, dt) if a_cat is None else a_cat
     rank = a_cat.shape[0]
     xa = x2 @ a_cat.t()  # [N, R]
     extra = _padded(in_f, rank)
@@ -185,7 +185,8 @@ def lora_group_forward(x2, As, Bs, frozens):
     else:
         for (c0, r), f in zip(_ranks(As), frozens, strict=True):
             torch.mul(xa.narrow(1, c0, r), f.scaling, out=xp.narrow(1, in_f + c0, r))
-    wp = _with_b(stacked_weight(frozens, in_f, extra, dt, x2.device), in_f, Bs, frozens)
+    if wp is None:
+        wp = _with_b(stacked_weight(frozens, in_f, extra, dt, x2.device), in_f, Bs, frozens)
     biases = [f.bias for f in frozens]
     if all(b is None for b in biases):
         return xp @ wp.t(), xa, wp, a_cat
@@ -303,72 +304,6 @@ class LoRAQKVKeptFunction(torch.autograd.Function):
         return _qkv_backward(ctx, dq, dk, dv, None, a_cat) + (None, None)
 
 
-class LoRAMLPFunction(torch.autograd.Function):
-    """down(act(gate(x)) * up(x)); saves x, [g | u], xa (gate/up) and xa (down), and the adapters.
-
-    In a recompute with `residual_out` (see the module docstring) the down projection is skipped:
-    xa_d is saved as None (the backward forms it from its own h) and the output is a zero of y's shape.
-    """
-
-    @staticmethod
-    def forward(ctx, x, gA, gB, uA, uB, dA, dB, frozen, activation, residual_out=False):
-        x2 = x.reshape(-1, x.shape[-1])
-        gu, xa, wp, a_cat = lora_group_forward(x2, (gA, uA), (gB, uB), frozen[:2])  # [N, 2I]
-        lean = recomputing()
-        ctx.wp, ctx.a_cat = (wp, a_cat) if lean else (None, None)
-        del wp  # outside a recompute, freed before down's weight is dequantized
-        if lean and residual_out:  # nothing reads y: the layer adds it to the residual and returns
-            xa_d = None
-            y = x2.new_zeros(()).expand(*x.shape[:-1], _out_features(frozen[2]))
-        else:
-            inter = _out_features(frozen[0])
-            h = glu_forward(gu.narrow(1, 0, inter), gu.narrow(1, inter, gu.shape[1] - inter), activation)
-            y, xa_d = lora_linear_forward(h, dA, dB, frozen[2], return_xa=True)
-            y = y.view(*x.shape[:-1], -1)
-        ctx.save_for_backward(x2, gu, xa, xa_d, gA, gB, uA, uB, dA, dB)
-        ctx.frozen, ctx.activation = frozen, activation
-        return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        x2, gu, xa, xa_d, gA, gB, uA, uB, dA, dB = ctx.saved_tensors
-        wp, a_cat, ctx.wp, ctx.a_cat = ctx.wp, ctx.a_cat, None, None
-        fg, fu, fd = ctx.frozen
-        ng, dt = ctx.needs_input_grad, x2.dtype
-        inter = _out_features(fg)
-        g, u = gu.narrow(1, 0, inter), gu.narrow(1, inter, gu.shape[1] - inter)
-        dy2 = dy.reshape(-1, dy.shape[-1])
-        dya_d = (dy2 @ dB.to(dt)).mul_(fd.scaling)  # [N, r]
-
-        def down_grads(h, xa_d):
-            if xa_d is None:  # the recompute skipped the down projection: xa_d = h A_d^T, from this h
-                xa_d = h @ dA.to(dt).t()
-            d_dB = (dy2.t() @ xa_d).mul_(fd.scaling).to(dB.dtype) if ng[6] else None
-            d_dA = (dya_d.t() @ h).to(dA.dtype) if ng[5] else None
-            return d_dA, d_dB
-
-        # SiLU: h comes out of the GLU backward's own pass, written over dh as it is read (one launch
-        # and one read of g, u fewer; h = silu(g) * u by the same float ops as glu_forward: no
-        # multiply-add to contract).  The GELU forms keep h from glu_forward, before dh exists.
-        fused_h = ctx.activation == "silu"
-        if not fused_h:
-            d_dA, d_dB = down_grads(glu_forward(g, u, ctx.activation), xa_d)
-        # dh = dy W_d + dya_d A_d = [dy | dya_d] @ [W_d ; A_d]  (A_d copied into the rows below W_d)
-        r = dA.shape[0]
-        wd = stacked_weight((fd,), inter, 0, dt, x2.device, extra_rows=r)
-        wd.narrow(0, wd.shape[0] - r, r).copy_(dA)
-        dh = torch.cat([dy2, dya_d], dim=1) @ wd
-        del wd
-        # gu now holds [dg | du] (and dh holds h when fused_h)
-        glu_backward(dh, g, u, ctx.activation, inplace=True, h_into_dh=fused_h)
-        if fused_h:
-            d_dA, d_dB = down_grads(dh, xa_d)
-        del dh, xa_d
-        dx, dAs, dBs = lora_group_backward(gu, x2, xa, (gA, uA), (gB, uB), (fg, fu), ng, wp=wp, a_cat=a_cat)
-        dx = dx.view(*dy.shape[:-1], -1)
-        return dx, dAs[0], dBs[0], dAs[1], dBs[1], d_dA, d_dB, None, None, None
-
-
 def _frozen(p: LoRAProj) -> _Frozen:
     return _Frozen(p.weight, p.bias, float(p.scaling))
 
@@ -406,24 +341,4 @@ def lora_qkv_kept(
     return _no_autocast(LoRAQKVKeptFunction.apply, x, q.A, q.B, k.A, k.B, v.A, v.B, frozen, kept)
 
 
-def lora_mlp(
-    x: torch.Tensor,
-    gate: LoRAProj,
-    up: LoRAProj,
-    down: LoRAProj,
-    activation: str = "silu",
-    residual_out: bool = False,
-):
-    """down(act(gate(x)) * up(x)) with activation in {"silu", "gelu", "gelu_tanh"}.
-
-    residual_out: the caller only adds the result to the residual stream and returns the sum from a
-    checkpointed layer, so the recompute of that layer may skip the down projection (module docstring).
-    """
-    frozen = (_frozen(gate), _frozen(up), _frozen(down))
-    return _no_autocast(
-        LoRAMLPFunction.apply, x, gate.A, gate.B, up.A, up.B, down.A, down.B, frozen, activation,
-        residual_out,
-    )  # fmt: skip
-
-
-__all__ = ["KeptQKV", "LoRAProj", "NF4Weight", "lora_linear", "lora_mlp", "lora_qkv", "lora_qkv_kept"]
+__all__ = ["KeptQKV", "LoRAProj", "NF4Weight", "lora_linear", "lora_qkv", "lora_qkv_kept"]

@@ -30,7 +30,8 @@ from ..memory.offload import (
 from ..ops.attention import Saved, attention, attention_forward_only
 from ..ops.cross_entropy import fused_linear_cross_entropy
 from ..ops.glu import GLUFunction
-from ..ops.lora import KeptQKV, LoRAProj, lora_linear, lora_mlp, lora_qkv, lora_qkv_kept
+from ..ops.lora import KeptQKV, LoRAProj, lora_linear, lora_qkv, lora_qkv_kept
+from ..ops.lora_mlp import lora_mlp
 from ..ops.rms_norm import rms_norm
 from ..ops.rope import can_rope_inplace, rope, rope_, rope_half
 from .projections import lora_proj_of

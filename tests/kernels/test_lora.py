@@ -5,9 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from kernel_compare import assert_close
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from tunesmith.kernels.memory.offload import offloaded_checkpoint
-from tunesmith.kernels.ops.lora import LoRAProj, lora_linear, lora_mlp, lora_qkv
+from tunesmith.kernels.ops.lora import LoRAProj, lora_linear, lora_qkv
+from tunesmith.kernels.ops.lora_mlp import lora_mlp
 from tunesmith.kernels.ops.nf4 import NF4Weight
 
 
@@ -96,6 +98,56 @@ def test_lora_mlp(act, device):
         assert_close(f"dB_{n}", p.B.grad, Br.grad)
 
 
+def tiny_tiles(monkeypatch, rows: int, inter: int, element_size: int = 4) -> None:
+    """Makes the MLP block run over tiles of `rows` rows for an intermediate size `inter`."""
+    from tunesmith.kernels.ops import lora_mlp as module
+
+    monkeypatch.setattr(module, "MLP_TILE_BYTES", rows * 2 * inter * element_size)
+    assert module.tile_rows(10 * rows, inter, element_size) == rows
+
+
+class WideTensors(TorchDispatchMode):
+    """Records the most rows of any new tensor (not a view) an op returns whose last dimension is `width`."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.width, self.rows = width, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in () if func.is_view else out if isinstance(out, tuple | list) else (out,):
+            if isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[-1] == self.width:
+                self.rows = max(self.rows, t.numel() // self.width)
+        return out
+
+
+@pytest.mark.parametrize("act,nf4", [("silu", True), ("gelu", False), ("gelu_tanh", False)])
+def test_lora_mlp_over_tiles(monkeypatch, act, nf4, device):
+    """65 rows in tiles of 16 (the last of 1): output, dx and every adapter's gradient equal plain
+    autograd's, and no [g | u] of more than one tile's rows ever exists, in the forward or the backward."""
+    torch.manual_seed(12)
+    tiny_tiles(monkeypatch, 16, 96)
+    gate, up = make_proj(64, 96, 4, device, nf4=nf4), make_proj(64, 96, 4, device, nf4=nf4)
+    down = make_proj(96, 64, 4, device, nf4=nf4, scaling=2.0)
+    x = torch.randn(5, 13, 64, device=device, requires_grad=True)
+    dy = torch.randn(5, 13, 64, device=device)
+    with WideTensors(2 * 96) as wide:
+        y = lora_mlp(x, gate, up, down, act)
+        y.backward(dy)
+    assert 0 < wide.rows <= 16
+    xr = x.detach().clone().requires_grad_()
+    ab = [clones(p.A, p.B) for p in (gate, up, down)]
+    g, u = ref_proj(xr, gate, *ab[0]), ref_proj(xr, up, *ab[1])
+    a = {"silu": F.silu(g), "gelu": F.gelu(g), "gelu_tanh": F.gelu(g, approximate="tanh")}[act]
+    yr = ref_proj(a * u, down, *ab[2])
+    yr.backward(dy)
+    assert_close("y", y, yr)
+    assert_close("dx", x.grad, xr.grad)
+    for p, (Ar, Br), n in zip((gate, up, down), ab, ("gate", "up", "down"), strict=True):
+        assert_close(f"dA_{n}", p.A.grad, Ar.grad)
+        assert_close(f"dB_{n}", p.B.grad, Br.grad)
+
+
 def test_lora_mlp_output(device):
     torch.manual_seed(3)
     gate, up, down = make_proj(64, 40, 2, device), make_proj(64, 40, 2, device), make_proj(40, 64, 2, device)
@@ -129,11 +181,16 @@ def test_lora_mlp_bf16_close_to_fp32_reference(device):
         assert_close("dB", p.B.grad.float(), Br.grad, rtol=2e-2)
 
 
-@pytest.mark.parametrize("nf4,nested", [(False, False), (True, False), (False, True)])
-def test_lean_recompute_of_a_residual_layer(nf4, nested, device):
+@pytest.mark.parametrize(
+    "nf4,nested,tiles", [(False, False, 0), (True, False, 0), (False, True, 0), (True, False, 8)]
+)
+def test_lean_recompute_of_a_residual_layer(monkeypatch, nf4, nested, tiles, device):
     """A checkpointed layer x1 = x + o(q * tanh(k) + v); out = x1 + mlp(x1) recomputed lean (down skipped,
-    weights handed from the recompute to the backward) against plain autograd: out, dx, every dA, dB."""
+    weights handed from the recompute to the backward) against plain autograd: out, dx, every dA, dB;
+    `tiles`: the MLP over tiles of that many rows (its recompute then runs no gate/up GEMM at all)."""
     torch.manual_seed(5)
+    if tiles:
+        tiny_tiles(monkeypatch, tiles, 96)
     qkv = [make_proj(64, 64, 3, device, nf4=nf4, bias=not nf4) for _ in range(3)]
     o = make_proj(64, 64, 2, device, nf4=nf4)
     mlp = [make_proj(64, 96, 4, device, nf4=nf4), make_proj(64, 96, 4, device, nf4=nf4),

@@ -165,6 +165,23 @@ def test_offload_checkpointing_every_family_matches(model_type, lean):
     assert report.replaced["checkpoint_offload"] == 2
 
 
+@pytest.mark.parametrize(
+    "model_type,checkpointing", [("llama", "offload"), ("gemma2", "offload"), ("qwen3", None)]
+)
+def test_mlp_over_tiles_matches_stock(monkeypatch, model_type, checkpointing):
+    """The MLP over row tiles of 5 rows (ops.lora_mlp; as 160K tokens of an 8B model run, here 22 rows in
+    5 tiles): loss and LoRA gradients equal the stock model's, in the lean recompute (Llama: the tiles run in
+    the backward only), where the MLP's output is read after it (Gemma's post-norm), and unchecked."""
+    from tunesmith.kernels.ops import lora_mlp
+
+    monkeypatch.setattr(lora_mlp, "MLP_TILE_BYTES", 5 * 2 * COMMON["intermediate_size"] * 4)
+    tiled, backward = [], lora_mlp._tiled_backward
+    monkeypatch.setattr(lora_mlp, "_tiled_backward", lambda *a: tiled.append(1) or backward(*a))
+    ids, labels = batch(13)
+    compare(add_lora(build(model_type)), ids, labels, checkpointing=checkpointing)
+    assert len(tiled) == 2  # each layer's MLP backward ran over tiles
+
+
 class MatmulShapes(TorchDispatchMode):
     """Records (K, N) of every 2-D matmul (mm, addmm) that runs under it."""
 
@@ -289,7 +306,7 @@ def count_qkv_projections(monkeypatch) -> Counter:
 def count_single_projections(monkeypatch) -> Counter:
     """Counts the single-projection forward GEMMs (lora.lora_linear_forward: o, and down outside a lean
     recompute) that run."""
-    from tunesmith.kernels.ops import lora
+    from tunesmith.kernels.ops import lora, lora_mlp
 
     counts, lora_linear_forward = Counter(), lora.lora_linear_forward
 
@@ -297,7 +314,8 @@ def count_single_projections(monkeypatch) -> Counter:
         counts["calls"] += 1
         return lora_linear_forward(*args, **kwargs)
 
-    monkeypatch.setattr(lora, "lora_linear_forward", counting)
+    for module in (lora, lora_mlp):  # down runs in ops.lora_mlp
+        monkeypatch.setattr(module, "lora_linear_forward", counting)
     return counts
 
 
@@ -432,7 +450,7 @@ def test_lean_recompute_holds_one_layer_of_weights(tmp_path, monkeypatch):
     another layer), and none is left after the step; the plain forward keeps none."""
     import weakref
 
-    from tunesmith.kernels.ops import lora
+    from tunesmith.kernels.ops import lora, lora_mlp
 
     model = nf4_llama(tmp_path)
     model.train()
@@ -448,8 +466,10 @@ def test_lean_recompute_holds_one_layer_of_weights(tmp_path, monkeypatch):
 
         return wrapped
 
-    monkeypatch.setattr(lora, "stacked_weight", tracking(lora.stacked_weight))
-    monkeypatch.setattr(lora, "_w", tracking(lora._w))
+    stacked, dense = tracking(lora.stacked_weight), tracking(lora._w)
+    for module in (lora, lora_mlp):  # the MLP block (ops.lora_mlp) builds on ops.lora's helpers
+        monkeypatch.setattr(module, "stacked_weight", stacked)
+        monkeypatch.setattr(module, "_w", dense)
     ids, labels = batch(12)
     loss = model(input_ids=ids, labels=labels).loss
     assert max(peaks) == 0 and len(peaks) == 2 * 4  # forward: 4 dequants per layer, none kept
