@@ -21,9 +21,9 @@ training step at batch 1 x T tokens needs
   covers one tile, not the whole length.
 - host: kernels.memory.host_budget's order: the input table first, then each layer's input (a layer
   whose input does not fit stays in VRAM, counted in GPU(T)), then the stash item by item within
-  min(what is left, a quarter of RAM); every block rounded up to a power of two as torch's pinned
-  allocator rounds it.  The budget is what kernels.memory.host_budget.default_host_budget leaves:
-  RAM less max(4 GiB, a fifth of RAM).
+  min(what is left, a quarter of RAM); every block counted as kernels.memory.pinned_pool pins it (its
+  exact size rounded up to 2 MiB, small ones to a power of two: `pinned_bytes`).  The budget is what
+  kernels.memory.host_budget.default_host_budget leaves: RAM less max(4 GiB, a fifth of RAM).
 
 BENCHMARKS.md's measurements (8B QLoRA, batch 1) and issue 16's table check these within 15%
 (tests/core/test_context_plan.py).  Qt-free and torch-free: it reads shapes only (core.vram.ModelShape).
@@ -140,9 +140,18 @@ def kernel_families() -> frozenset[str]:
     return frozenset()
 
 
+PIN_GRANULE = 2 * 2**20  # kernels.memory.host_budget.GRANULE
+PIN_SMALLEST = 4096  # kernels.memory.host_budget.SMALLEST
+
+
 def pinned_bytes(nbytes: int) -> int:
-    """As kernels.memory.host_budget.pinned_bytes: the next power of two (imported there with torch)."""
-    return 0 if nbytes <= 0 else 1 << (int(nbytes) - 1).bit_length()
+    """As kernels.memory.host_budget.pinned_bytes (imported there with torch): a multiple of 2 MiB from
+    2 MiB up, below it the next power of two, at least 4 KiB."""
+    if nbytes <= 0:
+        return 0
+    if nbytes >= PIN_GRANULE:
+        return -(-int(nbytes) // PIN_GRANULE) * PIN_GRANULE
+    return max(PIN_SMALLEST, 1 << (int(nbytes) - 1).bit_length())
 
 
 def host_budget(ram_gib: float) -> float:

@@ -2,7 +2,7 @@
 
 Knows torch only.  Three things pin: the frozen input embedding table, each checkpointed layer's input
 (memory.offload) and the stash.  They draw on one `HostBudget` in that order of priority; bytes are
-counted as pinned (torch's caching host allocator rounds each block up to a power of two).
+counted as pinned: exact sizes, rounded only as `pinned_bytes` says (memory.pinned_pool registers them).
 `default_host_budget` is the memory available at the start less headroom for the desktop;
 `plan_host_memory` does the same arithmetic before anything is loaded, and `longest_tokens` names the
 longest length that fits.  The order and the arithmetic: kernels/DESIGN.md.
@@ -15,10 +15,26 @@ import threading
 from dataclasses import dataclass
 
 GIB = 2**30
+# Blocks from 2 MiB up are a whole number of 2 MiB (the huge-page size of x86-64): under 0.2% lost on a
+# 1 GiB layer input, and steps a few tokens apart ask for the same size, so their blocks are reused.
+# Smaller ones are a power of two from a 4 KiB page up: under 1 MiB lost each, few distinct sizes.
+GRANULE = 2 * 2**20
+SMALLEST = 4096
 
 
 def pinned_bytes(nbytes: int) -> int:
-    """The bytes torch's caching host allocator pins for a request of `nbytes` (next power of two)."""
+    """The bytes a request of `nbytes` pins (memory.pinned_pool): a multiple of GRANULE from GRANULE up,
+    below it the next power of two (at least SMALLEST).  core.context_plan keeps a torch-free copy."""
+    if nbytes <= 0:
+        return 0
+    if nbytes >= GRANULE:
+        return -(-int(nbytes) // GRANULE) * GRANULE
+    return max(SMALLEST, torch_pinned_bytes(nbytes))
+
+
+def torch_pinned_bytes(nbytes: int) -> int:
+    """The bytes torch's caching host allocator pins for `nbytes` (the next power of two): where a block
+    cannot be registered, the pool falls back on it."""
     if nbytes <= 0:
         return 0
     return 1 << (int(nbytes) - 1).bit_length()
@@ -77,14 +93,39 @@ def _meminfo() -> tuple[int, int] | None:
         return None
 
 
+def _env_gib(name: str) -> int | None:
+    """Bytes from an environment variable in GiB ("64", "12.5"); None where unset or empty."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        gib = float(value)
+    except ValueError:
+        gib = -1.0
+    if not gib >= 0:  # also NaN
+        raise ValueError(f"{name} must be a number of GiB (for example 64), not {value!r}")
+    return int(gib * GIB)
+
+
+def _memory() -> tuple[int, int] | None:
+    """(available, total) bytes: this machine's, or as if it had `TUNESMITH_HOST_RAM_GIB` of RAM (a
+    benchmark on a large host emulating a desktop): total that, available no more than that."""
+    ram = _env_gib("TUNESMITH_HOST_RAM_GIB")
+    info = _meminfo()
+    if ram is None:
+        return info
+    return (ram if info is None else min(info[0], ram)), ram
+
+
 def default_host_budget() -> int:
     """Memory available now, less headroom for the desktop and the rest of the process: the larger of
     4 GiB and a fifth of the machine's memory.  8 GiB where the platform does not say.
-    `TUNESMITH_HOST_BUDGET_GIB` sets it outright (benchmarks, machines shared with other work)."""
-    override = os.environ.get("TUNESMITH_HOST_BUDGET_GIB")
-    if override:
-        return int(float(override) * GIB)
-    info = _meminfo()
+    `TUNESMITH_HOST_BUDGET_GIB` sets it outright (benchmarks, machines shared with other work), and wins
+    over `TUNESMITH_HOST_RAM_GIB` (act as if the machine had that much RAM)."""
+    override = _env_gib("TUNESMITH_HOST_BUDGET_GIB")
+    if override is not None:
+        return override
+    info = _memory()
     if info is None:
         return 8 * GIB
     available, total = info
@@ -93,8 +134,8 @@ def default_host_budget() -> int:
 
 def default_stash_cap() -> int:
     """The most the stash may pin per forward pass within the budget: a quarter of the machine's
-    memory (8 GiB where the platform does not say)."""
-    info = _meminfo()
+    memory (or of `TUNESMITH_HOST_RAM_GIB`; 8 GiB where the platform does not say)."""
+    info = _memory()
     return 8 * GIB if info is None else info[1] // 4
 
 

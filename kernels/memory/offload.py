@@ -2,7 +2,7 @@
 
 Knows torch only; kernels.patch installs it as each decoder layer's `_gradient_checkpointing_func`.
 `offloaded_checkpoint(fn, hidden, *args)` runs `fn` without keeping activations, copies `hidden` to
-pinned host memory on a side stream, and in the backward prefetches it (one layer ahead), recomputes
+pinned host memory (a block of memory.pinned_pool, its exact size) on a side stream, and in the backward prefetches it (one layer ahead), recomputes
 `fn` with grad and backpropagates; with offload=False the input stays on the device.  While a layer is
 recomputed `recomputing()` is True (the lean recompute of ops.lora).  In the first forward,
 `keep_for_recompute(key, items)` hands values to the recompute (`kept_for_recompute(key)`): the stash,
@@ -19,6 +19,7 @@ import weakref
 import torch
 
 from .host_budget import HostBudget, HostMemoryShort, HostPlan, pinned_bytes, plan_pass
+from .pinned_pool import POOL
 
 _LOCAL = threading.local()
 REPLAYS_RNG = "replays_rng"  # in a layer_memo(): this call's recompute draws what its forward drew
@@ -54,7 +55,7 @@ def keep_for_recompute(key, items: tuple) -> bool:
     if not call.chain.admit(nbytes):
         return False  # over the forward pass's budget: the recompute computes it again
     call.account.hold(nbytes)
-    call.kept[key] = _Stash(items, call.stream, nbytes)
+    call.kept[key] = _Stash(items, call.stream, nbytes, call.chain.budget)
     return True
 
 
@@ -115,21 +116,31 @@ def _swap(state: tuple) -> tuple:
 
 
 class _Stash:
-    """Items kept for a backward: as they are, or (stream given) their tensors in pinned host memory,
-    copied on that side stream after the work queued so far, and brought back by prefetch/get."""
+    """Items kept for a backward: as they are, or (stream given) their tensors in pinned host memory
+    (blocks of the pinned pool), copied on that side stream after the work queued so far, and brought
+    back by prefetch/get.  The blocks go back to the pool with the event after the copy that reads them
+    back (or, for a stash dropped unread, the copy that wrote them): the pool hands a block out again
+    only ordered after it, so no copy ever writes a block another still reads."""
 
-    def __init__(self, items: tuple, stream, nbytes: int = 0) -> None:
+    def __init__(self, items: tuple, stream, nbytes: int = 0, budget: HostBudget | None = None) -> None:
         self.items, self.where = items, "device"
         self.stream: torch.cuda.Stream | None = None
         self.ready: torch.cuda.Event | None = None
         self.nbytes = nbytes  # what it holds of the host budget (pinned bytes)
         self.device = next((x.device for x in items if isinstance(x, torch.Tensor)), None)
+        self._blocks: list[torch.Tensor] = []  # the pool's blocks holding the items, while on the host
+        self._give_back: weakref.finalize | None = None
         if stream is not None and self.device is not None and self.device.type == "cuda":
             self.stream, self.where = stream, "host"
             stream.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(stream):
-                self.items = tuple(_to_host(x, stream) if isinstance(x, torch.Tensor) else x for x in items)
+                self.items = tuple(
+                    _to_host(x, stream, self._blocks, budget) if isinstance(x, torch.Tensor) else x
+                    for x in items
+                )
                 self.ready = _event(stream)
+            # dropped unread (a graph without its backward): back after the copies that wrote them
+            self._give_back = weakref.finalize(self, _give_blocks, self._blocks, self.ready)
 
     def prefetch(self) -> None:
         if self.where != "host":
@@ -141,6 +152,8 @@ class _Stash:
                 x.to(self.device, non_blocking=True) if isinstance(x, torch.Tensor) else x for x in self.items
             )
             self.items, self.where, self.ready = tuple(back), "coming", _event(self.stream)
+        if self._give_back is not None and self._give_back.detach():
+            _give_blocks(self._blocks, self.ready)  # free once the copies just queued have read them
 
     def get(self) -> tuple:
         """The items on the device, ordered after their copy on the current stream; the stash lets go."""
@@ -156,13 +169,25 @@ class _Stash:
         return items
 
 
-def _to_host(x: torch.Tensor, stream) -> torch.Tensor:
-    # x's own strides where dense: the attention output (transposed heads) comes back laid out as the
-    # backward kernels expect, with no copy to re-layout it
-    host = torch.empty_like(x, device="cpu", pin_memory=True)
+def _to_host(x: torch.Tensor, stream, blocks: list, budget: HostBudget | None) -> torch.Tensor:
+    """A copy of `x` queued on `stream` into a block of the pinned pool (appended to `blocks`)."""
+    block = POOL.take(x.nbytes, budget, stream)
+    blocks.append(block)
+    # x's own strides where dense (as empty_like lays it out): the attention output (transposed heads)
+    # comes back laid out as the backward kernels expect, with no copy to re-layout it
+    strides = torch.empty_like(x, device="meta").stride()
+    host = (
+        block.view(x.dtype).as_strided(x.shape, strides) if x.numel() else torch.empty_like(x, device="cpu")
+    )
     host.copy_(x, non_blocking=True)
     x.record_stream(stream)  # keep x's memory until the copy is done
     return host
+
+
+def _give_blocks(blocks, after) -> None:
+    for block in blocks:
+        POOL.give(block, after)
+    blocks.clear()
 
 
 def _event(stream):
@@ -259,10 +284,11 @@ class _Chain:
 
 
 def _trim_host_cache(budget: HostBudget, need: int) -> None:
-    """Gives the caching host allocator's unused pinned blocks back to the system when keeping them
-    would take the process past the budget: blocks cached for other sizes (a longer or shorter batch
-    than the last) are not reused, so they would pile up far past the budget (BENCHMARKS.md, host
-    budget).  Steps of one size never get here."""
+    """Gives torch's caching host allocator's unused pinned blocks back to the system when keeping them
+    would take the process past the budget: blocks cached for other sizes are not reused, so they would
+    pile up far past the budget (BENCHMARKS.md, host budget).  The kernels pin through memory.pinned_pool
+    (which trims its own free blocks as it registers new ones); torch's allocator holds only the pool's
+    fallback blocks, where registration failed, and pins made outside the kernels."""
     stats = getattr(torch.cuda, "host_memory_stats", None)
     empty = getattr(torch.cuda, "host_empty_cache", None) or getattr(torch._C, "_host_emptyCache", None)
     if stats is None or empty is None:
@@ -320,7 +346,7 @@ class OffloadedCheckpointFunction(torch.autograd.Function):
         to_host = chain.input_goes_to_host(index)
         if to_host:
             chain.assign_input(call)
-        call.input = _Stash((hidden,), call.stream if to_host else None)
+        call.input = _Stash((hidden,), call.stream if to_host else None, budget=chain.budget)
         ctx.fn, ctx.call, ctx.memo, ctx.lean = fn, call, memo, lean
         ctx.input_requires_grad = hidden.requires_grad
         ctx.chain = chain

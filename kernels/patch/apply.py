@@ -23,6 +23,7 @@ from .._launch import interpreting
 from ..memory.host_budget import HostBudget, default_host_budget, default_stash_cap, pinned_bytes
 from ..memory.host_memory import device_view
 from ..memory.offload import make_checkpoint_func, replaying_rng
+from ..memory.pinned_pool import POOL
 from .families import ACTIVATIONS, FAMILIES
 from .forwards import attention_forward, causal_lm_forward, cpu_embedding_forward, mlp_forward, norm_forward
 from .options import ComparisonOptions
@@ -231,8 +232,16 @@ def _embeddings_to_cpu(inner: PreTrainedModel, report: PatchReport, counts: Coun
             report._undo.pop()
             report.notes.append("embeddings stay on the device: the host-memory budget has no room")
             return
-        report._undo.append(lambda: budget.give(cost))
-        weight.data = weight.data.pin_memory()
+        block = POOL.take(weight.nbytes, budget)  # exact size, page-locked (kernels.memory.pinned_pool)
+        block.view(weight.dtype).view(weight.shape).copy_(weight.data)
+        weight.data = block.view(weight.dtype).view(weight.shape)
+
+        def give_back() -> None:
+            POOL.give(block)
+            budget.give(cost)
+
+        # undone after the table went back to the device (undo records run last first)
+        report._undo.insert(len(report._undo) - 1, give_back)
         table = device_view(weight.data, device)
     _patch_forward(emb, "cpu_embedding", report, _tunesmith_device=device, _tunesmith_device_table=table)
     counts["embeddings_on_cpu"] += 1

@@ -1,6 +1,6 @@
 """One host-memory budget for everything the kernels pin (issue 13): the embedding table, then the layer
 inputs of a forward pass, then the stash; inputs that do not fit stay on the device; bytes counted as
-the caching host allocator pins them; every byte given back after the backward (or when a graph is
+the pinned pool pins them (exact to 2 MiB, issue 16); every byte given back after the backward (or when a graph is
 dropped); the stock loss and gradients whatever the budget.  Whole models run on the CPU interpreter,
 where nothing is pinned but the same plan and accounting apply."""
 
@@ -22,6 +22,7 @@ from tunesmith.kernels.memory.host_budget import (  # noqa: E402
     GIB,
     HostBudget,
     default_host_budget,
+    default_stash_cap,
     longest_tokens,
     pinned_bytes,
     plan_host_memory,
@@ -29,10 +30,13 @@ from tunesmith.kernels.memory.host_budget import (  # noqa: E402
 )
 
 
-def test_pinned_bytes_round_up_to_a_power_of_two():
-    assert [pinned_bytes(n) for n in (0, 1, 2, 3, 4096, 4097)] == [0, 1, 2, 4, 4096, 8192]
-    assert pinned_bytes(768 * 2**20) == GIB  # 98,304 x 4096 bf16: a 768 MiB layer input pins 1 GiB
-    assert pinned_bytes(512 * 2**20) == 512 * 2**20
+def test_pinned_bytes_are_exact_to_2_mib():
+    mib = 2**20
+    sizes = (0, 1, 4096, 4097, 3 * mib // 2, 2 * mib - 1, 2 * mib, 2 * mib + 1)
+    assert [pinned_bytes(n) for n in sizes] == [0, 4096, 4096, 8192, 2 * mib, 2 * mib, 2 * mib, 4 * mib]
+    assert pinned_bytes(768 * mib) == 768 * mib  # 98,304 x 4096 bf16: a 768 MiB layer input, not 1 GiB
+    assert pinned_bytes(163_840 * 4096 * 2) == 1280 * mib  # 160K tokens: 1.25 GiB, not 2
+    assert pinned_bytes(128_256 * 4096 * 2) == 1002 * mib  # Llama-3's embedding table
 
 
 def test_plan_puts_inputs_first_then_the_stash_then_the_device():
@@ -68,8 +72,30 @@ def test_longest_length_that_fits():
     assert plan_host_memory(32, 4096, tokens, budget, free, table_bytes=GIB)[0]
     assert not plan_host_memory(32, 4096, tokens + 1024, budget, free, table_bytes=GIB)[0]
     # 32 inputs of 65,536 tokens pin 512 MiB each: 16 GiB, fits 31 GiB; 131,072 pin 1 GiB each: 31 on
-    # the host and one (1 GiB) on the GPU
-    assert tokens >= 131_072
+    # the host and one (1 GiB) on the GPU; 132,096 would leave two (2.02 GiB) on the GPU
+    assert tokens == 131_072
+    # issue 16's goal: 160K tokens' 32 inputs of 1.25 GiB fit 40 GiB of host memory exactly (a power of two
+    # would have pinned 64 GiB), and not a step more
+    table = 128_256 * 4096 * 2
+    budget = 40 * GIB + pinned_bytes(table)
+    assert longest_tokens(32, 4096, budget, 0, table_bytes=table) == 163_840
+
+
+def test_ram_to_emulate_and_budget_set_outright(monkeypatch):
+    monkeypatch.delenv("TUNESMITH_HOST_BUDGET_GIB", raising=False)
+    monkeypatch.setenv("TUNESMITH_HOST_RAM_GIB", "64")
+    assert default_stash_cap() == 16 * GIB  # a quarter of the emulated RAM
+    monkeypatch.setenv("TUNESMITH_HOST_RAM_GIB", "3")  # a desktop of 3 GiB: 4 GiB headroom leaves nothing
+    assert default_host_budget() == 0
+    monkeypatch.setenv("TUNESMITH_HOST_RAM_GIB", "40")  # headroom a fifth (8 GiB), available at most 40
+    with open("/proc/meminfo") as f:
+        available = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}["MemAvailable"]
+    assert abs(default_host_budget() - max(0, min(available, 40 * GIB) - 8 * GIB)) < 256 * 2**20
+    monkeypatch.setenv("TUNESMITH_HOST_BUDGET_GIB", "2.5")  # set outright: wins
+    assert default_host_budget() == int(2.5 * GIB) and default_stash_cap() == 10 * GIB
+    monkeypatch.setenv("TUNESMITH_HOST_RAM_GIB", "lots")
+    with pytest.raises(ValueError, match="TUNESMITH_HOST_RAM_GIB must be a number of GiB"):
+        default_stash_cap()
 
 
 def layer_input_bytes(ids):
