@@ -68,7 +68,7 @@ def register_host(span: torch.Tensor) -> Undo | str:
         cudart, device = torch.cuda.cudart(), torch.cuda.current_device()
         ptr, nbytes = span.data_ptr(), span.nbytes
         err = _on_worker(device, cudart.cudaHostRegister, ptr, nbytes, 0)
-    except (RuntimeError, AttributeError) as exc:  # a build without the runtime bindings
+    except (RuntimeError, AttributeError, AssertionError) as exc:  # a build without the runtime bindings
         return f"cudaHostRegister is not available ({exc})"
     if err != cudart.cudaError.success:
         return f"cudaHostRegister failed: {cudart.cudaGetErrorString(err)}"
@@ -225,8 +225,9 @@ class PinnedPool:
             freed += block.cost
             by_torch |= block.by_torch
             self._drop(block)
-        if by_torch and hasattr(torch.cuda, "host_empty_cache"):
-            torch.cuda.host_empty_cache()  # torch keeps what it pinned cached: give it back too
+        empty = getattr(torch.cuda, "host_empty_cache", None) or getattr(torch._C, "_host_emptyCache", None)
+        if by_torch and empty is not None:
+            empty()  # torch keeps what it pinned cached: give it back too
         return freed
 
     def _drop(self, block: _Block) -> None:
