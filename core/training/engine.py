@@ -304,6 +304,7 @@ class TrainingRun:
     def _checkpoint_to_resume(self) -> Path | None:
         """The newest complete checkpoint (or the one named), saying which and what was passed over."""
         from tunesmith.core.training.checkpoints import choose_resume, problem_with, step_of
+        from tunesmith.core.training.multi_gpu import resume_notice
 
         if self._resume_from is None:
             return None
@@ -324,6 +325,8 @@ class TrainingRun:
                 raise ValueError(f"{self.run_dir}: no complete checkpoint to resume from{broken}")
             chosen = newest
         self._emit(LogLine("info", f"Resuming from {chosen.name} (step {step_of(chosen)})"))
+        if notice := resume_notice(chosen, self.config):  # saved by another number of GPUs
+            self._emit(LogLine("info", notice))
         return chosen
 
     def _planned_steps(self) -> int:

@@ -5,7 +5,8 @@ the whole model and trains on its share of every batch (DDP) when the model fits
 weights, gradients and optimizer state are sharded across the cards (FSDP2) when it does not.  The
 plan carries its reason in words for the run's log.  `trainer_arguments` turns the plan into the
 TrainingArguments that make accelerate (inside the Trainer) wrap the model; `kernel_notices` says which
-of Tunesmith's kernel features a rank turns off and why.
+of Tunesmith's kernel features a rank turns off and why; `resume_notice` what resuming on another
+number of GPUs changes.
 
 Knows the VRAM estimate (core.vram) and accelerate's names for the strategies; it starts nothing
 (core.training.launcher does) and never touches torch.distributed itself.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from tunesmith.core.config import ConfigError, RunConfig
 from tunesmith.core.hardware import HardwareInfo
@@ -72,7 +74,6 @@ def _plan_for_cards(
     config: RunConfig, hardware: HardwareInfo, count: int, forced: str | None, model_dir: str | None
 ) -> ParallelPlan:
     import json
-    from pathlib import Path
 
     from tunesmith.core.models.precision import choose_precision
     from tunesmith.core.models.sources import resolve_dense_model_dir
@@ -142,12 +143,56 @@ def trainer_arguments() -> dict:
             "fsdp_config": {
                 "version": 2,
                 "reshard_after_forward": True,
+                # not FULL_STATE_DICT: the Trainer would then gather the whole model, frozen weights
+                # too, at every checkpoint; checkpoints hold the LoRA part whole instead
+                # (core.training.fsdp_checkpoints), and with this type the Trainer's own save_model
+                # leaves the model to them
                 "state_dict_type": "SHARDED_STATE_DICT",
                 "cpu_ram_efficient_loading": False,
             },
         }
     # LoRA's frozen base weights take no gradient: nothing for DDP to search for each step
     return {"ddp_find_unused_parameters": False}
+
+
+def resume_notice(checkpoint: Path, config: RunConfig) -> str | None:
+    """What resuming `checkpoint` on `train.gpus` processes changes, in words for the log, when another
+    number of processes saved it (None when the same number did, or the checkpoint does not say).
+
+    The LoRA weights and optimizer state are whole in every checkpoint (DDP's are rank 0's, FSDP2's
+    are gathered: core.training.fsdp_checkpoints), so they carry over unchanged.  The data order carries
+    over only with the same total batch: the Trainer skips the resumed step count times the *new* total
+    batch of this epoch's (seeded, count-independent) order.  Each process's random state (dropout) is
+    saved per rank, so under another count it restarts from the seed."""
+    import json
+
+    from tunesmith.core.training.checkpoint_files import step_of
+
+    saved_by = len(list(checkpoint.glob("rng_state_*.pth"))) or int((checkpoint / "rng_state.pth").is_file())
+    processes = config.train.gpus
+    if saved_by in (0, processes):
+        return None
+    text = (
+        f"{checkpoint.name} was saved by {saved_by} process(es) and resumes on {processes}: the LoRA weights "
+        "and optimizer state carry over whole"
+    )
+    try:
+        per_process = int(
+            json.loads((checkpoint / "trainer_state.json").read_text("utf-8"))["train_batch_size"]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        per_process = 0
+    accum, step = config.train.grad_accum, step_of(checkpoint)
+    before, now = saved_by * per_process * accum, processes * config.train.batch_size * accum
+    if before == now:
+        text += f"; the total batch is {now} rows per step as before, so the rows continue in the same order"
+    elif before:
+        text += (
+            f"; the total batch changes from {before} to {now} rows per step, so the run goes on from row "
+            f"{step * now} of this epoch's order, not row {step * before} (some rows are seen twice or not at "
+            f"all this epoch); a batch size of {before / (processes * accum):g} per process would keep it"
+        )
+    return text + "; dropout's random numbers restart from the seed (they were saved per process)."
 
 
 def kernel_notices(strategy: str, patch_kernels: bool) -> list[str]:

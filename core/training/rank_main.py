@@ -11,7 +11,9 @@ as one GPU.  It differs only where ranks must agree or must not collide:
   the parent asked them to stop (its stop file) or has died, so every rank saves and stops at the same
   step;
 - under FSDP2 Tunesmith's kernels are off; under DDP the embedding table stays on the GPU
-  (core.training.multi_gpu.kernel_notices says why).
+  (core.training.multi_gpu.kernel_notices says why);
+- under FSDP2 checkpoints are written whole, as one process writes them
+  (core.training.fsdp_checkpoints), so any number of processes can resume them.
 """
 
 from __future__ import annotations
@@ -126,17 +128,22 @@ class RankRun(TrainingRun):
     def setup_trainer(self) -> None:
         super().setup_trainer()
         if self.strategy == "fsdp2":
-            _fsdp_on_cpu_processes(_after(self.trainer, "setup_trainer"))
+            from tunesmith.core.training.fsdp_checkpoints import install_whole_checkpoints
+
+            trainer = _after(self.trainer, "setup_trainer")
+            _fsdp_on_cpu_processes(trainer)
+            install_whole_checkpoints(trainer)  # so that another number of processes can resume them
 
     def save(self) -> Finished:
-        """Rank 0 writes the adapter (under FSDP2 from the weights gathered by all ranks), the others
+        """Rank 0 writes the adapter (under FSDP2 from the LoRA weights gathered by all ranks), the others
         wait for it, so every rank's Finished names a complete folder."""
         from typing import cast
 
         from tunesmith.core.training.engine import ADAPTER, _remove_tree
+        from tunesmith.core.training.fsdp_checkpoints import whole_trainable_state
 
         trainer = _after(self.trainer, "setup_trainer")
-        state = _full_state_dict(trainer.model) if self.strategy == "fsdp2" else None
+        state = whole_trainable_state(trainer.model) if self.strategy == "fsdp2" else None
         if self.rank == 0:
             adapter_dir = _after(self.run_dir, "setup_run_dir") / ADAPTER
             tmp = adapter_dir.with_name(ADAPTER + ".tmp")
@@ -154,14 +161,6 @@ class RankRun(TrainingRun):
             super()._emit(event)
         elif isinstance(event, Failed):
             print_event(event)
-
-
-def _full_state_dict(model) -> dict:
-    """The whole weights of an FSDP2 model on rank 0 (empty elsewhere), as accelerate's get_state_dict
-    gathers them for FSDP2; a collective step: every rank calls it."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
 def _fsdp_on_cpu_processes(trainer) -> None:

@@ -1,9 +1,11 @@
 """Several GPUs through accelerate, checked on the CPU: the plan (DDP or FSDP2) from the memory arithmetic,
-the launcher's one event stream and its Stop, and DDP on two gloo processes against one process.
+the launcher's one event stream and its Stop, DDP and FSDP2 on two gloo processes against one process,
+and their checkpoints resumed on another number of processes.
 
 The training tests use a tiny random Llama (2 layers, width 32, SmolLM2's tokenizer) built here and saved
 with safetensors: two ranks of the 135M demo model would not fit the suite's time on 2 cores.  Measured
-on 2 shared cores: the DDP test 22-70 s, the FSDP2 test (two launches) 53-78 s, by the machine's load.
+on 2 shared cores: the DDP test 22-70 s, the FSDP2 test (two launches, one resume in this process)
+33-55 s, by the machine's load.
 """
 
 from __future__ import annotations
@@ -86,6 +88,37 @@ def test_the_plan_is_ddp_when_one_card_holds_the_run_fsdp2_when_only_the_cards_t
     monkeypatch.setenv(STRATEGY_ENV, "fsdp2")
     fsdp = trainer_arguments()
     assert fsdp["fsdp_config"]["version"] == 2 and "full_shard" in fsdp["fsdp"]
+
+
+def test_resuming_on_another_count_says_what_carries_over_and_what_the_data_order_does(tmp_path):
+    from tunesmith.core.training.multi_gpu import resume_notice
+
+    checkpoint = tmp_path / "checkpoint-3"  # as 2 ranks of 2 rows each left it
+    checkpoint.mkdir()
+    for rank in (0, 1):
+        (checkpoint / f"rng_state_{rank}.pth").write_bytes(b"x")
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"train_batch_size": 2, "global_step": 3}))
+    config = RunConfig()
+    config.train.grad_accum, config.train.gpus, config.train.batch_size = 1, 2, 2
+    assert resume_notice(checkpoint, config) is None  # the same count: nothing changes
+
+    config.train.gpus, config.train.batch_size = 1, 4
+    same = str(resume_notice(checkpoint, config))
+    assert "saved by 2 process(es) and resumes on 1" in same and "optimizer state carry over whole" in same
+    assert "4 rows per step as before, so the rows continue in the same order" in same
+
+    config.train.batch_size = 2  # the per-GPU batch kept: half the total batch
+    changed = str(resume_notice(checkpoint, config))
+    assert (
+        "changes from 4 to 2 rows per step" in changed
+        and "from row 6 of this epoch's order, not row 12" in changed
+    )
+    assert "a batch size of 4 per process would keep it" in changed
+
+    config.train.gpus = 2
+    (checkpoint / "rng_state_1.pth").unlink()
+    (checkpoint / "rng_state_0.pth").rename(checkpoint / "rng_state.pth")  # one process saved this one
+    assert "saved by 1 process(es) and resumes on 2" in str(resume_notice(checkpoint, config))
 
 
 # A stand-in for torchrun: prints library noise and rank 0's events, and ends when the stop file appears.
@@ -273,38 +306,87 @@ def test_ddp_on_two_cpu_processes_equals_one_process_and_resumes_on_one(tiny_lla
         torch.testing.assert_close(weight, recorder.weights[STEPS][name], rtol=1e-5, atol=1e-6, msg=name)
 
 
+FSDP_STEPS = 8  # room for a Stop on 2 processes, one step on 1, and the rest on 2 again
+
+
 @pytest.mark.slow
-def test_fsdp2_on_two_cpu_processes_trains_shards_stops_and_resumes(tiny_llama, tmp_path, monkeypatch):
-    """Sharded across 2 gloo processes, the same losses as 1 process with the same global batch; Stop keeps
-    a sharded checkpoint that 2 processes resume with the remaining losses; the adapter is whole."""
+def test_fsdp2_on_two_cpu_processes_trains_shards_and_resumes_on_another_count(
+    tiny_llama, tmp_path, monkeypatch
+):
+    """Sharded across 2 gloo processes, the same losses as 1 process with the same global batch.  Stop keeps
+    a checkpoint written whole (1 process's LoRA weights and optimizer state at that step, no shards),
+    which 1 process resumes with the same losses; 2 FSDP2 processes resume that 1-process checkpoint to the
+    end, again with the same losses and final LoRA weights; the adapter is whole."""
+    import torch
     from safetensors.torch import load_file
 
     from tunesmith.core.training.engine import TrainingRun
 
     monkeypatch.setenv(CPU_RANKS_ENV, "1")
+    recorder = AdapterEachStep()
     single: list = []
-    assert isinstance(
-        TrainingRun(tiny_run_config(tiny_llama, tmp_path / "one", 1, 4, STEPS), single.append).run(), Finished
+    reference = TrainingRun(
+        tiny_run_config(tiny_llama, tmp_path / "one", 1, 4, FSDP_STEPS),
+        single.append,
+        extra_callbacks=[recorder],
     )
+    assert isinstance(reference.run(), Finished)
     expected = step_losses(single)
+    assert expected[FSDP_STEPS] < expected[1]
 
     monkeypatch.setenv(STRATEGY_ENV, "fsdp2")
     events: list = []
-    run = TrainingRun(tiny_run_config(tiny_llama, tmp_path / "two", 2, 2, STEPS), None)
+    run = TrainingRun(tiny_run_config(tiny_llama, tmp_path / "two", 2, 2, FSDP_STEPS), None)
     run._on_event = lambda e: (events.append(e), isinstance(e, StepMetrics) and e.step == 1 and run.cancel())
     stopped = run.run()
     assert isinstance(stopped, Finished) and stopped.cancelled, getattr(stopped, "details", "")
-    assert 1 <= stopped.step < STEPS
+    assert 1 <= stopped.step < FSDP_STEPS - 1
     logs = " ".join(e.message for e in events if isinstance(e, LogLine))
     assert "over gloo (FSDP2)" in logs and "48 of 48 weight tensors sharded across them" in logs
     adapter = load_file(str(Path(stopped.adapter_dir) / "adapter_model.safetensors"))
     assert adapter and all(w.shape[0] in (4, 16, 32, 64) for w in adapter.values())  # whole, not shards
 
-    resumed_events: list = []
-    config = tiny_run_config(tiny_llama, tmp_path / "two", 2, 2, STEPS)
-    again = TrainingRun(config, resumed_events.append, resume_from=stopped.run_dir).run()
-    assert isinstance(again, Finished) and again.step == STEPS, getattr(again, "details", "")
-    got = {**step_losses(events), **step_losses(resumed_events)}
+    # The checkpoint: what 1 process would have saved at that step, no torch.distributed.checkpoint shards
+    checkpoint = Path(str(stopped.last_checkpoint))
+    assert not [p.name for p in checkpoint.iterdir() if "fsdp" in p.name or p.name == "optimizer_0"]
+    saved = load_file(str(checkpoint / "adapter_model.safetensors"))
+    assert saved.keys() == recorder.weights[stopped.step].keys()
+    for name, weight in saved.items():
+        torch.testing.assert_close(
+            weight, recorder.weights[stopped.step][name], rtol=1e-5, atol=1e-6, msg=name
+        )
+    optimizer = torch.load(checkpoint / "optimizer.pt", weights_only=True)
+    assert len(optimizer["state"]) == len(saved)  # Adam's moments of every LoRA tensor, whole
+    assert {int(s["step"]) for s in optimizer["state"].values()} == {stopped.step}
+    assert sum(s["exp_avg"].numel() for s in optimizer["state"].values()) == sum(
+        w.numel() for w in saved.values()
+    )
+
+    # 1 process (4 rows: the same total batch) resumes it, for one step and a Stop
+    monkeypatch.delenv(STRATEGY_ENV)
+    one_events: list = []
+    one = TrainingRun(
+        tiny_run_config(tiny_llama, tmp_path / "two", 1, 4, FSDP_STEPS), None, resume_from=stopped.run_dir
+    )
+    one._on_event = lambda e: (one_events.append(e), isinstance(e, StepMetrics) and one.cancel())
+    on_one = one.run()
+    assert isinstance(on_one, Finished) and on_one.cancelled, getattr(on_one, "details", "")
+    assert stopped.step < on_one.step < FSDP_STEPS
+    notice = " ".join(e.message for e in one_events if isinstance(e, LogLine))
+    assert f"checkpoint-{stopped.step} was saved by 2 process(es) and resumes on 1" in notice
+    assert "the total batch is 4 rows per step as before, so the rows continue in the same order" in notice
+
+    # 2 FSDP2 processes resume the 1-process checkpoint to the end
+    monkeypatch.setenv(STRATEGY_ENV, "fsdp2")
+    two_events: list = []
+    config = tiny_run_config(tiny_llama, tmp_path / "two", 2, 2, FSDP_STEPS)
+    again = TrainingRun(config, two_events.append, resume_from=stopped.run_dir).run()
+    assert isinstance(again, Finished) and again.step == FSDP_STEPS, getattr(again, "details", "")
+    assert any("was saved by 1 process(es) and resumes on 2" in getattr(e, "message", "") for e in two_events)
+    got = {**step_losses(events), **step_losses(one_events), **step_losses(two_events)}
     assert sorted(got) == sorted(expected)
     for step, loss in got.items():
         assert loss == pytest.approx(expected[step], rel=1e-5, abs=1e-6), step
+    final = load_file(str(Path(again.adapter_dir) / "adapter_model.safetensors"))
+    for name, weight in final.items():
+        torch.testing.assert_close(weight, recorder.weights[FSDP_STEPS][name], rtol=1e-5, atol=1e-6, msg=name)
