@@ -190,7 +190,8 @@ def _tiled_backward(ctx, dy):
         del gu, dx_t
         for i, g in enumerate(grads):
             if g is not None:
-                sums[i] = g.float() if sums[i] is None else sums[i].add_(g)
+                total = sums[i]
+                sums[i] = g.float() if total is None else total.add_(g)
     adapters = (gA, gB, uA, uB, dA, dB)
     grads = tuple(None if s is None else s.to(p.dtype) for s, p in zip(sums, adapters, strict=True))
     return (dx.view(*dy.shape[:-1], -1), *grads, None, None, None)
