@@ -379,9 +379,22 @@ class OffloadedCheckpointFunction(torch.autograd.Function):
             call.account.release_all()
         outs = out if ctx.tuple_out else (out,)
         pairs = [(o, d) for o, d in zip(outs, douts, strict=False) if d is not None and o.requires_grad]
+        for o, _ in pairs:
+            _drop_unread_value(o)
         if pairs:
             torch.autograd.backward([o for o, _ in pairs], [d for _, d in pairs])
         return (None, None, None, None, x.grad if x.requires_grad else None) + (None,) * len(args)
+
+
+def _drop_unread_value(out: torch.Tensor) -> None:
+    """Frees the memory of a recompute's output that only a sum formed (a decoder layer's residual
+    add): the backward is handed the gradient from above and the add's backward reads neither operand
+    nor result, so the value is never read again; its graph stays.  A whole hidden state of GPU memory
+    through the layer's backward at long context.  Anything else (a view, another op that may have
+    saved its result) is left alone."""
+    node = out.grad_fn
+    if node is not None and type(node).__name__ == "AddBackward0" and out._base is None:
+        out.untyped_storage().resize_(0)
 
 
 def offloaded_checkpoint(

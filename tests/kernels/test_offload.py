@@ -190,3 +190,37 @@ def test_kept_items_not_taken_or_not_backpropagated_are_released():
     del y
     gc.collect()
     assert [r() for r in refs] == [None, None]
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_the_recompute_frees_an_output_only_a_residual_add_formed(residual, device):
+    """The recomputed output of a layer ending in `x + f(x)` is read by nobody (its add's backward reads
+    no value), so its memory is freed before the layer's backward; an output whose op may read it (tanh)
+    keeps it.  Gradients equal the plain run's either way."""
+    torch.manual_seed(3)
+    layer = Layer(11).to(device)
+    outputs = []
+
+    def fn(x):
+        out = layer(x, scale=0.5) if residual else torch.tanh(layer(x, scale=0.5))
+        outputs.append(out)  # the first forward's, then the recompute's
+        return out
+
+    x = torch.randn(2, 5, 11, device=device, requires_grad=True)
+    dy = torch.randn(2, 5, 11, device=device)
+    offloaded_checkpoint(fn, offloaded_checkpoint(fn, x)).backward(dy)
+    grads = [x.grad, *(p.grad for p in layer.parameters())]
+    recomputed = outputs[2:]
+    assert len(recomputed) == 2
+    assert all((o.untyped_storage().size() == 0) == residual for o in recomputed)
+    x2 = x.detach().clone().requires_grad_()
+    layer.zero_grad()
+    out = layer(x2, scale=0.5) if residual else torch.tanh(layer(x2, scale=0.5))
+    (layer(out, scale=0.5) if residual else torch.tanh(layer(out, scale=0.5))).backward(dy)
+    for name, a, b in zip(
+        ["dx", "a.w", "a.b", "b.w", "b.b"],
+        grads,
+        [x2.grad, *(p.grad for p in layer.parameters())],
+        strict=True,
+    ):
+        assert_close(name, a, b)
