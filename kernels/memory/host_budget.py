@@ -153,6 +153,19 @@ class HostPlan:
         return self.host_inputs * pinned_bytes(self.input_bytes)
 
 
+# The stash is kept only while two layers' worth of it (the layer in its backward and the one prefetched)
+# take at most this share of the GPU memory free when a pass starts.  Past it the GPU needs the room for
+# the layer's working set more than the time the stash saves (the attention formed again in the
+# recompute): at long context on a small card, keeping it is what would run out of memory.
+STASH_GPU_SHARE = 0.25
+
+
+def stash_fits_device(layer_stash_bytes: float, free_device: int) -> bool:
+    """Whether a pass may keep a stash of `layer_stash_bytes` per layer with `free_device` bytes of GPU
+    memory free at its start (STASH_GPU_SHARE)."""
+    return 2 * layer_stash_bytes <= STASH_GPU_SHARE * free_device
+
+
 def plan_pass(n_layers: int, input_bytes: int, available: int, stash_cap: int | None = None) -> HostPlan:
     """Split a pass's `n_layers` inputs of `input_bytes` each between host (up to `available` pinned
     bytes) and device; the stash gets the rest, at most `stash_cap`."""

@@ -18,7 +18,7 @@ import weakref
 
 import torch
 
-from .host_budget import HostBudget, HostMemoryShort, HostPlan, pinned_bytes, plan_pass
+from .host_budget import HostBudget, HostMemoryShort, HostPlan, pinned_bytes, plan_pass, stash_fits_device
 from .pinned_pool import POOL
 
 _LOCAL = threading.local()
@@ -238,9 +238,12 @@ class _Chain:
     """Calls of one forward pass, in layer order, so a backward can prefetch the previous layer.
     Weak references: a forward whose graph is dropped without a backward leaves nothing held here."""
 
-    def __init__(self, keep_budget: int | None = None, budget: HostBudget | None = None) -> None:
+    def __init__(
+        self, keep_budget: int | None = None, budget: HostBudget | None = None, stash_ratio: float = 0.0
+    ) -> None:
         self.calls: list[weakref.ref[_Call] | None] = []
         self.keep_budget, self.kept_bytes = keep_budget, 0
+        self.stash_ratio = stash_ratio  # a layer's stash per byte of its input (0: not known)
         self.budget = budget  # the host budget (kernels.memory.host_budget) shared by every pass, or None
         self.plan: HostPlan | None = None
         # input bytes taken from the budget for layers that have not run yet (given back if the pass
@@ -259,6 +262,10 @@ class _Chain:
             _trim_host_cache(self.budget, self.plan.host_input_bytes + self.plan.stash_bytes)
             if self.plan.device_inputs:
                 _check_device_room(self.plan)
+            if self.keep_budget and not stash_fits_device(
+                hidden.nbytes * self.stash_ratio, free_device_bytes()
+            ):
+                self.keep_budget = 0  # the GPU needs the room: the recompute forms the attention again
         if self.budget.take(self.plan.host_input_bytes):  # planned within what was available
             self.reserved.hold(self.plan.host_input_bytes)
 
@@ -298,13 +305,20 @@ def _trim_host_cache(budget: HostBudget, need: int) -> None:
         empty()
 
 
-def _check_device_room(plan: HostPlan) -> None:
-    """Raises HostMemoryShort when the inputs that stay on the GPU do not fit its free memory."""
+def free_device_bytes() -> int:
+    """What this process may still allocate on the current GPU: the driver's free memory and torch's
+    own free blocks, within a cap set by set_per_process_memory_fraction (a smaller card emulated)."""
     free, total = torch.cuda.mem_get_info()
     free += torch.cuda.memory_reserved() - torch.cuda.memory_allocated()  # torch's own free blocks
     fraction = getattr(torch.cuda, "get_per_process_memory_fraction", lambda: 1.0)()
     if fraction < 1.0:  # a process capped to part of the card (set_per_process_memory_fraction)
         free = min(free, int(total * fraction) - torch.cuda.memory_allocated())
+    return max(0, free)
+
+
+def _check_device_room(plan: HostPlan) -> None:
+    """Raises HostMemoryShort when the inputs that stay on the GPU do not fit its free memory."""
+    free = free_device_bytes()
     need = plan.device_inputs * plan.input_bytes
     if need > free:
         raise HostMemoryShort(
@@ -406,6 +420,7 @@ def offloaded_checkpoint(
     keep_budget: int | None = None,
     host_budget: HostBudget | None = None,
     n_layers: int = 1,
+    stash_ratio: float = 0.0,
     **kwargs,
 ):
     """Checkpoint `fn(hidden, *args, **kwargs)`; keyword arguments are bound into fn, not saved.
@@ -414,7 +429,10 @@ def offloaded_checkpoint(
     pass's first layer.
     host_budget: the pinned host memory everything here may hold (kernels.memory.host_budget), shared with
     the embedding table; with it, the pass's first layer plans its `n_layers` inputs first (host where
-    they fit, else the device) and the stash gets what is left.  None: no limit."""
+    they fit, else the device) and the stash gets what is left.  None: no limit.
+    stash_ratio: the bytes a layer stashes per byte of its input (kernels.patch works it out from the
+    model's shapes); on the GPU the pass keeps no stash when two layers' of it would pass the GPU's share
+    (host_budget.stash_fits_device).  0: not known, no such limit."""
     if kwargs:
         inner = fn
 
@@ -424,7 +442,7 @@ def offloaded_checkpoint(
     if not torch.is_grad_enabled():  # no backward can follow (evaluation, a reference model's
         return fn(hidden, *args)  # log-probs under no_grad): nothing to stash or keep
     if ctx_first_layer(hidden):
-        _CURRENT[0] = _Chain(keep_budget, host_budget)
+        _CURRENT[0] = _Chain(keep_budget, host_budget, stash_ratio)
         _CURRENT[0].plan_inputs(n_layers, hidden, offload)
     # the anchor makes the output require grad even when no input does (the layer's LoRA weights do)
     anchor = _anchor(hidden.device)
@@ -452,6 +470,7 @@ def make_checkpoint_func(
     keep_budget: int | None = None,
     host_budget: HostBudget | None = None,
     n_layers: int = 1,
+    stash_ratio: float = 0.0,
 ):
     """A `_gradient_checkpointing_func` for transformers layers: func(partial_forward, *args)."""
 
@@ -465,6 +484,7 @@ def make_checkpoint_func(
             keep_budget=keep_budget,
             host_budget=host_budget,
             n_layers=n_layers,
+            stash_ratio=stash_ratio,
             **kwargs,
         )
 

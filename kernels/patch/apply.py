@@ -152,7 +152,12 @@ def patch_model(
         stash_cap = default_stash_cap() if stash_budget_gib is None else int(stash_budget_gib * 2**30)
         n_checkpointed = max(0, len(layers) - max(0, keep_layers))
         func = make_checkpoint_func(
-            checkpointing == "offload", lean_recompute, stash_cap, host_budget, n_checkpointed
+            checkpointing == "offload",
+            lean_recompute,
+            stash_cap,
+            host_budget,
+            n_checkpointed,
+            _stash_ratio(config) if stash_attention else 0.0,
         )
         counts[f"checkpoint_{checkpointing}"] = _checkpoint(layers, func, keep_layers)
         _keep_checkpointing(inner, layers, func, keep_layers, report)
@@ -160,6 +165,20 @@ def patch_model(
     set_undoable(inner, "_tunesmith_patch", report, report)
     log.info("tunesmith.kernels: patched %s: %s", model_type, report.replaced)
     return report
+
+
+def _stash_ratio(config) -> float:
+    """The bytes a layer stashes per byte of its input (kernels/DESIGN.md's stash): attention output,
+    rotated q, k, v and the residual sum in the input's dtype, the log-sum-exp in fp32.  Families whose
+    q/k norms keep q and k out of the stash stash less; this counts the most."""
+    hidden = getattr(config, "hidden_size", 0) or 0
+    heads = getattr(config, "num_attention_heads", 0) or 0
+    if not hidden or not heads:
+        return 0.0
+    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    kv = (getattr(config, "num_key_value_heads", None) or heads) * head_dim
+    q = heads * head_dim
+    return (2 * q + 2 * kv + hidden) / hidden + heads * 4 / (hidden * 2)
 
 
 def _link_residual_norms(layers: list[nn.Module], norm_name: str, report: PatchReport) -> None:

@@ -27,6 +27,7 @@ from tunesmith.kernels.memory.host_budget import (  # noqa: E402
     pinned_bytes,
     plan_host_memory,
     plan_pass,
+    stash_fits_device,
 )
 
 
@@ -145,3 +146,21 @@ def test_a_dropped_graph_gives_its_memory_back():
     gc.collect()
     assert report.host_budget.used == 0
     unpatch_model(model)
+
+
+def test_the_stash_gives_way_to_the_gpu_at_long_context():
+    """Two layers of stash (the one in its backward and the one prefetched) may take a quarter of the GPU
+    memory free at the pass's start: an 8B model stashes 3.5 bytes per byte of a layer input, so with
+    18 GiB free (a 24 GiB card less the model) 65,536 tokens keep it and 163,840 do not."""
+    from transformers import AutoConfig
+
+    from tunesmith.kernels.patch.apply import _stash_ratio
+
+    cfg = AutoConfig.for_model("llama", hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
+                               head_dim=128, intermediate_size=14336)  # fmt: skip
+    ratio = _stash_ratio(cfg)
+    assert abs(ratio - (2 * 4096 + 2 * 1024 + 4096 + 32 * 2) / 4096) < 1e-9  # out, q, k, v, h; lse fp32
+    free = 18 * GIB
+    assert stash_fits_device(65536 * 4096 * 2 * ratio, free)
+    assert not stash_fits_device(163840 * 4096 * 2 * ratio, free)
+    assert not stash_fits_device(65536 * 4096 * 2 * ratio, 6 * GIB)  # 64K on a 12 GiB card
