@@ -12,13 +12,15 @@ training step at batch 1 x T tokens needs
   fp32 gradients and AdamW moments (16 bytes a parameter), one layer's dequantized 16-bit weights held
   through its backward, one 2^26-logit chunk of the fused loss, and the CUDA context.
 - per_token_gpu, in 16-bit elements, the working set of one layer's backward (the last layer's first):
-  4 x intermediate (the MLP's gate and up outputs, act(g) x u, and its gradient), 3 x hidden (the
-  gradient arriving from above, the norm's output, the residual), 2 x hidden (this layer's input and the
-  next one's, prefetched from host memory), and then either 2 x stash (this layer's stash and the next
-  one's, prefetched: attention output, log-sum-exp, rotated q, k, v and the residual sum) when the host
-  budget holds any stash, or the attention's q, k, v and output formed again by the recompute when it
-  holds none.  With MLP_TILE_TOKENS set (the kernels' MLP over sequence tiles) the 4 x intermediate term
-  covers one tile, not the whole length.
+  what the whole layer holds - 3 x hidden (the gradient arriving from above, the norm's output, the
+  residual), 2 x hidden (this layer's input and the next one's, prefetched from host memory), and either
+  2 x stash (this layer's stash and the next one's, prefetched: attention output, log-sum-exp, rotated q,
+  k, v and the residual sum) when the pass keeps a stash, or the attention's q, k, v and output formed
+  again by the recompute when it keeps none - and on top the larger of the two backward phases that run
+  one after the other: the MLP's (4 x intermediate: the gate and up outputs, act(g) x u and its
+  gradient; past MLP_TILE_BYTES of [gate | up] the kernels' MLP runs over sequence tiles,
+  kernels.ops.lora_mlp, so this covers one tile's rows) and the attention's (ATTENTION_BACKWARD x the
+  query width: the gradients of q, k, v and the output and the SDPA kernels' own fp32 buffers).
 - host: kernels.memory.host_budget's order: the input table first, then each layer's input (a layer
   whose input does not fit stays in VRAM, counted in GPU(T)), then the stash item by item within
   min(what is left, a quarter of RAM); every block counted as kernels.memory.pinned_pool pins it (its
@@ -47,7 +49,12 @@ LOSS_CHUNK_LOGITS = 1 << 26  # kernels.ops.cross_entropy's row chunk, 16-bit, it
 CUDA_CONTEXT_GIB = 0.6  # the CUDA context and cuBLAS workspaces (core.vram.CUDA_OVERHEAD_GB)
 ALLOCATOR_SLACK = 0.05  # the caching allocator's fragmentation: core.vram's fit check keeps the same 5%
 RUNTIME_HOST_GIB = 1.5  # the process beside its pinned memory (Python, torch, CUDA's host side)
-MLP_TILE_TOKENS: int | None = None  # None: the kernels' MLP runs over the whole length (today's kernels)
+STASH_GPU_SHARE = 0.25  # kernels.memory.host_budget.STASH_GPU_SHARE
+# Query widths per token the attention's backward holds at its peak, measured: 8B QLoRA at 163,840 tokens
+# (24 GiB cap, peak 23.48 GiB allocated) and 16,384 (8 GiB cap, 7.1 GiB) on an H100, and 65,536 running
+# out of a 12 GiB cap (BENCHMARKS.md, issue 16): 7 fits all three within a few percent.
+ATTENTION_BACKWARD = 7
+MLP_TILE_BYTES = 1 << 29  # kernels.ops.lora_mlp.MLP_TILE_BYTES: [gate | up] past this runs over row tiles
 ELEMENT = 2  # bytes of a 16-bit activation (bf16 or fp16 compute)
 STEP = 1024  # lengths are offered in multiples of this
 MAX_TOKENS = 1 << 21  # the search stops here (2,097,152 tokens)
@@ -191,13 +198,23 @@ def fixed_gpu_parts(
     }
 
 
+def mlp_tile_rows(tokens: int, intermediate: int) -> int:
+    """As kernels.ops.lora_mlp.tile_rows for 16-bit activations: the rows the MLP block holds at once."""
+    per_row = 2 * intermediate * ELEMENT
+    if tokens * per_row <= MLP_TILE_BYTES:
+        return max(1, tokens)
+    rows = max(1, MLP_TILE_BYTES // per_row)
+    return rows // 128 * 128 if rows >= 128 else rows
+
+
 def per_token_gpu_bytes(shape: ModelShape, stash: bool, tokens: int = 0) -> int:
     """GPU bytes per token of one layer's backward (module docstring), with or without the stash."""
-    mlp_tokens_share = 1.0 if not (MLP_TILE_TOKENS and tokens) else min(1.0, MLP_TILE_TOKENS / tokens)
-    mlp = 4 * shape.intermediate * mlp_tokens_share
+    mlp_rows = mlp_tile_rows(tokens, shape.intermediate) if tokens else 1
+    mlp = 4 * shape.intermediate * (mlp_rows / tokens if tokens else 1.0)
     q, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
     attention = 2 * sum(stash_items(shape)) / ELEMENT if stash else 2 * q + 2 * kv
-    return int(ELEMENT * (mlp + 3 * shape.hidden + 2 * shape.hidden + attention))
+    phase = max(mlp, ATTENTION_BACKWARD * q)  # the MLP's backward, then the attention's: never both
+    return int(ELEMENT * (phase + 3 * shape.hidden + 2 * shape.hidden + attention))
 
 
 def memory_at(
@@ -207,8 +224,11 @@ def memory_at(
     stash_cap_bytes: float,
     fixed_gib: float,
     table_on_host: bool = True,
+    gpu_free_bytes: float | None = None,
 ) -> MemoryAt:
-    """GPU and pinned host memory of one step at `tokens` tokens per forward pass (module docstring)."""
+    """GPU and pinned host memory of one step at `tokens` tokens per forward pass (module docstring);
+    `gpu_free_bytes`: the GPU memory free when the pass starts, where known (the stash gives way when two
+    layers of it would take more than STASH_GPU_SHARE of it, as kernels.memory.host_budget decides)."""
     table = pinned_bytes(shape.vocab * shape.hidden * ELEMENT) if table_on_host else 0
     available = budget_bytes - table if table <= budget_bytes else budget_bytes
     pinned = table if table <= budget_bytes else 0
@@ -216,6 +236,9 @@ def memory_at(
     host_layers = min(shape.layers, int(available // pinned_bytes(one_input)))
     pinned += host_layers * pinned_bytes(one_input)
     room = min(available - host_layers * pinned_bytes(one_input), stash_cap_bytes)
+    layer_stash = tokens * sum(stash_items(shape))
+    if gpu_free_bytes is not None and 2 * layer_stash > STASH_GPU_SHARE * gpu_free_bytes:
+        room = 0
     costs = [pinned_bytes(item * tokens) for item in stash_items(shape)]
     stash = 0
     for _layer in range(shape.layers):  # item by item, an item that does not fit is recomputed instead
@@ -230,6 +253,24 @@ def memory_at(
     device_inputs = (shape.layers - host_layers) * one_input
     gpu = fixed_gib * GIB + tokens * per_token_gpu_bytes(shape, stash > 0, tokens) + device_inputs
     return MemoryAt(tokens, gpu / GIB, (pinned + stash) / GIB, host_layers, stash / GIB)
+
+
+def activations_gib(
+    shape: ModelShape, tokens: int, vram_gib: float, ram_gib: float, fixed_gib: float
+) -> float:
+    """The GPU memory (GiB) of a step's activations at `tokens` tokens per forward pass on a card of
+    `vram_gib` with `ram_gib` of RAM: what longest_context counts beyond the fixed part (the stash kept
+    only where the host budget and the GPU have room for it, as the kernels decide)."""
+    need = memory_at(
+        shape,
+        tokens,
+        host_budget(ram_gib),
+        ram_gib * GIB / 4,
+        fixed_gib,
+        not shape.tied_embeddings,
+        vram_gib * GIB - fixed_gib * GIB,
+    )
+    return need.gpu_gib - fixed_gib
 
 
 def longest_context(
@@ -263,15 +304,18 @@ def longest_context(
     budget = host_budget_gib * GIB if host_budget_gib is not None else host_budget(ram_gib)
     cap = ram_gib * GIB / 4  # kernels.memory.host_budget.default_stash_cap
     usable = vram_gib * GIB * (1 - ALLOCATOR_SLACK)
+    free = vram_gib * GIB - fixed * GIB  # at a pass's start: the card less what the model holds
     rows = ROWS_PER_EXAMPLE[method]
     best: MemoryAt | None = None
     for length in range(STEP, MAX_TOKENS + 1, STEP):  # not monotonic: a full host budget drops the stash
-        need = memory_at(shape, length * rows, budget, cap, fixed, not shape.tied_embeddings)
+        need = memory_at(shape, length * rows, budget, cap, fixed, not shape.tied_embeddings, free)
         if need.gpu_gib * GIB <= usable:
             best = need
     limit = "GPU memory"
     if best is not None:
-        longer = memory_at(shape, best.tokens + STEP * rows, budget, cap, fixed, not shape.tied_embeddings)
+        longer = memory_at(
+            shape, best.tokens + STEP * rows, budget, cap, fixed, not shape.tied_embeddings, free
+        )
         if longer.host_layers < shape.layers:  # its layer inputs no longer fit the host budget
             limit = "host memory"
     tokens = best.tokens // rows if best else 0

@@ -156,11 +156,13 @@ def estimate_for_shape(
         # the arithmetic of the max length's "Longest that fits" (core.context_plan), so the preset it
         # offers is one this estimate says fits: one layer's backward per token, a loss chunk, the
         # weights with double quantization and one layer dequantized
-        from tunesmith.core.context_plan import fixed_gpu_parts, per_token_gpu_bytes
+        from tunesmith.core.context_plan import activations_gib, fixed_gpu_parts
 
         fixed = fixed_gpu_parts(shape, precision, config.lora.r, tuple(config.lora.target_modules))
         weights = fixed["weights"] + fixed["output head"] + fixed["one layer's weights, dequantized"]
-        activations = widen * tokens * per_token_gpu_bytes(shape, stash=True, tokens=tokens) / GIB
+        assert hardware is not None  # kernels run on a GPU only
+        ram = hardware.ram_total_gb or 16.0
+        activations = widen * activations_gib(shape, tokens, hardware.vram_free_gb, ram, sum(fixed.values()))
         logits = widen * fixed["loss chunk"]
     parts = {
         "weights": weights,

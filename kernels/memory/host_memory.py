@@ -30,12 +30,17 @@ class _CudaArray:
         }
 
 
-def device_view(host: torch.Tensor, device: torch.device | str) -> torch.Tensor | None:
+def device_view(
+    host: torch.Tensor, device: torch.device | str, page_locked: bool | None = None
+) -> torch.Tensor | None:
     """`host` (pinned, contiguous) as a tensor on the CUDA `device` that reads the same memory; None
     where that cannot be set up (not pinned, no CUDA, a platform that refuses the pointer), after a
-    check that the GPU reads what the host holds."""
+    check that the GPU reads what the host holds.  `page_locked`: the caller knows (memory registered
+    with cudaHostRegister by kernels.memory.pinned_pool, which torch's is_pinned() does not report as
+    pinned on every version); None: ask torch."""
     device = torch.device(device)
-    if device.type != "cuda" or not host.is_pinned() or not host.is_contiguous() or host.numel() == 0:
+    locked = host.is_pinned() if page_locked is None else page_locked
+    if device.type != "cuda" or not locked or not host.is_contiguous() or host.numel() == 0:
         return None
     try:
         view = torch.asarray(_CudaArray(host), device=device).view(host.dtype).view(host.shape)

@@ -164,6 +164,14 @@ class PinnedPool:
                 after.synchronize()
         return block.data[:nbytes]
 
+    def page_locked(self, view: torch.Tensor) -> bool:
+        """Whether `view` (from `take`, not given back yet) lies in page-locked memory: a registered
+        block or torch's pinned one (torch's is_pinned() does not report registered memory on every
+        version)."""
+        with self._lock:
+            block = self._used.get(view.data_ptr())
+        return block is not None and block.pinned
+
     def give(self, view: torch.Tensor, after: torch.cuda.Event | None = None) -> None:
         """Takes back the block `view` (from `take`) came from; `after`: the event recorded after the last
         copy that reads or writes it (the block is handed out again only ordered after it)."""

@@ -261,7 +261,7 @@ def _embeddings_to_cpu(inner: PreTrainedModel, report: PatchReport, counts: Coun
 
         # undone after the table went back to the device (undo records run last first)
         report._undo.insert(len(report._undo) - 1, give_back)
-        table = device_view(weight.data, device)
+        table = device_view(weight.data, device, page_locked=POOL.page_locked(block))
     _patch_forward(emb, "cpu_embedding", report, _tunesmith_device=device, _tunesmith_device_table=table)
     counts["embeddings_on_cpu"] += 1
     if table is not None:
