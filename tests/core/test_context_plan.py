@@ -87,11 +87,9 @@ def test_the_longest_context_agrees_with_what_fitted_and_what_did_not(cap, ram, 
 
 
 def test_the_mlp_tiles_are_the_kernels_own():
-    from tunesmith.core.context_plan import MLP_TILE_BYTES, mlp_tile_rows
-    from tunesmith.kernels.ops import lora_mlp
-
-    from tunesmith.core.context_plan import STASH_GPU_SHARE
+    from tunesmith.core.context_plan import MLP_TILE_BYTES, STASH_GPU_SHARE, mlp_tile_rows
     from tunesmith.kernels.memory import host_budget
+    from tunesmith.kernels.ops import lora_mlp
 
     assert MLP_TILE_BYTES == lora_mlp.MLP_TILE_BYTES
     assert STASH_GPU_SHARE == host_budget.STASH_GPU_SHARE
