@@ -230,7 +230,9 @@ def main() -> int:
             summary[f"median_{key}"] = statistics.median(values)
     Path(args.out).write_text(json.dumps(summary, indent=1, default=str))
     if getattr(timer, "profile_table", None):
-        Path(args.out).with_suffix(".profile.txt").write_text(timer.profile_table + "\n\n" + timer.profile_cpu)
+        Path(args.out).with_suffix(".profile.txt").write_text(
+            timer.profile_table + "\n\n" + timer.profile_cpu
+        )
     run.cleanup()
     print(json.dumps({k: v for k, v in summary.items() if k not in ("steps", "log")}, default=str))
     return 0

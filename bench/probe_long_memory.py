@@ -32,7 +32,9 @@ def build(layers: int):
     )  # fmt: skip
     cfg._attn_implementation = "sdpa"
     with torch.device("cuda"):
-        model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16, attn_implementation="sdpa")
+        model = transformers.AutoModelForCausalLM.from_config(
+            cfg, dtype=torch.bfloat16, attn_implementation="sdpa"
+        )
     for p in model.parameters():
         p.requires_grad_(False)
     lcfg = peft.LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",

@@ -114,7 +114,12 @@ def main() -> int:
         dec = fast._decoder
         layer = dec.layers[0]
         shapes = []
-        for name, projs in (("qkv", layer.qkv), ("o", layer.o), ("gate_up", layer.gate_up), ("down", layer.down)):
+        for name, projs in (
+            ("qkv", layer.qkv),
+            ("o", layer.o),
+            ("gate_up", layer.gate_up),
+            ("down", layer.down),
+        ):
             for w in projs.weights:
                 k = w.shape[1]
                 x = torch.randn(args.seqs, k, device="cuda", dtype=torch.bfloat16)
