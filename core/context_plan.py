@@ -209,8 +209,8 @@ def mlp_tile_rows(tokens: int, intermediate: int) -> int:
 
 def per_token_gpu_bytes(shape: ModelShape, stash: bool, tokens: int = 0) -> int:
     """GPU bytes per token of one layer's backward (module docstring), with or without the stash."""
-    mlp_rows = mlp_tile_rows(tokens, shape.intermediate) if tokens else 1
-    mlp = 4 * shape.intermediate * (mlp_rows / tokens if tokens else 1.0)
+    tile_share = mlp_tile_rows(tokens, shape.intermediate) / tokens if tokens else 1.0
+    mlp = 4 * shape.intermediate * tile_share
     q, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
     attention = 2 * sum(stash_items(shape)) / ELEMENT if stash else 2 * q + 2 * kv
     phase = max(mlp, ATTENTION_BACKWARD * q)  # the MLP's backward, then the attention's: never both
@@ -306,16 +306,18 @@ def longest_context(
     usable = vram_gib * GIB * (1 - ALLOCATOR_SLACK)
     free = vram_gib * GIB - fixed * GIB  # at a pass's start: the card less what the model holds
     rows = ROWS_PER_EXAMPLE[method]
+
+    def need_at(tokens: int) -> MemoryAt:
+        return memory_at(shape, tokens, budget, cap, fixed, not shape.tied_embeddings, free)
+
     best: MemoryAt | None = None
     for length in range(STEP, MAX_TOKENS + 1, STEP):  # not monotonic: a full host budget drops the stash
-        need = memory_at(shape, length * rows, budget, cap, fixed, not shape.tied_embeddings, free)
+        need = need_at(length * rows)
         if need.gpu_gib * GIB <= usable:
             best = need
     limit = "GPU memory"
     if best is not None:
-        longer = memory_at(
-            shape, best.tokens + STEP * rows, budget, cap, fixed, not shape.tied_embeddings, free
-        )
+        longer = need_at(best.tokens + STEP * rows)
         if longer.host_layers < shape.layers:  # its layer inputs no longer fit the host budget
             limit = "host memory"
     tokens = best.tokens // rows if best else 0

@@ -23,7 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-ADAPTER_FILE = "adapter_model.safetensors"  # peft's name, as the Trainer's one-process checkpoint has
+from tunesmith.core.models.init_adapter import ADAPTER_WEIGHTS as ADAPTER_FILE  # peft's file name
+
 OPTIMIZER_FILE = "optimizer.pt"  # transformers' OPTIMIZER_NAME
 SCHEDULER_FILE = "scheduler.pt"  # transformers' SCHEDULER_NAME
 

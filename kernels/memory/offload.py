@@ -2,8 +2,9 @@
 
 Knows torch only; kernels.patch installs it as each decoder layer's `_gradient_checkpointing_func`.
 `offloaded_checkpoint(fn, hidden, *args)` runs `fn` without keeping activations, copies `hidden` to
-pinned host memory (a block of memory.pinned_pool, its exact size) on a side stream, and in the backward prefetches it (one layer ahead), recomputes
-`fn` with grad and backpropagates; with offload=False the input stays on the device.  While a layer is
+pinned host memory (a block of memory.pinned_pool, its exact size) on a side stream, and in the
+backward prefetches it (one layer ahead), recomputes `fn` with grad and backpropagates; with
+offload=False the input stays on the device.  While a layer is
 recomputed `recomputing()` is True (the lean recompute of ops.lora).  In the first forward,
 `keep_for_recompute(key, items)` hands values to the recompute (`kept_for_recompute(key)`): the stash,
 bounded per pass by the host budget.  `replaying_rng(func)` replays a layer's random state in its

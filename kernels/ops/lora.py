@@ -147,6 +147,13 @@ def _padded(in_f: int, r: int) -> int:
     return r if r == 0 else -(in_f + r) % 64 + r
 
 
+def group_weight(frozens, Bs, in_f: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """[W_1 ; W_2 ; ... | blockdiag(B_1, B_2, ...)] in `dtype`, the adapters' columns padded (_padded):
+    the one weight of projections sharing an input (lora_group_forward, lora_group_backward)."""
+    extra = _padded(in_f, sum(b.shape[1] for b in Bs))
+    return _with_b(stacked_weight(frozens, in_f, extra, dtype, device), in_f, Bs, frozens)
+
+
 def _ranks(As):
     offs, o = [], 0
     for a in As:
@@ -186,7 +193,7 @@ def lora_group_forward(x2, As, Bs, frozens, wp=None, a_cat=None):
         for (c0, r), f in zip(_ranks(As), frozens, strict=True):
             torch.mul(xa.narrow(1, c0, r), f.scaling, out=xp.narrow(1, in_f + c0, r))
     if wp is None:
-        wp = _with_b(stacked_weight(frozens, in_f, extra, dt, x2.device), in_f, Bs, frozens)
+        wp = group_weight(frozens, Bs, in_f, dt, x2.device)
     biases = [f.bias for f in frozens]
     if all(b is None for b in biases):
         return xp @ wp.t(), xa, wp, a_cat
@@ -205,8 +212,7 @@ def lora_group_backward(dY, x2, xa, As, Bs, frozens, need, wp=None, a_cat=None):
     dt, in_f = x2.dtype, x2.shape[1]
     rank = xa.shape[1]
     if wp is None:
-        extra = _padded(in_f, rank)
-        wp = _with_b(stacked_weight(frozens, in_f, extra, dt, x2.device), in_f, Bs, frozens)
+        wp = group_weight(frozens, Bs, in_f, dt, x2.device)
     grad = dY @ wp  # [N, in + R (+ pad)] = [dY W | dY_i B_i ... | 0]
     dx, dyb = grad.narrow(1, 0, in_f), grad.narrow(1, in_f, rank)
     s = _common_scaling(frozens)

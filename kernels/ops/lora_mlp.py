@@ -25,13 +25,13 @@ from ..memory.offload import recomputing
 from .glu import glu_backward, glu_forward
 from .lora import (
     LoRAProj,
+    _a_cat,
     _Frozen,
     _frozen,
     _no_autocast,
     _out_features,
-    _padded,
     _w,
-    _with_b,
+    group_weight,
     lora_group_backward,
     lora_group_forward,
     lora_linear_forward,
@@ -53,13 +53,6 @@ def tile_rows(n_rows: int, intermediate: int, element_size: int) -> int:
         return max(1, n_rows)
     rows = max(1, MLP_TILE_BYTES // per_row)
     return rows // _ROW_ALIGN * _ROW_ALIGN if rows >= _ROW_ALIGN else rows
-
-
-def _gate_up_weight(x2, Bs, frozens):
-    """[W_g ; W_u | blockdiag(B_g, B_u)] in x2's dtype: the stacked weight lora_group_forward builds."""
-    in_f, rank = x2.shape[1], sum(b.shape[1] for b in Bs)
-    wp = stacked_weight(frozens, in_f, _padded(in_f, rank), x2.dtype, x2.device)
-    return _with_b(wp, in_f, Bs, frozens)
 
 
 def _down_weight(fd: _Frozen, dA: torch.Tensor, dt: torch.dtype, inter: int, device) -> torch.Tensor:
@@ -154,11 +147,11 @@ def _tiled_forward(ctx, x, x2, adapters, skip_output: bool, lean: bool):
     gA, gB, uA, uB, dA, dB = adapters
     frozen, inter = ctx.frozen, _out_features(ctx.frozen[0])
     ctx.save_for_backward(x2, gA, gB, uA, uB, dA, dB)
-    wp = _gate_up_weight(x2, (gB, uB), frozen[:2])
+    wp = group_weight(frozen[:2], (gB, uB), x2.shape[1], x2.dtype, x2.device)
     ctx.wp = wp if lean else None  # the recompute's dequantized gate/up weight, for its backward
     if skip_output:
         return x2.new_zeros(()).expand(*x.shape[:-1], _out_features(frozen[2]))
-    a_cat = torch.cat([gA.to(x2.dtype), uA.to(x2.dtype)])
+    a_cat = _a_cat((gA, uA), x2.dtype)
     wd = _w(frozen[2], x2.dtype)  # dequantized once for all tiles
     y = x2.new_empty(x2.shape[0], _out_features(frozen[2]))
     for start, rows in _tiles(x2.shape[0], ctx.rows):
@@ -176,8 +169,8 @@ def _tiled_backward(ctx, dy):
     dt, n = x2.dtype, x2.shape[0]
     wp, ctx.wp = ctx.wp, None
     if wp is None:
-        wp = _gate_up_weight(x2, (gB, uB), ctx.frozen[:2])
-    a_cat = torch.cat([gA.to(dt), uA.to(dt)])
+        wp = group_weight(ctx.frozen[:2], (gB, uB), x2.shape[1], dt, x2.device)
+    a_cat = _a_cat((gA, uA), dt)
     wd = _down_weight(ctx.frozen[2], dA, dt, _out_features(ctx.frozen[0]), x2.device)
     dy2 = dy.reshape(-1, dy.shape[-1])
     dx = x2.new_empty(x2.shape)
