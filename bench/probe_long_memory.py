@@ -3,10 +3,13 @@
 engine patches (offloaded checkpoints, embeddings in host memory).  For each length it prints the peak
 allocated over what the model holds, per token (in "H": one hidden-size bf16 row, 8 KiB); for the last
 length it replays torch's allocator trace to the moment of the peak and lists what was alive then, by
-the line of our code (or transformers') that allocated it.  Issue 16's per-token arithmetic
+the line of our code (or transformers') that allocated it; a length that runs out of memory lists what was
+alive when the failing request came, and the probe stops there.  --gpu-cap-gib with --held-gib (the GPU
+filled to what a full model holds) emulates a smaller card.  Issue 16's per-token arithmetic
 (core/context_plan.py) is checked against this.  GPU only:
 
     python3 bench/probe_long_memory.py --layers 4 --lengths 16384,65536 --out $OUT/probe.json
+    python3 bench/probe_long_memory.py --lengths 65536 --gpu-cap-gib 12 --held-gib 4.4 --out $OUT/probe.json
 """
 
 from __future__ import annotations
@@ -73,8 +76,13 @@ def live_at_peak(snapshot, base: int):
     live: dict[int, tuple[int, str]] = {}
     total = best = 0
     best_live: dict[int, tuple[int, str]] = {}
+    oom = None
     for ev in snapshot["device_traces"][0]:
         act = ev["action"]
+        if act == "oom":  # an out-of-memory run: what was alive when the failing request came
+            oom = {"asked_GiB": ev["size"] / 2**30, "at": our_frame(ev.get("frames", []))}
+            best, best_live = total, dict(live)
+            break
         if act == "alloc":
             live[ev["addr"]] = (ev["size"], our_frame(ev.get("frames", [])))
             total += ev["size"]
@@ -85,7 +93,8 @@ def live_at_peak(snapshot, base: int):
     by_site = collections.Counter()
     for size, site in best_live.values():
         by_site[site] += size
-    return best, by_site
+    largest = sorted(best_live.values(), reverse=True)[:8]
+    return best, by_site, oom, [(round(size / 2**30, 3), site) for size, site in largest]
 
 
 def main() -> None:
@@ -93,32 +102,52 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--lengths", default="16384,65536")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--gpu-cap-gib", type=float, default=0.0, help="cap the process as a smaller card")
+    ap.add_argument(
+        "--held-gib",
+        type=float,
+        default=0.0,
+        help="fill the GPU up to this much before the steps (the rest of a full model's weights)",
+    )
     a = ap.parse_args()
+    if a.gpu_cap_gib:
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(a.gpu_cap_gib * 2**30 / total)
     model = build(a.layers)
     step(model, 512)
     torch.cuda.synchronize()
+    ballast = None
+    if a.held_gib * 2**30 > torch.cuda.memory_allocated():
+        room = int(a.held_gib * 2**30 - torch.cuda.memory_allocated())
+        ballast = torch.empty(room, dtype=torch.uint8, device="cuda")
     held = torch.cuda.memory_allocated()
-    result = {"layers": a.layers, "held_GiB": held / 2**30, "lengths": []}
+    result = {"layers": a.layers, "held_GiB": held / 2**30, "lengths": [],
+              "ballast_GiB": 0 if ballast is None else ballast.numel() / 2**30}  # fmt: skip
     lengths = [int(x) for x in a.lengths.split(",")]
-    for i, tokens in enumerate(lengths):
-        last = i == len(lengths) - 1
+    for tokens in lengths:
         torch.cuda.reset_peak_memory_stats()
-        if last:
-            torch.cuda.memory._record_memory_history(max_entries=200000)
+        torch.cuda.memory._record_memory_history(max_entries=200000)
         t0 = time.perf_counter()
-        loss = step(model, tokens)
+        try:
+            loss = step(model, tokens)
+        except torch.OutOfMemoryError as err:
+            loss = f"out of memory: {str(err)[:160]}"
+            model.zero_grad(set_to_none=True)
         torch.cuda.synchronize()
         row = {"tokens": tokens, "loss": loss, "step_s": time.perf_counter() - t0,
                "peak_over_held_GiB": (torch.cuda.max_memory_allocated() - held) / 2**30}  # fmt: skip
         row["per_token_H"] = (torch.cuda.max_memory_allocated() - held) / tokens / H_BYTES
-        if last:
-            snap = torch.cuda.memory._snapshot()
-            torch.cuda.memory._record_memory_history(enabled=None)
-            peak, sites = live_at_peak(snap, held)
-            row["trace_peak_GiB"] = peak / 2**30
-            row["alive_at_peak_H"] = {s: round(b / tokens / H_BYTES, 3) for s, b in sites.most_common(40)}
+        snap = torch.cuda.memory._snapshot()
+        torch.cuda.memory._record_memory_history(enabled=None)
+        peak, sites, oom, largest = live_at_peak(snap, held)
+        row["trace_peak_GiB"] = peak / 2**30
+        row["oom"] = oom
+        row["largest_alive_GiB"] = largest
+        row["alive_at_peak_H"] = {s: round(b / tokens / H_BYTES, 3) for s, b in sites.most_common(40)}
         result["lengths"].append(row)
         print(json.dumps(row, indent=1), flush=True)
+        if oom is not None:
+            break
     with open(a.out, "w") as f:
         json.dump(result, f, indent=1)
 

@@ -158,8 +158,58 @@ class AttentionFunction(torch.autograd.Function):
     def backward(ctx, dout):
         q, k, v, out, lse = ctx.saved_tensors
         a = ctx.args
-        dq, dk, dv = a.backend.backward(dout, q, k, v, out, lse, a.extras, a.scale, a.causal)
+        groups = kv_heads_per_backward(q, k)
+        if groups >= k.shape[1]:
+            dq, dk, dv = a.backend.backward(dout, q, k, v, out, lse, a.extras, a.scale, a.causal)
+        else:
+            dq, dk, dv = _backward_by_head_groups(dout, q, k, v, out, lse, a, groups)
         return dq, dk, dv, None, None, None
+
+
+# The fused backward kernels allocate their own buffers for all heads at once: an fp32 accumulator of
+# dq (2 query widths a token) and, for grouped-query attention, dk and dv expanded to every query head
+# (2 more).  At 65,536 tokens of an 8B model that is 2 GiB on top of the gradients, the largest single
+# allocation of a long step.  Heads are independent, so past BACKWARD_BUFFER_BYTES the backward runs
+# over groups of KV heads (each with its query heads): the same values, buffers of one group's size.
+BACKWARD_BUFFER_BYTES = 1 << 28
+
+
+def _backward_buffer_bytes(q: torch.Tensor, k: torch.Tensor) -> int:
+    """The bytes of the kernels' own buffers for a backward over q's heads: dq's fp32 accumulator and,
+    where k has fewer heads, the expanded dk and dv."""
+    per_query_head = q.shape[0] * q.shape[2] * q.shape[3]
+    expanded = 2 * per_query_head * q.element_size() if q.shape[1] != k.shape[1] else 0
+    return q.shape[1] * (per_query_head * 4 + expanded)
+
+
+def kv_heads_per_backward(q: torch.Tensor, k: torch.Tensor, limit: int | None = None) -> int:
+    """How many KV heads one backward call takes: all of them when their buffers fit `limit` (default
+    BACKWARD_BUFFER_BYTES), else the largest divisor of k's head count whose share does (at least one)."""
+    limit = BACKWARD_BUFFER_BYTES if limit is None else limit
+    heads = k.shape[1]
+    whole = _backward_buffer_bytes(q, k)
+    for n in range(heads, 0, -1):
+        if heads % n == 0 and whole * n <= limit * heads:
+            return n
+    return 1
+
+
+def _backward_by_head_groups(dout, q, k, v, out, lse, a: _Args, groups: int):
+    """The backward one group of `groups` KV heads (and their query heads) at a time, written into
+    gradients allocated once: equal to the one-call backward, head by head."""
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    per_kv = q.shape[1] // k.shape[1]
+    for h in range(0, k.shape[1], groups):
+        qs = slice(h * per_kv, (h + groups) * per_kv)
+        ks = slice(h, h + groups)
+        part = a.backend.backward(
+            dout[:, qs], q[:, qs], k[:, ks], v[:, ks], out[:, qs], lse[:, qs], a.extras, a.scale, a.causal
+        )
+        dq[:, qs].copy_(part[0])
+        dk[:, ks].copy_(part[1])
+        dv[:, ks].copy_(part[2])
+        del part  # this group's buffers go back to the allocator before the next group's
+    return dq, dk, dv
 
 
 def _stock(q, k, v, scale: float, causal: bool) -> torch.Tensor:
@@ -197,4 +247,4 @@ def attention(
     return AttentionFunction.apply(q, k, v, saved.out, saved.lse, args)
 
 
-__all__ = ["AttentionFunction", "Saved", "attention", "attention_forward_only"]
+__all__ = ["AttentionFunction", "Saved", "attention", "attention_forward_only", "kv_heads_per_backward"]

@@ -11,7 +11,8 @@ from kernel_compare import assert_close
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from tunesmith.kernels.ops.attention import attention, attention_forward_only
+from tunesmith.kernels.ops import attention as attention_module
+from tunesmith.kernels.ops.attention import attention, attention_forward_only, kv_heads_per_backward
 
 FORWARD_OPS = {
     "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_cudnn_attention",
@@ -113,6 +114,57 @@ def test_stock_path_where_no_fused_pair_applies(device):
     for name, g, r in zip(("out", "dq", "dk", "dv"), got, ref, strict=True):
         assert_close(name, g, r, rtol=1e-5)
     assert_close("forward only", out, ref[0], rtol=1e-5)
+
+
+def test_kv_heads_per_backward_splits_only_past_the_buffer_limit():
+    q, k = (
+        torch.empty(1, 32, 65536, 128, dtype=torch.bfloat16),
+        torch.empty(1, 8, 65536, 128, dtype=torch.bfloat16),
+    )
+    # dq's fp32 accumulator and the expanded dk, dv: 32 heads x 65,536 x 128 x (4 + 2 x 2) bytes = 2 GiB
+    assert kv_heads_per_backward(q, k, limit=2 << 30) == 8
+    assert kv_heads_per_backward(q, k, limit=1 << 30) == 4
+    assert kv_heads_per_backward(q, k, limit=3 << 28) == 2  # 768 MiB: 3 KV heads do not divide 8
+    assert kv_heads_per_backward(q, k, limit=1 << 20) == 1
+    short = (
+        torch.empty(1, 32, 8192, 128, dtype=torch.bfloat16),
+        torch.empty(1, 8, 8192, 128, dtype=torch.bfloat16),
+    )
+    assert kv_heads_per_backward(*short) == 8  # 256 MiB: the default limit keeps one call at 8K tokens
+    plain = torch.empty(1, 4, 1000, 64), torch.empty(1, 4, 1000, 64)
+    assert kv_heads_per_backward(*plain, limit=1000 * 64 * 4 * 2) == 2  # no expansion without grouping
+
+
+@pytest.mark.parametrize("hq,hkv,causal", [(8, 4, True), (6, 3, False), (4, 4, True)])
+def test_backward_over_head_groups_equals_the_one_call_backward(hq, hkv, causal, device, monkeypatch):
+    """Past the buffer limit the backward runs a few KV heads at a time: the same dq, dk, dv, here on
+    q, k, v laid out as the model's (a [B, T, H, D] projection seen as [B, H, T, D])."""
+    dtype = dtype_for(device)
+    g = torch.Generator(device=device).manual_seed(11)
+    b, t, d = 2, 67, 32
+
+    def heads(h):
+        return torch.randn(b, t, h, d, device=device, dtype=dtype, generator=g).transpose(1, 2)
+
+    qkv = [x.requires_grad_() for x in (heads(hq), heads(hkv), heads(hkv))]
+    dout = heads(hq).contiguous()
+    whole = out_and_grads(lambda q, k, v: attention(q, k, v, scale=0.2, causal=causal), qkv, dout)
+    calls = []
+    real = attention_module.AttentionFunction.backward
+
+    def counting(ctx, grad):
+        calls.append(kv_heads_per_backward(*ctx.saved_tensors[:2]))
+        return real(ctx, grad)
+
+    monkeypatch.setattr(attention_module, "BACKWARD_BUFFER_BYTES", 1)  # one KV head a call
+    monkeypatch.setattr(attention_module.AttentionFunction, "backward", staticmethod(counting))
+    split = out_and_grads(lambda q, k, v: attention(q, k, v, scale=0.2, causal=causal), qkv, dout)
+    assert calls == [1]
+    for name, a, w in zip(("out", "dq", "dk", "dv"), split, whole, strict=True):
+        assert_close(name, a, w, rtol=1e-6 if dtype == torch.float32 else 1e-2)
+    ref = out_and_grads(lambda q, k, v: reference(q, k, v, 0.2, causal), qkv, dout.double())
+    for name, a, r in zip(("dq", "dk", "dv"), split[1:], ref[1:], strict=True):
+        assert_close(f"{name} vs reference", a, r, rtol=1e-5 if dtype == torch.float32 else 2e-2)
 
 
 @pytest.mark.gpu
