@@ -28,6 +28,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from tunesmith.core.paths import sync_folder
+
 FEEDBACK_DIR = "feedback"
 PREFERENCES_FILE = "preferences.jsonl"
 _ROLES = ("system", "user", "assistant")
@@ -78,7 +80,7 @@ def append_preference(run_dir: str | Path, history: Sequence[dict], chosen: str,
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-        _sync_folder(path.parent)
+        sync_folder(path.parent)
         return _count_lines(old + line)
 
 
@@ -114,14 +116,3 @@ def _locked(lock_path: Path) -> Iterator[None]:
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX; Windows has no directory handles to sync)."""
-    if sys.platform == "win32":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -11,6 +11,7 @@ Nothing here touches the user's data (datasets are only read elsewhere).
 - `cache_dir()`: converted models and other rebuildable files (`TUNESMITH_CACHE` moves it; tests
   point it at a shared temporary folder so the embedded model is converted once per test session).
 - `new_run_dir()`: a fresh run folder, never reused.
+- `sync_folder()`: makes a rename into a folder durable (the last step of an atomic write).
 `TUNESMITH_HOME` moves the first two (user things under it, app data under `TUNESMITH_HOME/.app`): tests and
 portable installs use it. Knows the platform; nothing about training or Qt.
 """
@@ -92,3 +93,14 @@ def log_dir() -> Path:
     path = app_data_dir() / "logs"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def sync_folder(folder: str | Path) -> None:
+    """Make a rename into `folder` durable (POSIX); Windows cannot open folders, and needs no such step."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -24,6 +24,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from tunesmith.core.paths import sync_folder
 from tunesmith.core.training.checkpoint_files import (
     KEEP,
     MARKER,
@@ -72,7 +73,7 @@ def commit(staged: Path, final: Path, step: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(staged, final)
-    _fsync_dir(final.parent)
+    sync_folder(final.parent)
 
 
 def prune(folder: Path, keep: int = KEEP) -> list[Path]:
@@ -160,14 +161,3 @@ def _fsync_file(path: Path) -> None:
     # Windows flushes only handles opened for writing; POSIX flushes the file through any handle.
     with open(path, "r+b" if os.name == "nt" else "rb") as handle:
         os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the rename itself durable (POSIX); Windows cannot open folders, and needs no such step."""
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
