@@ -20,7 +20,9 @@ training step at batch 1 x T tokens needs
   one after the other: the MLP's (4 x intermediate: the gate and up outputs, act(g) x u and its
   gradient; past MLP_TILE_BYTES of [gate | up] the kernels' MLP runs over sequence tiles,
   kernels.ops.lora_mlp, so this covers one tile's rows) and the attention's (ATTENTION_BACKWARD x the
-  query width: the gradients of q, k, v and the output and the SDPA kernels' own fp32 buffers).
+  query width: the gradients of q, k, v and the output; and the SDPA kernels' own buffers, 4 query
+  widths a token up to ATTENTION_BUFFER_BYTES, past which kernels.ops.attention runs the backward over
+  groups of KV heads).
 - host: kernels.memory.host_budget's order: the input table first, then each layer's input (a layer
   whose input does not fit stays in VRAM, counted in GPU(T)), then the stash item by item within
   min(what is left, a quarter of RAM); every block counted as kernels.memory.pinned_pool pins it (its
@@ -50,10 +52,13 @@ CUDA_CONTEXT_GIB = 0.6  # the CUDA context and cuBLAS workspaces (core.vram.CUDA
 ALLOCATOR_SLACK = 0.05  # the caching allocator's fragmentation: core.vram's fit check keeps the same 5%
 RUNTIME_HOST_GIB = 1.5  # the process beside its pinned memory (Python, torch, CUDA's host side)
 STASH_GPU_SHARE = 0.25  # kernels.memory.host_budget.STASH_GPU_SHARE
-# Query widths per token the attention's backward holds at its peak, measured: 8B QLoRA at 163,840 tokens
-# (24 GiB cap, peak 23.48 GiB allocated) and 16,384 (8 GiB cap, 7.1 GiB) on an H100, and 65,536 running
-# out of a 12 GiB cap (BENCHMARKS.md, issue 16): 7 fits all three within a few percent.
-ATTENTION_BACKWARD = 7
+# Query widths per token the attention's backward holds at its peak beside the SDPA kernels' own buffers
+# (the gradients of q, k, v and the output), measured on an H100 (BENCHMARKS.md, issue 16).
+ATTENTION_BACKWARD = 3
+# The kernels' own buffers: dq's fp32 accumulator and GQA's expanded dk, dv (4 query widths a token), of
+# one group of KV heads at most ATTENTION_BUFFER_BYTES (kernels.ops.attention.BACKWARD_BUFFER_BYTES).
+ATTENTION_BUFFERS = 4
+ATTENTION_BUFFER_BYTES = 1 << 28
 MLP_TILE_BYTES = 1 << 29  # kernels.ops.lora_mlp.MLP_TILE_BYTES: [gate | up] past this runs over row tiles
 ELEMENT = 2  # bytes of a 16-bit activation (bf16 or fp16 compute)
 STEP = 1024  # lengths are offered in multiples of this
@@ -207,14 +212,16 @@ def mlp_tile_rows(tokens: int, intermediate: int) -> int:
     return rows // 128 * 128 if rows >= 128 else rows
 
 
-def per_token_gpu_bytes(shape: ModelShape, stash: bool, tokens: int = 0) -> int:
-    """GPU bytes per token of one layer's backward (module docstring), with or without the stash."""
+def backward_gpu_bytes(shape: ModelShape, stash: bool, tokens: int) -> int:
+    """GPU bytes of one layer's backward at `tokens` tokens (module docstring), with or without the stash."""
     tile_share = mlp_tile_rows(tokens, shape.intermediate) / tokens if tokens else 1.0
-    mlp = 4 * shape.intermediate * tile_share
+    mlp = 4 * shape.intermediate * tile_share * ELEMENT * tokens
     q, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
-    attention = 2 * sum(stash_items(shape)) / ELEMENT if stash else 2 * q + 2 * kv
-    phase = max(mlp, ATTENTION_BACKWARD * q)  # the MLP's backward, then the attention's: never both
-    return int(ELEMENT * (phase + 3 * shape.hidden + 2 * shape.hidden + attention))
+    kernel_buffers = min(ATTENTION_BUFFERS * q * ELEMENT * tokens, ATTENTION_BUFFER_BYTES)
+    attention_phase = ATTENTION_BACKWARD * q * ELEMENT * tokens + kernel_buffers
+    held = 2 * sum(stash_items(shape)) if stash else (2 * q + 2 * kv) * ELEMENT
+    phase = max(mlp, attention_phase)  # the MLP's backward, then the attention's: never both
+    return int(phase + tokens * (5 * shape.hidden * ELEMENT + held))
 
 
 def memory_at(
@@ -251,7 +258,7 @@ def memory_at(
         if room - stash < min(costs):
             break
     device_inputs = (shape.layers - host_layers) * one_input
-    gpu = fixed_gib * GIB + tokens * per_token_gpu_bytes(shape, stash > 0, tokens) + device_inputs
+    gpu = fixed_gib * GIB + backward_gpu_bytes(shape, stash > 0, tokens) + device_inputs
     return MemoryAt(tokens, gpu / GIB, (pinned + stash) / GIB, host_layers, stash / GIB)
 
 

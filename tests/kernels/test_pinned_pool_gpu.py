@@ -91,6 +91,12 @@ def grads(layers, x, checkpoint, budget=None):
     return out
 
 
+def torch_pinned_bytes_asked() -> int:
+    """The bytes torch's own pinned allocator has handed out so far (a running total: it counts small
+    pinned scalars torch makes for its own copies too, so tests compare it with an input's size)."""
+    return torch.cuda.host_memory_stats().get("active_bytes.allocated", 0)
+
+
 def test_offloaded_layers_pin_exact_blocks_through_the_pool():
     torch.manual_seed(0)
     layers = torch.nn.ModuleList(Layer(256) for _ in range(4)).cuda()
@@ -99,13 +105,13 @@ def test_offloaded_layers_pin_exact_blocks_through_the_pool():
     torch.cuda.synchronize()
     POOL.close()  # free blocks left by other tests
     held, in_use = POOL.held, POOL.in_use
-    torch_pins = torch.cuda.host_memory_stats().get("active_requests.allocated", 0)
+    torch_pinned = torch_pinned_bytes_asked()
     budget = HostBudget(2**30)
     got = grads(layers, x, checkpoint=True, budget=budget)
     torch.cuda.synchronize()
     for i, (g, r) in enumerate(zip(got, ref, strict=True)):
         assert_close(f"param{i}", g, r)
-    assert torch.cuda.host_memory_stats().get("active_requests.allocated", 0) == torch_pins
+    assert torch_pinned_bytes_asked() - torch_pinned < x.nbytes  # no input came from torch's allocator
     assert POOL.held - held == 4 * pinned_bytes(x.nbytes) == 4 * 6 * MIB
     assert budget.peak == 4 * 6 * MIB and budget.used == 0 and POOL.in_use == in_use
 
@@ -117,7 +123,7 @@ def test_offloaded_layers_pin_exact_blocks_through_the_pool():
     for i, (g, r) in enumerate(zip(got, ref, strict=True)):
         assert_close(f"param{i}", g, r)
     assert POOL.held - held == 4 * 6 * MIB and budget.used == 0
-    assert torch.cuda.host_memory_stats().get("active_requests.allocated", 0) == torch_pins
+    assert torch_pinned_bytes_asked() - torch_pinned < x.nbytes
 
 
 def test_the_embedding_table_lives_in_a_pool_block():
