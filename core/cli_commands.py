@@ -201,6 +201,8 @@ class EventPrinter:
                     f"{event.device} ({event.precision}); {event.total_steps} steps. Run folder: {event.run_dir}",
                     flush=True,
                 )
+                if event.first_step:
+                    print(event.first_step, flush=True)
             case LogLine():
                 print(("warning: " if event.level == "warning" else "") + event.message, flush=True)
 

@@ -33,6 +33,7 @@ class RunStarted(Event):
     precision: str = "fp32"
     trainable_params: int = 0
     total_params: int = 0
+    first_step: str = ""  # what step 1 does that later steps do not (core.training.first_step), or ""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from tunesmith.core.config import RunConfig, setting_at
 from tunesmith.core.events import Event, Failed, Finished, LogLine, RunStarted
 from tunesmith.core.paths import new_run_dir
+from tunesmith.core.training.first_step import first_step_words
 from tunesmith.core.training.loss_watch import LossWatch
 
 if TYPE_CHECKING:  # heavy: the phases import them when they run
@@ -220,6 +221,14 @@ class TrainingRun:
         checkpoint = self._checkpoint
         loaded, trainer = _after(self.loaded, "setup_model"), _after(self.trainer, "setup_trainer")
         trainable, total = loaded.parameter_counts()
+        report = loaded.kernel_report
+        budget = getattr(report, "host_budget", None)
+        first_step = first_step_words(
+            loaded.device,
+            bool(report is not None and report.patched),
+            budget.limit if budget is not None else None,
+            self.config.train.method,
+        )
         self._emit(
             RunStarted(
                 run_dir=str(self.run_dir),
@@ -229,6 +238,7 @@ class TrainingRun:
                 precision=loaded.precision,
                 trainable_params=trainable,
                 total_params=total,
+                first_step=first_step,
             )
         )
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)

@@ -403,7 +403,8 @@ class TrainTab(QWidget):
         self.progress.setValue(event.resumed_from_step)
         resumed = event.resumed_from_step
         what = f"Resumed from step {resumed}" if resumed else "Training"
-        self.status_label.setText(f"{what} on {event.device} ({event.precision}).")
+        # until step 1 ends (its progress line replaces this), say what makes it slower than the rest
+        self.status_label.setText(f"{what} on {event.device} ({event.precision}). {event.first_step}".strip())
         self.append_log("info", f"Run folder: {event.run_dir}")
         if event.run_dir:
             self.run_folder.show_run(event.run_dir)
