@@ -37,8 +37,8 @@ def demo_lora(demo_model_dir):
 
 
 def left_padded(tokenizer):
-    tokenizer.padding_side = "left"
-    enc = tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    # padding_side for this call only: the session's shared tokenizer stays as other tests expect it
+    enc = tokenizer(PROMPTS, return_tensors="pt", padding=True, padding_side="left")
     return enc["input_ids"], enc["attention_mask"]
 
 
