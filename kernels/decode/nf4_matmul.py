@@ -23,7 +23,7 @@ import triton.language as tl
 
 from .._launch import autotune_cache_kwargs
 from ..ops.nf4 import NF4Weight, _nf4_values
-from .nf4_rows import ROWS_MAX, rows_matmul
+from .nf4_rows import ROWS_MAX, check_lora, rows_matmul
 
 MAX_ROWS = 64
 _CACHE_RESULTS = autotune_cache_kwargs()
@@ -233,6 +233,8 @@ def nf4_matmul(
     aligned ones run when K % blocksize == 0).
     """
     m, n, k = _check(x, w, bias, add, out)
+    if lora is not None:  # checked here for both paths: the rows kernel's and torch's
+        check_lora(m, n, *lora)
     if out is None:
         out = torch.empty((m, n), device=x.device, dtype=x.dtype)
     if m == 0 or n == 0:

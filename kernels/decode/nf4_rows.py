@@ -184,8 +184,6 @@ def rows_matmul(
     absmax2 = w.absmax2 if w.nested else w.absmax
     code2 = w.code2 if w.nested else w.code
     xa, lb, scale = lora if lora is not None else (x, x, None)
-    if lora is not None:
-        _check_lora(m, n, xa, lb, scale)
     r = xa.shape[1] if lora is not None else 1
     split = split_count(n, k, x.device)
     block_k_cpu = max(CPU_BLOCK_K, w.blocksize)
@@ -223,7 +221,8 @@ def rows_matmul(
     return out
 
 
-def _check_lora(m: int, n: int, xa: torch.Tensor, b: torch.Tensor, scale: torch.Tensor | None) -> None:
+def check_lora(m: int, n: int, xa: torch.Tensor, b: torch.Tensor, scale: torch.Tensor | None) -> None:
+    """Raises ValueError unless xa is [m, R] and b [n, R] with unit column strides, scale None or [n]."""
     r = xa.shape[1]
     if xa.shape != (m, r) or xa.stride(1) != 1 or b.shape != (n, r) or b.stride(1) != 1:
         raise ValueError(
@@ -233,4 +232,4 @@ def _check_lora(m: int, n: int, xa: torch.Tensor, b: torch.Tensor, scale: torch.
         raise ValueError(f"lora scale must be [{n}], got {tuple(scale.shape)}")
 
 
-__all__ = ["ROWS_MAX", "rows_matmul", "split_count"]
+__all__ = ["ROWS_MAX", "check_lora", "rows_matmul", "split_count"]

@@ -92,6 +92,17 @@ def test_rejects_too_many_rows():
         nf4_matmul(torch.randn(65, 64), w)
 
 
+@pytest.mark.parametrize("m", [4, 17])  # the rows kernel's path and torch's
+def test_rejects_lora_factors_of_the_wrong_shape(m):
+    w, x = quantized(40, 192), torch.randn(m, 192)
+    with pytest.raises(ValueError, match="lora needs xa"):
+        nf4_matmul(x, w, lora=(torch.randn(m, 12), torch.randn(39, 12), None))
+    with pytest.raises(ValueError, match="lora needs xa"):
+        nf4_matmul(x, w, lora=(torch.randn(m + 1, 12), torch.randn(40, 12), None))
+    with pytest.raises(ValueError, match="lora scale"):
+        nf4_matmul(x, w, lora=(torch.randn(m, 12), torch.randn(40, 12), torch.ones(41)))
+
+
 @pytest.mark.parametrize("scaled", [False, True])
 @pytest.mark.parametrize("m", [1, 4, 17])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
