@@ -1,7 +1,7 @@
 """Where one long-context training step's GPU memory goes: an 8B-shaped Llama (hidden 4096, MLP 14,336,
 32/8 heads of 128) cut to a few layers, bf16 bases with LoRA r16 on all 7 projections, patched as the
 engine patches (offloaded checkpoints, embeddings in host memory).  For each length it prints the peak
-allocated over what the model holds, per token (in "H": one hidden-size bf16 row, 8 KiB); for the last
+allocated over what the model holds, per token (in "H": one hidden-size bf16 row, 8 KiB); for each
 length it replays torch's allocator trace to the moment of the peak and lists what was alive then, by
 the line of our code (or transformers') that allocated it; a length that runs out of memory lists what was
 alive when the failing request came, and the probe stops there.  --gpu-cap-gib with --held-gib (the GPU

@@ -1,7 +1,7 @@
 """What step 1 does that later steps do not, in words, so the app and the CLI can say it while it runs.
 
-A run's first step on a GPU can take tens of seconds longer than the rest (BENCHMARKS.md: 7 s for 8B QLoRA
-at 2x2048, the first GRPO step minutes on a cold machine) and shows no progress until it ends.  What it
+A run's first step on a GPU can take many times longer than the rest (BENCHMARKS.md: 7.4 s against 0.33 s
+for 8B QLoRA at 2x2048; 42 s against 7.3 s for issue 15's GRPO step) and shows no progress until it ends.  What it
 spends that time on is known before it starts: compiling Tunesmith's Triton kernels for the run's shapes
 and tuning them (both kept on disk by Triton, so a later run with a warm cache skips most of it), page-
 locking the host memory the offloaded layer inputs use, and for GRPO the first rollouts' sampler setup.
