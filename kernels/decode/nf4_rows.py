@@ -4,7 +4,8 @@ Knows torch and triton only (called by nf4_matmul.py, which checks the arguments
 own: a decode step is memory-bound on the 4-bit weight, and a tensor-core dot needs 16 rows, so for
 1-8 rows most of its work is padding.  Here each weight byte is decoded once and multiplied into every
 row with fp32 FMAs (the products of the rounded tile and x are exact in fp32 for 16-bit inputs, as a
-dot's are).  What makes it fast is how much is in flight: a decode projection has few output rows
+dot's are); for 9-16 rows (DOT_ROWS) the FMAs would cost more than reading the weight, so the same
+products run as tensor-core dots on 16 padded rows.  What makes it fast is how much is in flight: a decode projection has few output rows
 (1,024 for a k/v projection), so the K dimension is split too (split-K) until the grid holds about
 eight programs per SM.  Each split writes fp32 partial sums; a second small kernel adds them in a fixed
 order (deterministic, unlike atomics) and applies the epilogue:
@@ -30,6 +31,7 @@ from .._launch import autotune_cache_kwargs
 from ..ops.nf4 import NF4Weight
 
 ROWS_MAX = 16  # the most rows this kernel takes; nf4_matmul uses tensor-core dots above
+DOT_ROWS = 8  # above this many rows the products run as tensor-core dots (16 rows, padded) instead of FMAs
 BLOCK_N = 16  # output columns (weight rows) per program
 K_GRAIN = 512  # a split covers a multiple of this many inputs (every BLOCK_K config divides it)
 PROGRAMS_PER_SM = 8  # split-K aims at this many programs per SM
@@ -69,7 +71,7 @@ def _rows_kernel(
     sxm, sam, sym, sxa, slb, offset, BS: tl.constexpr, BS2: tl.constexpr, NESTED: tl.constexpr,
     HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr, HAS_LORA: tl.constexpr, HAS_SCALE: tl.constexpr,
     SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    BLOCK_R: tl.constexpr,
+    BLOCK_R: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr,
 ):  # fmt: skip
     """Grid (N blocks, SPLIT).  Program (i, s) sums inputs [s k_per_split, (s + 1) k_per_split) for
     weight rows n of block i and all x rows m; K is a multiple of the quantization block BS:
@@ -78,6 +80,11 @@ def _rows_kernel(
         W[n, k] = code[nibble] * a,  a = code2[absmax[q]] * absmax2[q // BS2] + offset (nested) or absmax[q],
                   q = (n K + k) // BS,  cast to x's dtype
         acc[m, n, i] += W[n, k0 + 2i] x[m, k0 + 2i] + W[n, k0 + 2i + 1] x[m, k0 + 2i + 1]   (fp32)
+
+    DOT sums the same products with tensor-core dots instead (acc[n, m], BLOCK_M >= 16): for 9-16 rows
+    the FMAs cost more than the weight's bytes, and a dot of 16 padded rows costs no more than one of 9.
+    IEEE (fp32 inputs, or the CPU interpreter, whose bf16 dot is wrong) multiplies the rounded tile in
+    fp32 - the same exact products a bf16 dot forms.
     """
     HALF: tl.constexpr = BLOCK_K // 2
     pid = tl.program_id(0)
@@ -90,7 +97,10 @@ def _rows_kernel(
     half_k = K // 2
     byte0 = rn.to(tl.int64)[:, None] * half_k
     blk0 = rn[:, None] * (K // BS)  # int32: a weight has far fewer than 2^31 quantization blocks
-    acc = tl.zeros((BLOCK_M, BLOCK_N, HALF), dtype=tl.float32)
+    if DOT:
+        acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    else:
+        acc = tl.zeros((BLOCK_M, BLOCK_N, HALF), dtype=tl.float32)
     k_start = split * k_per_split
     k_end = tl.minimum(k_start + k_per_split, K)
     for k0 in range(k_start, k_end, BLOCK_K):
@@ -106,14 +116,29 @@ def _rows_kernel(
             a = a + offset
         else:
             a = tl.load(ABSMAX + blk, mask=bmask, other=0.0)
-        hi = (tl.load(CODE + (byte >> 4)) * a).to(X.dtype.element_ty).to(tl.float32)
-        lo = (tl.load(CODE + (byte & 15)) * a).to(X.dtype.element_ty).to(tl.float32)
+        hi = (tl.load(CODE + (byte >> 4)) * a).to(X.dtype.element_ty)
+        lo = (tl.load(CODE + (byte & 15)) * a).to(X.dtype.element_ty)
         kx = k0 + 2 * ri
-        xmask = mmask[:, None] & (kx < K)[None, :]
-        xe = tl.load(X + rm[:, None] * sxm + kx[None, :], mask=xmask, other=0.0).to(tl.float32)
-        xo = tl.load(X + rm[:, None] * sxm + kx[None, :] + 1, mask=xmask, other=0.0).to(tl.float32)
-        acc += hi[None, :, :] * xe[:, None, :] + lo[None, :, :] * xo[:, None, :]
-    y = tl.sum(acc, axis=2)  # [BLOCK_M, BLOCK_N]
+        if DOT:  # x read transposed, [HALF, BLOCK_M], as the dot's right side
+            xmask = (kx < K)[:, None] & mmask[None, :]
+            xe = tl.load(X + rm[None, :] * sxm + kx[:, None], mask=xmask, other=0.0)
+            xo = tl.load(X + rm[None, :] * sxm + kx[:, None] + 1, mask=xmask, other=0.0)
+            if IEEE:
+                acc += tl.dot(hi.to(tl.float32), xe.to(tl.float32), input_precision="ieee")
+                acc += tl.dot(lo.to(tl.float32), xo.to(tl.float32), input_precision="ieee")
+            else:
+                acc += tl.dot(hi, xe)
+                acc += tl.dot(lo, xo)
+        else:
+            xmask = mmask[:, None] & (kx < K)[None, :]
+            xe = tl.load(X + rm[:, None] * sxm + kx[None, :], mask=xmask, other=0.0).to(tl.float32)
+            xo = tl.load(X + rm[:, None] * sxm + kx[None, :] + 1, mask=xmask, other=0.0).to(tl.float32)
+            hf, lf = hi.to(tl.float32), lo.to(tl.float32)
+            acc += hf[None, :, :] * xe[:, None, :] + lf[None, :, :] * xo[:, None, :]
+    if DOT:
+        y = tl.trans(acc)  # [BLOCK_M, BLOCK_N]
+    else:
+        y = tl.sum(acc, axis=2)  # [BLOCK_M, BLOCK_N]
     if SPLIT == 1:
         _epilogue(y, rm, rn, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, R, sam, sym, sxa, slb,
                   HAS_BIAS, HAS_ADD, HAS_LORA, HAS_SCALE, BLOCK_R)  # fmt: skip
@@ -147,7 +172,7 @@ _rows_tuned = triton.autotune(
         triton.Config({"BLOCK_K": bk}, num_warps=w, num_stages=st)
         for bk, w, st in [(128, 2, 2), (128, 4, 3), (256, 4, 2), (256, 8, 3), (512, 4, 2), (512, 8, 2)]
     ],
-    key=["M", "N", "K", "SPLIT", "BLOCK_M", "BS", "HAS_LORA"],
+    key=["M", "N", "K", "SPLIT", "BLOCK_M", "BS", "HAS_LORA", "DOT"],
     **autotune_cache_kwargs(),
 )(_rows_kernel)
 
@@ -208,7 +233,9 @@ def rows_matmul(
         x, w.packed, w.absmax, w.code, absmax2, code2, *tail, part, m, n, k, r, k_per_split, x.stride(0),
         *strides, float(w.offset),
     )  # fmt: skip
-    consts = dict(BS=w.blocksize, BS2=w.blocksize2, NESTED=w.nested, SPLIT=split, BLOCK_N=BLOCK_N, **flags)
+    dot = m > DOT_ROWS
+    consts = dict(BS=w.blocksize, BS2=w.blocksize2, NESTED=w.nested, SPLIT=split, BLOCK_N=BLOCK_N,
+                  DOT=dot, IEEE=x.dtype == torch.float32 or not x.is_cuda, **flags)  # fmt: skip
     grid = (triton.cdiv(n, BLOCK_N), split)
     if x.is_cuda:
         _rows_tuned[grid](*args, **consts)

@@ -18,7 +18,10 @@ COMMON = dict(
 )  # fmt: skip
 
 
-@pytest.mark.parametrize("m,n,k", [(4, 1024, 2560), (1, 4096, 2560), (17, 2560, 9728), (3, 333, 448)])
+@pytest.mark.parametrize(  # 12 and 16 rows: the rows kernel's tensor-core dots
+    "m,n,k",
+    [(4, 1024, 2560), (1, 4096, 2560), (12, 2560, 9728), (16, 1024, 2560), (17, 2560, 9728), (3, 333, 448)],
+)
 def test_nf4_matmul_bf16_matches_bitsandbytes(m, n, k):
     bnbf = pytest.importorskip("bitsandbytes.functional")
     from tunesmith.kernels.decode.nf4_matmul import nf4_matmul

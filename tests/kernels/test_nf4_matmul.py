@@ -42,8 +42,9 @@ def test_fp32_matches_dequantize_then_matmul(nested, m, n, k):
 
 @pytest.mark.parametrize("nested", [True, False])
 @pytest.mark.parametrize(
-    "m,n,k,blocksize", [(1, 37, 192, 64), (3, 21, 640, 128), (17, 18, 768, 256), (5, 40, 320, 64)]
-)
+    "m,n,k,blocksize",
+    [(1, 37, 192, 64), (3, 21, 640, 128), (17, 18, 768, 256), (5, 40, 320, 64), (12, 40, 320, 64)],
+)  # 12 rows: the rows kernel's tensor-core dots (DOT_ROWS < m <= ROWS_MAX)
 @pytest.mark.parametrize("gather", [False, True])
 def test_block_aligned_rows(nested, m, n, k, blocksize, gather, monkeypatch):
     """K a multiple of the block (the usual case): whole bytes and one absmax per block; K not a multiple
@@ -72,8 +73,9 @@ def test_bias_add_and_strided_slices():
     assert (out_buf[:, :10] == 0).all() and (out_buf[:, 10 + n :] == 0).all()
 
 
-def test_bf16_within_one_rounding():
-    m, n, k = 17, 40, 192
+@pytest.mark.parametrize("m", [12, 17])  # the rows kernel's dots, the tensor-core kernel for more rows
+def test_bf16_within_one_rounding(m):
+    n, k = 40, 192
     w = quantized(n, k, seed=2)
     x = torch.randn(m, k).bfloat16()
     wb = dequantize_nf4(w).bfloat16()
@@ -104,13 +106,14 @@ def test_rejects_lora_factors_of_the_wrong_shape(m):
 
 
 @pytest.mark.parametrize("scaled", [False, True])
-@pytest.mark.parametrize("m", [1, 4, 17])
+@pytest.mark.parametrize("m", [1, 4, 12, 17])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_lora_term_in_the_epilogue(scaled, m, dtype):
     """The adapter term the decode step adds (x A^T computed outside, then its product with B and the
     per-column scale) as torch rounds it: in the rows kernel's epilogue for a decode batch, by torch
     for 17 rows; it lands on top of bias and `add` like any other addend.  fp32: equal to summation
-    order; bf16: within one rounding (the interpreter's casts truncate where the GPU's round)."""
+    order; bf16: within one rounding (the interpreter's casts truncate where the GPU's round).  12 rows
+    run the rows kernel's tensor-core dots."""
     n, k, r = 40, 192, 12
     w = quantized(n, k, seed=5)
     x = torch.randn(m, k).to(dtype)
