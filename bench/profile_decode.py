@@ -1,6 +1,6 @@
 """Where the fast sampler's token step goes, on the GPU machine (issue 15's profile).
 
-    python3 bench/profile_decode.py --model DIR --out R.json [--seqs 4] [--prompt-len 100] [--new 256]
+    python3 bench/profile_decode.py --model DIR --out R.json [--seqs 4,16] [--prompt-len 100] [--new 256]
 
 Loads the model as bench_rollout.py does (NF4 + LoRA r=16 on all 7 projections, our kernels patched),
 then prints and records:
@@ -51,21 +51,30 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--seqs", type=int, default=4)
+    ap.add_argument("--seqs", default="4", help="decode batch sizes, comma-separated (one model load)")
     ap.add_argument("--prompt-len", type=int, default=100)
     ap.add_argument("--new", type=int, default=256)
     ap.add_argument("--profile-steps", type=int, default=8)
     args = ap.parse_args()
 
+    model, tok, _ = load(args.model)
+    eos = tok.eos_token_id if tok.eos_token_id is not None else 0
+    every = {}
+    for seqs in (int(s) for s in args.seqs.split(",")):
+        print(f"## {seqs} sequences", flush=True)
+        every[seqs] = profile(model, eos, seqs, args, Path(args.out).with_suffix(f".{seqs}.profile.txt"))
+    Path(args.out).write_text(json.dumps(every, indent=1))
+    return 0
+
+
+def profile(model, eos, seqs, args, table_path: Path) -> dict:
     from tunesmith.kernels.decode import FastGenerator, Sampling
     from tunesmith.kernels.decode import nf4_matmul as nm
 
-    model, tok, _ = load(args.model)
-    eos = tok.eos_token_id if tok.eos_token_id is not None else 0
     g = torch.Generator().manual_seed(1)
-    ids = torch.randint(0, 150000, (1, args.prompt_len), generator=g).repeat(args.seqs, 1).cuda()
+    ids = torch.randint(0, 150000, (1, args.prompt_len), generator=g).repeat(seqs, 1).cuda()
     mask = torch.ones_like(ids)
-    res: dict = {"gpu": torch.cuda.get_device_name(), "seqs": args.seqs}
+    res: dict = {"gpu": torch.cuda.get_device_name(), "seqs": seqs}
 
     def gen_with(fast, n):
         return fast.generate(ids, mask, max_new_tokens=n, sampling=Sampling(), eos_token_ids=(eos,),
@@ -101,7 +110,7 @@ def main() -> int:
             except Exception:
                 table = ""
         print(table, flush=True)
-        Path(args.out).with_suffix(".profile.txt").write_text(table)
+        table_path.write_text(table)
         kern = 0.0
         for e in avg:
             t = getattr(e, "self_device_time_total", None)
@@ -122,7 +131,7 @@ def main() -> int:
         ):
             for w in projs.weights:
                 k = w.shape[1]
-                x = torch.randn(args.seqs, k, device="cuda", dtype=torch.bfloat16)
+                x = torch.randn(seqs, k, device="cuda", dtype=torch.bfloat16)
                 ours = cuda_us(lambda x=x, w=w: nm.nf4_matmul(x, w))
                 dense = cuda_us(lambda x=x, w=w: torch.nn.functional.linear(x, w.dequantize().to(x.dtype)))
                 nbytes = weight_bytes(w)
@@ -131,18 +140,17 @@ def main() -> int:
                        "ours_GBps": nbytes / ours / 1e3, "best": str(best)}  # fmt: skip
                 shapes.append(row)
                 print(json.dumps(row), flush=True)
-            xg = torch.randn(args.seqs, projs.weights[0].shape[1], device="cuda", dtype=torch.bfloat16)
+            xg = torch.randn(seqs, projs.weights[0].shape[1], device="cuda", dtype=torch.bfloat16)
             projs.refresh()
             whole = cuda_us(lambda p=projs, x=xg: p(x))
             print(f"group {name}: whole Projs call {whole:.1f} us", flush=True)
             shapes.append({"group": name, "whole_projs_us": whole})
         res["shapes"] = shapes
         lm = dec.head_w
-        xh = torch.randn(args.seqs, lm.shape[1], device="cuda", dtype=lm.dtype)
+        xh = torch.randn(seqs, lm.shape[1], device="cuda", dtype=lm.dtype)
         res["head_us"] = cuda_us(lambda: torch.nn.functional.linear(xh, lm))
         print(f"head {tuple(lm.shape)}: {res['head_us']:.1f} us", flush=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
-    return 0
+    return res
 
 
 if __name__ == "__main__":

@@ -29,7 +29,9 @@ from ..ops.rms_norm import add_rms_norm, rms_norm
 from ..ops.rope import rope
 from ..patch.families import FAMILIES
 from ..patch.projections import lora_proj_of
+from .lora_rows import lora_xa
 from .nf4_matmul import MAX_ROWS, nf4_matmul
+from .nf4_rows import ROWS_MAX, groupable, rows_matmul
 from .prologue import qk_rope_to_cache
 
 
@@ -41,6 +43,9 @@ class Projs:
     each generation: the optimizer changes them in place between rollouts, and a captured CUDA graph
     reads the buffers).  The adapter term runs in the adapters' dtype and is cast to x's dtype before it
     is added, as peft does: A_cat = [A_i] stacked, B_bd = blockdiag(B_i), scale = s_i per output column.
+    For a decode batch (at most ROWS_MAX rows) the whole group is two launches: x A_cat^T (lora_rows)
+    and one NF4 rows kernel over all its weights, biases (bias_cat, zeros where a weight has none) and
+    the adapter term.
     """
 
     weights: list  # NF4Weight or dense [n_i, K]
@@ -50,16 +55,39 @@ class Projs:
     a_cat: torch.Tensor | None = field(init=False, default=None)
     b_bd: torch.Tensor | None = field(init=False, default=None)
     scale: torch.Tensor | None = field(init=False, default=None)
+    bias_cat: torch.Tensor | None = field(init=False, default=None)
+    _grouped: tuple = field(init=False, default=((), False))  # (weight ids, one rows launch takes them)
 
     def __post_init__(self):
         self.outs = [int(w.shape[0]) for w in self.weights]
         self.adapters = [a if a is not None and a[0].shape[0] > 0 else None for a in self.adapters]
 
+    def grouped(self) -> bool:
+        """Whether one rows launch takes all the weights (decided again when a weight is replaced)."""
+        ids = tuple(id(w) for w in self.weights)
+        if self._grouped[0] != ids:
+            w0 = self.weights[0]
+            # the rows kernel reads one NF4 code table for the group (bitsandbytes' is the same for all)
+            same = groupable(self.weights) and all(torch.equal(w.code, w0.code) for w in self.weights)
+            self._grouped = (ids, same)
+        return self._grouped[1]
+
     @torch.no_grad()
     def refresh(self) -> None:
         """Copy the live A and B into the buffers (allocated at the first call).  A scaling that is a
         power of two is folded into B (exact: x 2^e commutes with every rounding); others stay a
-        per-column multiply after the matmul, as peft applies them."""
+        per-column multiply after the matmul, as peft applies them.  The biases go side by side into
+        bias_cat for the grouped launch."""
+        self.grouped()  # decided here, outside any CUDA-graph capture (it may compare code tables)
+        if any(b is not None for b in self.biases):
+            b0 = next(b for b in self.biases if b is not None)
+            if self.bias_cat is None:
+                self.bias_cat = torch.zeros(sum(self.outs), dtype=b0.dtype, device=b0.device)
+            n0 = 0
+            for b, n in zip(self.biases, self.outs, strict=True):
+                if b is not None:
+                    self.bias_cat[n0 : n0 + n].copy_(b)
+                n0 += n
         live = [a for a in self.adapters if a is not None]
         if not live:
             return
@@ -94,11 +122,17 @@ class Projs:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """[M, K] -> [M, sum of n_i] in x's dtype.  For a decode batch the adapter's second product
-        (xa B^T, the scale, the casts) runs in the NF4 kernel's epilogue: one launch per weight."""
+        (xa B^T, the scale, the casts) runs in the NF4 kernel's epilogue."""
+        rows = x.shape[0] <= ROWS_MAX and x.dim() == 2 and x.stride(1) == 1
         xa = None
         if self.a_cat is not None and self.b_bd is not None:  # allocated together
-            xa = x.to(self.a_cat.dtype) @ self.a_cat.t()
+            xa = lora_xa(x, self.a_cat) if rows else x.to(self.a_cat.dtype) @ self.a_cat.t()
         y = torch.empty(x.shape[0], sum(self.outs), device=x.device, dtype=x.dtype)
+        if rows and self.grouped() and (self.bias_cat is not None or all(b is None for b in self.biases)):
+            lora = None
+            if xa is not None and self.b_bd is not None:
+                lora = (xa, self.b_bd, self.scale)
+            return rows_matmul(x, self.weights, self.bias_cat, None, y, lora)
         lo = None
         n0 = 0
         for w, b, n in zip(self.weights, self.biases, self.outs, strict=True):

@@ -242,7 +242,7 @@ def nf4_matmul(
     bs = w.blocksize
     block_aligned = aligned and k % bs == 0 and bs >= 2 and bs & (bs - 1) == 0 and bs <= 256
     if block_aligned and m <= ROWS_MAX:
-        return rows_matmul(x, w, bias, add, out, lora)
+        return rows_matmul(x, [w], bias, add, out, lora)
     if lora is not None:  # the adapter term by torch, then added as `add` is
         term = _lora_term(x, lora)
         add = term if add is None else (add.float() + term.float()).to(x.dtype)

@@ -1,27 +1,31 @@
 """y = x @ dequant(W)^T (+ bias, + add, + a LoRA term) for a decode batch of 1-16 rows, from 4-bit NF4.
 
-Knows torch and triton only (called by nf4_matmul.py, which checks the arguments).  Why a kernel of its
-own: a decode step is memory-bound on the 4-bit weight, and a tensor-core dot needs 16 rows, so for
-1-8 rows most of its work is padding.  Here each weight byte is decoded once and multiplied into every
-row with fp32 FMAs (the products of the rounded tile and x are exact in fp32 for 16-bit inputs, as a
-dot's are); for 9-16 rows (DOT_ROWS) the FMAs would cost more than reading the weight, so the same
-products run as tensor-core dots on 16 padded rows.  What makes it fast is how much is in flight: a decode projection has few output rows
-(1,024 for a k/v projection), so the K dimension is split too (split-K) until the grid holds about
-eight programs per SM.  Each split writes fp32 partial sums; a second small kernel adds them in a fixed
-order (deterministic, unlike atomics) and applies the epilogue:
+Knows torch and triton only (called by nf4_matmul.py, which checks the arguments, and by the decode
+step's projection groups).  Why a kernel of its own: a decode step is memory-bound on the 4-bit weight,
+and a tensor-core dot needs 16 rows, so for 1-8 rows most of its work is padding.  Here each weight
+byte is decoded once and multiplied into every row with fp32 FMAs (the products of the rounded tile
+and x are exact in fp32 for 16-bit inputs, as a dot's are); for 9-16 rows (DOT_ROWS) the FMAs would
+cost more than reading the weight, so the same products run as tensor-core dots on 16 padded rows.
+What makes it fast is how much is in flight: a decode projection has few output rows (1,024 for a k/v
+projection), so the K dimension is split too (split-K) until the grid holds about eight programs per
+SM.  Each split stores fp32 partial sums; the last split of a tile to finish adds them in a fixed order
+(split_k.py: deterministic, unlike atomics, and no second launch) and applies the epilogue:
 
     y[m, n] = round(round(sum_s part[s, m, n] + bias[n]) + add[m, n] + lora[m, n])
     lora[m, n] = round_x(round_a(round_a(sum_r xa[m, r] b[n, r]) * scale[n]))     (when given)
 
 (round_a: the adapters' dtype; round_x: the output's) - the rounding of peft's adapter term added to
-a bitsandbytes layer's output, with xa = x A^T computed by the caller.  With one split the epilogue
-runs in the main kernel.  Index arithmetic stays in int32 with constexpr power-of-two block sizes:
-a runtime int64 division per byte cost more than reading the byte.
+a bitsandbytes layer's output, with xa = x A^T computed by the caller (lora_rows.py).  One launch
+takes up to three weights of the same input side by side (q/k/v, gate/up: GROUP_MAX), their outputs
+in adjacent columns of y: a decode step is a thousand small kernels, and every launch saved counts.
+Index arithmetic stays in int32 with constexpr power-of-two block sizes: a runtime int64 division per
+byte cost more than reading the byte.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import torch
 import triton
@@ -29,9 +33,11 @@ import triton.language as tl
 
 from .._launch import autotune_cache_kwargs
 from ..ops.nf4 import NF4Weight
+from .split_k import arrive, tile_counters
 
 ROWS_MAX = 16  # the most rows this kernel takes; nf4_matmul uses tensor-core dots above
 DOT_ROWS = 8  # above this many rows the products run as tensor-core dots (16 rows, padded) instead of FMAs
+GROUP_MAX = 3  # weights one launch takes
 BLOCK_N = 16  # output columns (weight rows) per program
 K_GRAIN = 512  # a split covers a multiple of this many inputs (every BLOCK_K config divides it)
 PROGRAMS_PER_SM = 8  # split-K aims at this many programs per SM
@@ -39,57 +45,76 @@ PROGRAMS_PER_SM = 8  # split-K aims at this many programs per SM
 
 @triton.jit
 def _epilogue(
-    y, rm, rn, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, R, sam, sym, sxa, slb,
+    y, rm, rc, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, R, sam, sym, sxa, slb,
     HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr, HAS_LORA: tl.constexpr, HAS_SCALE: tl.constexpr,
     BLOCK_R: tl.constexpr,
 ):  # fmt: skip
-    """y [BLOCK_M, BLOCK_N] fp32 sums -> bias, rounding, add, the LoRA term, stored (module docstring)."""
+    """y [BLOCK_M, BLOCK_N] fp32 sums for output columns rc -> bias, rounding, add, the LoRA term,
+    stored (module docstring)."""
     if HAS_BIAS:
-        y += tl.load(BIAS + rn, mask=nmask, other=0.0).to(tl.float32)[None, :]
+        y += tl.load(BIAS + rc, mask=nmask, other=0.0).to(tl.float32)[None, :]
     y = y.to(Y.dtype.element_ty)
     omask = mmask[:, None] & nmask[None, :]
     if HAS_ADD:
-        add = tl.load(ADD + rm[:, None] * sam + rn[None, :], mask=omask, other=0.0)
+        add = tl.load(ADD + rm[:, None] * sam + rc[None, :], mask=omask, other=0.0)
         y = (y.to(tl.float32) + add.to(tl.float32)).to(Y.dtype.element_ty)
     if HAS_LORA:
         rr = tl.arange(0, BLOCK_R)
         rmask = rr < R
         xa = tl.load(XA + rm[:, None] * sxa + rr[None, :], mask=mmask[:, None] & rmask[None, :], other=0.0)
-        lb = tl.load(LB + rn[:, None] * slb + rr[None, :], mask=nmask[:, None] & rmask[None, :], other=0.0)
+        lb = tl.load(LB + rc[:, None] * slb + rr[None, :], mask=nmask[:, None] & rmask[None, :], other=0.0)
         lora = tl.sum(xa.to(tl.float32)[:, None, :] * lb.to(tl.float32)[None, :, :], axis=2)
         lora = lora.to(LB.dtype.element_ty)
         if HAS_SCALE:
-            scale = tl.load(LSCALE + rn, mask=nmask, other=0.0).to(tl.float32)
+            scale = tl.load(LSCALE + rc, mask=nmask, other=0.0).to(tl.float32)
             lora = (lora.to(tl.float32) * scale[None, :]).to(LB.dtype.element_ty)
         y = (y.to(tl.float32) + lora.to(Y.dtype.element_ty).to(tl.float32)).to(Y.dtype.element_ty)
-    tl.store(Y + rm[:, None] * sym + rn[None, :], y, mask=omask)
+    tl.store(Y + rm[:, None] * sym + rc[None, :], y, mask=omask)
+
+
+@triton.jit
+def _pick(in1, in2, v0, v1, v2):
+    """v0, v1 or v2: the value of the weight this program works on."""
+    return tl.where(in2, v2, tl.where(in1, v1, v0))
 
 
 @triton.jit
 def _rows_kernel(
-    X, PACKED, ABSMAX, CODE, ABSMAX2, CODE2, BIAS, ADD, Y, XA, LB, LSCALE, PART, M, N, K, R, k_per_split,
-    sxm, sam, sym, sxa, slb, offset, BS: tl.constexpr, BS2: tl.constexpr, NESTED: tl.constexpr,
+    X, P0, A0, B0, D0, o0, P1, A1, B1, D1, o1, P2, A2, B2, D2, o2, CODE,
+    BIAS, ADD, Y, XA, LB, LSCALE, PART, COUNT,
+    M, K, R, N0, N1, N2, b1, b2, c1, c2, NT, k_per_split, sxm, sam, sym, sxa, slb,
+    BS: tl.constexpr, BS2: tl.constexpr, NESTED: tl.constexpr,
     HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr, HAS_LORA: tl.constexpr, HAS_SCALE: tl.constexpr,
     SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     BLOCK_R: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr,
 ):  # fmt: skip
-    """Grid (N blocks, SPLIT).  Program (i, s) sums inputs [s k_per_split, (s + 1) k_per_split) for
-    weight rows n of block i and all x rows m; K is a multiple of the quantization block BS:
+    """Grid (N blocks of all weights, SPLIT).  Blocks [0, b1) are weight 0's (packed P0, absmax A0,
+    absmax2 B0, code2 D0, offset o0; N0 rows; output columns from 0), [b1, b2) weight 1's (columns from
+    c1), [b2, ...) weight 2's (from c2).  Program (i, s) sums inputs [s k_per_split, (s + 1) k_per_split)
+    for weight rows n of block i and all x rows m; K is a multiple of the quantization block BS:
 
         byte b of row n holds W[n, 2b] (high nibble) and W[n, 2b + 1] (low nibble)
         W[n, k] = code[nibble] * a,  a = code2[absmax[q]] * absmax2[q // BS2] + offset (nested) or absmax[q],
                   q = (n K + k) // BS,  cast to x's dtype
         acc[m, n, i] += W[n, k0 + 2i] x[m, k0 + 2i] + W[n, k0 + 2i + 1] x[m, k0 + 2i + 1]   (fp32)
 
-    DOT sums the same products with tensor-core dots instead (acc[n, m], BLOCK_M >= 16): for 9-16 rows
-    the FMAs cost more than the weight's bytes, and a dot of 16 padded rows costs no more than one of 9.
-    IEEE (fp32 inputs, or the CPU interpreter, whose bf16 dot is wrong) multiplies the rounded tile in
-    fp32 - the same exact products a bf16 dot forms.
+    DOT sums the same products with tensor-core dots instead (acc[n, m], BLOCK_M >= 16).  IEEE (fp32
+    inputs, or the CPU interpreter, whose bf16 dot is wrong) multiplies the rounded tile in fp32 - the
+    same exact products a bf16 dot forms.
     """
     HALF: tl.constexpr = BLOCK_K // 2
     pid = tl.program_id(0)
     split = tl.program_id(1)
-    rn = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+    in1 = pid >= b1
+    in2 = pid >= b2
+    PACKED = _pick(in1, in2, P0, P1, P2)
+    ABSMAX = _pick(in1, in2, A0, A1, A2)
+    ABSMAX2 = _pick(in1, in2, B0, B1, B2)
+    CODE2 = _pick(in1, in2, D0, D1, D2)
+    offset = _pick(in1, in2, o0, o1, o2)
+    N = _pick(in1, in2, N0, N1, N2)
+    rn = (pid - _pick(in1, in2, 0, b1, b2)) * BLOCK_N + tl.arange(0, BLOCK_N)  # the weight's rows
+    rc = _pick(in1, in2, 0, c1, c2) + rn  # their output columns
     rm = tl.arange(0, BLOCK_M)
     ri = tl.arange(0, HALF)
     nmask = rn < N
@@ -140,30 +165,18 @@ def _rows_kernel(
     else:
         y = tl.sum(acc, axis=2)  # [BLOCK_M, BLOCK_N]
     if SPLIT == 1:
-        _epilogue(y, rm, rn, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, R, sam, sym, sxa, slb,
+        _epilogue(y, rm, rc, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, R, sam, sym, sxa, slb,
                   HAS_BIAS, HAS_ADD, HAS_LORA, HAS_SCALE, BLOCK_R)  # fmt: skip
     else:
-        dst = PART + split * M * N + rm[:, None] * N + rn[None, :]
-        tl.store(dst, y, mask=mmask[:, None] & nmask[None, :])
-
-
-@triton.jit
-def _reduce_kernel(
-    PART, BIAS, ADD, Y, XA, LB, LSCALE, M, N, R, sam, sym, sxa, slb, SPLIT: tl.constexpr,
-    HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr, HAS_LORA: tl.constexpr, HAS_SCALE: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-):  # fmt: skip
-    """y[m, n] = sum over s = 0 .. SPLIT - 1 of part[s, m, n], in that order, then the epilogue."""
-    rn = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    rm = tl.arange(0, BLOCK_M)
-    nmask = rn < N
-    mmask = rm < M
-    mask = mmask[:, None] & nmask[None, :]
-    y = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for s in tl.static_range(SPLIT):
-        y += tl.load(PART + s * M * N + rm[:, None] * N + rn[None, :], mask=mask, other=0.0)
-    _epilogue(y, rm, rn, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, R, sam, sym, sxa, slb,
-              HAS_BIAS, HAS_ADD, HAS_LORA, HAS_SCALE, BLOCK_R)  # fmt: skip
+        mask = mmask[:, None] & nmask[None, :]
+        tl.store(PART + split * M * NT + rm[:, None] * NT + rc[None, :], y, mask=mask)
+        if arrive(COUNT, pid, SPLIT):  # the last split of this tile adds them all, in order
+            y = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            for s in tl.static_range(SPLIT):
+                src = PART + s * M * NT + rm[:, None] * NT + rc[None, :]
+                y += tl.load(src, mask=mask, other=0.0, cache_modifier=".cg")
+            _epilogue(y, rm, rc, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, R, sam, sym, sxa, slb,
+                      HAS_BIAS, HAS_ADD, HAS_LORA, HAS_SCALE, BLOCK_R)  # fmt: skip
 
 
 # Tiles tuned per shape on the GPU; results kept on disk (Triton's cache: GPU, versions, source, shapes).
@@ -172,7 +185,7 @@ _rows_tuned = triton.autotune(
         triton.Config({"BLOCK_K": bk}, num_warps=w, num_stages=st)
         for bk, w, st in [(128, 2, 2), (128, 4, 3), (256, 4, 2), (256, 8, 3), (512, 4, 2), (512, 8, 2)]
     ],
-    key=["M", "N", "K", "SPLIT", "BLOCK_M", "BS", "HAS_LORA", "DOT"],
+    key=["M", "N0", "N1", "N2", "K", "SPLIT", "BLOCK_M", "BS", "HAS_LORA", "DOT"],
     **autotune_cache_kwargs(),
 )(_rows_kernel)
 
@@ -185,8 +198,8 @@ def _sm_count(device_index: int) -> int:
 
 
 def split_count(n: int, k: int, device: torch.device) -> int:
-    """How many K splits give the grid about PROGRAMS_PER_SM programs per SM (at least K_GRAIN inputs
-    each); on the CPU two when K allows, so the tests run the reduce kernel too."""
+    """How many K splits give a grid over n output columns about PROGRAMS_PER_SM programs per SM (at
+    least K_GRAIN inputs each); on the CPU two when K allows, so the tests run the split path too."""
     if device.type != "cuda":
         return 2 if k >= 2 * CPU_BLOCK_K else 1
     blocks = triton.cdiv(n, BLOCK_N)
@@ -194,57 +207,72 @@ def split_count(n: int, k: int, device: torch.device) -> int:
     return max(1, min(want, k // K_GRAIN))
 
 
+def groupable(weights: Sequence) -> bool:
+    """Whether one rows_matmul launch takes these weights together: 1 to GROUP_MAX NF4 weights of one
+    input size, quantized alike (block sizes, nesting), K a multiple of a power-of-two block <= 256."""
+    if not 0 < len(weights) <= GROUP_MAX or not all(isinstance(w, NF4Weight) for w in weights):
+        return False
+    w0 = weights[0]
+    bs, k = w0.blocksize, w0.shape[1]
+    if not (k % bs == 0 and 2 <= bs <= 256 and bs & (bs - 1) == 0):
+        return False
+    return all(
+        w.shape[1] == k and w.blocksize == bs and w.blocksize2 == w0.blocksize2 and w.nested == w0.nested
+        for w in weights
+    )
+
+
 def rows_matmul(
     x: torch.Tensor,
-    w: NF4Weight,
+    weights: Sequence[NF4Weight],
     bias: torch.Tensor | None,
     add: torch.Tensor | None,
     out: torch.Tensor,
     lora: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None,
 ) -> torch.Tensor:
-    """out = the module docstring's y, for x [M <= ROWS_MAX, K] (K % blocksize == 0, arguments checked
-    by nf4_matmul); lora = (xa [M, R], b [N, R], scale [N] or None)."""
+    """out = the module docstring's y, for x [M <= ROWS_MAX, K] and `groupable` weights whose outputs
+    lie side by side in out [M, sum of their rows]; bias [sum], add like out, lora = (xa [M, R],
+    b [sum, R], scale [sum] or None) cover all of them.  Shapes checked by the callers."""
     m, k = x.shape
-    n = w.shape[0]
-    absmax2 = w.absmax2 if w.nested else w.absmax
-    code2 = w.code2 if w.nested else w.code
+    ns = [int(w.shape[0]) for w in weights]
+    nt = sum(ns)
+    blocks = [triton.cdiv(n, BLOCK_N) for n in ns]
+    big = 2**30  # a boundary no program reaches: fewer than three weights
+    b1 = blocks[0] if len(ns) > 1 else big
+    b2 = blocks[0] + blocks[1] if len(ns) > 2 else big
+    c1, c2 = ns[0], ns[0] + (ns[1] if len(ns) > 1 else 0)
+    w0 = weights[0]
+    per_weight: list = []
+    for i in range(GROUP_MAX):
+        w = weights[min(i, len(weights) - 1)]  # unused slots repeat the last weight
+        per_weight += [w.packed, w.absmax, w.absmax2 if w.nested else w.absmax,
+                       w.code2 if w.nested else w.code, float(w.offset)]  # fmt: skip
     xa, lb, scale = lora if lora is not None else (x, x, None)
     r = xa.shape[1] if lora is not None else 1
-    split = split_count(n, k, x.device)
-    block_k_cpu = max(CPU_BLOCK_K, w.blocksize)
+    split = split_count(nt, k, x.device)
+    block_k_cpu = max(CPU_BLOCK_K, w0.blocksize)
     grain = K_GRAIN if x.is_cuda else block_k_cpu  # a split's share is whole BLOCK_K tiles
     k_per_split = triton.cdiv(triton.cdiv(k, split), grain) * grain
     split = triton.cdiv(k, k_per_split)  # rounding up the share can leave fewer splits
-    part = torch.empty((split, m, n), device=x.device, dtype=torch.float32) if split > 1 else out
-    tail = (
-        bias if bias is not None else x,
-        add if add is not None else x,
-        out,
-        xa,
-        lb,
-        scale if scale is not None else x,
-    )
-    strides = (add.stride(0) if add is not None else 0, out.stride(0), xa.stride(0), lb.stride(0))
-    flags = dict(
-        HAS_BIAS=bias is not None, HAS_ADD=add is not None, HAS_LORA=lora is not None,
-        HAS_SCALE=scale is not None, BLOCK_M=triton.next_power_of_2(m), BLOCK_R=max(1, triton.next_power_of_2(r)),
-    )  # fmt: skip
+    grid = (sum(blocks), split)
+    part = torch.empty((split, m, nt), device=x.device, dtype=torch.float32) if split > 1 else out
+    count = tile_counters(x.device, grid[0]) if split > 1 else out
     args = (
-        x, w.packed, w.absmax, w.code, absmax2, code2, *tail, part, m, n, k, r, k_per_split, x.stride(0),
-        *strides, float(w.offset),
+        x, *per_weight, w0.code, bias if bias is not None else x, add if add is not None else x, out, xa, lb,
+        scale if scale is not None else x, part, count, m, k, r, *(ns + [0] * (GROUP_MAX - len(ns))),
+        b1, b2, c1, c2, nt, k_per_split, x.stride(0), add.stride(0) if add is not None else 0, out.stride(0),
+        xa.stride(0), lb.stride(0),
     )  # fmt: skip
-    dot = m > DOT_ROWS
-    consts = dict(BS=w.blocksize, BS2=w.blocksize2, NESTED=w.nested, SPLIT=split, BLOCK_N=BLOCK_N,
-                  DOT=dot, IEEE=x.dtype == torch.float32 or not x.is_cuda, **flags)  # fmt: skip
-    grid = (triton.cdiv(n, BLOCK_N), split)
+    consts = dict(
+        BS=w0.blocksize, BS2=w0.blocksize2, NESTED=w0.nested, HAS_BIAS=bias is not None, HAS_ADD=add is not None,
+        HAS_LORA=lora is not None, HAS_SCALE=scale is not None, SPLIT=split, BLOCK_M=triton.next_power_of_2(m),
+        BLOCK_N=BLOCK_N, BLOCK_R=max(1, triton.next_power_of_2(r)), DOT=m > DOT_ROWS,
+        IEEE=x.dtype == torch.float32 or not x.is_cuda,
+    )  # fmt: skip
     if x.is_cuda:
         _rows_tuned[grid](*args, **consts)
     else:
         _rows_kernel[grid](*args, **consts, BLOCK_K=block_k_cpu)
-    if split > 1:
-        _reduce_kernel[(triton.cdiv(n, BLOCK_N),)](
-            part, *tail, m, n, r, *strides, SPLIT=split, BLOCK_N=BLOCK_N, **flags
-        )
     return out
 
 
@@ -259,4 +287,4 @@ def check_lora(m: int, n: int, xa: torch.Tensor, b: torch.Tensor, scale: torch.T
         raise ValueError(f"lora scale must be [{n}], got {tuple(scale.shape)}")
 
 
-__all__ = ["ROWS_MAX", "check_lora", "rows_matmul", "split_count"]
+__all__ = ["DOT_ROWS", "GROUP_MAX", "ROWS_MAX", "check_lora", "groupable", "rows_matmul", "split_count"]

@@ -25,9 +25,21 @@ COMMON = dict(
 def test_nf4_matmul_bf16_matches_bitsandbytes(m, n, k):
     bnbf = pytest.importorskip("bitsandbytes.functional")
     from tunesmith.kernels.decode.nf4_matmul import nf4_matmul
+
+    nw, packed, st = gpu_nf4(n, k)
+    x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+    ref = x @ bnbf.dequantize_4bit(packed, st, quant_type="nf4").t()
+    got = nf4_matmul(x, nw)
+    err = ((got.float() - ref.float()).norm() / ref.float().norm()).item()
+    assert err < 1e-2, err
+
+
+def gpu_nf4(n, k, seed=0):
+    """A random bf16 [n, k] weight quantized by bitsandbytes on the GPU: (NF4Weight, packed, state)."""
+    bnbf = pytest.importorskip("bitsandbytes.functional")
     from tunesmith.kernels.ops.nf4 import NF4Weight
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
     packed, st = bnbf.quantize_4bit(w, blocksize=64, quant_type="nf4", compress_statistics=True)
     nw = NF4Weight(
@@ -35,11 +47,35 @@ def test_nf4_matmul_bf16_matches_bitsandbytes(m, n, k):
         shape=(n, k), dtype=torch.bfloat16, absmax2=st.state2.absmax, code2=st.state2.code,
         blocksize2=st.state2.blocksize, offset=float(st.offset),
     )  # fmt: skip
+    return nw, packed, st
+
+
+@pytest.mark.parametrize("m", [4, 16])
+@pytest.mark.parametrize("ns,k", [((4096, 1024, 1024), 2560), ((2560,), 9728), ((9728, 9728), 2560)])
+def test_grouped_rows_equal_per_weight_launches_every_time(m, ns, k):
+    """Qwen3-4B's q/k/v, down and gate/up at decode batches: the grouped launch, whose split-K partials
+    are added by the last split to arrive, is bitwise the single-weight launches' result, on every one of
+    30 back-to-back launches (a missed store or a stale counter would show as a differing run)."""
+    from tunesmith.kernels.decode.lora_rows import lora_xa
+    from tunesmith.kernels.decode.nf4_matmul import nf4_matmul
+    from tunesmith.kernels.decode.nf4_rows import rows_matmul
+
+    ws = [gpu_nf4(n, k, seed=i)[0] for i, n in enumerate(ns)]
+    nt, r = sum(ns), 16 * len(ns)
     x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-    ref = x @ bnbf.dequantize_4bit(packed, st, quant_type="nf4").t()
-    got = nf4_matmul(x, nw)
-    err = ((got.float() - ref.float()).norm() / ref.float().norm()).item()
-    assert err < 1e-2, err
+    a = torch.randn(r, k, device="cuda") / 50
+    b = torch.randn(nt, r, device="cuda") / 50
+    xa = lora_xa(x, a)
+    ref_xa = x.float() @ a.t()
+    assert ((xa - ref_xa).norm() / ref_xa.norm()).item() < 1e-6
+    one = torch.cat([nf4_matmul(x, w, lora=(xa, b[c0 : c0 + w.shape[0]], None))
+                     for w, c0 in zip(ws, [sum(ns[:i]) for i in range(len(ns))], strict=True)], dim=1)  # fmt: skip
+    outs = [rows_matmul(x, ws, None, None, torch.empty(m, nt, device="cuda", dtype=x.dtype), (xa, b, None))
+            for _ in range(30)]  # fmt: skip
+    xas = [lora_xa(x, a) for _ in range(30)]
+    torch.cuda.synchronize()
+    assert all(torch.equal(o, one) for o in outs)
+    assert all(torch.equal(t, xa) for t in xas)
 
 
 def tiny_model(dtype):
