@@ -120,10 +120,13 @@ class Projs:
         ad = tuple((id(a[0]), id(a[1]), a[2]) if a is not None else None for a in self.adapters)
         return tuple(id(w) for w in self.weights), tuple(id(b) for b in self.biases), ad
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """[M, K] -> [M, sum of n_i] in x's dtype.  For a decode batch the adapter's second product
-        (xa B^T, the scale, the casts) runs in the NF4 kernel's epilogue."""
+    def __call__(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """[M, K] -> [M, sum of n_i] in x's dtype, plus `residual` ([M, sum of n_i]) when given, added
+        last as the decoder adds the down projection to its residual stream.  For a decode batch the
+        adapter's second product (xa B^T, the scale, the casts) and the residual run in the NF4
+        kernel's epilogue."""
         rows = x.shape[0] <= ROWS_MAX and x.dim() == 2 and x.stride(1) == 1
+        rows = rows and (residual is None or residual.stride(-1) == 1)
         xa = None
         if self.a_cat is not None and self.b_bd is not None:  # allocated together
             xa = lora_xa(x, self.a_cat) if rows else x.to(self.a_cat.dtype) @ self.a_cat.t()
@@ -132,7 +135,7 @@ class Projs:
             lora = None
             if xa is not None and self.b_bd is not None:
                 lora = (xa, self.b_bd, self.scale)
-            return rows_matmul(x, self.weights, self.bias_cat, None, y, lora)
+            return rows_matmul(x, self.weights, self.bias_cat, None, y, lora, residual)
         lo = None
         n0 = 0
         for w, b, n in zip(self.weights, self.biases, self.outs, strict=True):
@@ -150,7 +153,7 @@ class Projs:
                 base = F.linear(x, dense.to(x.dtype), None if b is None else b.to(x.dtype))
                 y[:, cols] = base if lo is None else base + lo[:, cols]
             n0 += n
-        return y
+        return y if residual is None else residual + y
 
 
 @dataclass(eq=False)
@@ -241,7 +244,7 @@ class Decoder:
             o = layer.o(att.reshape(b, hq * d))
             h, x = add_rms_norm(o, x, layer.ln2, layer.eps)
             gu = layer.gate_up(h)  # [B, 2I]
-            x = x + layer.down(swiglu(gu[:, : self.inter], gu[:, self.inter :]))
+            x = layer.down(swiglu(gu[:, : self.inter], gu[:, self.inter :]), residual=x)
         x = rms_norm(x, self.norm, self.norm_eps)
         return F.linear(x, self.head_w, self.head_b).float()
 

@@ -11,7 +11,7 @@ projection), so the K dimension is split too (split-K) until the grid holds abou
 SM.  Each split stores fp32 partial sums; the last split of a tile to finish adds them in a fixed order
 (split_k.py: deterministic, unlike atomics, and no second launch) and applies the epilogue:
 
-    y[m, n] = round(round(sum_s part[s, m, n] + bias[n]) + add[m, n] + lora[m, n])
+    y[m, n] = round(res[m, n] + round(round(sum_s part[s, m, n] + bias[n]) + add[m, n] + lora[m, n]))
     lora[m, n] = round_x(round_a(round_a(sum_r xa[m, r] b[n, r]) * scale[n]))     (when given)
 
 (round_a: the adapters' dtype; round_x: the output's) - the rounding of peft's adapter term added to
@@ -45,12 +45,12 @@ PROGRAMS_PER_SM = 8  # split-K aims at this many programs per SM
 
 @triton.jit
 def _epilogue(
-    y, rm, rc, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, R, sam, sym, sxa, slb,
+    y, rm, rc, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, RES, R, sam, sym, sxa, slb, sres,
     HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr, HAS_LORA: tl.constexpr, HAS_SCALE: tl.constexpr,
-    BLOCK_R: tl.constexpr,
+    HAS_RES: tl.constexpr, BLOCK_R: tl.constexpr,
 ):  # fmt: skip
     """y [BLOCK_M, BLOCK_N] fp32 sums for output columns rc -> bias, rounding, add, the LoRA term,
-    stored (module docstring)."""
+    the residual, stored (module docstring)."""
     if HAS_BIAS:
         y += tl.load(BIAS + rc, mask=nmask, other=0.0).to(tl.float32)[None, :]
     y = y.to(Y.dtype.element_ty)
@@ -69,6 +69,9 @@ def _epilogue(
             scale = tl.load(LSCALE + rc, mask=nmask, other=0.0).to(tl.float32)
             lora = (lora.to(tl.float32) * scale[None, :]).to(LB.dtype.element_ty)
         y = (y.to(tl.float32) + lora.to(Y.dtype.element_ty).to(tl.float32)).to(Y.dtype.element_ty)
+    if HAS_RES:
+        res = tl.load(RES + rm[:, None] * sres + rc[None, :], mask=omask, other=0.0)
+        y = (res.to(tl.float32) + y.to(tl.float32)).to(Y.dtype.element_ty)
     tl.store(Y + rm[:, None] * sym + rc[None, :], y, mask=omask)
 
 
@@ -81,10 +84,11 @@ def _pick(in1, in2, v0, v1, v2):
 @triton.jit
 def _rows_kernel(
     X, P0, A0, B0, D0, o0, P1, A1, B1, D1, o1, P2, A2, B2, D2, o2, CODE,
-    BIAS, ADD, Y, XA, LB, LSCALE, PART, COUNT,
-    M, K, R, N0, N1, N2, b1, b2, c1, c2, NT, k_per_split, sxm, sam, sym, sxa, slb,
+    BIAS, ADD, Y, XA, LB, LSCALE, RES, PART, COUNT,
+    M, K, R, N0, N1, N2, b1, b2, c1, c2, NT, k_per_split, sxm, sam, sym, sxa, slb, sres,
     BS: tl.constexpr, BS2: tl.constexpr, NESTED: tl.constexpr,
     HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr, HAS_LORA: tl.constexpr, HAS_SCALE: tl.constexpr,
+    HAS_RES: tl.constexpr,
     SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     BLOCK_R: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr,
 ):  # fmt: skip
@@ -165,8 +169,8 @@ def _rows_kernel(
     else:
         y = tl.sum(acc, axis=2)  # [BLOCK_M, BLOCK_N]
     if SPLIT == 1:
-        _epilogue(y, rm, rc, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, R, sam, sym, sxa, slb,
-                  HAS_BIAS, HAS_ADD, HAS_LORA, HAS_SCALE, BLOCK_R)  # fmt: skip
+        _epilogue(y, rm, rc, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, RES, R, sam, sym, sxa, slb, sres,
+                  HAS_BIAS, HAS_ADD, HAS_LORA, HAS_SCALE, HAS_RES, BLOCK_R)  # fmt: skip
     else:
         mask = mmask[:, None] & nmask[None, :]
         tl.store(PART + split * M * NT + rm[:, None] * NT + rc[None, :], y, mask=mask)
@@ -175,8 +179,8 @@ def _rows_kernel(
             for s in tl.static_range(SPLIT):
                 src = PART + s * M * NT + rm[:, None] * NT + rc[None, :]
                 y += tl.load(src, mask=mask, other=0.0, cache_modifier=".cg")
-            _epilogue(y, rm, rc, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, R, sam, sym, sxa, slb,
-                      HAS_BIAS, HAS_ADD, HAS_LORA, HAS_SCALE, BLOCK_R)  # fmt: skip
+            _epilogue(y, rm, rc, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, RES, R, sam, sym, sxa, slb,
+                      sres, HAS_BIAS, HAS_ADD, HAS_LORA, HAS_SCALE, HAS_RES, BLOCK_R)  # fmt: skip
 
 
 # Tiles tuned per shape on the GPU; results kept on disk (Triton's cache: GPU, versions, source, shapes).
@@ -185,7 +189,7 @@ _rows_tuned = triton.autotune(
         triton.Config({"BLOCK_K": bk}, num_warps=w, num_stages=st)
         for bk, w, st in [(128, 2, 2), (128, 4, 3), (256, 4, 2), (256, 8, 3), (512, 4, 2), (512, 8, 2)]
     ],
-    key=["M", "N0", "N1", "N2", "K", "SPLIT", "BLOCK_M", "BS", "HAS_LORA", "DOT"],
+    key=["M", "N0", "N1", "N2", "K", "SPLIT", "BLOCK_M", "BS", "HAS_LORA", "HAS_RES", "DOT"],
     **autotune_cache_kwargs(),
 )(_rows_kernel)
 
@@ -229,10 +233,13 @@ def rows_matmul(
     add: torch.Tensor | None,
     out: torch.Tensor,
     lora: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None,
+    residual: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """out = the module docstring's y, for x [M <= ROWS_MAX, K] and `groupable` weights whose outputs
     lie side by side in out [M, sum of their rows]; bias [sum], add like out, lora = (xa [M, R],
-    b [sum, R], scale [sum] or None) cover all of them.  Shapes checked by the callers."""
+    b [sum, R], scale [sum] or None) cover all of them.  `residual` (like out) is added last, as a
+    decoder layer adds its down projection to the residual stream: out = round(residual + y).  Shapes
+    checked by the callers."""
     m, k = x.shape
     ns = [int(w.shape[0]) for w in weights]
     nt = sum(ns)
@@ -259,13 +266,14 @@ def rows_matmul(
     count = tile_counters(x.device, grid[0]) if split > 1 else out
     args = (
         x, *per_weight, w0.code, bias if bias is not None else x, add if add is not None else x, out, xa, lb,
-        scale if scale is not None else x, part, count, m, k, r, *(ns + [0] * (GROUP_MAX - len(ns))),
-        b1, b2, c1, c2, nt, k_per_split, x.stride(0), add.stride(0) if add is not None else 0, out.stride(0),
-        xa.stride(0), lb.stride(0),
+        scale if scale is not None else x, residual if residual is not None else x, part, count, m, k, r,
+        *(ns + [0] * (GROUP_MAX - len(ns))), b1, b2, c1, c2, nt, k_per_split, x.stride(0),
+        add.stride(0) if add is not None else 0, out.stride(0), xa.stride(0), lb.stride(0),
+        residual.stride(0) if residual is not None else 0,
     )  # fmt: skip
     consts = dict(
         BS=w0.blocksize, BS2=w0.blocksize2, NESTED=w0.nested, HAS_BIAS=bias is not None, HAS_ADD=add is not None,
-        HAS_LORA=lora is not None, HAS_SCALE=scale is not None, SPLIT=split, BLOCK_M=triton.next_power_of_2(m),
+        HAS_LORA=lora is not None, HAS_SCALE=scale is not None, HAS_RES=residual is not None, SPLIT=split, BLOCK_M=triton.next_power_of_2(m),
         BLOCK_N=BLOCK_N, BLOCK_R=max(1, triton.next_power_of_2(r)), DOT=m > DOT_ROWS,
         IEEE=x.dtype == torch.float32 or not x.is_cuda,
     )  # fmt: skip

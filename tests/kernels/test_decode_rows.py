@@ -39,6 +39,12 @@ def test_group_equals_one_launch_per_weight(m, dtype, ns):
     got = rows_matmul(x, ws, bias, None, torch.empty(m, nt, dtype=dtype), (xa, b, scale))
     again = rows_matmul(x, ws, bias, None, torch.empty(m, nt, dtype=dtype), (xa, b, scale))
     assert torch.equal(got, again)
+    residual = torch.randn(m, nt).to(dtype)  # the down projection's residual stream, added last
+    with_res = rows_matmul(x, ws, bias, None, torch.empty(m, nt, dtype=dtype), (xa, b, scale), residual)
+    if dtype == torch.float32:
+        assert torch.equal(with_res, residual + got)
+    else:  # the interpreter's casts to bf16 truncate where torch's round: one unit in the last place
+        assert_close("y + residual", with_res.float(), (residual + got).float(), rtol=2**-7)
     assert int(tile_counters(x.device, 1).abs().sum()) == 0
     c = 0
     for w, n in zip(ws, ns, strict=True):
