@@ -129,6 +129,7 @@ class StepTimer(TrainerCallback):
     def __init__(self) -> None:
         self.steps: list[dict] = []
         self.phases: dict[str, float] = {}
+        self.peaks: dict[str, float] = {}  # peak allocated GiB from the step's start to a phase's end
         self.t0 = 0.0
         self.peak_through_step1 = 0.0
 
@@ -136,6 +137,7 @@ class StepTimer(TrainerCallback):
         if state.global_step >= 1 and CUDA:
             torch.cuda.reset_peak_memory_stats()
         self.phases.clear()
+        self.peaks.clear()
         if CUDA and state.global_step + 1 == PROFILE_STEP:
             from torch.profiler import ProfilerActivity, profile
 
@@ -155,6 +157,7 @@ class StepTimer(TrainerCallback):
             self.prof = None
         rec = {"step": state.global_step, "step_s": dt, "peak_alloc_GiB": peak_gib()}
         rec.update({f"{k}_s": v for k, v in self.phases.items()})
+        rec.update({f"{k}_peak_GiB": v for k, v in self.peaks.items()})
         if "gen_and_score" in self.phases:
             rec["train_s"] = dt - self.phases["gen_and_score"]
         if state.global_step == 1:
@@ -173,6 +176,7 @@ def timed(timer: StepTimer, name: str, fn):
         finally:
             sync()
             timer.phases[name] = timer.phases.get(name, 0.0) + time.perf_counter() - t
+            timer.peaks[name] = peak_gib()
 
     return wrapper
 
