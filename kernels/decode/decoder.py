@@ -120,22 +120,31 @@ class Projs:
         ad = tuple((id(a[0]), id(a[1]), a[2]) if a is not None else None for a in self.adapters)
         return tuple(id(w) for w in self.weights), tuple(id(b) for b in self.biases), ad
 
-    def __call__(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, residual: torch.Tensor | None = None, glu: bool = False
+    ) -> torch.Tensor:
         """[M, K] -> [M, sum of n_i] in x's dtype, plus `residual` ([M, sum of n_i]) when given, added
-        last as the decoder adds the down projection to its residual stream.  For a decode batch the
-        adapter's second product (xa B^T, the scale, the casts) and the residual run in the NF4
-        kernel's epilogue."""
+        last as the decoder adds the down projection to its residual stream.  glu: x is [M, 2K]
+        gate | up and the input is swiglu(gate, up).  For a decode batch the SwiGLU is formed where the
+        kernels load x, and the adapter's second product (xa B^T, the scale, the casts) and the residual
+        run in the NF4 kernel's epilogue."""
         rows = x.shape[0] <= ROWS_MAX and x.dim() == 2 and x.stride(1) == 1
         rows = rows and (residual is None or residual.stride(-1) == 1)
+        grouped = (
+            rows and self.grouped() and (self.bias_cat is not None or all(b is None for b in self.biases))
+        )
+        if glu and not grouped:  # the separate SwiGLU kernel, then the plain paths
+            half = x.shape[1] // 2
+            x, glu = swiglu(x[:, :half], x[:, half:]), False
         xa = None
         if self.a_cat is not None and self.b_bd is not None:  # allocated together
-            xa = lora_xa(x, self.a_cat) if rows else x.to(self.a_cat.dtype) @ self.a_cat.t()
+            xa = lora_xa(x, self.a_cat, glu) if rows else x.to(self.a_cat.dtype) @ self.a_cat.t()
         y = torch.empty(x.shape[0], sum(self.outs), device=x.device, dtype=x.dtype)
-        if rows and self.grouped() and (self.bias_cat is not None or all(b is None for b in self.biases)):
+        if grouped:
             lora = None
             if xa is not None and self.b_bd is not None:
                 lora = (xa, self.b_bd, self.scale)
-            return rows_matmul(x, self.weights, self.bias_cat, None, y, lora, residual)
+            return rows_matmul(x, self.weights, self.bias_cat, None, y, lora, residual, glu)
         lo = None
         n0 = 0
         for w, b, n in zip(self.weights, self.biases, self.outs, strict=True):
@@ -244,7 +253,7 @@ class Decoder:
             o = layer.o(att.reshape(b, hq * d))
             h, x = add_rms_norm(o, x, layer.ln2, layer.eps)
             gu = layer.gate_up(h)  # [B, 2I]
-            x = layer.down(swiglu(gu[:, : self.inter], gu[:, self.inter :]), residual=x)
+            x = layer.down(gu, residual=x, glu=True)  # SwiGLU formed where down loads its input
         x = rms_norm(x, self.norm, self.norm_eps)
         return F.linear(x, self.head_w, self.head_b).float()
 

@@ -15,7 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .nf4_rows import ROWS_MAX, split_count
+from .nf4_rows import ROWS_MAX, split_count, x_at
 from .split_k import arrive, tile_counters
 
 BLOCK_R = 8  # adapter ranks per program
@@ -25,11 +25,12 @@ K_SPLIT = 512  # inputs per program at most on the GPU (more programs in flight)
 
 @triton.jit
 def _xa_kernel(
-    X, A, XA, PART, COUNT, M, K, R, k_per_split, sxm, sa, sxa,
+    X, A, XA, PART, COUNT, M, K, R, k_per_split, sxm, sa, sxa, GLU: tl.constexpr,
     SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """Grid (R blocks, SPLIT).  Program (i, s): xa[m, r] over inputs [s k_per_split, (s + 1) k_per_split)
-    for ranks r of block i and all rows m:  sum_k float(A.dtype(x[m, k])) * A[r, k]   (fp32)."""
+    for ranks r of block i and all rows m:  sum_k float(A.dtype(x[m, k])) * A[r, k]   (fp32).
+    GLU: X is [M, 2K] gate | up and x = silu(gate) * up (nf4_rows.x_at)."""
     pid = tl.program_id(0)
     split = tl.program_id(1)
     rr = pid * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -42,7 +43,7 @@ def _xa_kernel(
     for k0 in range(k_start, k_end, BLOCK_K):
         rk = k0 + tl.arange(0, BLOCK_K)
         kmask = rk < K
-        x = tl.load(X + rm[:, None] * sxm + rk[None, :], mask=mmask[:, None] & kmask[None, :], other=0.0)
+        x = x_at(X, rm[:, None] * sxm + rk[None, :], mmask[:, None] & kmask[None, :], GLU, K)
         a = tl.load(A + rr[:, None] * sa + rk[None, :], mask=rmask[:, None] & kmask[None, :], other=0.0)
         x = x.to(A.dtype.element_ty).to(tl.float32)
         acc += x[:, None, :] * a.to(tl.float32)[None, :, :]
@@ -60,11 +61,18 @@ def _xa_kernel(
             tl.store(XA + rm[:, None] * sxa + rr[None, :], y.to(XA.dtype.element_ty), mask=mask)
 
 
-def lora_xa(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """x [M <= ROWS_MAX, K] (unit column stride) times a [R, K]^T: [M, R] in a's dtype."""
-    m, k = x.shape
+def lora_xa(x: torch.Tensor, a: torch.Tensor, glu: bool = False) -> torch.Tensor:
+    """x [M <= ROWS_MAX, K] (unit column stride) times a [R, K]^T: [M, R] in a's dtype.  glu: x is
+    [M, 2K] gate | up, and silu(gate) * up is multiplied."""
+    m, k = x.shape[0], x.shape[1] // 2 if glu else x.shape[1]
     r = a.shape[0]
-    if m > ROWS_MAX or a.shape != (r, k) or x.stride(1) != 1 or a.stride(1) != 1:
+    if (
+        m > ROWS_MAX
+        or a.shape != (r, k)
+        or x.shape[1] != (2 * k if glu else k)
+        or x.stride(1) != 1
+        or a.stride(1) != 1
+    ):
         raise ValueError(
             f"lora_xa takes x [<= {ROWS_MAX}, K] and a [R, K], got {tuple(x.shape)}, {tuple(a.shape)}"
         )
@@ -81,7 +89,7 @@ def lora_xa(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     part = torch.empty((split, m, r), device=x.device, dtype=torch.float32) if split > 1 else xa
     count = tile_counters(x.device, grid[0]) if split > 1 else xa
     _xa_kernel[grid](
-        x, a, xa, part, count, m, k, r, k_per_split, x.stride(0), a.stride(0), xa.stride(0),
+        x, a, xa, part, count, m, k, r, k_per_split, x.stride(0), a.stride(0), xa.stride(0), GLU=glu,
         SPLIT=split, BLOCK_M=triton.next_power_of_2(m), BLOCK_R=BLOCK_R, BLOCK_K=BLOCK_K,
     )  # fmt: skip
     return xa

@@ -32,6 +32,7 @@ import triton
 import triton.language as tl
 
 from .._launch import autotune_cache_kwargs
+from ..ops.glu import swiglu_at
 from ..ops.nf4 import NF4Weight
 from .split_k import arrive, tile_counters
 
@@ -76,6 +77,17 @@ def _epilogue(
 
 
 @triton.jit
+def x_at(X, offs, mask, GLU: tl.constexpr, up_offset):
+    """Elements `offs` of the input, in X's dtype: X itself, or (GLU) silu(g) * u of a [g | u] row -
+    the down projection reads the gate/up output and forms its input where it loads it."""
+    if GLU:
+        v = swiglu_at(X, offs, mask, up_offset)
+    else:
+        v = tl.load(X + offs, mask=mask, other=0.0)
+    return v
+
+
+@triton.jit
 def _pick(in1, in2, v0, v1, v2):
     """v0, v1 or v2: the value of the weight this program works on."""
     return tl.where(in2, v2, tl.where(in1, v1, v0))
@@ -88,7 +100,7 @@ def _rows_kernel(
     M, K, R, N0, N1, N2, b1, b2, c1, c2, NT, k_per_split, sxm, sam, sym, sxa, slb, sres,
     BS: tl.constexpr, BS2: tl.constexpr, NESTED: tl.constexpr,
     HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr, HAS_LORA: tl.constexpr, HAS_SCALE: tl.constexpr,
-    HAS_RES: tl.constexpr,
+    HAS_RES: tl.constexpr, GLU: tl.constexpr,
     SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     BLOCK_R: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr,
 ):  # fmt: skip
@@ -104,7 +116,8 @@ def _rows_kernel(
 
     DOT sums the same products with tensor-core dots instead (acc[n, m], BLOCK_M >= 16).  IEEE (fp32
     inputs, or the CPU interpreter, whose bf16 dot is wrong) multiplies the rounded tile in fp32 - the
-    same exact products a bf16 dot forms.
+    same exact products a bf16 dot forms.  GLU: x is [M, 2K] gate | up and the input is silu(gate) * up,
+    formed where it is loaded (as the SwiGLU kernel would store it).
     """
     HALF: tl.constexpr = BLOCK_K // 2
     pid = tl.program_id(0)
@@ -150,8 +163,8 @@ def _rows_kernel(
         kx = k0 + 2 * ri
         if DOT:  # x read transposed, [HALF, BLOCK_M], as the dot's right side
             xmask = (kx < K)[:, None] & mmask[None, :]
-            xe = tl.load(X + rm[None, :] * sxm + kx[:, None], mask=xmask, other=0.0)
-            xo = tl.load(X + rm[None, :] * sxm + kx[:, None] + 1, mask=xmask, other=0.0)
+            xe = x_at(X, rm[None, :] * sxm + kx[:, None], xmask, GLU, K)
+            xo = x_at(X, rm[None, :] * sxm + kx[:, None] + 1, xmask, GLU, K)
             if IEEE:
                 acc += tl.dot(hi.to(tl.float32), xe.to(tl.float32), input_precision="ieee")
                 acc += tl.dot(lo.to(tl.float32), xo.to(tl.float32), input_precision="ieee")
@@ -160,8 +173,8 @@ def _rows_kernel(
                 acc += tl.dot(lo, xo)
         else:
             xmask = mmask[:, None] & (kx < K)[None, :]
-            xe = tl.load(X + rm[:, None] * sxm + kx[None, :], mask=xmask, other=0.0).to(tl.float32)
-            xo = tl.load(X + rm[:, None] * sxm + kx[None, :] + 1, mask=xmask, other=0.0).to(tl.float32)
+            xe = x_at(X, rm[:, None] * sxm + kx[None, :], xmask, GLU, K).to(tl.float32)
+            xo = x_at(X, rm[:, None] * sxm + kx[None, :] + 1, xmask, GLU, K).to(tl.float32)
             hf, lf = hi.to(tl.float32), lo.to(tl.float32)
             acc += hf[None, :, :] * xe[:, None, :] + lf[None, :, :] * xo[:, None, :]
     if DOT:
@@ -189,7 +202,7 @@ _rows_tuned = triton.autotune(
         triton.Config({"BLOCK_K": bk}, num_warps=w, num_stages=st)
         for bk, w, st in [(128, 2, 2), (128, 4, 3), (256, 4, 2), (256, 8, 3), (512, 4, 2), (512, 8, 2)]
     ],
-    key=["M", "N0", "N1", "N2", "K", "SPLIT", "BLOCK_M", "BS", "HAS_LORA", "HAS_RES", "DOT"],
+    key=["M", "N0", "N1", "N2", "K", "SPLIT", "BLOCK_M", "BS", "HAS_LORA", "HAS_RES", "GLU", "DOT"],
     **autotune_cache_kwargs(),
 )(_rows_kernel)
 
@@ -234,13 +247,14 @@ def rows_matmul(
     out: torch.Tensor,
     lora: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None,
     residual: torch.Tensor | None = None,
+    glu: bool = False,
 ) -> torch.Tensor:
     """out = the module docstring's y, for x [M <= ROWS_MAX, K] and `groupable` weights whose outputs
     lie side by side in out [M, sum of their rows]; bias [sum], add like out, lora = (xa [M, R],
     b [sum, R], scale [sum] or None) cover all of them.  `residual` (like out) is added last, as a
-    decoder layer adds its down projection to the residual stream: out = round(residual + y).  Shapes
-    checked by the callers."""
-    m, k = x.shape
+    decoder layer adds its down projection to the residual stream: out = round(residual + y).  glu:
+    x is [M, 2K] gate | up and the weights take silu(gate) * up.  Shapes checked by the callers."""
+    m, k = x.shape[0], x.shape[1] // 2 if glu else x.shape[1]
     ns = [int(w.shape[0]) for w in weights]
     nt = sum(ns)
     blocks = [triton.cdiv(n, BLOCK_N) for n in ns]
@@ -273,7 +287,7 @@ def rows_matmul(
     )  # fmt: skip
     consts = dict(
         BS=w0.blocksize, BS2=w0.blocksize2, NESTED=w0.nested, HAS_BIAS=bias is not None, HAS_ADD=add is not None,
-        HAS_LORA=lora is not None, HAS_SCALE=scale is not None, HAS_RES=residual is not None, SPLIT=split, BLOCK_M=triton.next_power_of_2(m),
+        HAS_LORA=lora is not None, HAS_SCALE=scale is not None, HAS_RES=residual is not None, GLU=glu, SPLIT=split, BLOCK_M=triton.next_power_of_2(m),
         BLOCK_N=BLOCK_N, BLOCK_R=max(1, triton.next_power_of_2(r)), DOT=m > DOT_ROWS,
         IEEE=x.dtype == torch.float32 or not x.is_cuda,
     )  # fmt: skip
@@ -295,4 +309,13 @@ def check_lora(m: int, n: int, xa: torch.Tensor, b: torch.Tensor, scale: torch.T
         raise ValueError(f"lora scale must be [{n}], got {tuple(scale.shape)}")
 
 
-__all__ = ["DOT_ROWS", "GROUP_MAX", "ROWS_MAX", "check_lora", "groupable", "rows_matmul", "split_count"]
+__all__ = [
+    "DOT_ROWS",
+    "GROUP_MAX",
+    "ROWS_MAX",
+    "check_lora",
+    "groupable",
+    "rows_matmul",
+    "split_count",
+    "x_at",
+]

@@ -18,7 +18,7 @@ _BLOCK = 1024
 
 
 @triton.jit
-def _act_and_grad(g, ACT: tl.constexpr):
+def act_and_grad(g, ACT: tl.constexpr):
     """Returns (act(g), act'(g)) in fp32.
 
     silu:       a = g s,  s = sigmoid(g);            a' = s (1 + g (1 - s))
@@ -40,6 +40,16 @@ def _act_and_grad(g, ACT: tl.constexpr):
 
 
 @triton.jit
+def swiglu_at(X, offs, mask, up_offset):
+    """silu(g) * u in X's dtype for elements `offs` of a [g | u] row (u at offs + up_offset): the value
+    _glu_fwd_kernel stores, for a kernel that reads a SwiGLU output where it would read its input."""
+    g = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    u = tl.load(X + offs + up_offset, mask=mask, other=0.0).to(tl.float32)
+    a, _ = act_and_grad(g, 0)
+    return (a * u).to(X.dtype.element_ty)
+
+
+@triton.jit
 def _glu_fwd_kernel(G, U, H, sg, su, sh, cols, ACT: tl.constexpr, BLOCK: tl.constexpr):
     """h = act(g) * u, one row block per program (row strides sg, su, sh; unit column stride)."""
     row = tl.program_id(0).to(tl.int64)
@@ -47,7 +57,7 @@ def _glu_fwd_kernel(G, U, H, sg, su, sh, cols, ACT: tl.constexpr, BLOCK: tl.cons
     m = c < cols
     g = tl.load(G + row * sg + c, mask=m, other=0.0).to(tl.float32)
     u = tl.load(U + row * su + c, mask=m, other=0.0).to(tl.float32)
-    a, _ = _act_and_grad(g, ACT)
+    a, _ = act_and_grad(g, ACT)
     tl.store(H + row * sh + c, (a * u).to(H.dtype.element_ty), mask=m)
 
 
@@ -61,7 +71,7 @@ def _glu_bwd_kernel(DH, G, U, DG, DU, H, sdh, sg, su, sdg, sdu, sh, cols,
     dh = tl.load(DH + row * sdh + c, mask=m, other=0.0).to(tl.float32)
     g = tl.load(G + row * sg + c, mask=m, other=0.0).to(tl.float32)
     u = tl.load(U + row * su + c, mask=m, other=0.0).to(tl.float32)
-    a, da = _act_and_grad(g, ACT)
+    a, da = act_and_grad(g, ACT)
     if WRITE_H:
         tl.store(H + row * sh + c, (a * u).to(H.dtype.element_ty), mask=m)
     tl.store(DG + row * sdg + c, (dh * u * da).to(DG.dtype.element_ty), mask=m)

@@ -80,3 +80,21 @@ def test_lora_xa_equals_the_adapter_matmul(m, k, r, dtype):
     assert torch.equal(got, lora_xa(x, a))  # fixed order: the same bits every call
     with pytest.raises(ValueError, match="lora_xa takes"):
         lora_xa(torch.randn(17, k), a)
+
+
+@pytest.mark.parametrize("m", [3, 12])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_swiglu_formed_where_the_input_is_loaded(m, dtype):
+    """The down projection reads the gate/up output [g | u] and forms silu(g) * u as it loads it: bitwise
+    what the SwiGLU kernel stores and the kernels then read, for the NF4 rows and for x A^T."""
+    from tunesmith.kernels.ops.glu import swiglu
+
+    k, r = 192, 8
+    w = quantized(24, k, blocksize=64, seed=7)
+    gu = torch.randn(m, 2 * k).to(dtype)
+    h = swiglu(gu[:, :k], gu[:, k:])
+    a, b = torch.randn(r, k), torch.randn(24, r)
+    xa = lora_xa(gu, a, glu=True)
+    assert torch.equal(xa, lora_xa(h, a))
+    got = rows_matmul(gu, [w], None, None, torch.empty(m, 24, dtype=dtype), (xa, b, None), glu=True)
+    assert torch.equal(got, rows_matmul(h, [w], None, None, torch.empty(m, 24, dtype=dtype), (xa, b, None)))
