@@ -127,7 +127,8 @@ class FastRollout:
 
         self.model = model
         self.stock = stock
-        self.generator = FastGenerator(model)
+        # between rollouts GRPO trains: the KV cache and the graph give their memory back to it
+        self.generator = FastGenerator(model, keep_buffers=False)
         self.calls = {"fast": 0, "stock": 0}
         self._said: set[str] = set()
 

@@ -49,11 +49,16 @@ class _State:
 
 
 class FastGenerator:
-    """Generation for one model; keep it across calls to reuse its cache and captured graph."""
+    """Generation for one model.  keep_buffers=True keeps the KV cache and the captured graph across
+    calls (the next call of the same shape replays at once); False gives their memory back after each
+    call, for a caller that needs it in between - GRPO trains between rollouts, and a 16 x 640-token
+    cache of a 4B model is 1.5 GiB - and captures again on the next call (one eager token step and a
+    capture: milliseconds against seconds of sampling)."""
 
-    def __init__(self, model, cuda_graph: bool = True):
+    def __init__(self, model, cuda_graph: bool = True, keep_buffers: bool = True):
         self.model = model
         self.cuda_graph = cuda_graph
+        self.keep_buffers = keep_buffers
         self._decoder: Decoder | None = None
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_key: tuple | None = None
@@ -127,7 +132,14 @@ class FastGenerator:
                 break
             run()
             done += 1
-        return torch.cat([input_ids, st.out[:, : self._kept(st.out[:, :done], eos)]], dim=1)
+        ids = torch.cat([input_ids, st.out[:, : self._kept(st.out[:, :done], eos)]], dim=1)
+        if not self.keep_buffers:
+            self.release()
+        return ids
+
+    def release(self) -> None:
+        """Drops the KV cache, the step's buffers and the captured graph (the next call makes them again)."""
+        self._state, self._graph, self._graph_key = None, None, None
 
     @staticmethod
     def _kept(out: torch.Tensor, eos: torch.Tensor) -> int:

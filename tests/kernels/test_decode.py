@@ -199,9 +199,10 @@ def test_reused_generator_follows_in_place_adapter_updates():
     """GRPO's case: one generator across optimizer steps that change A and B in place."""
     model = build("qwen3")
     ids, mask = prompts()
-    gen = FastGenerator(model)
+    gen = FastGenerator(model, keep_buffers=False)  # as core.training.rollout makes it
     greedy = Sampling(do_sample=False)
     first = gen.generate(ids, mask, max_new_tokens=8, sampling=greedy, pad_token_id=0)
+    assert gen._state is None  # the KV cache went back for the training step in between
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_" in name:

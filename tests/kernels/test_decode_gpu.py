@@ -105,18 +105,20 @@ def prompts():
     return ids.masked_fill(mask == 0, 0).cuda(), mask.cuda()
 
 
-@pytest.mark.parametrize("graph", [True, False])
-def test_fp32_greedy_equals_generate(graph):
+@pytest.mark.parametrize("graph,keep", [(True, True), (False, True), (True, False)])
+def test_fp32_greedy_equals_generate(graph, keep):
+    """keep=False (GRPO's rollouts): the cache and graph are given back after each call and made again."""
     from tunesmith.kernels.decode import FastGenerator, Sampling
 
     model = with_lora(tiny_model(torch.float32).cuda())
     ids, mask = prompts()
     ref = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=24, do_sample=False, eos_token_id=None,
                          pad_token_id=0)  # fmt: skip
-    gen = FastGenerator(model, cuda_graph=graph)
-    for _ in range(2):  # the second call replays the captured graph
+    gen = FastGenerator(model, cuda_graph=graph, keep_buffers=keep)
+    for _ in range(2):  # the second call replays the captured graph (or captures it again)
         got = gen.generate(ids, mask, max_new_tokens=24, sampling=Sampling(do_sample=False), pad_token_id=0)
         assert got.tolist() == ref.tolist()
+        assert (gen._state is not None) == keep and (gen._graph is not None) == (keep and graph)
 
 
 def test_sampling_in_the_graph_is_valid_and_varies():
