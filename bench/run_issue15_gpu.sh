@@ -1,8 +1,8 @@
 # Issue 15 measurement on the GPU machine (carry .whl, .anchors, and .oldtree for the "before" code):
 #   STAGES="ours_grpo_fast:5 unsloth_grpo:100" bash bench/run_issue15_gpu.sh
 # 1. the decode token step of the code in .oldtree (git archive of the "before" commit), if carried;
-# 2. this tree: the sampler's GPU tests, its decode profile (SEQS batch sizes, one model load);
-# 3. bench/run_rl_gpu.sh with $STAGES (ours and Unsloth on the same machine).
+# 2. this tree: the sampler's GPU tests; bench/run_rl_gpu.sh with $STAGES (ours and Unsloth on the same
+#    machine); then the decode profile (SEQS batch sizes, one model load).
 export PYTHONPATH=$PWD/.whl/site HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PYTORCH_ALLOC_CONF=expandable_segments:True
 nvidia-smi --query-gpu=name --format=csv,noheader
 MODEL=$HOME/anchor-qwen3-4b-random
@@ -15,8 +15,8 @@ if [ -d .oldtree ]; then
   echo "old decode rc=$?"; grep -E "^##|ms per|CUDA kernels" $OUT/old/decode.log
 fi
 python3 -m pip install -q --no-deps --no-build-isolation -e . > $OUT/pip.log 2>&1 || { tail $OUT/pip.log; exit 1; }
-TRITON_INTERPRET=0 timeout 150 python3 -m pytest -x -q -p no:cacheprovider tests/kernels/test_decode_gpu.py > $OUT/gpu_tests.log 2>&1; tail -3 $OUT/gpu_tests.log
+TRITON_INTERPRET=0 timeout ${TESTS_S:-120} python3 -m pytest -q -p no:cacheprovider tests/kernels/test_decode_gpu.py > $OUT/gpu_tests.log 2>&1; tail -3 $OUT/gpu_tests.log
+[ -n "${STAGES:-}" ] && OUT=$OUT/rl bash bench/run_rl_gpu.sh "$STAGES" 2>&1 | grep -E "###|^step|median_step|\] step [0-9]|Error"
 timeout 200 python3 bench/profile_decode.py --model $MODEL --seqs $SEQS --new $NEW --out $OUT/decode.json > $OUT/decode.log 2>&1
 echo "new decode rc=$?"; grep -E "^##|ms per|CUDA kernels|whole" $OUT/decode.log
-[ -n "${STAGES:-}" ] && OUT=$OUT/rl bash bench/run_rl_gpu.sh "$STAGES" 2>&1 | grep -E "###|^step|median_step|\] step [0-9]|Error"
 true
