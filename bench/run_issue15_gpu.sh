@@ -2,7 +2,7 @@
 #   STAGES="ours_grpo_fast:5 unsloth_grpo:100" bash bench/run_issue15_gpu.sh
 # 1. the decode token step of the code in .oldtree (git archive of the "before" commit), if carried;
 # 2. this tree: the sampler's GPU tests; bench/run_rl_gpu.sh with $STAGES (ours and Unsloth on the same
-#    machine); then the decode profile (SEQS batch sizes, one model load).
+#    machine); then the decode profile (SEQS batch sizes, one model load); DPO_PROFILE=1: a DPO profile.
 export PYTHONPATH=$PWD/.whl/site HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PYTORCH_ALLOC_CONF=expandable_segments:True
 nvidia-smi --query-gpu=name --format=csv,noheader
 MODEL=$HOME/anchor-qwen3-4b-random
@@ -19,4 +19,10 @@ TRITON_INTERPRET=0 timeout ${TESTS_S:-120} python3 -m pytest -q -p no:cacheprovi
 [ -n "${STAGES:-}" ] && OUT=$OUT/rl bash bench/run_rl_gpu.sh "$STAGES" 2>&1 | grep -E "###|^step|median_step|\] step [0-9]|Error"
 timeout 200 python3 bench/profile_decode.py --model $MODEL --seqs $SEQS --new $NEW --out $OUT/decode.json > $OUT/decode.log 2>&1
 echo "new decode rc=$?"; grep -E "^##|ms per|CUDA kernels|whole" $OUT/decode.log
+if [ -n "${DPO_PROFILE:-}" ]; then  # where a DPO step's host time goes (cProfile of steps 1-5, torch profile of step 3)
+  BENCH_PROFILE_STEP=3 timeout 200 python3 -m cProfile -o $OUT/dpo.prof bench/bench_rl.py --algo dpo --model $MODEL --steps 5 --out $OUT/dpo.json > $OUT/dpo.log 2>&1; echo "dpo rc=$?"
+  grep -E "^step|median" $OUT/dpo.log | tail -6
+  python3 -c "
+import pstats; s=pstats.Stats('$OUT/dpo.prof'); s.sort_stats('tottime').print_stats(40); s.sort_stats('cumulative').print_stats(80)" > $OUT/dpo_pstats.txt 2>&1
+fi
 true
