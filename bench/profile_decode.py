@@ -55,7 +55,13 @@ def main() -> int:
     ap.add_argument("--prompt-len", type=int, default=100)
     ap.add_argument("--new", type=int, default=256)
     ap.add_argument("--profile-steps", type=int, default=8)
+    ap.add_argument("--no-dot", action="store_true", help="fp32 FMAs for every row count (nf4_rows.DOT_ROWS)")
+    ap.add_argument("--skip-shapes", action="store_true", help="only the token step and its kernel profile")
     args = ap.parse_args()
+    if args.no_dot:
+        import tunesmith.kernels.decode.nf4_rows as rows
+
+        rows.DOT_ROWS = 10**6
 
     model, tok, _ = load(args.model)
     eos = tok.eos_token_id if tok.eos_token_id is not None else 0
@@ -120,6 +126,8 @@ def profile(model, eos, seqs, args, table_path: Path) -> dict:
         res["eager_kernel_ms_per_step"] = kern / 1000 / args.profile_steps
         print(f"eager: CUDA kernels {res['eager_kernel_ms_per_step']:.2f} ms per step", flush=True)
 
+        if args.skip_shapes:
+            return res
         dec = fast._decoder
         layer = dec.layers[0]
         shapes = []
