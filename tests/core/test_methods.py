@@ -71,16 +71,22 @@ def test_grpo_reward_file_error_names_the_file(tmp_path):
 
 
 def test_grpo_mean_reward_rises(tmp_path):
-    """Reward brevity (target 3 words): the model learns to answer shortly within a dozen steps."""
-    config = method_config(tmp_path, "grpo", 12)
+    """Reward brevity (target 3 words): the model learns to answer shortly within eight steps.
+
+    16-token completions and lr 3e-3 (was 24 tokens, 12 steps, lr 2e-3: 120 s, now ~65 s on 2 cores); the
+    mean reward of the last four steps is ~0.62 against ~0.40 for the first four, and the mean completion
+    length falls from the 16-token cap to ~8.
+    """
+    config = method_config(tmp_path, "grpo", 8)
     config.train.rewards = ["length:3"]
     config.train.num_generations = 4
     config.train.batch_size = 8  # two prompts x four completions per step
-    config.train.max_completion_length = 24
-    config.train.learning_rate = 2e-3
+    config.train.max_completion_length = 16
+    config.train.learning_rate = 3e-3
     result, steps = run(config)
     assert isinstance(result, Finished), getattr(result, "details", "")
     rewards = [s.extra["reward"] for s in steps]
     assert {"rewards/length/mean", "completions/mean_length"} <= set(steps[-1].extra)
+    assert len(rewards) == 8
     first, last = sum(rewards[:4]) / 4, sum(rewards[-4:]) / 4
     assert last > first + 0.1, rewards
