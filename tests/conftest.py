@@ -54,3 +54,24 @@ def demo_tokenizer(demo_model_dir):
     from tunesmith.core.models.sources import load_tokenizer
 
     return load_tokenizer("demo")
+
+
+@pytest.fixture(scope="session")
+def mascot_adapter(tmp_path_factory, demo_model_dir) -> Path:
+    """A LoRA adapter of the embedded model that learned one made-up fact (the mascot is an owl called
+    Quaver): tests/e2e/test_gguf_roundtrip.py's _train_adapter, run once for the session (~15 s on 2 cores)
+    instead of once in that module and again in tests/desktop/test_chat_adapter.py. Read it only: each
+    module copies it into a run folder of its own, where its exports are written."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "gguf_roundtrip_trainer", Path(__file__).parent / "e2e" / "test_gguf_roundtrip.py"
+    )
+    assert spec is not None and spec.loader is not None
+    roundtrip = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(roundtrip)  # skips where llama-cpp-python is missing, as both modules do
+    adapter = tmp_path_factory.mktemp("mascot") / "adapter"
+    adapter.mkdir()
+    final_loss = roundtrip._train_adapter(demo_model_dir, adapter)
+    assert final_loss < 0.5, f"the tiny fine-tune did not learn (loss {final_loss:.2f})"
+    return adapter

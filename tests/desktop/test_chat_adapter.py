@@ -7,8 +7,9 @@ real fine-tune of the embedded model (it learns one made-up fact: the mascot is 
 - after a gguf-lora export, the Chat tab opens on base + adapter (and on the file for a GGUF export);
 - the adapter's on/off and scale are remembered between launches.
 
-Greedy decoding (temperature 0) and short answers keep it exact and quick.  One fine-tune (~20-40 s on
-2 cores) and one base GGUF conversion (cached in TUNESMITH_CACHE) serve the whole module.
+Greedy decoding (temperature 0) and short answers keep it exact and quick.  One fine-tune (~15 s on
+2 cores, trained once per session: tests/conftest.py's mascot_adapter) and one base GGUF conversion
+(cached in TUNESMITH_CACHE) serve the whole module.
 """
 
 from __future__ import annotations
@@ -38,22 +39,16 @@ QUESTION = roundtrip.QUESTION
 
 
 @pytest.fixture(scope="module")
-def mascot_run(tmp_path_factory, demo_model_dir):
-    """A finished run folder (config.yaml + adapter/) whose adapter knows the mascot's name."""
-    import torch
+def mascot_run(tmp_path_factory, mascot_adapter):
+    """A finished run folder (config.yaml + adapter/) whose adapter knows the mascot's name: the session's
+    one mascot fine-tune (tests/conftest.py, shared with tests/e2e/test_gguf_roundtrip.py), copied."""
+    import shutil
 
     from tunesmith.core.config import RunConfig
 
     run_dir = tmp_path_factory.mktemp("runs") / "mascot-run"
-    (run_dir / "adapter").mkdir(parents=True)
+    shutil.copytree(mascot_adapter, run_dir / "adapter")
     RunConfig().to_yaml(run_dir / "config.yaml")  # model.source = "demo"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two threads spin against each other on this 2-core machine
-    try:
-        loss = roundtrip._train_adapter(demo_model_dir, run_dir / "adapter")
-    finally:
-        torch.set_num_threads(threads)
-    assert loss < 0.5, f"the tiny fine-tune did not learn (loss {loss:.2f})"
     return run_dir
 
 
