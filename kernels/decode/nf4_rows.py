@@ -4,11 +4,10 @@ Knows torch and triton only (called by nf4_matmul.py, which checks the arguments
 step's projection groups).  Why a kernel of its own: a decode step is memory-bound on the 4-bit weight,
 and a tensor-core dot needs 16 rows, so for 1-8 rows most of its work is padding.  Here each weight
 byte is decoded once and multiplied into every row with fp32 FMAs (the products of the rounded tile
-and x are exact in fp32 for 16-bit inputs, as a dot's are); for 9-16 rows (DOT_ROWS) the FMAs would
-cost more than reading the weight, so the same products run as tensor-core dots on 16 padded rows.
-What makes it fast is how much is in flight: a decode projection has few output rows (1,024 for a k/v
-projection), so the K dimension is split too (split-K) until the grid holds about eight programs per
-SM.  Each split stores fp32 partial sums; the last split of a tile to finish adds them in a fixed order
+and x are exact in fp32 for 16-bit inputs, as a dot's are); tensor-core dots for 9-16 rows were tried
+and measured 2.2x slower than these FMAs at 16 rows (bench/HISTORY.md, session 10).  What makes it
+fast is how much is in flight: a decode projection has few output rows (1,024 for a k/v projection),
+so the K dimension is split too (split-K) until the grid holds about eight programs per SM.  Each split stores fp32 partial sums; the last split of a tile to finish adds them in a fixed order
 (split_k.py: deterministic, unlike atomics, and no second launch) and applies the epilogue:
 
     y[m, n] = round(res[m, n] + round(round(sum_s part[s, m, n] + bias[n]) + add[m, n] + lora[m, n]))
@@ -37,7 +36,6 @@ from ..ops.nf4 import NF4Weight
 from .split_k import arrive, tile_counters
 
 ROWS_MAX = 16  # the most rows this kernel takes; nf4_matmul uses tensor-core dots above
-DOT_ROWS = 8  # above this many rows the products run as tensor-core dots (16 rows, padded) instead of FMAs
 GROUP_MAX = 3  # weights one launch takes
 BLOCK_N = 16  # output columns (weight rows) per program
 K_GRAIN = 512  # a split covers a multiple of this many inputs (every BLOCK_K config divides it)
@@ -102,7 +100,7 @@ def _rows_kernel(
     HAS_BIAS: tl.constexpr, HAS_ADD: tl.constexpr, HAS_LORA: tl.constexpr, HAS_SCALE: tl.constexpr,
     HAS_RES: tl.constexpr, GLU: tl.constexpr,
     SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    BLOCK_R: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr,
+    BLOCK_R: tl.constexpr, GATHER: tl.constexpr,
 ):  # fmt: skip
     """Grid (N blocks of all weights, SPLIT).  Blocks [0, b1) are weight 0's (packed P0, absmax A0,
     absmax2 B0, code2 D0, offset o0; N0 rows; output columns from 0), [b1, b2) weight 1's (columns from
@@ -114,12 +112,13 @@ def _rows_kernel(
                   q = (n K + k) // BS,  cast to x's dtype
         acc[m, n, i] += W[n, k0 + 2i] x[m, k0 + 2i] + W[n, k0 + 2i + 1] x[m, k0 + 2i + 1]   (fp32)
 
-    DOT sums the same products with tensor-core dots instead (acc[n, m], BLOCK_M >= 16).  IEEE (fp32
-    inputs, or the CPU interpreter, whose bf16 dot is wrong) multiplies the rounded tile in fp32 - the
-    same exact products a bf16 dot forms.  GLU: x is [M, 2K] gate | up and the input is silu(gate) * up,
-    formed where it is loaded (as the SwiGLU kernel would store it).
+    GATHER loads each byte's block scale a (three loads per byte when nested); otherwise one per block
+    of the tile, broadcast by reshaping the tile to [BLOCK_N, NB, bytes per block] (fewer loads, a layout
+    change): the autotuner picks per shape.  GLU: x is [M, 2K] gate | up and the input is
+    silu(gate) * up, formed where it is loaded (as the SwiGLU kernel would store it).
     """
     HALF: tl.constexpr = BLOCK_K // 2
+    NB: tl.constexpr = (BLOCK_K + BS - 1) // BS  # quantization blocks a tile covers (1 when BS > BLOCK_K)
     pid = tl.program_id(0)
     split = tl.program_id(1)
     in1 = pid >= b1
@@ -139,48 +138,43 @@ def _rows_kernel(
     half_k = K // 2
     byte0 = rn.to(tl.int64)[:, None] * half_k
     blk0 = rn[:, None] * (K // BS)  # int32: a weight has far fewer than 2^31 quantization blocks
-    if DOT:
-        acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-    else:
-        acc = tl.zeros((BLOCK_M, BLOCK_N, HALF), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_M, BLOCK_N, HALF), dtype=tl.float32)
     k_start = split * k_per_split
     k_end = tl.minimum(k_start + k_per_split, K)
     for k0 in range(k_start, k_end, BLOCK_K):
         kb = k0 // 2 + ri
         bmask = nmask[:, None] & (kb < half_k)[None, :]
         byte = tl.load(PACKED + byte0 + kb[None, :], mask=bmask, other=0).to(tl.int32)
-        blk = blk0 + ((k0 + 2 * ri) // BS)[None, :]
+        if GATHER:  # the block scale loaded per byte (from L1): no reshape of the tile
+            blk = blk0 + ((k0 + 2 * ri) // BS)[None, :]
+            amask = bmask
+        else:  # one load per quantization block in the tile, broadcast over its bytes
+            rb = k0 // BS + tl.arange(0, NB)
+            blk = blk0 + rb[None, :]  # [BLOCK_N, NB]
+            amask = nmask[:, None] & (rb < K // BS)[None, :]
         if NESTED:
-            q = tl.load(ABSMAX + blk, mask=bmask, other=0).to(tl.int32)
-            a = tl.load(CODE2 + q, mask=bmask, other=0.0) * tl.load(
-                ABSMAX2 + blk // BS2, mask=bmask, other=0.0
+            q = tl.load(ABSMAX + blk, mask=amask, other=0).to(tl.int32)
+            a = tl.load(CODE2 + q, mask=amask, other=0.0) * tl.load(
+                ABSMAX2 + blk // BS2, mask=amask, other=0.0
             )
             a = a + offset
         else:
-            a = tl.load(ABSMAX + blk, mask=bmask, other=0.0)
-        hi = (tl.load(CODE + (byte >> 4)) * a).to(X.dtype.element_ty)
-        lo = (tl.load(CODE + (byte & 15)) * a).to(X.dtype.element_ty)
-        kx = k0 + 2 * ri
-        if DOT:  # x read transposed, [HALF, BLOCK_M], as the dot's right side
-            xmask = (kx < K)[:, None] & mmask[None, :]
-            xe = x_at(X, rm[None, :] * sxm + kx[:, None], xmask, GLU, K)
-            xo = x_at(X, rm[None, :] * sxm + kx[:, None] + 1, xmask, GLU, K)
-            if IEEE:
-                acc += tl.dot(hi.to(tl.float32), xe.to(tl.float32), input_precision="ieee")
-                acc += tl.dot(lo.to(tl.float32), xo.to(tl.float32), input_precision="ieee")
-            else:
-                acc += tl.dot(hi, xe)
-                acc += tl.dot(lo, xo)
+            a = tl.load(ABSMAX + blk, mask=amask, other=0.0)
+        hi = tl.load(CODE + (byte >> 4))
+        lo = tl.load(CODE + (byte & 15))
+        if GATHER:
+            hi, lo = hi * a, lo * a
         else:
-            xmask = mmask[:, None] & (kx < K)[None, :]
-            xe = x_at(X, rm[:, None] * sxm + kx[None, :], xmask, GLU, K).to(tl.float32)
-            xo = x_at(X, rm[:, None] * sxm + kx[None, :] + 1, xmask, GLU, K).to(tl.float32)
-            hf, lf = hi.to(tl.float32), lo.to(tl.float32)
-            acc += hf[None, :, :] * xe[:, None, :] + lf[None, :, :] * xo[:, None, :]
-    if DOT:
-        y = tl.trans(acc)  # [BLOCK_M, BLOCK_N]
-    else:
-        y = tl.sum(acc, axis=2)  # [BLOCK_M, BLOCK_N]
+            hi = tl.reshape(tl.reshape(hi, (BLOCK_N, NB, HALF // NB)) * a[:, :, None], (BLOCK_N, HALF))
+            lo = tl.reshape(tl.reshape(lo, (BLOCK_N, NB, HALF // NB)) * a[:, :, None], (BLOCK_N, HALF))
+        hi = hi.to(X.dtype.element_ty).to(tl.float32)
+        lo = lo.to(X.dtype.element_ty).to(tl.float32)
+        kx = k0 + 2 * ri
+        xmask = mmask[:, None] & (kx < K)[None, :]
+        xe = x_at(X, rm[:, None] * sxm + kx[None, :], xmask, GLU, K).to(tl.float32)
+        xo = x_at(X, rm[:, None] * sxm + kx[None, :] + 1, xmask, GLU, K).to(tl.float32)
+        acc += hi[None, :, :] * xe[:, None, :] + lo[None, :, :] * xo[:, None, :]
+    y = tl.sum(acc, axis=2)  # [BLOCK_M, BLOCK_N]
     if SPLIT == 1:
         _epilogue(y, rm, rc, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, RES, R, sam, sym, sxa, slb, sres,
                   HAS_BIAS, HAS_ADD, HAS_LORA, HAS_SCALE, HAS_RES, BLOCK_R)  # fmt: skip
@@ -199,14 +193,16 @@ def _rows_kernel(
 # Tiles tuned per shape on the GPU; results kept on disk (Triton's cache: GPU, versions, source, shapes).
 _rows_tuned = triton.autotune(
     configs=[
-        triton.Config({"BLOCK_K": bk}, num_warps=w, num_stages=st)
+        triton.Config({"BLOCK_K": bk, "GATHER": g}, num_warps=w, num_stages=st)
         for bk, w, st in [(128, 2, 2), (128, 4, 3), (256, 4, 2), (256, 8, 3), (512, 4, 2), (512, 8, 2)]
+        for g in (True, False)
     ],
-    key=["M", "N0", "N1", "N2", "K", "SPLIT", "BLOCK_M", "BS", "HAS_LORA", "HAS_RES", "GLU", "DOT"],
+    key=["M", "N0", "N1", "N2", "K", "SPLIT", "BLOCK_M", "BS", "HAS_LORA", "HAS_RES", "GLU"],
     **autotune_cache_kwargs(),
 )(_rows_kernel)
 
 CPU_BLOCK_K = 64  # under the interpreter (tests): small tiles, and two splits when K allows
+CPU_GATHER = False  # tests flip it to run both forms of the block scale
 
 
 @functools.lru_cache(maxsize=8)
@@ -288,13 +284,12 @@ def rows_matmul(
     consts = dict(
         BS=w0.blocksize, BS2=w0.blocksize2, NESTED=w0.nested, HAS_BIAS=bias is not None, HAS_ADD=add is not None,
         HAS_LORA=lora is not None, HAS_SCALE=scale is not None, HAS_RES=residual is not None, GLU=glu, SPLIT=split, BLOCK_M=triton.next_power_of_2(m),
-        BLOCK_N=BLOCK_N, BLOCK_R=max(1, triton.next_power_of_2(r)), DOT=m > DOT_ROWS,
-        IEEE=x.dtype == torch.float32 or not x.is_cuda,
+        BLOCK_N=BLOCK_N, BLOCK_R=max(1, triton.next_power_of_2(r)),
     )  # fmt: skip
     if x.is_cuda:
         _rows_tuned[grid](*args, **consts)
     else:
-        _rows_kernel[grid](*args, **consts, BLOCK_K=block_k_cpu)
+        _rows_kernel[grid](*args, **consts, BLOCK_K=block_k_cpu, GATHER=CPU_GATHER)
     return out
 
 
@@ -310,7 +305,6 @@ def check_lora(m: int, n: int, xa: torch.Tensor, b: torch.Tensor, scale: torch.T
 
 
 __all__ = [
-    "DOT_ROWS",
     "GROUP_MAX",
     "ROWS_MAX",
     "check_lora",

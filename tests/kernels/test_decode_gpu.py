@@ -18,7 +18,7 @@ COMMON = dict(
 )  # fmt: skip
 
 
-@pytest.mark.parametrize(  # 12 and 16 rows: the rows kernel's tensor-core dots
+@pytest.mark.parametrize(  # 12 and 16 rows: a GRPO step's 16 completions
     "m,n,k",
     [(4, 1024, 2560), (1, 4096, 2560), (12, 2560, 9728), (16, 1024, 2560), (17, 2560, 9728), (3, 333, 448)],
 )

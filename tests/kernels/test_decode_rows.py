@@ -14,6 +14,7 @@ pytestmark = pytest.mark.skipif(
     os.environ.get("TRITON_INTERPRET") == "0", reason="quantizes on the CPU: runs under the interpreter"
 )
 
+import tunesmith.kernels.decode.nf4_rows as nf4_rows  # noqa: E402
 from tunesmith.kernels.decode.lora_rows import lora_xa  # noqa: E402
 from tunesmith.kernels.decode.nf4_matmul import nf4_matmul  # noqa: E402
 from tunesmith.kernels.decode.nf4_rows import groupable, rows_matmul, split_count  # noqa: E402
@@ -21,13 +22,16 @@ from tunesmith.kernels.decode.split_k import tile_counters  # noqa: E402
 from tunesmith.kernels.ops.nf4 import dequantize_nf4  # noqa: E402
 
 
-@pytest.mark.parametrize("m", [3, 12])  # fp32 FMAs and tensor-core dots
+@pytest.mark.parametrize("m", [3, 12])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("ns", [(40, 18, 18), (33, 70)])
-def test_group_equals_one_launch_per_weight(m, dtype, ns):
+@pytest.mark.parametrize("gather", [False, True])
+def test_group_equals_one_launch_per_weight(m, dtype, ns, gather, monkeypatch):
     """Weights of 40, 18, 18 rows (odd block counts) in one launch: each output column is bitwise what
     the single-weight launch gives (same products, same split order), biases and the adapter term
-    included; the counters are back at zero so a second launch gives the same again."""
+    included; the counters are back at zero so a second launch gives the same again.  Both forms of
+    the block scale (per byte, per block broadcast) give the same bits."""
+    monkeypatch.setattr(nf4_rows, "CPU_GATHER", gather)
     k, r = 320, 12
     ws = [quantized(n, k, blocksize=64, seed=10 + i) for i, n in enumerate(ns)]
     assert groupable(ws)

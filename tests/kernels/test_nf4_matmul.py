@@ -14,6 +14,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 import tunesmith.kernels.decode.nf4_matmul as nf4_matmul_module  # noqa: E402
+import tunesmith.kernels.decode.nf4_rows as nf4_rows_module  # noqa: E402
 from tunesmith.kernels.decode.nf4_matmul import nf4_matmul  # noqa: E402
 from tunesmith.kernels.ops.nf4 import NF4Weight, dequantize_nf4  # noqa: E402
 
@@ -44,12 +45,13 @@ def test_fp32_matches_dequantize_then_matmul(nested, m, n, k):
 @pytest.mark.parametrize(
     "m,n,k,blocksize",
     [(1, 37, 192, 64), (3, 21, 640, 128), (17, 18, 768, 256), (5, 40, 320, 64), (12, 40, 320, 64)],
-)  # 12 rows: the rows kernel's tensor-core dots (DOT_ROWS < m <= ROWS_MAX)
+)  # 12 rows: the rows kernel's most common heavy case (16 rows a GRPO step samples)
 @pytest.mark.parametrize("gather", [False, True])
 def test_block_aligned_rows(nested, m, n, k, blocksize, gather, monkeypatch):
     """K a multiple of the block (the usual case): whole bytes and one absmax per block; K not a multiple
     of the kernel's tile (192, 320 with 64-element blocks; 640 with 128) leaves a partial last tile."""
-    monkeypatch.setattr(nf4_matmul_module, "_CPU_GATHER", gather)
+    monkeypatch.setattr(nf4_matmul_module, "_CPU_GATHER", gather)  # more than 16 rows
+    monkeypatch.setattr(nf4_rows_module, "CPU_GATHER", gather)  # up to 16
     w = quantized(n, k, blocksize=blocksize, nested=nested, seed=3)
     x = torch.randn(m, k)
     bias, add = torch.randn(n), torch.randn(m, n)
@@ -73,7 +75,7 @@ def test_bias_add_and_strided_slices():
     assert (out_buf[:, :10] == 0).all() and (out_buf[:, 10 + n :] == 0).all()
 
 
-@pytest.mark.parametrize("m", [12, 17])  # the rows kernel's dots, the tensor-core kernel for more rows
+@pytest.mark.parametrize("m", [12, 17])  # the rows kernel, the tensor-core kernel for more rows
 def test_bf16_within_one_rounding(m):
     n, k = 40, 192
     w = quantized(n, k, seed=2)
@@ -112,8 +114,7 @@ def test_lora_term_in_the_epilogue(scaled, m, dtype):
     """The adapter term the decode step adds (x A^T computed outside, then its product with B and the
     per-column scale) as torch rounds it: in the rows kernel's epilogue for a decode batch, by torch
     for 17 rows; it lands on top of bias and `add` like any other addend.  fp32: equal to summation
-    order; bf16: within one rounding (the interpreter's casts truncate where the GPU's round).  12 rows
-    run the rows kernel's tensor-core dots."""
+    order; bf16: within one rounding (the interpreter's casts truncate where the GPU's round)."""
     n, k, r = 40, 192, 12
     w = quantized(n, k, seed=5)
     x = torch.randn(m, k).to(dtype)
