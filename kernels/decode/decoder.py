@@ -138,7 +138,8 @@ class Projs:
             x, glu = swiglu(x[:, :half], x[:, half:]), False
         xa = None
         if self.a_cat is not None and self.b_bd is not None:  # allocated together
-            xa = lora_xa(x, self.a_cat, glu) if rows else x.to(self.a_cat.dtype) @ self.a_cat.t()
+            # with the grouped rows launch only: elsewhere (dense weights, more rows) the GEMM is as good
+            xa = lora_xa(x, self.a_cat, glu) if grouped else x.to(self.a_cat.dtype) @ self.a_cat.t()
         y = torch.empty(x.shape[0], sum(self.outs), device=x.device, dtype=x.dtype)
         if grouped:
             lora = None
