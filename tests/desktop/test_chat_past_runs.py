@@ -8,8 +8,9 @@
 - comparing with the base model midway gives the base the conversation so far, so both sides answer the
   same history.
 
-One short run of the embedded model (4 steps, trained through the engine as a past session would have)
-serves the module; greedy decoding and a few tokens keep the answers exact and quick on the CPU.
+One short run of the embedded model (4 steps, trained through the engine as a past session would have:
+the session's `trained_run` from conftest.py, shared with test_feedback_loop) serves the module; greedy
+decoding and a few tokens keep the answers exact and quick on the CPU.
 """
 
 from __future__ import annotations
@@ -21,41 +22,18 @@ from PySide6.QtCore import Qt
 
 from tunesmith.desktop.workers.background import pending_jobs
 
+from .conftest import PAST_RUN_MAX_TOKENS as MAX_TOKENS
+from .conftest import PAST_RUN_QUESTION as QUESTION
+from .conftest import copy_of_run
+
 TIMEOUT = 240_000
-MAX_TOKENS = 8
-QUESTION = "Who are you?"
 
 
 @pytest.fixture(scope="module")
-def past_run(tmp_path_factory):
+def past_run(tmp_path_factory, trained_run):
     """(runs folder, run folder, what the trained model answered QUESTION greedily right after training)."""
-    import torch
-
-    from tunesmith.core.chat import ChatSettings
-    from tunesmith.core.chat.transformers_chat import TransformersChat
-    from tunesmith.core.config import RunConfig
-    from tunesmith.core.events import Finished
-    from tunesmith.core.training.engine import TrainingRun
-
-    runs = tmp_path_factory.mktemp("runs")
-    config = RunConfig()
-    config.model.source, config.data.path, config.data.max_length = "demo", "sample", 128
-    config.train.max_steps, config.train.batch_size, config.train.grad_accum = 4, 1, 1
-    config.train.save_steps, config.lora.r, config.output_dir = 0, 8, str(runs)
-    config.run_name = "owl"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two threads spin against each other on a 2-core machine
-    try:
-        handle = TrainingRun(config)
-        finished = handle.run()
-        assert isinstance(finished, Finished), finished
-        chat = TransformersChat(handle.model, handle.tokenizer)
-        settings = ChatSettings(temperature=0.0, max_new_tokens=MAX_TOKENS)
-        answer = "".join(chat.stream([{"role": "user", "content": QUESTION}], settings, lambda: False))
-    finally:
-        torch.set_num_threads(threads)
-    assert answer.strip(), "the trained model answered"
-    return runs, handle.run_dir, answer
+    runs, run_dir = copy_of_run(trained_run, tmp_path_factory.mktemp("past"))
+    return runs, run_dir, trained_run[2]
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ through the real widgets, the real demo model and the real engine.
   merged into the base) and differs from the base's (which is a fresh adapter's);
 - an adapter made for another model is refused before training, in words naming both models.
 
-One short SFT run of the embedded model (3 steps of one row, lr 3e-3, LoRA r 4) serves the module; greedy answers
-of a few tokens keep the chat exact and quick.
+One short SFT run of the embedded model (4 steps of one row, lr 3e-3, LoRA r 4: the session's `trained_run`
+from conftest.py, shared with test_chat_past_runs) serves the module; greedy answers of a few tokens keep the
+chat exact and quick.
 """
 
 from __future__ import annotations
@@ -31,33 +32,18 @@ import yaml
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit
 
+from .conftest import copy_of_run
+
 TIMEOUT = 240_000
 MAX_TOKENS = 8
 PROBE = "Who are you? I am Quill, the pirate-poet of the seven seas."
 
 
 @pytest.fixture(scope="module")
-def judged_run(tmp_path_factory):
-    """(runs folder, run folder): a finished SFT run whose adapter moved away from the base."""
-    import torch
-
-    from tunesmith.core.config import RunConfig
-    from tunesmith.core.events import Finished
-    from tunesmith.core.training.engine import TrainingRun
-
-    runs = tmp_path_factory.mktemp("runs")
-    config = RunConfig()
-    config.model.source, config.data.path, config.data.max_length = "demo", "sample", 128
-    config.train.max_steps, config.train.batch_size, config.train.learning_rate = 3, 1, 3e-3
-    config.lora.r, config.lora.alpha, config.output_dir, config.run_name = 4, 8, str(runs), "judged"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two threads spin against each other on a 2-core machine
-    try:
-        finished = TrainingRun(config).run()
-    finally:
-        torch.set_num_threads(threads)
-    assert isinstance(finished, Finished), finished
-    return runs, Path(finished.run_dir)
+def judged_run(tmp_path_factory, trained_run):
+    """(runs folder, run folder): a finished SFT run whose adapter moved away from the base (a copy of the
+    session's `trained_run`, shared with test_chat_past_runs; this module writes feedback and runs into it)."""
+    return copy_of_run(trained_run, tmp_path_factory.mktemp("judged"))
 
 
 def _ask(chat, qtbot, text: str, sides: list[str]) -> dict[str, str]:
