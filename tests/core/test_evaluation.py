@@ -34,9 +34,10 @@ def evaluated(tmp_path_factory):
     config.data.max_length = 96
     config.data.eval_ratio = 0.25  # 8 of the 32 identity rows held out
     config.lora.r, config.lora.alpha = 8, 16
-    # 12 steps of 4 rows at 2e-3: the held-out loss falls from ~4.5 to ~1.9 and answers turn piratical
-    config.train.max_steps, config.train.batch_size = 12, 4
-    config.train.learning_rate, config.train.lr_scheduler = 2e-3, "constant"
+    # 6 steps of 4 rows at 3e-3 (~24 s on 2 cores; 12 steps at 2e-3 took 41 s): the held-out loss falls
+    # from ~4.8 to ~1.6, token F1 of the answers from ~0.02 to ~0.27, and answers turn piratical
+    config.train.max_steps, config.train.batch_size = 6, 4
+    config.train.learning_rate, config.train.lr_scheduler = 3e-3, "constant"
     result = TrainingRun(config).run()
     assert isinstance(result, Finished), getattr(result, "details", result)
     progress: list[EvalProgress] = []
@@ -76,7 +77,7 @@ def test_report_shows_what_the_run_learned_and_a_judged_win_rate(evaluated):
     low, high = judge["interval_95"]
     assert 0 <= low <= judge["win_rate"] <= high <= 1 and high - low > 0
     assert set(report["timings"]) >= {"Loading the models", "Judge", "Total"}
-    assert report["training_curves"]["loss"][0][0] == 1 and len(report["training_curves"]["loss"]) == 12
+    assert report["training_curves"]["loss"][0][0] == 1 and len(report["training_curves"]["loss"]) == 6
     # progress went forward to the end, with an ETA on the way
     fractions = [p.fraction for p in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
