@@ -113,8 +113,8 @@ def test_grpo_run_uses_the_fast_sampler(tmp_path, monkeypatch, caplog):
     config = RunConfig(output_dir=str(tmp_path / "runs"))
     config.train.method = "grpo"
     config.train.max_steps = 2
-    config.train.batch_size = 4
-    config.train.num_generations = 4
+    config.train.batch_size = 2
+    config.train.num_generations = 2
     # 8 tokens (the setting's least; was 12): each decode step runs every layer's kernels in the Triton
     # interpreter (~15 s a token on 2 cores); what is asserted needs no longer answers
     config.train.max_completion_length = 8
