@@ -55,13 +55,14 @@ def main() -> int:
     ap.add_argument("--prompt-len", type=int, default=100)
     ap.add_argument("--new", type=int, default=256)
     ap.add_argument("--profile-steps", type=int, default=8)
-    ap.add_argument("--no-dot", action="store_true", help="fp32 FMAs for every row count (nf4_rows.DOT_ROWS)")
+    ap.add_argument("--dense-from", type=int, default=0, help="decoder.DENSE_FROM_ROWS (0: as shipped)")
     ap.add_argument("--skip-shapes", action="store_true", help="only the token step and its kernel profile")
     args = ap.parse_args()
-    if args.no_dot:
-        import tunesmith.kernels.decode.nf4_rows as rows
+    import tunesmith.kernels.decode.decoder as decoder
 
-        rows.DOT_ROWS = 10**6
+    if args.dense_from:
+        decoder.DENSE_FROM_ROWS = args.dense_from
+    print(f"form: DENSE_FROM_ROWS={decoder.DENSE_FROM_ROWS}", flush=True)
 
     model, tok, _ = load(args.model)
     eos = tok.eos_token_id if tok.eos_token_id is not None else 0

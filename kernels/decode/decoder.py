@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..ops.glu import swiglu
-from ..ops.nf4 import NF4Weight
+from ..ops.nf4 import NF4Weight, can_dequantize_stacked, dequantize_nf4_stacked
 from ..ops.rms_norm import add_rms_norm, rms_norm
 from ..ops.rope import rope
 from ..patch.families import FAMILIES
@@ -33,6 +33,12 @@ from .lora_rows import lora_xa
 from .nf4_matmul import MAX_ROWS, nf4_matmul
 from .nf4_rows import ROWS_MAX, groupable, rows_matmul
 from .prologue import qk_rope_to_cache
+
+# Decode batches of at least this many rows dequantize a group's weights (one launch) and multiply with
+# one cuBLAS GEMM instead of the NF4 rows kernel, whose fp32 FMAs grow with the rows: on an H100 the
+# gate/up group took 66 us at 4 rows and 258 us at 16 with the rows kernel, 135 us at either with the
+# dense path (bench/sweep_rows.py; BENCHMARKS.md, issue 15, session 11), so they cross near 8 rows.
+DENSE_FROM_ROWS = 9
 
 
 @dataclass(eq=False)
@@ -128,7 +134,7 @@ class Projs:
         gate | up and the input is swiglu(gate, up).  For a decode batch the SwiGLU is formed where the
         kernels load x, and the adapter's second product (xa B^T, the scale, the casts) and the residual
         run in the NF4 kernel's epilogue."""
-        rows = x.shape[0] <= ROWS_MAX and x.dim() == 2 and x.stride(1) == 1
+        rows = x.shape[0] <= min(ROWS_MAX, DENSE_FROM_ROWS - 1) and x.dim() == 2 and x.stride(1) == 1
         rows = rows and (residual is None or residual.stride(-1) == 1)
         grouped = (
             rows and self.grouped() and (self.bias_cat is not None or all(b is None for b in self.biases))
@@ -140,12 +146,24 @@ class Projs:
         if self.a_cat is not None and self.b_bd is not None:  # allocated together
             # with the grouped rows launch only: elsewhere (dense weights, more rows) the GEMM is as good
             xa = lora_xa(x, self.a_cat, glu) if grouped else x.to(self.a_cat.dtype) @ self.a_cat.t()
-        y = torch.empty(x.shape[0], sum(self.outs), device=x.device, dtype=x.dtype)
         if grouped:
             lora = None
             if xa is not None and self.b_bd is not None:
                 lora = (xa, self.b_bd, self.scale)
-            return rows_matmul(x, self.weights, self.bias_cat, None, y, lora, residual, glu)
+            out = torch.empty(x.shape[0], sum(self.outs), device=x.device, dtype=x.dtype)
+            return rows_matmul(x, self.weights, self.bias_cat, None, out, lora, residual, glu)
+        if x.shape[0] >= DENSE_FROM_ROWS and self._dense_ok(x.dtype):
+            # the group's weights dequantized one under the other (one launch), then one GEMM
+            dense = torch.empty(sum(self.outs), x.shape[1], device=x.device, dtype=x.dtype)
+            if len(self.weights) == 1:
+                self.weights[0].dequantize(dense)
+            else:
+                dequantize_nf4_stacked(self.weights, dense)
+            y = F.linear(x, dense, None if self.bias_cat is None else self.bias_cat.to(x.dtype))
+            if xa is not None and self.b_bd is not None:
+                y = y + self._lora_term(xa, x.dtype)
+            return y if residual is None else residual + y
+        y = torch.empty(x.shape[0], sum(self.outs), device=x.device, dtype=x.dtype)
         lo = None
         n0 = 0
         for w, b, n in zip(self.weights, self.biases, self.outs, strict=True):
@@ -156,14 +174,29 @@ class Projs:
                     lora = (xa, self.b_bd[cols], None if self.scale is None else self.scale[cols])
                 nf4_matmul(x, w, bias=b, out=y[:, cols], lora=lora)
             else:
-                if xa is not None and lo is None and self.b_bd is not None:
-                    lo = xa @ self.b_bd.t()
-                    lo = (lo if self.scale is None else lo * self.scale).to(x.dtype)
+                if xa is not None and lo is None:
+                    lo = self._lora_term(xa, x.dtype)
                 dense = w.dequantize() if isinstance(w, NF4Weight) else w
                 base = F.linear(x, dense.to(x.dtype), None if b is None else b.to(x.dtype))
                 y[:, cols] = base if lo is None else base + lo[:, cols]
             n0 += n
         return y if residual is None else residual + y
+
+    def _dense_ok(self, dtype: torch.dtype) -> bool:
+        """Whether the dense path takes this group in one dequant launch (NF4 weights stored for `dtype`,
+        alike enough to stack; the bias side by side when there is one)."""
+        ws = self.weights
+        if self.bias_cat is None and any(b is not None for b in self.biases):
+            return False
+        if len(ws) == 1:
+            return isinstance(ws[0], NF4Weight) and ws[0].dtype == dtype and len(ws[0].shape) == 2
+        return can_dequantize_stacked(ws, dtype)
+
+    def _lora_term(self, xa: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(xa B^T) * scale in the adapters' dtype, cast to the output's, as peft adds it."""
+        assert self.b_bd is not None  # allocated with a_cat
+        lo = xa @ self.b_bd.t()
+        return (lo if self.scale is None else lo * self.scale).to(dtype)
 
 
 @dataclass(eq=False)

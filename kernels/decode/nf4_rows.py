@@ -197,7 +197,7 @@ _rows_tuned = triton.autotune(
         for bk, w, st in [(128, 2, 2), (128, 4, 3), (256, 4, 2), (256, 8, 3), (512, 4, 2), (512, 8, 2)]
         for g in (True, False)
     ],
-    key=["M", "N0", "N1", "N2", "K", "SPLIT", "BLOCK_M", "BS", "HAS_LORA", "HAS_RES", "GLU"],
+    key=["M", "N0", "N1", "N2", "K", "SPLIT", "BLOCK_M", "BLOCK_N", "BS", "HAS_LORA", "HAS_RES", "GLU"],
     **autotune_cache_kwargs(),
 )(_rows_kernel)
 
@@ -210,12 +210,13 @@ def _sm_count(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
-def split_count(n: int, k: int, device: torch.device) -> int:
-    """How many K splits give a grid over n output columns about PROGRAMS_PER_SM programs per SM (at
-    least K_GRAIN inputs each); on the CPU two when K allows, so the tests run the split path too."""
+def split_count(n: int, k: int, device: torch.device, bn: int = BLOCK_N) -> int:
+    """How many K splits give a grid over n output columns (bn per program) about PROGRAMS_PER_SM
+    programs per SM (at least K_GRAIN inputs each); on the CPU two when K allows, so the tests run the
+    split path too."""
     if device.type != "cuda":
         return 2 if k >= 2 * CPU_BLOCK_K else 1
-    blocks = triton.cdiv(n, BLOCK_N)
+    blocks = triton.cdiv(n, bn)
     want = triton.cdiv(PROGRAMS_PER_SM * _sm_count(device.index or 0), blocks)
     return max(1, min(want, k // K_GRAIN))
 
@@ -244,16 +245,21 @@ def rows_matmul(
     lora: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None,
     residual: torch.Tensor | None = None,
     glu: bool = False,
+    config: dict | None = None,
 ) -> torch.Tensor:
     """out = the module docstring's y, for x [M <= ROWS_MAX, K] and `groupable` weights whose outputs
     lie side by side in out [M, sum of their rows]; bias [sum], add like out, lora = (xa [M, R],
     b [sum, R], scale [sum] or None) cover all of them.  `residual` (like out) is added last, as a
     decoder layer adds its down projection to the residual stream: out = round(residual + y).  glu:
-    x is [M, 2K] gate | up and the weights take silu(gate) * up.  Shapes checked by the callers."""
+    x is [M, 2K] gate | up and the weights take silu(gate) * up.  Shapes checked by the callers.
+    config: the kernel's form, bypassing the autotuner (the GPU sweep): BLOCK_N, BLOCK_K, GATHER,
+    num_warps, num_stages; any left out take BLOCK_N and the autotuner's first config."""
+    config = dict(config or {})
     m, k = x.shape[0], x.shape[1] // 2 if glu else x.shape[1]
+    bn = int(config.pop("BLOCK_N", BLOCK_N))
     ns = [int(w.shape[0]) for w in weights]
     nt = sum(ns)
-    blocks = [triton.cdiv(n, BLOCK_N) for n in ns]
+    blocks = [triton.cdiv(n, bn) for n in ns]
     big = 2**30  # a boundary no program reaches: fewer than three weights
     b1 = blocks[0] if len(ns) > 1 else big
     b2 = blocks[0] + blocks[1] if len(ns) > 2 else big
@@ -266,30 +272,37 @@ def rows_matmul(
                        w.code2 if w.nested else w.code, float(w.offset)]  # fmt: skip
     xa, lb, scale = lora if lora is not None else (x, x, None)
     r = xa.shape[1] if lora is not None else 1
-    split = split_count(nt, k, x.device)
+    split = split_count(nt, k, x.device, bn)
     block_k_cpu = max(CPU_BLOCK_K, w0.blocksize)
     grain = K_GRAIN if x.is_cuda else block_k_cpu  # a split's share is whole BLOCK_K tiles
+    grain = max(grain, int(config.get("BLOCK_K", 0)))  # (powers of two: the larger is a multiple)
     k_per_split = triton.cdiv(triton.cdiv(k, split), grain) * grain
     split = triton.cdiv(k, k_per_split)  # rounding up the share can leave fewer splits
     grid = (sum(blocks), split)
     part = torch.empty((split, m, nt), device=x.device, dtype=torch.float32) if split > 1 else out
     count = tile_counters(x.device, grid[0]) if split > 1 else out
     args = (
-        x, *per_weight, w0.code, bias if bias is not None else x, add if add is not None else x, out, xa, lb,
-        scale if scale is not None else x, residual if residual is not None else x, part, count, m, k, r,
-        *(ns + [0] * (GROUP_MAX - len(ns))), b1, b2, c1, c2, nt, k_per_split, x.stride(0),
+        x, *per_weight, w0.code, bias if bias is not None else x, add if add is not None else x, out,
+        xa, lb, scale if scale is not None else x, residual if residual is not None else x, part, count,
+        m, k, r, *(ns + [0] * (GROUP_MAX - len(ns))), b1, b2, c1, c2, nt, k_per_split, x.stride(0),
         add.stride(0) if add is not None else 0, out.stride(0), xa.stride(0), lb.stride(0),
         residual.stride(0) if residual is not None else 0,
     )  # fmt: skip
     consts = dict(
         BS=w0.blocksize, BS2=w0.blocksize2, NESTED=w0.nested, HAS_BIAS=bias is not None, HAS_ADD=add is not None,
         HAS_LORA=lora is not None, HAS_SCALE=scale is not None, HAS_RES=residual is not None, GLU=glu, SPLIT=split, BLOCK_M=triton.next_power_of_2(m),
-        BLOCK_N=BLOCK_N, BLOCK_R=max(1, triton.next_power_of_2(r)),
+        BLOCK_N=bn, BLOCK_R=max(1, triton.next_power_of_2(r)),
     )  # fmt: skip
-    if x.is_cuda:
-        _rows_tuned[grid](*args, **consts)
+    if not x.is_cuda:
+        config = {"BLOCK_K": block_k_cpu, "GATHER": CPU_GATHER, **config}
+    if config:  # the form given (missing tile settings: the autotuner's first config)
+        first = _rows_tuned.configs[0]
+        tile = {**first.kwargs, "num_warps": first.num_warps, "num_stages": first.num_stages, **config}
+        if not x.is_cuda:
+            tile.pop("num_warps"), tile.pop("num_stages")
+        _rows_kernel[grid](*args, **consts, **tile)
     else:
-        _rows_kernel[grid](*args, **consts, BLOCK_K=block_k_cpu, GATHER=CPU_GATHER)
+        _rows_tuned[grid](*args, **consts)
     return out
 
 

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.skipif(
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
+import tunesmith.kernels.decode.decoder as decoder_module  # noqa: E402
 from tunesmith.kernels import patch_model  # noqa: E402
 from tunesmith.kernels.decode import FastGenerator, Sampling, UnsupportedModel  # noqa: E402
 from tunesmith.kernels.ops.nf4 import NF4Weight, dequantize_nf4  # noqa: E402
@@ -193,6 +194,40 @@ def test_projection_groups_equal_peft_modules(alpha):
             ref = torch.cat([getattr(parent, m)(x) for m in mods], dim=1)
             torch.testing.assert_close(group(x), ref, rtol=1e-5, atol=1e-6)
     assert (groups.qkv.scale is None) == (alpha == 8)
+
+
+def test_wide_batches_dequantize_the_group_once(monkeypatch):
+    """From DENSE_FROM_ROWS rows a group's NF4 weights are dequantized in one launch and multiplied in
+    one GEMM: each group's output (adapter term, the down projection's SwiGLU input and residual
+    included) is the peft modules' on the dequantized weights, as the rows kernel's is."""
+    model = build("qwen3")
+    nf4 = quantize_bases(model)
+    gen = FastGenerator(model)
+    assert gen.unsupported() is None
+    dec = gen._decoder
+    for group in dec.groups():
+        group.weights[:] = [nf4[id(w)] for w in group.weights]
+    dec.refresh()
+    layer, groups = model.get_base_model().model.layers[0], dec.layers[0]
+    x, gu, res = torch.randn(3, 64), torch.randn(3, 192), torch.randn(3, 64)
+    h = torch.nn.functional.silu(gu[:, :96]) * gu[:, 96:]
+    stacked = []  # the wide path's one dequant launch for q/k/v and gate/up
+    real = decoder_module.dequantize_nf4_stacked
+    monkeypatch.setattr(
+        decoder_module, "dequantize_nf4_stacked", lambda ws, out: stacked.append(len(ws)) or real(ws, out)
+    )
+    with torch.no_grad():
+        refs = {
+            "qkv": torch.cat([getattr(layer.self_attn, m)(x) for m in ("q_proj", "k_proj", "v_proj")], 1),
+            "gate_up": torch.cat([layer.mlp.gate_proj(x), layer.mlp.up_proj(x)], 1),
+            "down": res + layer.mlp.down_proj(h),
+        }
+        for wide in (False, True):
+            monkeypatch.setattr(decoder_module, "DENSE_FROM_ROWS", 2 if wide else 17)
+            got = {"qkv": groups.qkv(x), "gate_up": groups.gate_up(x), "down": groups.down(gu, res, glu=True)}
+            for name, ref in refs.items():
+                torch.testing.assert_close(got[name], ref, rtol=1e-5, atol=1e-5, msg=f"{name}, wide={wide}")
+            assert stacked == ([3, 2] if wide else [])
 
 
 def test_reused_generator_follows_in_place_adapter_updates():

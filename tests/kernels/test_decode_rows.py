@@ -102,3 +102,28 @@ def test_swiglu_formed_where_the_input_is_loaded(m, dtype):
     assert torch.equal(xa, lora_xa(h, a))
     got = rows_matmul(gu, [w], None, None, torch.empty(m, 24, dtype=dtype), (xa, b, None), glu=True)
     assert torch.equal(got, rows_matmul(h, [w], None, None, torch.empty(m, 24, dtype=dtype), (xa, b, None)))
+
+
+@pytest.mark.parametrize("m", [4, 13])
+@pytest.mark.parametrize("nested", [True, False])
+def test_a_given_form_computes_the_same_sums(m, nested):
+    """The forms the GPU sweep times (bench/sweep_rows.py, `config=`): wider column tiles change no bit;
+    the other tile size changes only the order of fp32 additions.  With bias, adapter term, residual."""
+    k, ns, r = 384, (40, 24), 8
+    ws = [quantized(n, k, blocksize=64, nested=nested, seed=20 + i) for i, n in enumerate(ns)]
+    nt = sum(ns)
+    x = torch.randn(m, k)
+    bias, residual = torch.randn(nt), torch.randn(m, nt)
+    lora = (torch.randn(m, r), torch.randn(nt, r) / 4, None)
+
+    def run(**form):
+        return rows_matmul(x, ws, bias, None, torch.empty(m, nt), lora, residual, config=form or None)
+
+    base = run()
+    assert torch.equal(run(BLOCK_N=32), base)
+    assert torch.equal(run(BLOCK_N=32, GATHER=True), base)
+    ref = x.double() @ torch.cat([dequantize_nf4(w).double() for w in ws]).t()
+    ref = residual.double() + ref + bias.double() + lora[0].double() @ lora[1].double().t()
+    assert_close("BLOCK_K 128", run(BLOCK_K=128).double(), ref, rtol=1e-5)
+    assert_close("default", base.double(), ref, rtol=1e-5)
+    assert int(tile_counters(x.device, 1).abs().sum()) == 0
