@@ -31,7 +31,7 @@ for st in $1; do
       grep -E "step [0-9]|median|peak|Error" $R/$name.log | tail -12 ;;
     unsloth_*)
       algo=$(echo $name | cut -d_ -f2); extra="--steps+6"
-      case $name in *_heavy*) extra="--steps+5+--num-generations+8+--grpo-batch+16+--max-completion-length+512";; esac
+      case $name in *_heavy*) extra="--steps+5+--num-generations+8+--grpo-batch+16+--max-completion-length+512+--max-seq-length+1024";; esac
       ARCH=qwen3-4b MODEL=$MODEL RES=$R/anchors OUT=$R/anchors_out timeout $((arg + 60)) \
         bash .anchors/run_remote.sh $name $((arg + 40)) "${algo}_unsloth:::$extra:$arg" > $R/$name.log 2>&1
       grep -E "step [0-9]|median|peak|Error" $R/$name.log | tail -12 ;;
