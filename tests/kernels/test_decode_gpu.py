@@ -133,9 +133,12 @@ def test_sampling_in_the_graph_is_valid_and_varies():
     assert ((a >= 0) & (a < 1000)).all() and a.tolist() != b.tolist()
 
 
-def test_nf4_first_step_logits_match_the_model(tmp_path):
+@pytest.mark.parametrize("copies", [1, 4])
+def test_nf4_first_step_logits_match_the_model(tmp_path, copies):
+    """copies=4: 12 rows, past decoder.DENSE_FROM_ROWS: each group dequantized once and one GEMM."""
     pytest.importorskip("bitsandbytes")
     from tunesmith.kernels.decode import FastGenerator, Sampling
+    from tunesmith.kernels.decode.decoder import DENSE_FROM_ROWS
 
     tiny_model(torch.bfloat16).save_pretrained(tmp_path)
     q = transformers.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
@@ -144,7 +147,8 @@ def test_nf4_first_step_logits_match_the_model(tmp_path):
         tmp_path, quantization_config=q, dtype=torch.bfloat16, device_map={"": 0}
     )
     model = with_lora(model)
-    ids, mask = prompts()
+    ids, mask = (t.repeat(copies, 1) for t in prompts())
+    assert (ids.shape[0] >= DENSE_FROM_ROWS) == (copies == 4)
     gen = FastGenerator(model, cuda_graph=False)
     assert gen.unsupported() is None
     dec = gen._decoder
