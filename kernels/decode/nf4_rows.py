@@ -173,7 +173,9 @@ def _rows_kernel(
         xmask = mmask[:, None] & (kx < K)[None, :]
         xe = x_at(X, rm[:, None] * sxm + kx[None, :], xmask, GLU, K).to(tl.float32)
         xo = x_at(X, rm[:, None] * sxm + kx[None, :] + 1, xmask, GLU, K).to(tl.float32)
-        acc += hi[None, :, :] * xe[:, None, :] + lo[None, :, :] * xo[:, None, :]
+        # two multiply-adds, not a multiply, a multiply-add and an add: the products are exact in fp32
+        acc += hi[None, :, :] * xe[:, None, :]
+        acc += lo[None, :, :] * xo[:, None, :]
     y = tl.sum(acc, axis=2)  # [BLOCK_M, BLOCK_N]
     if SPLIT == 1:
         _epilogue(y, rm, rc, mmask, nmask, BIAS, ADD, Y, XA, LB, LSCALE, RES, R, sam, sym, sxa, slb, sres,
