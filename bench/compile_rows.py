@@ -38,7 +38,15 @@ for i in range(3):
 FLOATS = {"o0", "o1", "o2"}
 
 
-def compile_form(kernel, consts: dict, warps: int, stages: int):
+def gate_up_values(m: int) -> dict:
+    """The integer arguments of Qwen3-4B's gate/up launch at m rows (rows_matmul's), for the launcher's
+    divisibility specialization."""
+    n, k = 9728, 2560
+    return dict(M=m, K=k, R=32, N0=n, N1=n, N2=0, b1=n // 16, b2=2**30, c1=n, c2=2 * n, NT=2 * n,
+                k_per_split=1536, sxm=k, sam=0, sym=2 * n, sxa=32, slb=32, sres=0)  # fmt: skip
+
+
+def compile_form(kernel, consts: dict, warps: int, stages: int, int_values: dict):
     signature = {}
     for name in kernel.arg_names:
         if name in consts:
@@ -49,7 +57,13 @@ def compile_form(kernel, consts: dict, warps: int, stages: int):
             signature[name] = "fp32"
         else:
             signature[name] = "i32"
-    src = ASTSource(kernel, signature, constexprs=consts)
+    # what the launcher specializes on: 16-byte aligned pointers, integers divisible by 16
+    attrs = {
+        (i,): [["tt.divisibility", 16]]
+        for i, name in enumerate(kernel.arg_names)
+        if name not in consts and (name in POINTERS or int_values.get(name, 1) % 16 == 0)
+    }
+    src = ASTSource(kernel, signature, constexprs=consts, attrs=attrs)
     return triton.compile(
         src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages}
     )
@@ -103,7 +117,7 @@ def loop_report(ptx: str, bytes_per_thread: float, by_line: bool) -> str:
     if not total:
         return "no loop found"
     out = [f"K loop: {total} instructions per iteration, {total / bytes_per_thread:.1f} per weight byte; "
-           + ", ".join(f"{op} {n}" for op, n in ops.most_common(8))]  # fmt: skip
+           + ", ".join(f"{op} {n}" for op, n in ops.most_common(14))]  # fmt: skip
     if by_line:
         source = (
             Path(__file__)
@@ -138,7 +152,7 @@ def main() -> int:
         HAS_RES=args.glu, GLU=args.glu, SPLIT=2, BLOCK_M=triton.next_power_of_2(args.rows), BLOCK_N=args.block_n,
         BLOCK_K=args.block_k, BLOCK_R=64, GATHER=args.gather,
     )  # fmt: skip
-    compiled = compile_form(_rows_kernel, consts, args.warps, args.stages)
+    compiled = compile_form(_rows_kernel, consts, args.warps, args.stages, gate_up_values(args.rows))
     ttgir = compiled.asm["ttgir"]
     if args.ttgir:
         Path(args.ttgir).write_text(ttgir)
