@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up Tunesmith in ./.venv on a fresh Linux machine (Python 3.10+ needed).
 #   bash installer/setup_env.sh          the app, the engine and the embedded demo model
-#   bash installer/setup_env.sh --test   the same plus the test tools (pytest, pytest-qt, ruff, import-linter,
+#   bash installer/setup_env.sh --test   the same plus the test tools (pytest, pytest-qt, pytest-xdist, ruff, import-linter,
 #                                        mypy) and .typing/, where static tools find tunesmith.* (typing_links.py)
 # torch: a CUDA build where an NVIDIA driver is present (nvidia-smi works), else the CPU build
 # (a wheel already on this machine if there is one, else PyTorch's CPU wheel index).
