@@ -295,13 +295,11 @@ def rows_matmul(
         HAS_LORA=lora is not None, HAS_SCALE=scale is not None, HAS_RES=residual is not None, GLU=glu, SPLIT=split, BLOCK_M=triton.next_power_of_2(m),
         BLOCK_N=bn, BLOCK_R=max(1, triton.next_power_of_2(r)),
     )  # fmt: skip
-    if not x.is_cuda:
-        config = {"BLOCK_K": block_k_cpu, "GATHER": CPU_GATHER, **config}
-    if config:  # the form given (missing tile settings: the autotuner's first config)
+    if not x.is_cuda:  # the interpreter: small tiles, no warps or stages
+        _rows_kernel[grid](*args, **consts, **{"BLOCK_K": block_k_cpu, "GATHER": CPU_GATHER, **config})
+    elif config:  # the form given (missing tile settings: the autotuner's first config)
         first = _rows_tuned.configs[0]
         tile = {**first.kwargs, "num_warps": first.num_warps, "num_stages": first.num_stages, **config}
-        if not x.is_cuda:
-            tile.pop("num_warps"), tile.pop("num_stages")
         _rows_kernel[grid](*args, **consts, **tile)
     else:
         _rows_tuned[grid](*args, **consts)
