@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
 from .._launch import interpreting
 from ..memory.host_budget import HostBudget, default_host_budget, default_stash_cap, pinned_bytes
@@ -210,7 +211,7 @@ def draws_random(layer: nn.Module) -> bool:
     """Whether a decoder layer holds a random op for training: a dropout with p > 0 (peft's
     lora_dropout, a model's own) or transformers' attention dropout (a float on the attention module).
     Read when checkpointing is installed, and again at each gradient_checkpointing_enable()."""
-    for module in layer.modules():
+    for module in _submodules(layer):
         if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
             return True
         rate = getattr(module, "attention_dropout", None)
@@ -219,16 +220,42 @@ def draws_random(layer: nn.Module) -> bool:
     return False
 
 
-def _keep_checkpointing(inner: PreTrainedModel, layers, func, keep_layers: int, report: PatchReport) -> None:
-    """A later gradient_checkpointing_enable() (TRL's trainers call it) re-installs our checkpointing."""
-    stock = inner._set_gradient_checkpointing
+def _submodules(module: nn.Module):
+    """module and everything under it: Module.modules() without the names and the seen-set, which made
+    TRL's checkpointing toggle (every DPO step) walk a 4B model's ~3000 modules at ~15 µs each."""
+    stack = [module]
+    while stack:
+        module = stack.pop()
+        yield module
+        stack.extend(child for child in module._modules.values() if child is not None)
 
-    def set_gradient_checkpointing(*args, **kwargs):
-        stock(*args, **kwargs)
-        if kwargs.get("enable", args[0] if args else True):
+
+def _keep_checkpointing(inner: PreTrainedModel, layers, func, keep_layers: int, report: PatchReport) -> None:
+    """A later gradient_checkpointing_enable() (TRL's trainers call it) re-installs our checkpointing,
+    and TRL's turning it off and on around each DPO reference pass costs little host time."""
+    # What transformers' own _set_gradient_checkpointing sets, found once: only decoder layers and
+    # their model carry the flag, and adapters added later add neither.
+    flagged = [m for m in _submodules(inner) if hasattr(m, "gradient_checkpointing")]
+
+    def set_gradient_checkpointing(enable: bool = True, gradient_checkpointing_func=None, **_ignored) -> None:
+        for module in flagged:  # the decoder layers get ours below (every_n_layers: keep_layers is ours)
+            module._gradient_checkpointing_func = gradient_checkpointing_func or torch_checkpoint
+            module.gradient_checkpointing = enable
+        if enable:
             _checkpoint(layers, func, keep_layers)
 
     set_undoable(inner, "_set_gradient_checkpointing", set_gradient_checkpointing, report)
+    stock_input_grads = inner.enable_input_require_grads
+
+    def enable_input_require_grads() -> None:
+        # transformers registers a new hook on the input embedding at every gradient_checkpointing_enable()
+        # and removes the old one only for models that loaded peft through transformers; TRL's DPO turns
+        # checkpointing off and on around each reference pass, so a run would end with a hook per step,
+        # each run at every forward.  One is all the gradient needs.
+        if not getattr(inner, "_require_grads_hooks", None):
+            stock_input_grads()
+
+    set_undoable(inner, "enable_input_require_grads", enable_input_require_grads, report)
 
 
 def _embeddings_to_cpu(inner: PreTrainedModel, report: PatchReport, counts: Counter) -> None:

@@ -417,6 +417,33 @@ def test_checkpointing_survives_gradient_checkpointing_enable():
     assert not any(hasattr(layer._gradient_checkpointing_func, "tunesmith_offload") for layer in layers)
 
 
+def test_checkpointing_toggles_leave_one_input_grad_hook():
+    """TRL turns checkpointing off and on around every DPO reference pass; transformers registers a new
+    input-embedding hook at each enable: a patched model keeps one, and its gradients stay exact."""
+    from trl.models.utils import disable_gradient_checkpointing
+
+    ids, labels = batch(9)
+    ref = add_lora(build("llama"))
+    patch_model(ref, checkpointing="offload")
+    ref.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    ref_loss, ref_grads = loss_and_grads(ref, ids, labels)
+    model = add_lora(build("llama"))
+    patch_model(model, checkpointing="offload")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    embedding = model.get_input_embeddings()
+    for _ in range(5):
+        with disable_gradient_checkpointing(model, {"use_reentrant": False}), torch.no_grad():
+            model(input_ids=ids)
+    assert len(embedding._forward_hooks) == 1
+    layers = model.get_base_model().model.layers
+    assert all(layer.gradient_checkpointing for layer in layers)
+    loss, grads = loss_and_grads(model, ids, labels)
+    assert_close("loss", loss, ref_loss)
+    for name in ref_grads:
+        assert_close(name, grads[name], ref_grads[name])
+    unpatch_model(model)
+
+
 def test_unknown_family_left_stock():
     cfg = transformers.AutoConfig.for_model("gpt2", n_layer=1, n_embd=32, n_head=2, vocab_size=50)
     model = transformers.AutoModelForCausalLM.from_config(cfg)
