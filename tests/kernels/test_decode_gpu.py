@@ -54,8 +54,11 @@ def gpu_nf4(n, k, seed=0):
 @pytest.mark.parametrize("ns,k", [((4096, 1024, 1024), 2560), ((2560,), 9728), ((9728, 9728), 2560)])
 def test_grouped_rows_equal_per_weight_launches_every_time(m, ns, k):
     """Qwen3-4B's q/k/v, down and gate/up at decode batches: the grouped launch, whose split-K partials
-    are added by the last split to arrive, is bitwise the single-weight launches' result, on every one of
-    30 back-to-back launches (a missed store or a stale counter would show as a differing run)."""
+    are added by the last split to arrive, gives the same bits on every one of 30 back-to-back launches
+    (a missed store or a stale counter would show as a differing run), and the single-weight launches'
+    result up to the order of the fp32 sums: the autotuner picks each shape's tile and split count on
+    its own, so an element may round to the neighbouring bf16 value (measured on the H100, session 12:
+    at most 5 of 77 824 elements, each by one bf16 step).  A missed tile would be off by the whole sum."""
     from tunesmith.kernels.decode.lora_rows import lora_xa
     from tunesmith.kernels.decode.nf4_matmul import nf4_matmul
     from tunesmith.kernels.decode.nf4_rows import rows_matmul
@@ -74,8 +77,11 @@ def test_grouped_rows_equal_per_weight_launches_every_time(m, ns, k):
             for _ in range(30)]  # fmt: skip
     xas = [lora_xa(x, a) for _ in range(30)]
     torch.cuda.synchronize()
-    assert all(torch.equal(o, one) for o in outs)
+    assert all(torch.equal(o, outs[0]) for o in outs)
     assert all(torch.equal(t, xa) for t in xas)
+    # one bf16 step (2^-7 relative) where the two fp32 sums straddle a rounding boundary, plus what
+    # reordering k fp32 terms of partial sums up to a few hundred can move near a cancellation
+    torch.testing.assert_close(outs[0].float(), one.float(), rtol=2**-7, atol=1e-2)
 
 
 def tiny_model(dtype):
