@@ -58,6 +58,15 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--max-completion-length", type=int, default=256)
     ap.add_argument("--out", required=True)
     ap.add_argument(
+        "--checkpointing", choices=["offload", "device", "none"], default="offload",
+        help="how the kernels checkpoint decoder layers (offload: the engine's choice; for comparison only)",
+    )  # fmt: skip
+    ap.add_argument("--phases", action="store_true", help="DPO: time the forward and TRL's toggles too")
+    ap.add_argument(
+        "--precompute-ref", type=int, default=0, metavar="BATCH",
+        help="DPO: TRL's precompute_ref_log_probs with this batch size (0: a reference pass every step)",
+    )  # fmt: skip
+    ap.add_argument(
         "--smoke", action="store_true", help="CPU, full precision, tiny lengths: tests the script"
     )
     return ap.parse_args()
@@ -167,14 +176,54 @@ class StepTimer(TrainerCallback):
               flush=True)  # fmt: skip
 
 
-def timed(timer: StepTimer, name: str, fn):
+def comparison_hooks(args: argparse.Namespace) -> None:
+    """The variants of --checkpointing and --precompute-ref, put in place before the run builds anything."""
+    if args.checkpointing != "offload":
+        import tunesmith.kernels as kernels
+
+        stock_patch = kernels.patch_model
+
+        def patch_model(model, **kw):
+            kw["checkpointing"] = "device"
+            if args.checkpointing == "none":  # no layer checkpointed: every activation stays in VRAM
+                kw["keep_layers"] = 10**6
+            return stock_patch(model, **kw)
+
+        kernels.patch_model = patch_model
+    if args.precompute_ref:
+        import trl
+
+        class PrecomputingDPOConfig(trl.DPOConfig):
+            def __post_init__(self):
+                self.precompute_ref_log_probs = True
+                self.precompute_ref_batch_size = args.precompute_ref
+                super().__post_init__()
+
+        trl.DPOConfig = PrecomputingDPOConfig
+
+
+def time_checkpointing_toggles(timer: StepTimer) -> None:
+    """TRL's reference pass turns gradient checkpointing off and on again each step: time that."""
+    from transformers import PreTrainedModel
+
+    for name in ("gradient_checkpointing_enable", "gradient_checkpointing_disable"):
+        setattr(
+            PreTrainedModel, name, timed(timer, "gc_toggle", getattr(PreTrainedModel, name), sync_gpu=False)
+        )
+
+
+def timed(timer: StepTimer, name: str, fn, sync_gpu: bool = True):
+    """fn, adding its time to the step's phase `name`; sync_gpu=False: host time only (no drain)."""
+
     def wrapper(*a, **k):
-        sync()
+        if sync_gpu:
+            sync()
         t = time.perf_counter()
         try:
             return fn(*a, **k)
         finally:
-            sync()
+            if sync_gpu:
+                sync()
             timer.phases[name] = timer.phases.get(name, 0.0) + time.perf_counter() - t
             timer.peaks[name] = peak_gib()
 
@@ -197,13 +246,19 @@ def main() -> int:
             print(f"[{event.level}] {event.message}", flush=True)
 
     timer = StepTimer()
+    comparison_hooks(args)
     run = TrainingRun(run_config(args, data, reward, work / "runs"), on_event, extra_callbacks=[timer])
     run.config.validate()
     run.setup_run_dir()
     run.setup_model()
     run.setup_data()
-    run.setup_trainer()
+    t_trainer = time.perf_counter()
+    run.setup_trainer()  # with --precompute-ref: the reference pass over the whole dataset
+    setup_trainer_s = time.perf_counter() - t_trainer
     trainer = run.trainer
+    if args.algo == "dpo" and args.phases:  # synchronises mid-step: a separate run from the timed one
+        trainer.compute_loss = timed(timer, "forward", trainer.compute_loss)
+        time_checkpointing_toggles(timer)
     for method, name in (
         ("_generate_single_turn", "generate"),
         ("_generate_and_score_completions", "gen_and_score"),
@@ -226,9 +281,15 @@ def main() -> int:
         "losses": [m.loss for m in metrics],
         "extra_last": metrics[-1].extra if metrics else {},
         "setup_s": t_train - t_start,
+        "setup_trainer_s": setup_trainer_s,
+        "variant": {
+            "checkpointing": args.checkpointing,
+            "precompute_ref": args.precompute_ref,
+            "phases": args.phases,
+        },
         "log": [e.message for e in events if isinstance(e, LogLine)],
     }
-    for key in ("generate_s", "train_s"):
+    for key in ("generate_s", "train_s", "forward_s", "gc_toggle_s"):
         values = [s[key] for s in steps if key in s]
         if values:
             summary[f"median_{key}"] = statistics.median(values)
