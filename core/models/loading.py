@@ -72,7 +72,10 @@ def load_for_training(
         )
     model: PreTrainedModel | PeftModel = base
     if lora.enabled:
+        from tunesmith.core.models.adapter_switch import install_fast_adapter_switch
+
         model = _add_lora(base, lora, model_cfg.source)
+        install_fast_adapter_switch(model)  # DPO's reference pass switches it off every step
     else:
         base.requires_grad_(True)
     report = None
