@@ -3,6 +3,7 @@
 # (carry .whl and .anchors).  VARIANTS is a list of NAME=ARGS (ARGS joined by '+'), each a bench_rl.py run:
 #   VARIANTS="base= phases=--phases device=--checkpointing+device" STEPS=8 bash bench/run_dpo_gpu.sh
 # TESTS=1 runs the sampler's GPU tests first; PROFILE=1 adds a cProfile of the first variant's run;
+# PROFILE_STEP=N a torch.profiler table of the first variant's step N (dpo_NAME.profile.txt);
 # UNSLOTH=SECS runs Unsloth's DPO stage last (its results json is copied to $OUT).
 export PYTHONPATH=$PWD/.whl/site HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PYTORCH_ALLOC_CONF=expandable_segments:True
 W=/tmp/dpo_work; rm -rf $W; mkdir -p $W  # logs; only results go to $OUT (the tool returns 8 files)
@@ -19,7 +20,8 @@ for v in ${VARIANTS:-base=}; do
   name=${v%%=*}; extra=${v#*=}; extra=${extra//+/ }
   echo "### dpo $name ($extra) $(date -u +%T)"
   prof=""; [ -n "${PROFILE:-}" ] && [ $first = 1 ] && prof="-m cProfile -o $W/dpo_$name.prof"
-  timeout ${RUN_S:-200} python3 $prof bench/bench_rl.py --algo dpo --model $MODEL --steps ${STEPS:-8} $extra \
+  pstep=0; [ $first = 1 ] && pstep=${PROFILE_STEP:-0}
+  BENCH_PROFILE_STEP=$pstep timeout ${RUN_S:-200} python3 $prof bench/bench_rl.py --algo dpo --model $MODEL --steps ${STEPS:-8} $extra \
     --out $OUT/dpo_$name.json > $W/dpo_$name.log 2>&1
   echo "rc=$?"; grep -E "^step|^\{|Error|error:" $W/dpo_$name.log | cut -c1-400 | tail -12
   if [ -n "$prof" ]; then
