@@ -43,6 +43,7 @@ def install_fast_adapter_switch(model: Any) -> bool:
     if not layers or not all(isinstance(m, LoraLayer) for m in layers):
         return False
     stock_set_adapter = model.set_adapter
+    untyped: Any = model  # peft's plain attributes, which mypy reads as nn.Module's Tensor | Module
     weights_of: dict[str, list] = {}  # adapter name -> its LoRA weights in every layer
 
     def adapter_weights() -> dict[str, list]:
@@ -72,8 +73,8 @@ def install_fast_adapter_switch(model: Any) -> bool:
                     weight.requires_grad_(trainable)
         for layer in layers:
             layer._active_adapter = [adapter_name]
-        model.active_adapter = adapter_name
-        model.base_model.active_adapter = adapter_name
+        untyped.active_adapter = adapter_name  # peft keeps the name on the PeftModel and on its tuner
+        untyped.base_model.active_adapter = adapter_name
 
     @contextmanager
     def disable_adapter() -> Iterator[None]:

@@ -215,7 +215,7 @@ def _count_parameters_once(trainer: Trainer) -> None:
     count: list[int] = []
 
     def floating_point_ops(inputs: dict[str, Any]) -> int:
-        model = trainer.model
+        model: Any = trainer.model  # a PreTrainedModel or a PeftModel around one
         main_input = getattr(model, "main_input_name", "input_ids")
         if main_input not in inputs or not hasattr(model, "num_parameters"):
             return stock(inputs)
