@@ -75,7 +75,7 @@ def load_for_training(
         from tunesmith.core.models.adapter_switch import install_fast_adapter_switch
 
         model = _add_lora(base, lora, model_cfg.source)
-        install_fast_adapter_switch(model)  # DPO's reference pass switches it off every step
+        install_fast_adapter_switch(model)  # DPO's reference pass switches adapters every step
     else:
         base.requires_grad_(True)
     report = None
